@@ -1,0 +1,163 @@
+#include "shim.h"
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <string>
+
+extern "C" bool goProgress(float progress, void * handle); // exported by progress.go
+
+namespace {
+
+std::mutex  g_log_mu;
+int         g_min_level = GGML_LOG_LEVEL_WARN;
+int         g_last_level = GGML_LOG_LEVEL_NONE;
+std::string g_last_error;
+
+void log_cb(enum ggml_log_level level, const char * text, void *) {
+    std::lock_guard<std::mutex> lock(g_log_mu);
+    if (level == GGML_LOG_LEVEL_CONT) {
+        level = (enum ggml_log_level) g_last_level;
+    } else {
+        g_last_level = level;
+        if (level == GGML_LOG_LEVEL_ERROR) {
+            g_last_error.clear();
+        }
+    }
+    if (level == GGML_LOG_LEVEL_ERROR) {
+        g_last_error += text;
+    }
+    if (level >= g_min_level && g_min_level != GGML_LOG_LEVEL_NONE) {
+        fputs(text, stderr);
+    }
+}
+
+void set_err(char * err, size_t n, const char * what) {
+    if (err && n > 0) {
+        snprintf(err, n, "%s", what);
+    }
+}
+
+} // namespace
+
+extern "C" {
+
+void sdtp_log_init(void) { llama_log_set(log_cb, nullptr); }
+
+void sdtp_log_set_level(int min_level) {
+    std::lock_guard<std::mutex> lock(g_log_mu);
+    g_min_level = min_level;
+}
+
+void sdtp_log_take_error(char * buf, size_t n) {
+    std::lock_guard<std::mutex> lock(g_log_mu);
+    std::string e = g_last_error;
+    while (!e.empty() && (e.back() == '\n' || e.back() == ' ')) e.pop_back();
+    set_err(buf, n, e.c_str());
+    g_last_error.clear();
+}
+
+bool sdtp_progress(float progress, void * user_data) { return goProgress(progress, user_data); }
+
+struct llama_model * sdtp_model_load(const char * path, struct llama_model_params params, char * err, size_t n) {
+    try {
+        return llama_model_load_from_file(path, params);
+    } catch (const std::exception & e) {
+        set_err(err, n, e.what());
+    } catch (...) {
+        set_err(err, n, "unknown C++ exception");
+    }
+    return nullptr;
+}
+
+struct llama_context * sdtp_context_new(struct llama_model * model, struct llama_context_params params, char * err, size_t n) {
+    try {
+        return llama_init_from_model(model, params);
+    } catch (const std::exception & e) {
+        set_err(err, n, e.what());
+    } catch (...) {
+        set_err(err, n, "unknown C++ exception");
+    }
+    return nullptr;
+}
+
+int sdtp_decode(struct llama_context * ctx, const llama_token * tokens, int n, int pos0,
+                bool want_last, bool want_all, char * err, size_t n_err) {
+    llama_batch batch = llama_batch_init(n, 0, 1);
+    for (int i = 0; i < n; i++) {
+        batch.token[i]     = tokens[i];
+        batch.pos[i]       = pos0 + i;
+        batch.n_seq_id[i]  = 1;
+        batch.seq_id[i][0] = 0;
+        batch.logits[i]    = want_all || (want_last && i == n - 1);
+    }
+    batch.n_tokens = n;
+    int ret;
+    try {
+        ret = llama_decode(ctx, batch);
+    } catch (const std::exception & e) {
+        set_err(err, n_err, e.what());
+        ret = -100;
+    } catch (...) {
+        set_err(err, n_err, "unknown C++ exception");
+        ret = -100;
+    }
+    llama_batch_free(batch);
+    return ret;
+}
+
+llama_token sdtp_sample(struct llama_sampler * smpl, struct llama_context * ctx, int idx, char * err, size_t n) {
+    try {
+        return llama_sampler_sample(smpl, ctx, idx);
+    } catch (const std::exception & e) {
+        set_err(err, n, e.what());
+    } catch (...) {
+        set_err(err, n, "unknown C++ exception");
+    }
+    return -1;
+}
+
+void sdtp_accept_history(struct llama_sampler * chain, const llama_token * tokens, int n) {
+    for (int i = 0; i < llama_sampler_chain_n(chain); i++) {
+        struct llama_sampler * s = llama_sampler_chain_get(chain, i);
+        if (strcmp(llama_sampler_name(s), "grammar") == 0) {
+            continue;
+        }
+        for (int j = 0; j < n; j++) {
+            llama_sampler_accept(s, tokens[j]);
+        }
+    }
+}
+
+bool sdtp_accept(struct llama_sampler * smpl, llama_token tok, char * err, size_t n) {
+    try {
+        llama_sampler_accept(smpl, tok);
+        return true;
+    } catch (const std::exception & e) {
+        set_err(err, n, e.what());
+    } catch (...) {
+        set_err(err, n, "unknown C++ exception");
+    }
+    return false;
+}
+
+bool sdtp_state_save(struct llama_context * ctx, const char * path, const llama_token * tokens, size_t n, char * err, size_t n_err) {
+    try {
+        return llama_state_save_file(ctx, path, tokens, n);
+    } catch (const std::exception & e) {
+        set_err(err, n_err, e.what());
+    }
+    return false;
+}
+
+bool sdtp_state_load(struct llama_context * ctx, const char * path, llama_token * tokens, size_t cap, size_t * n_out, char * err, size_t n_err) {
+    try {
+        return llama_state_load_file(ctx, path, tokens, cap, n_out);
+    } catch (const std::exception & e) {
+        set_err(err, n_err, e.what());
+    }
+    return false;
+}
+
+} // extern "C"

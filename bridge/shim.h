@@ -1,0 +1,47 @@
+// Exception-safe C entry points over llama.cpp. llama.cpp is C++ and some of
+// its paths throw (grammar, decode, state I/O); an exception unwinding into Go
+// kills the process, so every call that may throw goes through here.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "llama.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// Logging: llama.cpp and ggml log through this; messages at or above
+// min_level go to stderr, and the last ERROR line is kept for Go errors.
+void        sdtp_log_init(void);
+void        sdtp_log_set_level(int min_level);
+// Copies the last error line logged on any thread into buf and clears it.
+void        sdtp_log_take_error(char * buf, size_t n);
+
+// Progress callback trampoline for model loading: user_data is a cgo.Handle.
+bool        sdtp_progress(float progress, void * user_data);
+
+struct llama_model *   sdtp_model_load(const char * path, struct llama_model_params params, char * err, size_t n);
+struct llama_context * sdtp_context_new(struct llama_model * model, struct llama_context_params params, char * err, size_t n);
+
+// Decodes n tokens at positions pos0.. into sequence 0. Logits are computed
+// for the last token only when want_last is set, for every token when
+// want_all is set. Returns llama_decode's code, or -100 on an exception.
+int         sdtp_decode(struct llama_context * ctx, const llama_token * tokens, int n, int pos0,
+                        bool want_last, bool want_all, char * err, size_t n_err);
+
+// Samples the token at output row idx and accepts it. Returns -1 (and fills
+// err) when the sampler threw, e.g. a grammar with no valid continuation.
+llama_token sdtp_sample(struct llama_sampler * smpl, struct llama_context * ctx, int idx, char * err, size_t n);
+// Feeds prompt tokens to the chain's history (penalties) but not to a
+// grammar, which constrains only what is generated.
+void        sdtp_accept_history(struct llama_sampler * chain, const llama_token * tokens, int n);
+// Accepts an externally chosen token; false (and err) if it threw.
+bool        sdtp_accept(struct llama_sampler * smpl, llama_token tok, char * err, size_t n);
+
+bool        sdtp_state_save(struct llama_context * ctx, const char * path, const llama_token * tokens, size_t n, char * err, size_t n_err);
+bool        sdtp_state_load(struct llama_context * ctx, const char * path, llama_token * tokens, size_t cap, size_t * n_out, char * err, size_t n_err);
+
+#ifdef __cplusplus
+}
+#endif

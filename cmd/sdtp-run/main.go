@@ -1,0 +1,140 @@
+// Command sdtp-run generates a continuation of a prompt with a GGUF model.
+//
+//	sdtp-run -p "The capital of France is" -n 32
+//	sdtp-run -f prompt.txt --json
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/schollz/progressbar/v3"
+	flag "github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/llama"
+)
+
+type config struct {
+	model      string
+	prompt     string
+	promptFile string
+	nPredict   int
+	threads    int
+	ctxSize    int
+	temp       float32
+	topK       int
+	topP       float32
+	seed       int
+	json       bool
+}
+
+// report is what --json prints.
+type report struct {
+	PromptTokens    int     `json:"prompt_tokens"`
+	GeneratedTokens int     `json:"generated_tokens"`
+	PrefillMS       float64 `json:"prefill_ms"`
+	DecodeMS        float64 `json:"decode_ms"`
+	Text            string  `json:"text"`
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "sdtp-run:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("sdtp-run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVarP(&c.model, "model", "m", cache.DefaultModel(), "GGUF model file")
+	fs.StringVarP(&c.prompt, "prompt", "p", "", "prompt text")
+	fs.StringVarP(&c.promptFile, "file", "f", "", "read the prompt from a file")
+	fs.IntVarP(&c.nPredict, "n-predict", "n", 128, "tokens to generate (0 = until end of text or full context)")
+	fs.IntVarP(&c.threads, "threads", "t", 0, "CPU threads (0 = all cores)")
+	fs.IntVarP(&c.ctxSize, "ctx-size", "c", 4096, "context window in tokens (0 = the model's training context)")
+	fs.Float32Var(&c.temp, "temp", 0.8, "sampling temperature (0 = greedy)")
+	fs.IntVar(&c.topK, "top-k", 40, "top-k sampling (0 = off)")
+	fs.Float32Var(&c.topP, "top-p", 0.95, "top-p sampling (1 = off)")
+	fs.IntVar(&c.seed, "seed", -1, "sampling seed (-1 = random)")
+	fs.BoolVar(&c.json, "json", false, "print one JSON object with the text, token counts and timings at the end")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q (the prompt goes after -p)", fs.Arg(0))
+	}
+	switch {
+	case c.prompt != "" && c.promptFile != "":
+		return c, errors.New("give either --prompt or --file, not both")
+	case c.promptFile != "":
+		b, err := os.ReadFile(c.promptFile)
+		if err != nil {
+			return c, err
+		}
+		c.prompt = string(b)
+	case c.prompt == "":
+		return c, errors.New("no prompt: use -p TEXT or -f FILE")
+	}
+	if c.nPredict < 0 || c.threads < 0 || c.ctxSize < 0 {
+		return c, errors.New("--n-predict, --threads and --ctx-size must not be negative")
+	}
+	return c, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.model); err != nil && c.model == cache.DefaultModel() {
+		return fmt.Errorf("default model not found at %s: run `make deps` first, or pass -m MODEL.gguf", c.model)
+	}
+	modelOpts := []llama.ModelOption{llama.SetContext(c.ctxSize)}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		bar := progressbar.NewOptions(100, progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("loading model"), progressbar.OptionClearOnFinish())
+		modelOpts = append(modelOpts, llama.SetLoadProgress(func(p float32) bool {
+			_ = bar.Set(int(p * 100))
+			return true
+		}))
+		defer bar.Finish()
+	}
+	l, err := llama.New(c.model, modelOpts...)
+	if err != nil {
+		return err
+	}
+	defer l.Free()
+
+	stream := func(piece string) bool {
+		if !c.json {
+			fmt.Fprint(stdout, piece)
+		}
+		return true
+	}
+	res, err := l.Generate(c.prompt,
+		llama.SetTokens(c.nPredict), llama.SetThreads(c.threads), llama.SetTemperature(c.temp),
+		llama.SetTopK(c.topK), llama.SetTopP(c.topP), llama.SetSeed(c.seed), llama.SetTokenCallback(stream))
+	if err != nil {
+		return err
+	}
+	if !c.json {
+		fmt.Fprintln(stdout)
+		return nil
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(report{
+		PromptTokens:    res.PromptTokens,
+		GeneratedTokens: res.GeneratedTokens,
+		PrefillMS:       float64(res.Prefill.Microseconds()) / 1000,
+		DecodeMS:        float64(res.Decode.Microseconds()) / 1000,
+		Text:            res.Text,
+	})
+}

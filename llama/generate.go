@@ -1,0 +1,289 @@
+package llama
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sdtp/sdtp/bridge"
+)
+
+// Result is one generation with its token counts and timings.
+type Result struct {
+	Text            string
+	PromptTokens    int
+	ReusedTokens    int // prompt tokens already in the KV cache (prefix reuse)
+	GeneratedTokens int
+	Prefill         time.Duration
+	Decode          time.Duration
+}
+
+// Predict generates a continuation of text and returns it (without the
+// prompt).
+func (l *LLama) Predict(text string, opts ...PredictOption) (string, error) {
+	res, err := l.Generate(text, opts...)
+	return res.Text, err
+}
+
+// Generate is Predict with token counts and timings.
+func (l *LLama) Generate(text string, opts ...PredictOption) (Result, error) {
+	if err := l.lock(); err != nil {
+		return Result{}, err
+	}
+	defer l.mu.Unlock()
+	po := NewPredictOptions(opts...)
+	var res Result
+	toks, err := l.promptTokens(text, po)
+	if err != nil {
+		return res, err
+	}
+	if err := l.timedPrefill(toks, po, &res); err != nil {
+		return res, err
+	}
+	smp, err := l.newSampler(po, toks)
+	if err != nil {
+		return res, err
+	}
+	defer smp.Free()
+
+	out := l.newOutput(po)
+	start := time.Now()
+	err = l.sampleLoop(smp, po, len(toks), out, &res)
+	res.Decode = time.Since(start)
+	res.Text = out.finish()
+	if err == nil {
+		err = l.savePromptCache(po, po.PromptCacheAll)
+	}
+	l.debugf(po, res)
+	return res, err
+}
+
+// Eval feeds text into the context without generating, so a later Predict
+// whose prompt starts with it reuses the work.
+func (l *LLama) Eval(text string, opts ...PredictOption) error {
+	if err := l.lock(); err != nil {
+		return err
+	}
+	defer l.mu.Unlock()
+	po := NewPredictOptions(opts...)
+	toks, err := l.promptTokens(text, po)
+	if err != nil {
+		return err
+	}
+	var res Result
+	return l.timedPrefill(toks, po, &res)
+}
+
+// promptTokens validates the per-call options and tokenizes the prompt.
+func (l *LLama) promptTokens(text string, po PredictOptions) ([]int32, error) {
+	switch {
+	case po.Tokens < 0:
+		return nil, fmt.Errorf("llama: tokens to predict %d is negative", po.Tokens)
+	case po.Threads < 0:
+		return nil, fmt.Errorf("llama: threads %d is negative (0 = all cores)", po.Threads)
+	case po.Batch < 0:
+		return nil, fmt.Errorf("llama: batch %d is negative", po.Batch)
+	}
+	toks, err := l.model.Tokenize(text, true, false)
+	if err != nil {
+		return nil, err
+	}
+	if len(toks) == 0 {
+		return nil, errors.New("llama: empty prompt (the model adds no BOS token)")
+	}
+	if len(toks) >= l.ctx.NCtx() {
+		return nil, fmt.Errorf("%w: prompt of %d tokens needs a context of at least %d (have %d; raise SetContext)",
+			ErrContextFull, len(toks), len(toks)+1, l.ctx.NCtx())
+	}
+	return toks, nil
+}
+
+// timedPrefill brings the KV cache to hold exactly toks, reusing the longest
+// cached prefix (from memory or the prompt cache file), and leaves the
+// logits of the last prompt token ready.
+func (l *LLama) timedPrefill(toks []int32, po PredictOptions, res *Result) error {
+	start := time.Now()
+	defer func() { res.Prefill = time.Since(start) }()
+	res.PromptTokens = len(toks)
+	l.ctx.SetThreads(po.Threads)
+
+	if po.PathPromptCache != "" && commonPrefix(l.cached, toks) < len(toks)-1 {
+		if _, err := os.Stat(po.PathPromptCache); err == nil {
+			cached, err := l.ctx.LoadState(po.PathPromptCache)
+			if err != nil {
+				l.cached = nil
+				return fmt.Errorf("llama: prompt cache: %w", err)
+			}
+			l.cached = cached
+		}
+	}
+	n := min(commonPrefix(l.cached, toks), len(toks)-1) // the last token is re-run for its logits
+	if n < len(l.cached) && !l.ctx.Truncate(n) {
+		l.ctx.Clear()
+		n = 0
+	}
+	l.cached = l.cached[:n]
+	res.ReusedTokens = n
+
+	chunk := l.ctx.NBatch()
+	if po.Batch > 0 && po.Batch < chunk {
+		chunk = po.Batch
+	}
+	for start := n; start < len(toks); start += chunk {
+		end := min(start+chunk, len(toks))
+		outputs := bridge.OutputNone
+		if end == len(toks) {
+			outputs = bridge.OutputLast
+		}
+		if err := l.ctx.Decode(toks[start:end], start, outputs); err != nil {
+			l.resetCache()
+			return err
+		}
+		l.cached = append(l.cached, toks[start:end]...)
+	}
+	return l.savePromptCache(po, true)
+}
+
+// savePromptCache writes the state file when the options ask for it.
+func (l *LLama) savePromptCache(po PredictOptions, now bool) error {
+	if po.PathPromptCache == "" || po.PromptCacheRO || !now {
+		return nil
+	}
+	if err := l.ctx.SaveState(po.PathPromptCache, l.cached); err != nil {
+		return fmt.Errorf("llama: prompt cache: %w", err)
+	}
+	return nil
+}
+
+func (l *LLama) resetCache() {
+	l.ctx.Clear()
+	l.cached = nil
+}
+
+// sampleLoop samples, emits and decodes tokens until a stop condition.
+func (l *LLama) sampleLoop(smp *bridge.Sampler, po PredictOptions, promptLen int, out *output, res *Result) error {
+	for po.Tokens == 0 || res.GeneratedTokens < po.Tokens {
+		tok, err := smp.Sample(l.ctx, -1)
+		if err != nil {
+			return err
+		}
+		if l.model.IsEOG(tok) {
+			return nil
+		}
+		res.GeneratedTokens++
+		if out.add(l.model.TokenPiece(tok)) || res.GeneratedTokens == po.Tokens {
+			return nil
+		}
+		if len(l.cached) >= l.ctx.NCtx() {
+			if po.Tokens == 0 {
+				return nil // "until EOS": the window bounds the output
+			}
+			if err := l.shiftContext(po, promptLen); err != nil {
+				return err
+			}
+		}
+		if err := l.ctx.Decode([]int32{tok}, len(l.cached), bridge.OutputLast); err != nil {
+			l.resetCache()
+			return err
+		}
+		l.cached = append(l.cached, tok)
+	}
+	return nil
+}
+
+// shiftContext makes room when generation fills the window, as llama.cpp's
+// main example does: keep the first NKeep prompt tokens, drop half of the
+// rest, and slide the remainder down.
+func (l *LLama) shiftContext(po PredictOptions, promptLen int) error {
+	keep := po.NKeep
+	if keep < 0 || keep > promptLen {
+		keep = promptLen
+	}
+	keep = max(keep, 1) // never drop BOS
+	discard := (len(l.cached) - keep) / 2
+	if discard == 0 || !l.ctx.CanShift() || !l.ctx.Discard(keep, discard, len(l.cached)) {
+		return fmt.Errorf("%w: %d tokens generated and the cache cannot shift (NKeep %d)", ErrContextFull, len(l.cached)-promptLen, keep)
+	}
+	l.cached = append(l.cached[:keep], l.cached[keep+discard:]...)
+	return nil
+}
+
+func (l *LLama) newSampler(po PredictOptions, prompt []int32) (*bridge.Sampler, error) {
+	bias, err := parseLogitBias(po.LogitBias)
+	if err != nil {
+		return nil, err
+	}
+	if po.IgnoreEOS {
+		for _, t := range l.model.EOGTokens() {
+			bias = append(bias, bridge.LogitBias{Token: t, Bias: float32(math.Inf(-1))})
+		}
+	}
+	seed := uint32(0xFFFFFFFF) // llama.cpp's "random seed"
+	if po.Seed >= 0 {
+		seed = uint32(po.Seed)
+	}
+	smp, err := bridge.NewSampler(l.model, bridge.SamplerParams{
+		Seed:            seed,
+		Temperature:     po.Temperature,
+		TopK:            po.TopK,
+		TopP:            po.TopP,
+		TypicalP:        po.TypicalP,
+		RepeatLastN:     po.Repeat,
+		RepeatPenalty:   po.Penalty,
+		FreqPenalty:     po.FrequencyPenalty,
+		PresencePenalty: po.PresencePenalty,
+		Mirostat:        po.Mirostat,
+		MirostatTau:     po.MirostatTAU,
+		MirostatEta:     po.MirostatETA,
+		LogitBias:       bias,
+		Grammar:         po.Grammar,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("llama: %w", err)
+	}
+	smp.AcceptPrompt(prompt)
+	return smp, nil
+}
+
+// parseLogitBias reads go-llama.cpp's "TOKEN+BIAS" / "TOKEN-BIAS" entries
+// (e.g. "15043+1 2-inf"), separated by spaces or commas.
+func parseLogitBias(s string) ([]bridge.LogitBias, error) {
+	var out []bridge.LogitBias
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' || r == '\n' }) {
+		i := strings.IndexAny(f, "+-")
+		if i <= 0 {
+			return nil, fmt.Errorf("llama: logit bias %q: want TOKEN+BIAS or TOKEN-BIAS", f)
+		}
+		tok, err := strconv.ParseInt(f[:i], 10, 32)
+		if err != nil || tok < 0 {
+			return nil, fmt.Errorf("llama: logit bias %q: bad token id", f)
+		}
+		bias, err := strconv.ParseFloat(f[i:], 32)
+		if err != nil || math.IsNaN(bias) {
+			return nil, fmt.Errorf("llama: logit bias %q: bad bias", f)
+		}
+		out = append(out, bridge.LogitBias{Token: int32(tok), Bias: float32(bias)})
+	}
+	return out, nil
+}
+
+func commonPrefix(a, b []int32) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+func (l *LLama) debugf(po PredictOptions, r Result) {
+	if !po.DebugMode {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "llama: prompt %d tokens (%d reused) in %v; generated %d tokens in %v (%.1f tok/s)\n",
+		r.PromptTokens, r.ReusedTokens, r.Prefill.Round(time.Microsecond), r.GeneratedTokens,
+		r.Decode.Round(time.Microsecond), float64(r.GeneratedTokens)/max(r.Decode.Seconds(), 1e-9))
+}

@@ -1,0 +1,250 @@
+// Package llama is a drop-in replacement for github.com/go-skynet/go-llama.cpp
+// on a current llama.cpp: the same identifiers and signatures, so a program
+// changes only its import path.
+//
+// Concurrency: a *LLama holds one model and one context (KV cache). Its
+// methods may be called from several goroutines; calls that use the context
+// (Predict, Eval, Embeddings, SaveState, ...) run one at a time. For parallel
+// generation, load one *LLama per worker.
+package llama
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-sdtp/sdtp/bridge"
+)
+
+var nextID atomic.Uint64
+
+// ErrFreed is returned by methods called after Free.
+var ErrFreed = errors.New("llama: model already freed")
+
+// ErrContextFull wraps every error caused by a prompt or a generation that
+// does not fit in the context window.
+var ErrContextFull = bridge.ErrContextFull
+
+type LLama struct {
+	id       uint64     // creation order, for deadlock-free pair locking
+	mu       sync.Mutex // serialises use of ctx and cached
+	model    *bridge.Model
+	ctx      *bridge.Context
+	lora     *bridge.Lora
+	cached   []int32 // tokens whose K/V the context holds; index = position
+	opts     ModelOptions
+	callback struct {
+		sync.Mutex
+		fn func(string) bool // set by SetTokenCallback
+	}
+}
+
+// New loads a GGUF model and creates its context.
+func New(model string, opts ...ModelOption) (*LLama, error) {
+	mo := NewModelOptions(opts...)
+	mp, cp, err := loadParams(mo)
+	if err != nil {
+		return nil, err
+	}
+	if mo.NUMA {
+		bridge.InitNUMA()
+	}
+	m, err := bridge.LoadModel(model, mp)
+	if err != nil {
+		return nil, err
+	}
+	l := &LLama{id: nextID.Add(1), model: m, opts: mo}
+	if l.ctx, err = m.NewContext(cp); err != nil {
+		l.Free()
+		return nil, err
+	}
+	if mo.LoraAdapter != "" {
+		if l.lora, err = m.LoadLora(mo.LoraAdapter); err != nil {
+			l.Free()
+			return nil, err
+		}
+		if err := l.ctx.SetLora(l.lora, 1); err != nil {
+			l.Free()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// loadParams validates ModelOptions and maps them onto the bridge.
+func loadParams(mo ModelOptions) (bridge.ModelParams, bridge.ContextParams, error) {
+	var mp bridge.ModelParams
+	var cp bridge.ContextParams
+	if mo.ContextSize < 0 {
+		return mp, cp, fmt.Errorf("llama: context size %d is negative", mo.ContextSize)
+	}
+	if mo.NBatch < 0 {
+		return mp, cp, fmt.Errorf("llama: batch size %d is negative", mo.NBatch)
+	}
+	mp = bridge.ModelParams{GPULayers: mo.NGPULayers, UseMMap: mo.MMap, UseMlock: mo.MLock, Progress: mo.Progress}
+	if mo.MainGPU != "" {
+		gpu, err := strconv.Atoi(strings.TrimSpace(mo.MainGPU))
+		if err != nil || gpu < 0 {
+			return mp, cp, fmt.Errorf("llama: main GPU %q is not a device index", mo.MainGPU)
+		}
+		mp.MainGPU = gpu
+	}
+	if mo.TensorSplit != "" {
+		for _, f := range strings.Split(mo.TensorSplit, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 32)
+			if err != nil || v < 0 {
+				return mp, cp, fmt.Errorf("llama: tensor split %q: want comma-separated non-negative numbers", mo.TensorSplit)
+			}
+			mp.TensorSplit = append(mp.TensorSplit, float32(v))
+		}
+	}
+	cp = bridge.ContextParams{NCtx: mo.ContextSize, NBatch: mo.NBatch, Embeddings: mo.Embeddings}
+	if mo.FreqRopeBase != DefaultModelOptions.FreqRopeBase || mo.FreqRopeScale != DefaultModelOptions.FreqRopeScale {
+		cp.RopeFreqBase, cp.RopeFreqScale = mo.FreqRopeBase, mo.FreqRopeScale
+	}
+	return mp, cp, nil
+}
+
+// Free releases the context, the adapter and the model. Later calls return
+// ErrFreed.
+func (l *LLama) Free() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ctx != nil {
+		l.ctx.Free()
+		l.ctx = nil
+	}
+	if l.lora != nil {
+		l.lora.Free()
+		l.lora = nil
+	}
+	if l.model != nil {
+		l.model.Free()
+		l.model = nil
+	}
+	l.cached = nil
+}
+
+// lock takes the context lock; it fails once the model is freed.
+func (l *LLama) lock() error {
+	l.mu.Lock()
+	if l.model == nil {
+		l.mu.Unlock()
+		return ErrFreed
+	}
+	return nil
+}
+
+// SaveState writes the KV cache and its tokens to dst.
+func (l *LLama) SaveState(dst string) error {
+	if err := l.lock(); err != nil {
+		return err
+	}
+	defer l.mu.Unlock()
+	return l.ctx.SaveState(dst, l.cached)
+}
+
+// LoadState restores a file written by SaveState; the next Predict or Eval
+// reuses it for a prompt that starts with the saved tokens.
+func (l *LLama) LoadState(state string) error {
+	if err := l.lock(); err != nil {
+		return err
+	}
+	defer l.mu.Unlock()
+	toks, err := l.ctx.LoadState(state)
+	if err != nil {
+		l.cached = nil
+		return err
+	}
+	l.cached = toks
+	return nil
+}
+
+// TokenizeString returns the number of tokens and the tokens of text,
+// starting with BOS where the model adds one.
+func (l *LLama) TokenizeString(text string, opts ...PredictOption) (int32, []int32, error) {
+	if err := l.lock(); err != nil {
+		return 0, nil, err
+	}
+	defer l.mu.Unlock()
+	toks, err := l.model.Tokenize(text, true, false)
+	if err != nil {
+		return 0, nil, err
+	}
+	return int32(len(toks)), toks, nil
+}
+
+// Embeddings returns the embedding of text: the model's pooled embedding
+// when it defines pooling, else the hidden state of the last token
+// (length n_embd). The model must be loaded with EnableEmbeddings.
+func (l *LLama) Embeddings(text string, opts ...PredictOption) ([]float32, error) {
+	if err := l.lock(); err != nil {
+		return nil, err
+	}
+	defer l.mu.Unlock()
+	toks, err := l.model.Tokenize(text, true, false)
+	if err != nil {
+		return nil, err
+	}
+	return l.embed(toks, NewPredictOptions(opts...))
+}
+
+// TokenEmbeddings is Embeddings for already tokenized input.
+func (l *LLama) TokenEmbeddings(tokens []int, opts ...PredictOption) ([]float32, error) {
+	if err := l.lock(); err != nil {
+		return nil, err
+	}
+	defer l.mu.Unlock()
+	toks := make([]int32, len(tokens))
+	for i, t := range tokens {
+		if t < 0 || t >= l.model.NVocab() {
+			return nil, fmt.Errorf("llama: token %d at index %d is outside the vocabulary of %d", t, i, l.model.NVocab())
+		}
+		toks[i] = int32(t)
+	}
+	return l.embed(toks, NewPredictOptions(opts...))
+}
+
+func (l *LLama) embed(toks []int32, po PredictOptions) ([]float32, error) {
+	if !l.opts.Embeddings {
+		return nil, errors.New("llama: model loaded without embeddings (use EnableEmbeddings)")
+	}
+	if len(toks) == 0 {
+		return nil, errors.New("llama: nothing to embed")
+	}
+	if len(toks) > l.ctx.NCtx() {
+		return nil, fmt.Errorf("%w: %d tokens, context of %d", ErrContextFull, len(toks), l.ctx.NCtx())
+	}
+	l.ctx.SetThreads(po.Threads)
+	// Embeddings need a fresh sequence: the cached prompt is dropped.
+	l.ctx.Clear()
+	l.cached = nil
+	if err := l.ctx.Decode(toks, 0, bridge.OutputLast); err != nil {
+		l.ctx.Clear()
+		return nil, err
+	}
+	emb, err := l.ctx.Embedding()
+	l.ctx.Clear()
+	return emb, err
+}
+
+// SetTokenCallback sets a callback for every piece of text Predict
+// generates; returning false stops the prediction. nil removes it. It may
+// be called while a prediction runs. A callback given in PredictOptions
+// takes precedence for that call.
+func (l *LLama) SetTokenCallback(callback func(token string) bool) {
+	l.callback.Lock()
+	l.callback.fn = callback
+	l.callback.Unlock()
+}
+
+// tokenCallback returns the callback set by SetTokenCallback at call time.
+func (l *LLama) tokenCallback(piece string) bool {
+	l.callback.Lock()
+	fn := l.callback.fn
+	l.callback.Unlock()
+	return fn == nil || fn(piece)
+}
