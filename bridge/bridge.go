@@ -2,13 +2,17 @@
 //
 // llama.cpp (libllama, ggml and the CPU backend) is compiled by the Go
 // toolchain from the pinned github.com/ollama/ollama module, which vendors
-// upstream llama.cpp; headers come through third_party/ (see `make deps`).
+// upstream llama.cpp. Its headers come from third_party/ in a clone (see
+// `make deps`), or, when this module is itself a dependency in the module
+// cache, from the ollama module beside it.
 // Every C++ call that can throw goes through shim.cpp, so a llama.cpp
 // failure becomes a Go error instead of a crash.
 package bridge
 
 /*
 #cgo CPPFLAGS: -I${SRCDIR}/../third_party/llama.cpp/include -I${SRCDIR}/../third_party/ggml/include
+#cgo CPPFLAGS: -I${SRCDIR}/../../../ollama/ollama@v0.17.4/llama/llama.cpp/include
+#cgo CPPFLAGS: -I${SRCDIR}/../../../ollama/ollama@v0.17.4/ml/backend/ggml/ggml/include
 #cgo CXXFLAGS: -std=c++17
 #include <stdlib.h>
 #include "shim.h"

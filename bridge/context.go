@@ -21,7 +21,7 @@ type ContextParams struct {
 	NCtx          int // context window in tokens; 0 = the model's training context
 	NBatch        int // tokens per llama_decode call
 	NUBatch       int // tokens per compute graph; 0 = NBatch
-	Threads       int // 0 = all cores
+	Threads       int // 0 or more than the cores = all cores
 	Embeddings    bool
 	RopeFreqBase  float32 // 0 = from the model
 	RopeFreqScale float32 // 0 = from the model
@@ -68,8 +68,12 @@ func (m *Model) NewContext(p ContextParams) (*Context, error) {
 	return &Context{ptr: ptr, model: m, nBatch: int(C.llama_n_batch(ptr))}, nil
 }
 
+// resolveThreads maps 0 to all cores and caps larger requests at the core
+// count: ggml's workers spin while they wait, so oversubscribed threads
+// (go-llama.cpp's default of 4 on a 2-core machine) make decoding many
+// times slower, never faster.
 func resolveThreads(n int) int {
-	if n <= 0 {
+	if n <= 0 || n > runtime.NumCPU() {
 		return runtime.NumCPU()
 	}
 	return n

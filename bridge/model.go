@@ -154,6 +154,9 @@ func (m *Model) Desc() string {
 	return string(buf[:max(0, min(int(n), len(buf)-1))])
 }
 
+// BOS is the beginning-of-sequence token (-1 if none).
+func (m *Model) BOS() int32 { return int32(C.llama_vocab_bos(m.vocab)) }
+
 // IsEOG reports whether tok ends generation (EOS, EOT, ...).
 func (m *Model) IsEOG(tok int32) bool { return bool(C.llama_vocab_is_eog(m.vocab, C.llama_token(tok))) }
 

@@ -83,7 +83,7 @@ func (p *parser) u64(what string) (uint64, error) {
 // str reads a length-prefixed string of at most maxLen bytes (maxLen < 0:
 // bounded only by the file).
 func (p *parser) str(what string, maxLen int64) (string, error) {
-	n, err := p.u64(what + " length")
+	n, err := p.u64(what)
 	if err != nil {
 		return "", err
 	}

@@ -96,7 +96,9 @@ func NewArray[T Elem](s []T) Array {
 }
 
 // NestedArray returns an array whose elements are arrays (which may have
-// different element types and lengths).
+// different element types and lengths). Nested arrays are valid GGUF, but
+// note that llama.cpp's own gguf reader rejects them ("invalid GGUF type"),
+// so do not put them into files meant for llama.cpp.
 func NestedArray(elems ...Array) Array {
 	if elems == nil {
 		elems = []Array{}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/gguf/testmodel"
+)
+
+func tinyModel(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	require.NoError(t, testmodel.Write(path, testmodel.Gemma3()))
+	return path
+}
+
+func TestRunJSON(t *testing.T) {
+	model := tinyModel(t)
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"-m", model, "-p", "the cat sat", "-n", "12", "--temp", "0", "-t", "2", "-c", "256", "--json"}, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	var r report
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &r), stdout.String())
+	assert.Greater(t, r.PromptTokens, 3)
+	assert.LessOrEqual(t, r.GeneratedTokens, 12)
+	assert.Greater(t, r.PrefillMS, 0.0)
+	if r.GeneratedTokens > 0 {
+		assert.NotEmpty(t, r.Text)
+	}
+}
+
+func TestRunStreamsTextFromFile(t *testing.T) {
+	model := tinyModel(t)
+	prompt := filepath.Join(t.TempDir(), "prompt.txt")
+	require.NoError(t, os.WriteFile(prompt, []byte("the dog ran"), 0o644))
+	var plain, asJSON, stderr bytes.Buffer
+	args := []string{"-m", model, "-f", prompt, "-n", "10", "--temp", "0", "--seed", "1"}
+	require.NoError(t, run(args, &plain, &stderr))
+	require.NoError(t, run(append(args, "--json"), &asJSON, &stderr))
+	var r report
+	require.NoError(t, json.Unmarshal(asJSON.Bytes(), &r))
+	// A random model emits stray bytes; JSON carries each as U+FFFD.
+	assert.Equal(t, r.Text+"\n", perByteValid(plain.String()), "streamed text equals the final text")
+}
+
+// perByteValid replaces every invalid byte by U+FFFD, as encoding/json does.
+func perByteValid(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func TestRunErrors(t *testing.T) {
+	model := tinyModel(t)
+	for name, args := range map[string][]string{
+		"no prompt":       {"-m", model},
+		"both prompts":    {"-m", model, "-p", "x", "-f", "y"},
+		"missing file":    {"-m", model, "-f", "/nonexistent/prompt.txt"},
+		"missing model":   {"-m", "/nonexistent/model.gguf", "-p", "x"},
+		"negative n":      {"-m", model, "-p", "x", "-n", "-3"},
+		"stray arg":       {"-m", model, "-p", "x", "extra"},
+		"unknown flag":    {"--bogus"},
+		"prompt too long": {"-m", model, "-c", "256", "-p", string(bytes.Repeat([]byte("the cat "), 300))},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			assert.Error(t, run(args, &stdout, &stderr))
+		})
+	}
+}

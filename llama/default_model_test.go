@@ -1,0 +1,80 @@
+package llama
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/internal/cache"
+)
+
+// loadDefault loads the default model (Gemma 3 270M Q4_K_M) that `make deps`
+// fetches; these are the integration tests.
+func loadDefault(t *testing.T, opts ...ModelOption) *LLama {
+	t.Helper()
+	path := cache.DefaultModel()
+	_, err := os.Stat(path)
+	require.NoError(t, err, "default model missing: run `make deps` (or `make test`)")
+	l, err := New(path, append([]ModelOption{SetContext(1024)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(l.Free)
+	return l
+}
+
+func TestDefaultModelGreedyIsDeterministicAndCacheSafe(t *testing.T) {
+	l := loadDefault(t)
+	greedy := []PredictOption{SetTemperature(0), SetTokens(24), SetThreads(2)}
+	const a, b = "The capital of France is", "def fibonacci(n):"
+
+	first, err := l.Predict(a, greedy...)
+	require.NoError(t, err)
+	assert.NotEmpty(t, first)
+
+	other, err := l.Predict(b, greedy...)
+	require.NoError(t, err)
+	assert.NotEqual(t, first, other)
+
+	// Same prompt again: the cache now holds b, so a is re-evaluated, and a
+	// third call reuses a's whole prefix; all must give the same text.
+	again, err := l.Predict(a, greedy...)
+	require.NoError(t, err)
+	assert.Equal(t, first, again)
+	res, err := l.Generate(a, greedy...)
+	require.NoError(t, err)
+	assert.Equal(t, first, res.Text)
+	assert.Equal(t, res.PromptTokens-1, res.ReusedTokens, "the cached prompt prefix is reused")
+}
+
+func TestDefaultModelTokenizeAndEmbeddings(t *testing.T) {
+	l := loadDefault(t, EnableEmbeddings)
+	n, toks, err := l.TokenizeString("Hello world")
+	require.NoError(t, err)
+	assert.Equal(t, int32(len(toks)), n)
+	assert.Equal(t, int32(2), toks[0], "Gemma's BOS comes first")
+	assert.Equal(t, "Hello world", l.model.Detokenize(toks))
+
+	emb, err := l.Embeddings("Hello world")
+	require.NoError(t, err)
+	assert.Len(t, emb, 640, "Gemma 3 270M has n_embd = 640")
+	nonzero := 0
+	for _, v := range emb {
+		if v != 0 {
+			nonzero++
+		}
+	}
+	assert.Greater(t, nonzero, 600)
+
+	same, err := l.TokenEmbeddings(toInts(toks))
+	require.NoError(t, err)
+	assert.Equal(t, emb, same)
+}
+
+func toInts(toks []int32) []int {
+	out := make([]int, len(toks))
+	for i, t := range toks {
+		out[i] = int(t)
+	}
+	return out
+}
