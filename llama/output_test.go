@@ -77,4 +77,3 @@ func TestParseLogitBias(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, empty)
 }
-
