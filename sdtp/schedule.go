@@ -1,0 +1,106 @@
+// Package sdtp is the pruning algorithm: where to prune (Schedule), which
+// tokens survive (Select), and what it saves (accounting).
+package sdtp
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Paper defaults (arXiv 2504.04514): 10 stages, keep 90% of the live tokens
+// at each, so 0.9^10 ≈ 35% of the prompt reaches the last layers.
+const (
+	DefaultStages    = 10
+	DefaultKeepRatio = 0.9
+)
+
+// Schedule says where pruning happens: before layer Layers[s], the live
+// tokens are scored and a fraction KeepRatios[s] of them continue.
+type Schedule struct {
+	Layers     []int
+	KeepRatios []float64
+}
+
+// DefaultSchedule scales the paper's 32-layer placement (layers 4, 7, …, 31)
+// to nLayer layers: the first stage at round(nLayer/8), the last at the
+// final layer, the rest evenly between. Models too shallow for 10 distinct
+// layers get one stage per layer from the first. docs/SCHEDULES.md lists
+// the result for common depths.
+func DefaultSchedule(nLayer int, keepRatio float64) (Schedule, error) {
+	if nLayer < 2 {
+		return Schedule{}, fmt.Errorf("sdtp: a %d-layer model has no layer to prune before", nLayer)
+	}
+	first := max(1, int(math.Round(float64(nLayer)/8)))
+	span := float64(nLayer - 1 - first)
+	var s Schedule
+	for i := range DefaultStages {
+		l := first + int(math.Round(float64(i)*span/float64(DefaultStages-1)))
+		if len(s.Layers) > 0 && l == s.Layers[len(s.Layers)-1] {
+			continue
+		}
+		s.Layers = append(s.Layers, l)
+		s.KeepRatios = append(s.KeepRatios, keepRatio)
+	}
+	return s, s.Validate(nLayer)
+}
+
+// Validate checks the schedule against a model depth.
+func (s Schedule) Validate(nLayer int) error {
+	if len(s.Layers) == 0 {
+		return fmt.Errorf("sdtp: schedule has no stages")
+	}
+	if len(s.Layers) != len(s.KeepRatios) {
+		return fmt.Errorf("sdtp: %d pruning layers but %d keep ratios", len(s.Layers), len(s.KeepRatios))
+	}
+	for i, l := range s.Layers {
+		if l < 1 || l >= nLayer {
+			return fmt.Errorf("sdtp: pruning layer %d out of range: must be in [1, %d] for a %d-layer model", l, nLayer-1, nLayer)
+		}
+		if i > 0 && l <= s.Layers[i-1] {
+			return fmt.Errorf("sdtp: pruning layers must be strictly increasing, got %d after %d", l, s.Layers[i-1])
+		}
+		if r := s.KeepRatios[i]; !(r > 0 && r <= 1) {
+			return fmt.Errorf("sdtp: keep ratio %v at layer %d must be in (0, 1]", r, l)
+		}
+	}
+	return nil
+}
+
+// Cumulative is the fraction of (unprotected) tokens alive after each stage.
+func (s Schedule) Cumulative() []float64 {
+	out := make([]float64, len(s.KeepRatios))
+	f := 1.0
+	for i, r := range s.KeepRatios {
+		f *= r
+		out[i] = f
+	}
+	return out
+}
+
+// ParseSchedule reads "--prune-layers 4,7,10" and "--keep-ratio 0.9" (one
+// ratio for every stage) or "0.9,0.8,…" (one per stage).
+func ParseSchedule(layers, ratios string) (Schedule, error) {
+	var s Schedule
+	for _, f := range strings.Split(layers, ",") {
+		l, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return s, fmt.Errorf("sdtp: pruning layer %q is not an integer", f)
+		}
+		s.Layers = append(s.Layers, l)
+	}
+	for _, f := range strings.Split(ratios, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return s, fmt.Errorf("sdtp: keep ratio %q is not a number", f)
+		}
+		s.KeepRatios = append(s.KeepRatios, r)
+	}
+	if len(s.KeepRatios) == 1 {
+		for len(s.KeepRatios) < len(s.Layers) {
+			s.KeepRatios = append(s.KeepRatios, s.KeepRatios[0])
+		}
+	}
+	return s, nil
+}
