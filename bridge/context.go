@@ -30,9 +30,10 @@ type ContextParams struct {
 // Context is one KV cache and its compute buffers over a Model. It is not
 // safe for concurrent use: callers serialise access.
 type Context struct {
-	ptr    *C.struct_llama_context
-	model  *Model
-	nBatch int
+	ptr      *C.struct_llama_context
+	model    *Model
+	nBatch   int
+	nOutputs int // rows with logits from the last Decode
 }
 
 // NewContext creates a context. The sliding-window caches are kept at full
@@ -128,6 +129,7 @@ func (c *Context) Decode(tokens []int32, pos0 int, out Outputs) error {
 	}
 	eb := newErrBuf()
 	defer eb.free()
+	c.nOutputs = 0
 	for start := 0; start < len(tokens); start += c.nBatch {
 		end := min(start+c.nBatch, len(tokens))
 		last := end == len(tokens)
@@ -143,11 +145,24 @@ func (c *Context) Decode(tokens []int32, pos0 int, out Outputs) error {
 			return eb.err("decode failed (%d)", int(ret))
 		}
 	}
+	c.nOutputs = map[Outputs]int{OutputNone: 0, OutputLast: 1, OutputAll: len(tokens)}[out]
+	return nil
+}
+
+// checkRow validates an output row of the last Decode (-1 = last row):
+// llama.cpp aborts the process on a bad index, so it must never see one.
+func (c *Context) checkRow(i int) error {
+	if c.nOutputs == 0 || i < -1 || i >= c.nOutputs {
+		return fmt.Errorf("no output row %d: the last decode produced %d", i, c.nOutputs)
+	}
 	return nil
 }
 
 // Logits returns a copy of the logits of output row i (-1 = last row).
 func (c *Context) Logits(i int) ([]float32, error) {
+	if err := c.checkRow(i); err != nil {
+		return nil, err
+	}
 	p := C.llama_get_logits_ith(c.ptr, C.int32_t(i))
 	if p == nil {
 		return nil, cError("", "no logits for output row %d", i)
@@ -159,6 +174,9 @@ func (c *Context) Logits(i int) ([]float32, error) {
 // Embedding returns the pooled embedding of sequence 0 when the model pools,
 // else the embedding of the last output row.
 func (c *Context) Embedding() ([]float32, error) {
+	if err := c.checkRow(-1); err != nil {
+		return nil, err
+	}
 	var p *C.float
 	if C.llama_pooling_type(c.ptr) != C.LLAMA_POOLING_TYPE_NONE {
 		p = C.llama_get_embeddings_seq(c.ptr, 0)
@@ -172,7 +190,10 @@ func (c *Context) Embedding() ([]float32, error) {
 }
 
 // Clear empties the KV cache.
-func (c *Context) Clear() { C.llama_memory_clear(C.llama_get_memory(c.ptr), true) }
+func (c *Context) Clear() {
+	C.llama_memory_clear(C.llama_get_memory(c.ptr), true)
+	c.nOutputs = 0
+}
 
 // Truncate drops every cached position >= pos. It reports false when the
 // cache cannot drop a partial range (then the caller must Clear).

@@ -119,6 +119,9 @@ func (s *Sampler) Free() {
 // Sample picks a token from output row idx of c's last decode (-1 = last
 // row) and accepts it into the chain's state.
 func (s *Sampler) Sample(c *Context, idx int) (int32, error) {
+	if err := c.checkRow(idx); err != nil {
+		return -1, fmt.Errorf("sampling: %w", err)
+	}
 	eb := newErrBuf()
 	defer eb.free()
 	tok := C.sdtp_sample(s.ptr, c.ptr, C.int(idx), eb.p, errBufSize)
@@ -134,14 +137,4 @@ func (s *Sampler) AcceptPrompt(tokens []int32) {
 	if len(tokens) > 0 {
 		C.sdtp_accept_history(s.ptr, (*C.llama_token)(unsafe.Pointer(&tokens[0])), C.int(len(tokens)))
 	}
-}
-
-// Accept feeds a token chosen elsewhere (e.g. a prompt token) to the chain.
-func (s *Sampler) Accept(tok int32) error {
-	eb := newErrBuf()
-	defer eb.free()
-	if !C.sdtp_accept(s.ptr, C.llama_token(tok), eb.p, errBufSize) {
-		return eb.err("sampler rejected token %d", tok)
-	}
-	return nil
 }

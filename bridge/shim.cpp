@@ -130,18 +130,6 @@ void sdtp_accept_history(struct llama_sampler * chain, const llama_token * token
     }
 }
 
-bool sdtp_accept(struct llama_sampler * smpl, llama_token tok, char * err, size_t n) {
-    try {
-        llama_sampler_accept(smpl, tok);
-        return true;
-    } catch (const std::exception & e) {
-        set_err(err, n, e.what());
-    } catch (...) {
-        set_err(err, n, "unknown C++ exception");
-    }
-    return false;
-}
-
 bool sdtp_state_save(struct llama_context * ctx, const char * path, const llama_token * tokens, size_t n, char * err, size_t n_err) {
     try {
         return llama_state_save_file(ctx, path, tokens, n);

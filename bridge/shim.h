@@ -36,8 +36,6 @@ llama_token sdtp_sample(struct llama_sampler * smpl, struct llama_context * ctx,
 // Feeds prompt tokens to the chain's history (penalties) but not to a
 // grammar, which constrains only what is generated.
 void        sdtp_accept_history(struct llama_sampler * chain, const llama_token * tokens, int n);
-// Accepts an externally chosen token; false (and err) if it threw.
-bool        sdtp_accept(struct llama_sampler * smpl, llama_token tok, char * err, size_t n);
 
 bool        sdtp_state_save(struct llama_context * ctx, const char * path, const llama_token * tokens, size_t n, char * err, size_t n_err);
 bool        sdtp_state_load(struct llama_context * ctx, const char * path, llama_token * tokens, size_t cap, size_t * n_out, char * err, size_t n_err);

@@ -356,3 +356,15 @@ func TestLoraAdapter(t *testing.T) {
 	_, err = New(tiny.llama, SetContext(256), SetLoraAdapter(filepath.Join(dir, "missing.gguf")))
 	assert.Error(t, err)
 }
+
+func TestStateFromAnotherModelIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "llama.state")
+	l := loadTiny(t, tiny.llama)
+	require.NoError(t, l.Eval("the cat sat"))
+	require.NoError(t, l.SaveState(path))
+	g := loadTiny(t, tiny.gemma3)
+	assert.Error(t, g.LoadState(path))
+	out, err := g.Predict("the cat", opts(SetTokens(4), IgnoreEOS)...)
+	require.NoError(t, err, "the model still works")
+	assert.NotEmpty(t, out)
+}
