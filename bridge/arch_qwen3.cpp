@@ -1,0 +1,24 @@
+// qwen3: the llama block with RMS norms on Q and K (per head, before RoPE)
+// and no Q/K/V biases.
+#include "stage_graph.h"
+
+#include <cmath>
+
+static ggml_tensor * qwen3_block(stage_graph & g, int il, ggml_tensor * x) {
+    const auto & L = g.model.layers[il];
+    const int64_t hd = g.hp.n_embd_head_k;
+
+    ggml_tensor * cur = g.rms_norm(x, L.attn_norm);
+    ggml_tensor * q = ggml_reshape_3d(g.ctx, g.linear(L.wq, nullptr, cur), hd, g.hp.n_head(il), g.n);
+    ggml_tensor * k = ggml_reshape_3d(g.ctx, g.linear(L.wk, nullptr, cur), hd, g.hp.n_head_kv(il), g.n);
+    ggml_tensor * v = ggml_reshape_3d(g.ctx, g.linear(L.wv, nullptr, cur), hd, g.hp.n_head_kv(il), g.n);
+    q = g.rope(g.rms_norm(q, L.attn_q_norm), il);
+    k = g.rope(g.rms_norm(k, L.attn_k_norm), il);
+    cur = g.out_rows(il, g.attention(il, q, k, v, 1.0f / sqrtf(float(hd))));
+
+    ggml_tensor * ffn_in = ggml_add(g.ctx, cur, g.out_rows(il, x));
+    cur = g.ffn_swiglu(il, g.rms_norm(ffn_in, L.ffn_norm));
+    return ggml_add(g.ctx, cur, ffn_in);
+}
+
+const stage_arch sdtp_arch_qwen3 = {"qwen3", sdtp_embed_tokens, qwen3_block, sdtp_output_head};

@@ -1,0 +1,152 @@
+package bridge
+
+/*
+#include <stdlib.h>
+#include "stage.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+)
+
+// StagedArch names the staged implementation for m's architecture, or
+// reports false when the model can only run densely through llama_decode.
+func StagedArch(m *Model) (string, bool) {
+	name := C.sdtp_engine_arch(m.ptr)
+	if name == nil {
+		return "", false
+	}
+	return C.GoString(name), true
+}
+
+// Engine runs ranges of layers over chosen tokens with a KV cache per
+// layer (see stage.h). It is not safe for concurrent use.
+type Engine struct {
+	ptr    *C.sdtp_engine
+	model  *Model
+	nEmbd  int
+	nLayer int
+}
+
+// NewEngine creates a staged engine over c's model and RoPE settings with
+// room for nCtx tokens in every layer.
+func (c *Context) NewEngine(nCtx, threads int) (*Engine, error) {
+	if nCtx <= 0 {
+		return nil, fmt.Errorf("engine: context size %d must be positive", nCtx)
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	ptr := C.sdtp_engine_new(c.ptr, C.int(nCtx), C.int(resolveThreads(threads)), eb.p, errBufSize)
+	if ptr == nil {
+		return nil, eb.err("engine")
+	}
+	return &Engine{ptr: ptr, model: c.model, nEmbd: c.model.NEmbd(), nLayer: c.model.NLayer()}, nil
+}
+
+// Free releases the engine and its caches.
+func (e *Engine) Free() {
+	if e.ptr != nil {
+		C.sdtp_engine_free(e.ptr)
+		e.ptr = nil
+	}
+}
+
+func (e *Engine) NLayer() int { return e.nLayer }
+func (e *Engine) NEmbd() int  { return e.nEmbd }
+
+// SetThreads sets the compute threads (0 = all cores).
+func (e *Engine) SetThreads(n int) { C.sdtp_engine_set_threads(e.ptr, C.int(resolveThreads(n))) }
+
+// Reset empties every layer's cache and groups the layers into segments
+// that start at the given layers (the first must be 0); each segment caches
+// one set of tokens.
+func (e *Engine) Reset(segmentStarts []int) error {
+	if len(segmentStarts) == 0 {
+		return errors.New("engine: no segments")
+	}
+	starts := make([]C.int, len(segmentStarts))
+	for i, s := range segmentStarts {
+		starts[i] = C.int(s)
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	if !C.sdtp_engine_reset(e.ptr, &starts[0], C.int(len(starts)), eb.p, errBufSize) {
+		return eb.err("engine reset")
+	}
+	return nil
+}
+
+// RunInput is one call of Run: the tokens (first segment) or hidden states
+// (later ones, [n][n_embd] row-major) of n tokens at original positions.
+type RunInput struct {
+	First, Last int // layer range [First, Last)
+	Tokens      []int32
+	Hidden      []float32
+	Positions   []int32
+	WantHidden  bool
+	WantLogits  bool // logits of the last token; needs Last == NLayer
+	AttnWindow  int  // > 0: attention scores from the last AttnWindow tokens
+}
+
+// RunOutput holds what Run was asked for.
+type RunOutput struct {
+	Hidden []float32 // [n][n_embd]
+	Logits []float32 // [n_vocab]
+	Attn   []float32 // [cells of layer Last-1]
+}
+
+// Run computes layers [First, Last) for the input tokens and appends their
+// K/V to those layers' caches.
+func (e *Engine) Run(in RunInput) (RunOutput, error) {
+	var out RunOutput
+	n := len(in.Positions)
+	if n == 0 {
+		return out, errors.New("engine: no tokens")
+	}
+	if in.First == 0 && len(in.Tokens) != n {
+		return out, fmt.Errorf("engine: %d tokens for %d positions", len(in.Tokens), n)
+	}
+	if in.First > 0 && len(in.Hidden) != n*e.nEmbd {
+		return out, fmt.Errorf("engine: %d hidden values for %d tokens of width %d", len(in.Hidden), n, e.nEmbd)
+	}
+	var tokens *C.int32_t
+	var hidden, hiddenOut, logitsOut, attnOut *C.float
+	if in.First == 0 {
+		tokens = (*C.int32_t)(unsafe.Pointer(&in.Tokens[0]))
+	} else {
+		hidden = (*C.float)(unsafe.Pointer(&in.Hidden[0]))
+	}
+	if in.WantHidden {
+		out.Hidden = make([]float32, n*e.nEmbd)
+		hiddenOut = (*C.float)(unsafe.Pointer(&out.Hidden[0]))
+	}
+	if in.WantLogits {
+		out.Logits = make([]float32, e.model.NVocab())
+		logitsOut = (*C.float)(unsafe.Pointer(&out.Logits[0]))
+	}
+	if in.AttnWindow > 0 {
+		if in.Last < 1 || in.Last > e.nLayer {
+			return out, fmt.Errorf("engine: layer range [%d, %d) out of bounds", in.First, in.Last)
+		}
+		out.Attn = make([]float32, e.Cells(in.Last-1)+n)
+		attnOut = (*C.float)(unsafe.Pointer(&out.Attn[0]))
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	ret := C.sdtp_engine_run(e.ptr, C.int(in.First), C.int(in.Last), tokens, hidden,
+		(*C.int32_t)(unsafe.Pointer(&in.Positions[0])), C.int(n), hiddenOut, logitsOut, attnOut, C.int(in.AttnWindow),
+		eb.p, errBufSize)
+	if ret != 0 {
+		return RunOutput{}, eb.err("engine run of layers [%d, %d)", in.First, in.Last)
+	}
+	return out, nil
+}
+
+// Cells is the number of tokens cached by a layer.
+func (e *Engine) Cells(layer int) int { return int(C.sdtp_engine_cells(e.ptr, C.int(layer))) }
+
+// KVBytes is the memory the caches' filled cells take.
+func (e *Engine) KVBytes() int64 { return int64(C.sdtp_engine_kv_bytes(e.ptr)) }

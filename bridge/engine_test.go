@@ -1,0 +1,96 @@
+package bridge
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/gguf/testmodel"
+)
+
+func tinyEngine(t *testing.T, cfg testmodel.Config) (*Context, *Engine) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	require.NoError(t, testmodel.Write(path, cfg))
+	m, err := LoadModel(path, ModelParams{UseMMap: true})
+	require.NoError(t, err)
+	c, err := m.NewContext(ContextParams{NCtx: 512, NBatch: 512, Threads: 2})
+	require.NoError(t, err)
+	e, err := c.NewEngine(512, 2)
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Free(); c.Free(); m.Free() })
+	return c, e
+}
+
+func seq(from, n int) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = int32(from + i)
+	}
+	return out
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// With nothing pruned the engine reproduces llama_decode: prompt logits,
+// then decode steps over the cache.
+func TestEngineDenseMatchesLlamaDecode(t *testing.T) {
+	for name, cfg := range map[string]testmodel.Config{"llama": testmodel.Llama(), "gemma3": testmodel.Gemma3()} {
+		t.Run(name, func(t *testing.T) {
+			c, e := tinyEngine(t, cfg)
+			arch, ok := StagedArch(c.Model())
+			require.True(t, ok)
+			assert.Equal(t, name, arch)
+			prompt, err := c.Model().Tokenize("the quick brown fox jumps over the lazy dog and the cat sat on the mat while the bird sang", true, false)
+			require.NoError(t, err)
+			for len(prompt) < 100 { // longer than gemma3's 32-token window
+				prompt = append(prompt, prompt[1:]...)
+			}
+			n := len(prompt)
+
+			require.NoError(t, c.Decode(prompt, 0, OutputLast))
+			want, err := c.Logits(-1)
+			require.NoError(t, err)
+			require.NoError(t, e.Reset([]int{0}))
+			// Two runs (chunks) for the prompt.
+			half := n / 2
+			_, err = e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: prompt[:half], Positions: seq(0, half)})
+			require.NoError(t, err)
+			out, err := e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: prompt[half:], Positions: seq(half, n-half), WantLogits: true})
+			require.NoError(t, err)
+			t.Logf("prompt: max abs diff %.2e over %d logits (spread %.2f)", maxAbsDiff(want, out.Logits), len(want), want[argmax(want)])
+			assert.Less(t, maxAbsDiff(want, out.Logits), 1e-3, "prompt logits")
+			assert.Equal(t, n, e.Cells(0))
+
+			tok := int32(argmax(want))
+			for step := range 8 {
+				require.NoError(t, c.Decode([]int32{tok}, n+step, OutputLast))
+				want, err = c.Logits(-1)
+				require.NoError(t, err)
+				out, err = e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(n + step)}, WantLogits: true})
+				require.NoError(t, err)
+				assert.Less(t, maxAbsDiff(want, out.Logits), 1e-3, "decode step %d", step)
+				tok = int32(argmax(want))
+			}
+		})
+	}
+}

@@ -1,0 +1,437 @@
+// The staged engine (see stage.h). One graph runs a range of layers over the
+// live tokens; each layer's KV cache holds only the tokens alive at that
+// layer, in the order they were appended, with their original positions.
+#include "stage.h"
+#include "stage_graph.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <string>
+#include <utility>
+
+#include "ggml-backend.h"
+#include "ggml-cpu.h"
+#include "llama-context.h"
+
+namespace {
+
+// A segment is a run of layers that caches the same tokens: one pruning
+// stage. cells[i] is the original position of the token in cell i.
+struct segment {
+    int first, last;
+    std::vector<int32_t> cells;
+};
+
+struct mask_input {
+    ggml_tensor * f32;  // filled from the host
+    ggml_tensor * f16;  // what flash attention reads
+    int seg;
+    bool swa;
+};
+
+void set_err(char * err, size_t n, const std::string & msg) {
+    if (err && n > 0) snprintf(err, n, "%s", msg.c_str());
+}
+
+const stage_arch * arch_for(const llama_model & m) {
+    for (const auto & L : m.layers) {
+        if (L.ffn_gate_inp != nullptr || L.wqkv != nullptr) {
+            return nullptr; // MoE or fused QKV: not mirrored here
+        }
+    }
+    if (m.hparams.use_kq_norm || m.hparams.n_embd_head_k != m.hparams.n_embd_head_v) {
+        return nullptr;
+    }
+    switch (m.arch) {
+        case LLM_ARCH_LLAMA:  return &sdtp_arch_llama;
+        case LLM_ARCH_QWEN2:  return &sdtp_arch_qwen2;
+        case LLM_ARCH_QWEN3:  return &sdtp_arch_qwen3;
+        case LLM_ARCH_GEMMA3: return &sdtp_arch_gemma3;
+        default:              return nullptr;
+    }
+}
+
+} // namespace
+
+struct sdtp_engine {
+    const llama_model   & model;
+    const llama_hparams & hp;
+    llama_cparams         cp;
+    const stage_arch    * arch;
+    int                   n_ctx;
+
+    ggml_backend_t        cpu   = nullptr;
+    ggml_backend_sched_t  sched = nullptr;
+    ggml_context        * kv_ctx = nullptr;
+    ggml_backend_buffer_t kv_buf = nullptr;
+    std::vector<ggml_tensor *> k, v;     // per layer: [n_embd_{k,v}_gqa, n_ctx] F16
+    std::vector<segment> segs;
+    std::vector<int>     seg_of;         // layer -> segment
+    std::vector<uint8_t> meta;           // graph metadata arena
+    size_t               graph_size;
+
+    // Per-run state, reset by run().
+    std::vector<mask_input> masks;
+    const int32_t * run_pos = nullptr;
+    int             run_n   = 0;
+
+    sdtp_engine(const llama_model & m, const llama_cparams & c, const stage_arch * a, int n)
+        : model(m), hp(m.hparams), cp(c), arch(a), n_ctx(n) {}
+
+    ~sdtp_engine() {
+        if (sched) ggml_backend_sched_free(sched);
+        if (kv_buf) ggml_backend_buffer_free(kv_buf);
+        if (kv_ctx) ggml_free(kv_ctx);
+        if (cpu) ggml_backend_free(cpu);
+    }
+
+    // mask returns the F16 attention mask of layer il for this run: row i
+    // lets query i (position pos[i]) see cached cells at positions <= pos[i]
+    // (and within the window on sliding-window layers).
+    ggml_tensor * mask(ggml_context * ctx, int il, int n_kv, int n) {
+        const int  s   = seg_of[il];
+        const bool swa = hp.is_swa(il);
+        for (auto & m : masks) {
+            if (m.seg == s && m.swa == swa) return m.f16;
+        }
+        mask_input m;
+        m.f32 = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_kv, n);
+        ggml_set_input(m.f32);
+        m.f16 = ggml_cast(ctx, m.f32, GGML_TYPE_F16);
+        m.seg = s;
+        m.swa = swa;
+        masks.push_back(m);
+        return m.f16;
+    }
+
+    void fill_mask(const mask_input & m) {
+        const auto & cells = segs[m.seg].cells;
+        const int64_t n_kv = m.f32->ne[0];
+        std::vector<float> data(n_kv * run_n, -INFINITY);
+        for (int i = 0; i < run_n; i++) {
+            const llama_pos p1 = run_pos[i];
+            for (int64_t c = 0; c < n_kv; c++) {
+                const llama_pos p0 = c < (int64_t) cells.size() ? cells[c] : run_pos[c - cells.size()];
+                if (p0 > p1) continue;
+                if (m.swa && llama_hparams::is_masked_swa(hp.n_swa, hp.swa_type, p0, p1)) continue;
+                data[i * n_kv + c] = 0.0f;
+            }
+        }
+        ggml_backend_tensor_set(m.f32, data.data(), 0, data.size() * sizeof(float));
+    }
+};
+
+// ---- shared graph helpers ----------------------------------------------
+
+ggml_tensor * stage_graph::rms_norm(ggml_tensor * x, ggml_tensor * w) const {
+    return ggml_mul(ctx, ggml_rms_norm(ctx, x, hp.f_norm_rms_eps), w);
+}
+
+ggml_tensor * stage_graph::linear(ggml_tensor * w, ggml_tensor * b, ggml_tensor * x) const {
+    ggml_tensor * y = ggml_mul_mat(ctx, w, x);
+    return b ? ggml_add(ctx, y, b) : y;
+}
+
+ggml_tensor * stage_graph::out_rows(int il, ggml_tensor * t) const {
+    if (il != last_only || n == 1) return t;
+    return ggml_view_2d(ctx, t, t->ne[0], 1, t->nb[1], (n - 1) * t->nb[1]);
+}
+
+ggml_tensor * stage_graph::rope(ggml_tensor * x, int il) const {
+    return ggml_rope_ext(ctx, x, pos, model.get_rope_factors(cp, il), hp.n_rot, hp.rope_type, cp.n_ctx_orig_yarn,
+                         model.get_rope_freq_base(cp, il), model.get_rope_freq_scale(cp, il),
+                         cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
+}
+
+ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v, float kq_scale) {
+    sdtp_engine & E = *eng;
+    const int64_t hd    = hp.n_embd_head_k;
+    const int64_t n_old = E.segs[E.seg_of[il]].cells.size();
+    const int64_t n_kv  = n_old + n;
+    ggml_tensor * kc = E.k[il];
+    ggml_tensor * vc = E.v[il];
+
+    // Append this run's K/V after the layer's cached cells.
+    ggml_build_forward_expand(gf, ggml_cpy(ctx, ggml_reshape_2d(ctx, k, kc->ne[0], n),
+                                           ggml_view_2d(ctx, kc, kc->ne[0], n, kc->nb[1], n_old * kc->nb[1])));
+    ggml_build_forward_expand(gf, ggml_cpy(ctx, ggml_reshape_2d(ctx, v, vc->ne[0], n),
+                                           ggml_view_2d(ctx, vc, vc->ne[0], n, vc->nb[1], n_old * vc->nb[1])));
+
+    ggml_tensor * K = ggml_view_3d(ctx, kc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(kc->type, hd), kc->nb[1], 0);
+    ggml_tensor * V = ggml_view_3d(ctx, vc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(vc->type, hd), vc->nb[1], 0);
+    ggml_tensor * m = E.mask(ctx, il, n_kv, n);
+
+    if (il == attn_layer) {
+        attn_q = q;
+        attn_scale = kq_scale;
+    }
+    ggml_tensor * cur = ggml_flash_attn_ext(ctx, ggml_permute(ctx, q, 0, 2, 1, 3), ggml_permute(ctx, K, 0, 2, 1, 3),
+                                            ggml_permute(ctx, V, 0, 2, 1, 3), m, kq_scale, hp.f_max_alibi_bias,
+                                            hp.attn_soft_cap ? hp.f_attn_logit_softcapping : 0.0f);
+    ggml_flash_attn_ext_set_prec(cur, GGML_PREC_F32);
+    cur = ggml_reshape_2d(ctx, cur, cur->ne[0] * cur->ne[1], cur->ne[2] * cur->ne[3]);
+    const auto & L = model.layers[il];
+    return linear(L.wo, L.bo, cur);
+}
+
+ggml_tensor * stage_graph::ffn_swiglu(int il, ggml_tensor * x) const {
+    const auto & L = model.layers[il];
+    ggml_tensor * up = linear(L.ffn_up, L.ffn_up_b, x);
+    ggml_tensor * cur = ggml_swiglu_split(ctx, linear(L.ffn_gate, L.ffn_gate_b, x), up);
+    return linear(L.ffn_down, L.ffn_down_b, cur);
+}
+
+ggml_tensor * stage_graph::ffn_geglu(int il, ggml_tensor * x) const {
+    const auto & L = model.layers[il];
+    ggml_tensor * up = linear(L.ffn_up, L.ffn_up_b, x);
+    ggml_tensor * cur = ggml_geglu_split(ctx, linear(L.ffn_gate, L.ffn_gate_b, x), up);
+    return linear(L.ffn_down, L.ffn_down_b, cur);
+}
+
+ggml_tensor * sdtp_embed_tokens(stage_graph & g, ggml_tensor * tokens) {
+    return ggml_get_rows(g.ctx, g.model.tok_embd, tokens);
+}
+
+ggml_tensor * sdtp_output_head(stage_graph & g, ggml_tensor * x) {
+    return g.linear(g.model.output, nullptr, g.rms_norm(x, g.model.output_norm));
+}
+
+// ---- C API ---------------------------------------------------------------
+
+extern "C" {
+
+const char * sdtp_engine_arch(const struct llama_model * model) {
+    const stage_arch * a = arch_for(*model);
+    return a ? a->name : nullptr;
+}
+
+sdtp_engine * sdtp_engine_new(struct llama_context * lctx, int n_ctx, int n_threads, char * err, size_t n_err) {
+    try {
+        const llama_model & model = lctx->get_model();
+        const stage_arch * arch = arch_for(model);
+        if (!arch) {
+            set_err(err, n_err, "architecture " + std::string(llm_arch_name(model.arch)) + " is not staged");
+            return nullptr;
+        }
+        auto * e = new sdtp_engine(model, lctx->get_cparams(), arch, n_ctx);
+        e->cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+        if (!e->cpu) {
+            delete e;
+            set_err(err, n_err, "no CPU backend");
+            return nullptr;
+        }
+        ggml_backend_cpu_set_n_threads(e->cpu, n_threads);
+
+        const int n_layer = e->hp.n_layer;
+        ggml_init_params kp = {size_t(2 * n_layer) * ggml_tensor_overhead(), nullptr, true};
+        e->kv_ctx = ggml_init(kp);
+        for (int il = 0; il < n_layer; il++) {
+            e->k.push_back(ggml_new_tensor_2d(e->kv_ctx, GGML_TYPE_F16, e->hp.n_embd_k_gqa(il), n_ctx));
+            e->v.push_back(ggml_new_tensor_2d(e->kv_ctx, GGML_TYPE_F16, e->hp.n_embd_v_gqa(il), n_ctx));
+        }
+        e->kv_buf = ggml_backend_alloc_ctx_tensors(e->kv_ctx, e->cpu);
+        if (!e->kv_buf) {
+            delete e;
+            set_err(err, n_err, "cannot allocate the KV cache");
+            return nullptr;
+        }
+        ggml_backend_buffer_clear(e->kv_buf, 0);
+
+        e->graph_size = std::max<size_t>(8192, size_t(n_layer) * 96);
+        e->meta.resize(ggml_tensor_overhead() * e->graph_size + ggml_graph_overhead_custom(e->graph_size, false));
+        ggml_backend_t backends[] = {e->cpu};
+        e->sched = ggml_backend_sched_new(backends, nullptr, 1, e->graph_size, false, false);
+        const int starts[] = {0};
+        sdtp_engine_reset(e, starts, 1, nullptr, 0);
+        return e;
+    } catch (const std::exception & ex) {
+        set_err(err, n_err, ex.what());
+    }
+    return nullptr;
+}
+
+void sdtp_engine_free(sdtp_engine * e) { delete e; }
+
+void sdtp_engine_set_threads(sdtp_engine * e, int n_threads) { ggml_backend_cpu_set_n_threads(e->cpu, n_threads); }
+
+bool sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char * err, size_t n_err) {
+    const int n_layer = e->hp.n_layer;
+    if (n_starts < 1 || starts[0] != 0) {
+        set_err(err, n_err, "segments must start at layer 0");
+        return false;
+    }
+    for (int i = 1; i < n_starts; i++) {
+        if (starts[i] <= starts[i - 1] || starts[i] >= n_layer) {
+            set_err(err, n_err, "segment starts must increase and stay below n_layer");
+            return false;
+        }
+    }
+    e->segs.clear();
+    e->seg_of.assign(n_layer, 0);
+    for (int i = 0; i < n_starts; i++) {
+        const int last = i + 1 < n_starts ? starts[i + 1] : n_layer;
+        e->segs.push_back({starts[i], last, {}});
+        for (int il = starts[i]; il < last; il++) e->seg_of[il] = i;
+    }
+    return true;
+}
+
+int sdtp_engine_run(sdtp_engine * e, int first, int last,
+                    const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
+                    float * hidden_out, float * logits_out, float * attn_out, int n_win,
+                    char * err, size_t n_err) {
+    const int n_layer = e->hp.n_layer;
+    const int n_embd  = e->hp.n_embd;
+    if (n <= 0 || first < 0 || last > n_layer || first >= last) {
+        set_err(err, n_err, "bad layer range or token count");
+        return -1;
+    }
+    if (e->segs[e->seg_of[first]].first != first || (last < n_layer && e->segs[e->seg_of[last]].first != last)) {
+        set_err(err, n_err, "a run must cover whole segments");
+        return -1;
+    }
+    if ((first == 0) != (tokens != nullptr) || (first > 0 && !hidden_in)) {
+        set_err(err, n_err, "the first segment takes tokens, later ones hidden states");
+        return -1;
+    }
+    if (logits_out && last != n_layer) {
+        set_err(err, n_err, "logits need the last layer");
+        return -1;
+    }
+    if (attn_out && (n_win <= 0 || n_win > n)) {
+        set_err(err, n_err, "attention window must be in [1, n]");
+        return -1;
+    }
+    for (int s = e->seg_of[first]; s <= e->seg_of[last - 1]; s++) {
+        if (int(e->segs[s].cells.size()) + n > e->n_ctx) {
+            set_err(err, n_err, "context full: layer cache has no room");
+            return -1;
+        }
+    }
+    const int32_t n_vocab = e->model.vocab.n_tokens();
+    for (int i = 0; i < n; i++) {
+        if (pos[i] < 0 || (tokens && (tokens[i] < 0 || tokens[i] >= n_vocab))) {
+            set_err(err, n_err, "token id or position out of range");
+            return -1;
+        }
+    }
+
+    try {
+        ggml_init_params gp = {e->meta.size(), e->meta.data(), true};
+        ggml_context * ctx = ggml_init(gp);
+        ggml_cgraph * gf = ggml_new_graph_custom(ctx, e->graph_size, false);
+        e->masks.clear();
+        e->run_pos = pos;
+        e->run_n = n;
+
+        stage_graph g{ctx, e->model, e->hp, e->cp, e, n, nullptr, gf};
+        g.pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
+        ggml_set_input(g.pos);
+        if (attn_out) g.attn_layer = last - 1;
+        if (logits_out && !hidden_out) g.last_only = last - 1;
+
+        ggml_tensor * inp;
+        ggml_tensor * x;
+        if (first == 0) {
+            inp = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
+            ggml_set_input(inp);
+            x = e->arch->embed(g, inp);
+        } else {
+            inp = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_embd, n);
+            ggml_set_input(inp);
+            x = inp;
+        }
+        for (int il = first; il < last; il++) {
+            x = e->arch->block(g, il, x);
+        }
+        if (hidden_out) {
+            ggml_set_output(x);
+        }
+        ggml_build_forward_expand(gf, x);
+
+        ggml_tensor * logits = nullptr;
+        if (logits_out) {
+            ggml_tensor * last_row = x->ne[1] == 1 ? x : ggml_view_2d(ctx, x, n_embd, 1, x->nb[1], (n - 1) * x->nb[1]);
+            logits = e->arch->head(g, last_row);
+            ggml_set_output(logits);
+            ggml_build_forward_expand(gf, logits);
+        }
+
+        ggml_tensor * attn = nullptr;
+        if (attn_out) {
+            // Mean over heads and the last n_win queries of softmax(q·K),
+            // over the cells of layer last-1 — n_win × cells, never n × n.
+            const int il = last - 1;
+            const int64_t hd = e->hp.n_embd_head_k;
+            const int64_t n_kv = e->segs[e->seg_of[il]].cells.size() + n;
+            ggml_tensor * q = g.attn_q;
+            ggml_tensor * qw = ggml_view_3d(ctx, q, hd, q->ne[1], n_win, q->nb[1], q->nb[2], (n - n_win) * q->nb[2]);
+            ggml_tensor * kc = e->k[il];
+            ggml_tensor * K = ggml_view_3d(ctx, kc, hd, e->hp.n_head_kv(il), n_kv, ggml_row_size(kc->type, hd), kc->nb[1], 0);
+            ggml_tensor * kq = ggml_mul_mat(ctx, ggml_permute(ctx, K, 0, 2, 1, 3), ggml_permute(ctx, qw, 0, 2, 1, 3));
+            ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
+            ggml_tensor * mf32 = nullptr;
+            for (auto & m : e->masks) {
+                if (m.seg == e->seg_of[il] && m.swa == e->hp.is_swa(il)) mf32 = m.f32;
+            }
+            ggml_tensor * mw = ggml_view_2d(ctx, mf32, n_kv, n_win, mf32->nb[1], (n - n_win) * mf32->nb[1]);
+            ggml_tensor * p = ggml_soft_max_ext(ctx, kq, mw, g.attn_scale, 0.0f);
+            p = ggml_cont(ctx, ggml_transpose(ctx, ggml_reshape_2d(ctx, p, n_kv, p->ne[1] * p->ne[2])));
+            attn = ggml_scale(ctx, ggml_sum_rows(ctx, p), 1.0f / float(p->ne[0]));
+            ggml_set_output(attn);
+            ggml_build_forward_expand(gf, attn);
+        }
+
+        ggml_backend_sched_reset(e->sched);
+        if (!ggml_backend_sched_alloc_graph(e->sched, gf)) {
+            ggml_free(ctx);
+            set_err(err, n_err, "cannot allocate the stage graph");
+            return -1;
+        }
+        ggml_backend_tensor_set(g.pos, pos, 0, n * sizeof(int32_t));
+        if (first == 0) {
+            ggml_backend_tensor_set(inp, tokens, 0, n * sizeof(int32_t));
+        } else {
+            ggml_backend_tensor_set(inp, hidden_in, 0, size_t(n) * n_embd * sizeof(float));
+        }
+        for (const auto & m : e->masks) e->fill_mask(m);
+
+        const ggml_status st = ggml_backend_sched_graph_compute(e->sched, gf);
+        if (st != GGML_STATUS_SUCCESS) {
+            ggml_free(ctx);
+            set_err(err, n_err, "graph compute failed: " + std::string(ggml_status_to_string(st)));
+            return -1;
+        }
+        if (hidden_out) ggml_backend_tensor_get(x, hidden_out, 0, size_t(n) * n_embd * sizeof(float));
+        if (logits) ggml_backend_tensor_get(logits, logits_out, 0, ggml_nbytes(logits));
+        if (attn) ggml_backend_tensor_get(attn, attn_out, 0, ggml_nbytes(attn));
+        ggml_free(ctx);
+
+        for (int s = e->seg_of[first]; s <= e->seg_of[last - 1]; s++) {
+            e->segs[s].cells.insert(e->segs[s].cells.end(), pos, pos + n);
+        }
+        return 0;
+    } catch (const std::exception & ex) {
+        set_err(err, n_err, ex.what());
+    }
+    return -1;
+}
+
+int sdtp_engine_cells(const sdtp_engine * e, int layer) {
+    if (layer < 0 || layer >= int(e->hp.n_layer)) return -1;
+    return int(e->segs[e->seg_of[layer]].cells.size());
+}
+
+int64_t sdtp_engine_kv_bytes(const sdtp_engine * e) {
+    int64_t total = 0;
+    for (int il = 0; il < int(e->hp.n_layer); il++) {
+        const int64_t cells = e->segs[e->seg_of[il]].cells.size();
+        total += cells * (e->k[il]->nb[1] + e->v[il]->nb[1]);
+    }
+    return total;
+}
+
+} // extern "C"

@@ -1,0 +1,49 @@
+// The staged engine: runs a contiguous range of a llama.cpp model's layers
+// as a ggml graph over the live tokens, with a KV cache per layer that holds
+// only the tokens alive at that layer. C API for cgo.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "llama.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sdtp_engine sdtp_engine;
+
+// Name of the staged architecture for this model, or NULL when the model
+// can only run through llama_decode.
+const char * sdtp_engine_arch(const struct llama_model * model);
+
+// Creates an engine over the model of lctx, with lctx's RoPE/YaRN settings.
+// n_ctx bounds the cells of every layer's cache.
+sdtp_engine * sdtp_engine_new(struct llama_context * lctx, int n_ctx, int n_threads, char * err, size_t n_err);
+void          sdtp_engine_free(sdtp_engine * e);
+void          sdtp_engine_set_threads(sdtp_engine * e, int n_threads);
+
+// Empties every cache and sets the segments: layers [starts[i], starts[i+1])
+// share one set of cached tokens (a pruning stage). starts[0] must be 0.
+bool          sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char * err, size_t n_err);
+
+// Runs layers [first, last) on n tokens at original positions pos, appending
+// their K/V to those layers' caches. Input: token ids when first == 0, else
+// hidden states [n][n_embd]. Outputs, each optional (NULL):
+//   hidden_out  [n][n_embd]  the residual stream after layer last-1;
+//   logits_out  [n_vocab]    logits of the last token (requires last == n_layer);
+//   attn_out    [cells]      mean attention the last n_win tokens pay to each
+//                            cached token of layer last-1 (cells after this run).
+// Returns 0, or -1 with err set.
+int sdtp_engine_run(sdtp_engine * e, int first, int last,
+                    const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
+                    float * hidden_out, float * logits_out, float * attn_out, int n_win,
+                    char * err, size_t n_err);
+
+int     sdtp_engine_cells(const sdtp_engine * e, int layer);
+int64_t sdtp_engine_kv_bytes(const sdtp_engine * e);
+
+#ifdef __cplusplus
+}
+#endif

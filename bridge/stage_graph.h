@@ -1,0 +1,61 @@
+// Shared graph helpers for the per-architecture block builders (arch_*.cpp):
+// norm, RoPE, attention over the per-layer cache, and gated FFNs. They
+// mirror llama.cpp's own graph (llama-graph.cpp) op for op, so a stage that
+// prunes nothing reproduces llama_decode.
+#pragma once
+
+#include <vector>
+
+#include "ggml.h"
+#include "llama-model.h"
+#include "llama-cparams.h"
+
+struct sdtp_engine;
+
+struct stage_graph {
+    ggml_context          * ctx;
+    const llama_model     & model;
+    const llama_hparams   & hp;
+    const llama_cparams   & cp;
+    sdtp_engine           * eng;
+    int                     n;      // tokens in this run
+    ggml_tensor           * pos;    // I32 [n], original positions
+    ggml_cgraph           * gf;
+
+    int           last_only  = -1;  // layer after whose attention only the last row is needed
+    int           attn_layer = -1;  // layer whose queries are kept for attention scores
+    ggml_tensor * attn_q     = nullptr;
+    float         attn_scale = 1.0f;
+
+    ggml_tensor * rms_norm(ggml_tensor * x, ggml_tensor * w) const;
+    ggml_tensor * rope(ggml_tensor * x, int il) const;
+    // Stores K/V in layer il's cache and attends over it; q/k/v are
+    // [head_dim, heads, n]. Returns [head_dim*n_head, n] after wo (and bo).
+    ggml_tensor * attention(int il, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v, float kq_scale);
+    ggml_tensor * ffn_swiglu(int il, ggml_tensor * x) const;
+    ggml_tensor * ffn_geglu(int il, ggml_tensor * x) const;
+    // The last row of t in layer last_only (when only the logits of the
+    // last token are wanted, as llama.cpp does with its output ids), else t.
+    ggml_tensor * out_rows(int il, ggml_tensor * t) const;
+    // x·w (+ b when b is set).
+    ggml_tensor * linear(ggml_tensor * w, ggml_tensor * b, ggml_tensor * x) const;
+};
+
+// One architecture: how tokens become the residual stream, one block, and
+// the final projection to logits.
+struct stage_arch {
+    const char * name;
+    ggml_tensor * (*embed)(stage_graph & g, ggml_tensor * tokens);
+    ggml_tensor * (*block)(stage_graph & g, int il, ggml_tensor * x);
+    ggml_tensor * (*head)(stage_graph & g, ggml_tensor * x);
+};
+
+// Implemented in arch_*.cpp.
+extern const stage_arch sdtp_arch_llama;
+extern const stage_arch sdtp_arch_qwen2;
+extern const stage_arch sdtp_arch_qwen3;
+extern const stage_arch sdtp_arch_gemma3;
+
+// Defaults shared by most architectures.
+ggml_tensor * sdtp_embed_tokens(stage_graph & g, ggml_tensor * tokens);
+ggml_tensor * sdtp_output_head(stage_graph & g, ggml_tensor * x);
