@@ -56,6 +56,7 @@ func (e *Engine) Free() {
 
 func (e *Engine) NLayer() int { return e.nLayer }
 func (e *Engine) NEmbd() int  { return e.nEmbd }
+func (e *Engine) NVocab() int { return e.model.NVocab() }
 
 // SetThreads sets the compute threads (0 = all cores).
 func (e *Engine) SetThreads(n int) { C.sdtp_engine_set_threads(e.ptr, C.int(resolveThreads(n))) }
@@ -143,6 +144,23 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 		return RunOutput{}, eb.err("engine run of layers [%d, %d)", in.First, in.Last)
 	}
 	return out, nil
+}
+
+// LayerShape describes one layer for FLOPs accounting.
+type LayerShape struct {
+	NHead, NHeadKV, HeadDim, NFF int
+	Window                       int // sliding window; 0 = full attention
+}
+
+// Shape returns the shape of every layer, the embedding width and the
+// vocabulary size.
+func (e *Engine) Shape() (layers []LayerShape, nEmbd, nVocab int) {
+	var v [5]C.int
+	for il := range e.nLayer {
+		C.sdtp_engine_layer_shape(e.ptr, C.int(il), &v[0])
+		layers = append(layers, LayerShape{int(v[0]), int(v[1]), int(v[2]), int(v[3]), int(v[4])})
+	}
+	return layers, e.nEmbd, e.model.NVocab()
 }
 
 // Cells is the number of tokens cached by a layer.

@@ -420,6 +420,14 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
     return -1;
 }
 
+void sdtp_engine_layer_shape(const sdtp_engine * e, int il, int * out5) {
+    out5[0] = e->hp.n_head(il);
+    out5[1] = e->hp.n_head_kv(il);
+    out5[2] = e->hp.n_embd_head_k;
+    out5[3] = e->hp.n_ff(il);
+    out5[4] = e->hp.is_swa(il) ? e->hp.n_swa : 0;
+}
+
 int sdtp_engine_cells(const sdtp_engine * e, int layer) {
     if (layer < 0 || layer >= int(e->hp.n_layer)) return -1;
     return int(e->segs[e->seg_of[layer]].cells.size());

@@ -41,6 +41,10 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     float * hidden_out, float * logits_out, float * attn_out, int n_win,
                     char * err, size_t n_err);
 
+// Layer il's shape for FLOPs accounting: {n_head, n_head_kv, head_dim,
+// n_ff, sliding window (0 = full attention)}.
+void    sdtp_engine_layer_shape(const sdtp_engine * e, int il, int * out5);
+
 int     sdtp_engine_cells(const sdtp_engine * e, int layer);
 int64_t sdtp_engine_kv_bytes(const sdtp_engine * e);
 

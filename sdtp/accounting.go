@@ -1,0 +1,75 @@
+package sdtp
+
+import (
+	"math"
+	"sort"
+
+	"github.com/go-sdtp/sdtp/bridge"
+)
+
+// Shape is what FLOPs accounting needs to know about a model.
+type Shape struct {
+	Layers []bridge.LayerShape
+	NEmbd  int
+	NVocab int
+}
+
+// Expected returns the live tokens entering each stage for an nPrompt-token
+// prompt, the counts Select produces: ceil(r · live), never below the
+// protected tokens.
+func (s Schedule) Expected(nPrompt int) []int {
+	tail := int(math.Ceil(TailKeepFrac * float64(nPrompt)))
+	protected := min(nPrompt, min(HeadKeep, nPrompt-tail)+tail)
+	out := []int{nPrompt}
+	live := nPrompt
+	for _, r := range s.KeepRatios {
+		live = max(int(math.Ceil(r*float64(live))), protected)
+		out = append(out, live)
+	}
+	return out
+}
+
+// PrefillFLOPs counts the multiply-adds (×2) of a prefill in which layer l
+// runs on the live positions livePerLayer[l] (sorted): the linear layers
+// scale with the live tokens; attention with the (query, key) pairs a
+// causal, possibly windowed mask allows among them; plus the output head
+// for one token.
+func PrefillFLOPs(sh Shape, livePerLayer [][]int32) float64 {
+	d := float64(sh.NEmbd)
+	total := 2 * d * float64(sh.NVocab)
+	for l, L := range sh.Layers {
+		pos := livePerLayer[l]
+		qDim, kvDim := float64(L.NHead*L.HeadDim), float64(L.NHeadKV*L.HeadDim)
+		params := d*qDim + 2*d*kvDim + qDim*d + 3*d*float64(L.NFF)
+		total += 2 * params * float64(len(pos))
+		total += 4 * float64(L.NHead*L.HeadDim) * attentionPairs(pos, L.Window)
+	}
+	return total
+}
+
+// attentionPairs counts pairs (q, k) with k <= q and, with a window w > 0,
+// q - k < w, over sorted positions.
+func attentionPairs(pos []int32, window int) float64 {
+	pairs := 0.0
+	for i, q := range pos {
+		lo := 0
+		if window > 0 {
+			lo = sort.Search(i+1, func(j int) bool { return int(q-pos[j]) < window })
+		}
+		pairs += float64(i + 1 - lo)
+	}
+	return pairs
+}
+
+// LivePerLayer expands per-stage live positions to one entry per layer.
+func LivePerLayer(sched Schedule, nLayer int, stages [][]int32) [][]int32 {
+	out := make([][]int32, nLayer)
+	s := 0
+	for l := range nLayer {
+		for s+1 < len(stages) && s < len(sched.Layers) && l >= sched.Layers[s] {
+			s++
+		}
+		out[l] = stages[s]
+	}
+	return out
+}

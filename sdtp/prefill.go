@@ -1,0 +1,168 @@
+package sdtp
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/go-sdtp/sdtp/bridge"
+)
+
+// Runner is the staged engine as the stage loop sees it (bridge.Engine).
+type Runner interface {
+	NLayer() int
+	NEmbd() int
+	Reset(segmentStarts []int) error
+	Run(in bridge.RunInput) (bridge.RunOutput, error)
+}
+
+// Scorer rates the live tokens at a pruning point; higher means keep.
+// Implementations live in package predictor.
+type Scorer interface {
+	// Needs says what Score reads, so the engine computes only that.
+	Needs() Needs
+	Score(in ScoreInput) ([]float32, error)
+}
+
+// Needs lists a scorer's inputs.
+type Needs struct {
+	Hidden    bool // hidden states entering the pruning layer
+	Attention bool // attention of the last-window queries at the layer before
+}
+
+// ScoreInput is what a scorer sees at stage Stage, before layer Layer.
+type ScoreInput struct {
+	Stage, Layer int
+	NEmbd        int
+	Positions    []int32   // original positions of the live tokens
+	Hidden       []float32 // [live][NEmbd], when Needs.Hidden
+	Attention    []float32 // [live], when Needs.Attention
+}
+
+// PrefillResult is a pruned prefill: the last token's logits and what
+// survived where.
+type PrefillResult struct {
+	Logits       []float32
+	KeptPerStage []int // live tokens entering each stage's first layer; [0] = prompt
+	KeptPerLayer []int // live tokens (= cached K/V entries) per layer
+	// DroppedAt[p] is the stage whose pruning dropped the token at position
+	// p (1-based: stage s prunes before Schedule.Layers[s-1]), 0 if it
+	// reached the last layer.
+	DroppedAt []int
+	// LivePositions[s] are the positions alive in stage s (for accounting).
+	LivePositions [][]int32
+}
+
+// Prefill runs the prompt through the model stage by stage: each stage's
+// layers process the live tokens in chunks of ubatch, the scorer rates them
+// at the next pruning layer, and Select decides who continues. A schedule
+// with no layers is a dense prefill through the same engine.
+func Prefill(r Runner, sc Scorer, sched Schedule, tokens []int32, ubatch int) (PrefillResult, error) {
+	n := len(tokens)
+	var res PrefillResult
+	if n == 0 {
+		return res, fmt.Errorf("sdtp: empty prompt")
+	}
+	if len(sched.Layers) > 0 {
+		if err := sched.Validate(r.NLayer()); err != nil {
+			return res, err
+		}
+	}
+	starts := append([]int{0}, sched.Layers...)
+	if err := r.Reset(starts); err != nil {
+		return res, err
+	}
+	pos := make([]int32, n)
+	for i := range pos {
+		pos[i] = int32(i)
+	}
+	res.DroppedAt = make([]int, n)
+	var hidden []float32
+	for s, first := range starts {
+		last := r.NLayer()
+		final := s == len(starts)-1
+		if !final {
+			last = starts[s+1]
+		}
+		res.KeptPerStage = append(res.KeptPerStage, len(pos))
+		res.LivePositions = append(res.LivePositions, pos)
+		for range last - first {
+			res.KeptPerLayer = append(res.KeptPerLayer, len(pos))
+		}
+		var needs Needs
+		if !final {
+			needs = sc.Needs()
+		}
+		out, err := runStage(r, first, last, tokens, hidden, pos, ubatch, final, needs.Attention)
+		if err != nil {
+			return res, err
+		}
+		if final {
+			res.Logits = out.Logits
+			break
+		}
+		in := ScoreInput{Stage: s, Layer: last, NEmbd: r.NEmbd(), Positions: pos, Attention: out.Attn}
+		if needs.Hidden {
+			in.Hidden = out.Hidden
+		}
+		scores, err := sc.Score(in)
+		if err != nil {
+			return res, fmt.Errorf("sdtp: scoring before layer %d: %w", last, err)
+		}
+		keep, err := Select(pos, scores, n, sched.KeepRatios[s])
+		if err != nil {
+			return res, err
+		}
+		pos, hidden = gather(pos, out.Hidden, keep, r.NEmbd(), res.DroppedAt, s+1)
+	}
+	return res, nil
+}
+
+// runStage runs layers [first, last) over the live tokens in chunks of
+// ubatch, cut from the end so that the last chunk holds the whole
+// last-window (the attention scorer's queries) whenever it fits.
+func runStage(r Runner, first, last int, tokens []int32, hidden []float32, pos []int32, ubatch int, final, attention bool) (bridge.RunOutput, error) {
+	n, d := len(pos), r.NEmbd()
+	var all bridge.RunOutput
+	if !final {
+		all.Hidden = make([]float32, 0, n*d)
+	}
+	for end := n % ubatch; end <= n; end += ubatch {
+		if end == 0 {
+			continue
+		}
+		start := max(0, end-ubatch)
+		in := bridge.RunInput{First: first, Last: last, Positions: pos[start:end], WantHidden: !final, WantLogits: final && end == n}
+		if first == 0 {
+			in.Tokens = tokens[start:end]
+		} else {
+			in.Hidden = hidden[start*d : end*d]
+		}
+		if attention && end == n {
+			in.AttnWindow = min(end-start, int(math.Ceil(TailKeepFrac*float64(len(tokens)))))
+		}
+		out, err := r.Run(in)
+		if err != nil {
+			return all, err
+		}
+		all.Hidden = append(all.Hidden, out.Hidden...)
+		all.Logits, all.Attn = out.Logits, out.Attn
+	}
+	return all, nil
+}
+
+// gather keeps the rows in keep and marks the others dropped at stage.
+func gather(pos []int32, hidden []float32, keep []int, d int, droppedAt []int, stage int) ([]int32, []float32) {
+	newPos := make([]int32, len(keep))
+	newHidden := make([]float32, len(keep)*d)
+	k := 0
+	for i, p := range pos {
+		if k < len(keep) && keep[k] == i {
+			newPos[k] = p
+			copy(newHidden[k*d:(k+1)*d], hidden[i*d:(i+1)*d])
+			k++
+		} else {
+			droppedAt[p] = stage
+		}
+	}
+	return newPos, newHidden
+}

@@ -1,0 +1,102 @@
+package sdtp_test
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+func tinyEngine(t *testing.T, cfg testmodel.Config) (*bridge.Context, *bridge.Engine) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	require.NoError(t, testmodel.Write(path, cfg))
+	m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
+	require.NoError(t, err)
+	c, err := m.NewContext(bridge.ContextParams{NCtx: 1024, NBatch: 1024, Threads: 2})
+	require.NoError(t, err)
+	e, err := c.NewEngine(1024, 2)
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Free(); c.Free(); m.Free() })
+	return c, e
+}
+
+func prompt(n int) []int32 {
+	toks := make([]int32, n)
+	toks[0] = 1
+	for i := 1; i < n; i++ {
+		toks[i] = int32(300 + (i*37)%250)
+	}
+	return toks
+}
+
+func TestDensePrefillMatchesLlamaDecode(t *testing.T) {
+	c, e := tinyEngine(t, testmodel.Gemma3())
+	toks := prompt(300)
+	require.NoError(t, c.Decode(toks, 0, bridge.OutputLast))
+	want, err := c.Logits(-1)
+	require.NoError(t, err)
+	res, err := sdtp.Prefill(e, predictor.NewRandom(1), sdtp.Schedule{}, toks, 64)
+	require.NoError(t, err)
+	assert.InDeltaSlice(t, want, res.Logits, 1e-4)
+	assert.Equal(t, []int{300}, res.KeptPerStage)
+}
+
+func TestPrunedPrefillKeepsScheduleAndProtectedTokens(t *testing.T) {
+	cfg := testmodel.Gemma3()
+	cfg.NLayer = 12 // room for several stages
+	for _, scorer := range []string{"random", "attention"} {
+		t.Run(scorer, func(t *testing.T) {
+			_, e := tinyEngine(t, cfg)
+			sched, err := sdtp.DefaultSchedule(e.NLayer(), 0.8)
+			require.NoError(t, err)
+			sc, err := predictor.New(scorer, 7)
+			require.NoError(t, err)
+			const n = 400
+			res, err := sdtp.Prefill(e, sc, sched, prompt(n), 128)
+			require.NoError(t, err)
+
+			assert.Equal(t, sched.Expected(n), res.KeptPerStage)
+			for l := range e.NLayer() {
+				assert.Equal(t, res.KeptPerLayer[l], e.Cells(l), "cache of layer %d holds the live tokens", l)
+			}
+			last := res.LivePositions[len(res.LivePositions)-1]
+			assert.IsIncreasing(t, last, "kept tokens keep their original order and positions")
+			for p := range n {
+				if sdtp.Protected(p, n) {
+					assert.Zero(t, res.DroppedAt[p], "protected position %d dropped", p)
+				}
+			}
+			assert.Len(t, res.Logits, e.NVocab())
+			finite := true
+			for _, v := range res.Logits {
+				finite = finite && !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
+			}
+			assert.True(t, finite)
+		})
+	}
+}
+
+func TestAttentionScorerPrefersAttendedTokens(t *testing.T) {
+	// Same prompt, two scorers: they must choose differently, and the
+	// attention scorer's choice is deterministic.
+	cfg := testmodel.Llama()
+	_, e := tinyEngine(t, cfg)
+	sched := sdtp.Schedule{Layers: []int{2}, KeepRatios: []float64{0.5}}
+	a1, err := sdtp.Prefill(e, predictor.Attention{}, sched, prompt(200), 64)
+	require.NoError(t, err)
+	a2, err := sdtp.Prefill(e, predictor.Attention{}, sched, prompt(200), 64)
+	require.NoError(t, err)
+	r, err := sdtp.Prefill(e, predictor.NewRandom(3), sched, prompt(200), 64)
+	require.NoError(t, err)
+	assert.Equal(t, a1.LivePositions[1], a2.LivePositions[1])
+	assert.NotEqual(t, a1.LivePositions[1], r.LivePositions[1])
+	assert.Equal(t, a1.Logits, a2.Logits)
+}
