@@ -131,6 +131,21 @@ func (s *Sampler) Sample(c *Context, idx int) (int32, error) {
 	return int32(tok), nil
 }
 
+// SampleLogits picks a token from logits computed by the staged engine and
+// accepts it into the chain's state.
+func (s *Sampler) SampleLogits(logits []float32) (int32, error) {
+	if len(logits) == 0 {
+		return -1, fmt.Errorf("sampling: no logits")
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	tok := C.sdtp_sample_logits(s.ptr, (*C.float)(unsafe.Pointer(&logits[0])), C.int(len(logits)), eb.p, errBufSize)
+	if tok < 0 {
+		return -1, eb.err("sampling failed")
+	}
+	return int32(tok), nil
+}
+
 // AcceptPrompt records prompt tokens in the penalty history; a grammar
 // only ever sees generated tokens.
 func (s *Sampler) AcceptPrompt(tokens []int32) {

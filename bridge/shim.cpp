@@ -5,6 +5,7 @@
 #include <exception>
 #include <mutex>
 #include <string>
+#include <vector>
 
 extern "C" bool goProgress(float progress, void * handle); // exported by progress.go
 
@@ -110,6 +111,29 @@ int sdtp_decode(struct llama_context * ctx, const llama_token * tokens, int n, i
 llama_token sdtp_sample(struct llama_sampler * smpl, struct llama_context * ctx, int idx, char * err, size_t n) {
     try {
         return llama_sampler_sample(smpl, ctx, idx);
+    } catch (const std::exception & e) {
+        set_err(err, n, e.what());
+    } catch (...) {
+        set_err(err, n, "unknown C++ exception");
+    }
+    return -1;
+}
+
+llama_token sdtp_sample_logits(struct llama_sampler * smpl, const float * logits, int n_vocab, char * err, size_t n) {
+    try {
+        std::vector<llama_token_data> cur(n_vocab);
+        for (int i = 0; i < n_vocab; i++) {
+            cur[i] = {i, logits[i], 0.0f};
+        }
+        llama_token_data_array arr = {cur.data(), cur.size(), -1, false};
+        llama_sampler_apply(smpl, &arr);
+        if (arr.selected < 0 || arr.selected >= (int64_t) arr.size) {
+            set_err(err, n, "the sampler selected no token");
+            return -1;
+        }
+        const llama_token tok = arr.data[arr.selected].id;
+        llama_sampler_accept(smpl, tok);
+        return tok;
     } catch (const std::exception & e) {
         set_err(err, n, e.what());
     } catch (...) {

@@ -33,6 +33,10 @@ int         sdtp_decode(struct llama_context * ctx, const llama_token * tokens, 
 // Samples the token at output row idx and accepts it. Returns -1 (and fills
 // err) when the sampler threw, e.g. a grammar with no valid continuation.
 llama_token sdtp_sample(struct llama_sampler * smpl, struct llama_context * ctx, int idx, char * err, size_t n);
+// Samples from logits computed outside llama_decode (the staged engine) and
+// accepts the token. Returns -1 (and fills err) on failure.
+llama_token sdtp_sample_logits(struct llama_sampler * smpl, const float * logits, int n_vocab, char * err, size_t n);
+
 // Feeds prompt tokens to the chain's history (penalties) but not to a
 // grammar, which constrains only what is generated.
 void        sdtp_accept_history(struct llama_sampler * chain, const llama_token * tokens, int n);

@@ -20,6 +20,7 @@ type Result struct {
 	GeneratedTokens int
 	Prefill         time.Duration
 	Decode          time.Duration
+	SDTP            *SDTPStats // set in the staged modes
 }
 
 // Predict generates a continuation of text and returns it (without the
@@ -39,6 +40,13 @@ func (l *LLama) Generate(text string, opts ...PredictOption) (Result, error) {
 	var res Result
 	toks, err := l.promptTokens(text, po)
 	if err != nil {
+		return res, err
+	}
+	if l.staged != nil {
+		out := l.newOutput(po)
+		err := l.generateStaged(toks, po, &res, out)
+		res.Text = out.finish()
+		l.debugf(po, res)
 		return res, err
 	}
 	if err := l.timedPrefill(toks, po, &res); err != nil {

@@ -34,6 +34,7 @@ type LLama struct {
 	model    *bridge.Model
 	ctx      *bridge.Context
 	lora     *bridge.Lora
+	staged   *staged // nil: llama.cpp's own llama_decode path
 	cached   []int32 // tokens whose K/V the context holds; index = position
 	opts     ModelOptions
 	callback struct {
@@ -58,6 +59,10 @@ func New(model string, opts ...ModelOption) (*LLama, error) {
 	}
 	l := &LLama{id: nextID.Add(1), model: m, opts: mo}
 	if l.ctx, err = m.NewContext(cp); err != nil {
+		l.Free()
+		return nil, err
+	}
+	if l.staged, err = newStaged(m, l.ctx, mo.SDTP); err != nil {
 		l.Free()
 		return nil, err
 	}
@@ -113,6 +118,10 @@ func loadParams(mo ModelOptions) (bridge.ModelParams, bridge.ContextParams, erro
 func (l *LLama) Free() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.staged != nil {
+		l.staged.free()
+		l.staged = nil
+	}
 	if l.ctx != nil {
 		l.ctx.Free()
 		l.ctx = nil

@@ -31,6 +31,9 @@ type ModelOptions struct {
 	// Progress, when set, receives the load progress in [0, 1]; returning
 	// false aborts New. (An addition to go-llama.cpp's options.)
 	Progress func(float32) bool
+	// SDTP selects token pruning during prefill (WithSDTP); the zero value
+	// is llama.cpp's own dense path.
+	SDTP SDTPOptions
 }
 
 // PredictOptions are the per-call settings of Predict, Eval, Embeddings,

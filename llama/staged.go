@@ -1,0 +1,182 @@
+package llama
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+// Prefill modes. ModeLlamaCpp, the default, is stock llama_decode: exactly
+// go-llama.cpp's behaviour. The others run the staged engine.
+const (
+	ModeLlamaCpp  = "llamacpp"
+	ModeDense     = "dense"     // staged engine, nothing pruned
+	ModeSDTP      = "sdtp"      // learned predictors; the attention scorer until they exist
+	ModeRandom    = "random"    // prune at random, same schedule
+	ModeAttention = "attention" // prune by last-window attention, same schedule
+)
+
+// SDTPOptions turn on Saliency-driven Dynamic Token Pruning.
+type SDTPOptions struct {
+	Mode       string  // one of the Mode constants; "" = ModeLlamaCpp
+	KeepRatio  float64 // per stage; 0 = sdtp.DefaultKeepRatio
+	Layers     []int   // pruning layers; nil = sdtp.DefaultSchedule
+	Predictors string  // learned predictors (ONNX directory or GGUF); "" = none
+	Seed       uint64  // for the random scorer
+	UBatch     int     // tokens per graph in prefill; 0 = 512
+}
+
+// WithSDTP enables a pruning mode (an addition to go-llama.cpp's options).
+func WithSDTP(o SDTPOptions) ModelOption { return func(p *ModelOptions) { p.SDTP = o } }
+
+// SDTPStats describes one staged prefill.
+type SDTPStats struct {
+	Mode         string
+	KeptPerStage []int   // live tokens entering each stage
+	KeptPerLayer []int   // K/V entries per layer
+	FLOPRatio    float64 // prefill FLOPs, dense / this mode
+	KVBytes      int64
+	DroppedAt    []int // per prompt position: stage that dropped it (0 = kept)
+	Schedule     sdtp.Schedule
+}
+
+// staged is the engine state of a *LLama in a staged mode.
+type staged struct {
+	engine *bridge.Engine
+	scorer sdtp.Scorer
+	sched  sdtp.Schedule
+	shape  sdtp.Shape
+	mode   string
+	ubatch int
+}
+
+// newStaged prepares the engine for o.Mode, or returns nil for llama.cpp's
+// own path (the default, or an architecture the engine does not stage).
+func newStaged(m *bridge.Model, c *bridge.Context, o SDTPOptions) (*staged, error) {
+	mode := o.Mode
+	switch mode {
+	case "", ModeLlamaCpp:
+		return nil, nil
+	case ModeDense, ModeSDTP, ModeRandom, ModeAttention:
+	default:
+		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, dense, sdtp, random, attention)", mode)
+	}
+	if _, ok := bridge.StagedArch(m); !ok {
+		fmt.Fprintf(os.Stderr, "sdtp: architecture %s is not staged; running densely through llama_decode\n", m.Arch())
+		return nil, nil
+	}
+	s := &staged{mode: mode, ubatch: o.UBatch}
+	if s.ubatch <= 0 {
+		s.ubatch = 512
+	}
+	var err error
+	if mode != ModeDense {
+		ratio := o.KeepRatio
+		if ratio == 0 {
+			ratio = sdtp.DefaultKeepRatio
+		}
+		if o.Layers != nil {
+			s.sched = sdtp.Schedule{Layers: o.Layers}
+			for range o.Layers {
+				s.sched.KeepRatios = append(s.sched.KeepRatios, ratio)
+			}
+			err = s.sched.Validate(m.NLayer())
+		} else {
+			s.sched, err = sdtp.DefaultSchedule(m.NLayer(), ratio)
+		}
+		if err != nil {
+			return nil, err
+		}
+		scorer := mode
+		if mode == ModeSDTP {
+			if o.Predictors != "" {
+				return nil, errors.New("llama: learned predictors are not available yet; use mode attention or random")
+			}
+			fmt.Fprintln(os.Stderr, "sdtp: no learned predictors for this model; pruning with the attention scorer")
+			scorer = ModeAttention
+		}
+		if s.scorer, err = predictor.New(scorer, o.Seed); err != nil {
+			return nil, err
+		}
+	}
+	if s.engine, err = c.NewEngine(c.NCtx(), 0); err != nil {
+		return nil, err
+	}
+	layers, nEmbd, nVocab := s.engine.Shape()
+	s.shape = sdtp.Shape{Layers: layers, NEmbd: nEmbd, NVocab: nVocab}
+	return s, nil
+}
+
+func (s *staged) free() { s.engine.Free() }
+
+// generateStaged is Generate on the staged engine: a pruned prefill, then
+// decoding over the per-layer caches. Each call starts from an empty cache.
+func (l *LLama) generateStaged(toks []int32, po PredictOptions, res *Result, out *output) error {
+	s := l.staged
+	s.engine.SetThreads(po.Threads)
+	l.resetCache() // the llama.cpp context's cache no longer matches
+	start := time.Now()
+	pre, err := sdtp.Prefill(s.engine, s.scorer, s.sched, toks, s.ubatch)
+	res.Prefill = time.Since(start)
+	res.PromptTokens = len(toks)
+	if err != nil {
+		return err
+	}
+	res.SDTP = s.stats(pre, len(toks))
+
+	smp, err := l.newSampler(po, toks)
+	if err != nil {
+		return err
+	}
+	defer smp.Free()
+	start = time.Now()
+	defer func() { res.Decode = time.Since(start) }()
+	logits := pre.Logits
+	for pos := len(toks); po.Tokens == 0 || res.GeneratedTokens < po.Tokens; pos++ {
+		tok, err := smp.SampleLogits(logits)
+		if err != nil {
+			return err
+		}
+		if l.model.IsEOG(tok) {
+			return nil
+		}
+		res.GeneratedTokens++
+		if out.add(l.model.TokenPiece(tok)) || res.GeneratedTokens == po.Tokens {
+			return nil
+		}
+		if pos >= l.ctx.NCtx() {
+			if po.Tokens == 0 {
+				return nil
+			}
+			return fmt.Errorf("%w: %d tokens (the staged engine does not shift the context)", ErrContextFull, pos)
+		}
+		step, err := s.engine.Run(bridge.RunInput{First: 0, Last: s.engine.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(pos)}, WantLogits: true})
+		if err != nil {
+			return err
+		}
+		logits = step.Logits
+	}
+	return nil
+}
+
+func (s *staged) stats(pre sdtp.PrefillResult, n int) *SDTPStats {
+	dense := make([][]int32, len(s.shape.Layers))
+	for l := range dense {
+		dense[l] = pre.LivePositions[0]
+	}
+	pruned := sdtp.LivePerLayer(s.sched, len(s.shape.Layers), pre.LivePositions)
+	return &SDTPStats{
+		Mode:         s.mode,
+		KeptPerStage: pre.KeptPerStage,
+		KeptPerLayer: pre.KeptPerLayer,
+		FLOPRatio:    sdtp.PrefillFLOPs(s.shape, dense) / sdtp.PrefillFLOPs(s.shape, pruned),
+		KVBytes:      s.engine.KVBytes(),
+		DroppedAt:    pre.DroppedAt,
+		Schedule:     s.sched,
+	}
+}
