@@ -88,23 +88,21 @@ struct sdtp_engine {
         if (cpu) ggml_backend_free(cpu);
     }
 
-    // mask returns the F16 attention mask of layer il for this run: row i
-    // lets query i (position pos[i]) see cached cells at positions <= pos[i]
-    // (and within the window on sliding-window layers).
-    ggml_tensor * mask(ggml_context * ctx, int il, int n_kv, int n) {
-        const int  s   = seg_of[il];
-        const bool swa = hp.is_swa(il);
+    // mask returns the attention mask of segment seg for this run: row i
+    // lets query i (position pos[i]) see cached cells at positions <=
+    // pos[i], and with swa only those within the sliding window.
+    mask_input & mask(ggml_context * ctx, int seg, bool swa, int n_kv, int n) {
         for (auto & m : masks) {
-            if (m.seg == s && m.swa == swa) return m.f16;
+            if (m.seg == seg && m.swa == swa) return m;
         }
         mask_input m;
         m.f32 = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_kv, n);
         ggml_set_input(m.f32);
         m.f16 = ggml_cast(ctx, m.f32, GGML_TYPE_F16);
-        m.seg = s;
+        m.seg = seg;
         m.swa = swa;
         masks.push_back(m);
-        return m.f16;
+        return masks.back();
     }
 
     void fill_mask(const mask_input & m) {
@@ -162,7 +160,7 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
 
     ggml_tensor * K = ggml_view_3d(ctx, kc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(kc->type, hd), kc->nb[1], 0);
     ggml_tensor * V = ggml_view_3d(ctx, vc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(vc->type, hd), vc->nb[1], 0);
-    ggml_tensor * m = E.mask(ctx, il, n_kv, n);
+    ggml_tensor * m = E.mask(ctx, E.seg_of[il], hp.is_swa(il), n_kv, n).f16;
 
     if (il == attn_layer) {
         attn_q = q;
@@ -373,10 +371,9 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
             ggml_tensor * K = ggml_view_3d(ctx, kc, hd, e->hp.n_head_kv(il), n_kv, ggml_row_size(kc->type, hd), kc->nb[1], 0);
             ggml_tensor * kq = ggml_mul_mat(ctx, ggml_permute(ctx, K, 0, 2, 1, 3), ggml_permute(ctx, qw, 0, 2, 1, 3));
             ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
-            ggml_tensor * mf32 = nullptr;
-            for (auto & m : e->masks) {
-                if (m.seg == e->seg_of[il] && m.swa == e->hp.is_swa(il)) mf32 = m.f32;
-            }
+            // The full causal mask even on a sliding-window layer, so tokens
+            // beyond the window are still ranked rather than all tied at 0.
+            ggml_tensor * mf32 = e->mask(ctx, e->seg_of[il], false, n_kv, n).f32;
             ggml_tensor * mw = ggml_view_2d(ctx, mf32, n_kv, n_win, mf32->nb[1], (n - n_win) * mf32->nb[1]);
             ggml_tensor * p = ggml_soft_max_ext(ctx, kq, mw, g.attn_scale, 0.0f);
             p = ggml_cont(ctx, ggml_transpose(ctx, ggml_reshape_2d(ctx, p, n_kv, p->ne[1] * p->ne[2])));

@@ -41,7 +41,8 @@ type SDTPStats struct {
 	KeptPerLayer []int   // K/V entries per layer
 	FLOPRatio    float64 // prefill FLOPs, dense / this mode
 	KVBytes      int64
-	DroppedAt    []int // per prompt position: stage that dropped it (0 = kept)
+	DroppedAt    []int    // per prompt position: stage that dropped it (0 = kept)
+	Pieces       []string // per prompt position: the token's text
 	Schedule     sdtp.Schedule
 }
 
@@ -128,6 +129,9 @@ func (l *LLama) generateStaged(toks []int32, po PredictOptions, res *Result, out
 		return err
 	}
 	res.SDTP = s.stats(pre, len(toks))
+	for _, t := range toks {
+		res.SDTP.Pieces = append(res.SDTP.Pieces, string(l.model.TokenPiece(t)))
+	}
 
 	smp, err := l.newSampler(po, toks)
 	if err != nil {

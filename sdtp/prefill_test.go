@@ -100,3 +100,42 @@ func TestAttentionScorerPrefersAttendedTokens(t *testing.T) {
 	assert.NotEqual(t, a1.LivePositions[1], r.LivePositions[1])
 	assert.Equal(t, a1.Logits, a2.Logits)
 }
+
+// captureScorer records what the stage loop hands a scorer.
+type captureScorer struct {
+	needs sdtp.Needs
+	seen  []sdtp.ScoreInput
+}
+
+func (c *captureScorer) Needs() sdtp.Needs { return c.needs }
+func (c *captureScorer) Score(in sdtp.ScoreInput) ([]float32, error) {
+	c.seen = append(c.seen, in)
+	return make([]float32, len(in.Positions)), nil
+}
+
+func TestAttentionScoresAreADistributionOverLiveTokens(t *testing.T) {
+	for name, cfg := range map[string]testmodel.Config{"llama": testmodel.Llama(), "gemma3": testmodel.Gemma3()} {
+		t.Run(name, func(t *testing.T) {
+			_, e := tinyEngine(t, cfg)
+			sc := &captureScorer{needs: sdtp.Needs{Attention: true, Hidden: true}}
+			sched := sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.6, 0.6}}
+			_, err := sdtp.Prefill(e, sc, sched, prompt(300), 64)
+			require.NoError(t, err)
+			require.Len(t, sc.seen, 2)
+			for _, in := range sc.seen {
+				assert.Len(t, in.Attention, len(in.Positions))
+				assert.Len(t, in.Hidden, len(in.Positions)*e.NEmbd())
+				sum := 0.0
+				for _, a := range in.Attention {
+					assert.GreaterOrEqual(t, a, float32(0))
+					sum += float64(a)
+				}
+				// Each query's softmax sums to 1; the mean over queries too.
+				assert.InDelta(t, 1.0, sum, 1e-3, "stage %d", in.Stage)
+			}
+			// Scores use the full causal mask even on sliding-window layers
+			// (layer 0 of gemma3), so distant tokens are ranked too.
+			assert.Positive(t, sc.seen[0].Attention[50], "position 50 lies outside the 32-token window yet is scored")
+		})
+	}
+}

@@ -31,6 +31,12 @@ type config struct {
 	topP       float32
 	seed       int
 	json       bool
+
+	mode        string
+	keepRatio   float64
+	pruneLayers []int
+	explain     bool
+	explainHTML string
 }
 
 // report is what --json prints.
@@ -40,6 +46,11 @@ type report struct {
 	PrefillMS       float64 `json:"prefill_ms"`
 	DecodeMS        float64 `json:"decode_ms"`
 	Text            string  `json:"text"`
+	Mode            string  `json:"mode"`
+	KeptPerStage    []int   `json:"kept_per_stage,omitempty"`
+	KeptPerLayer    []int   `json:"kept_per_layer,omitempty"`
+	FLOPRatio       float64 `json:"flop_ratio,omitempty"`
+	KVBytes         int64   `json:"kv_bytes,omitempty"`
 }
 
 func main() {
@@ -64,6 +75,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float32Var(&c.topP, "top-p", 0.95, "top-p sampling (1 = off)")
 	fs.IntVar(&c.seed, "seed", -1, "sampling seed (-1 = random)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object with the text, token counts and timings at the end")
+	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention")
+	fs.Float64Var(&c.keepRatio, "keep-ratio", 0.9, "fraction of live tokens kept at each pruning stage")
+	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth)")
+	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
+	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -96,7 +112,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(c.model); err != nil && c.model == cache.DefaultModel() {
 		return fmt.Errorf("default model not found at %s: run `make deps` first, or pass -m MODEL.gguf", c.model)
 	}
-	modelOpts := []llama.ModelOption{llama.SetContext(c.ctxSize)}
+	modelOpts := []llama.ModelOption{llama.SetContext(c.ctxSize),
+		llama.WithSDTP(llama.SDTPOptions{Mode: c.mode, KeepRatio: c.keepRatio, Layers: c.pruneLayers})}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		bar := progressbar.NewOptions(100, progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("loading model"), progressbar.OptionClearOnFinish())
@@ -124,17 +141,50 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := explain(c, res.SDTP, stderr); err != nil {
+		return err
+	}
 	if !c.json {
 		fmt.Fprintln(stdout)
 		return nil
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(report{
+	r := report{
 		PromptTokens:    res.PromptTokens,
 		GeneratedTokens: res.GeneratedTokens,
 		PrefillMS:       float64(res.Prefill.Microseconds()) / 1000,
 		DecodeMS:        float64(res.Decode.Microseconds()) / 1000,
 		Text:            res.Text,
-	})
+		Mode:            llama.ModeLlamaCpp,
+	}
+	if st := res.SDTP; st != nil {
+		r.Mode, r.KeptPerStage, r.KeptPerLayer, r.FLOPRatio, r.KVBytes = st.Mode, st.KeptPerStage, st.KeptPerLayer, st.FLOPRatio, st.KVBytes
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// explain renders --explain and --explain-html.
+func explain(c config, st *llama.SDTPStats, stderr io.Writer) error {
+	if !c.explain && c.explainHTML == "" {
+		return nil
+	}
+	if st == nil {
+		return errors.New("--explain needs a staged mode (dense, sdtp, random, attention) on a staged architecture")
+	}
+	if c.explain {
+		explainANSI(stderr, st)
+	}
+	if c.explainHTML == "" {
+		return nil
+	}
+	f, err := os.Create(c.explainHTML)
+	if err != nil {
+		return err
+	}
+	if err := explainHTML(f, st); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

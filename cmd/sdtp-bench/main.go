@@ -1,0 +1,433 @@
+// Command sdtp-bench compares prefill modes side by side in one process:
+// stock llama_decode ("llamacpp"), the staged engine without pruning
+// ("dense"), and pruning with the SDTP schedule ("sdtp", "random",
+// "attention"). Modes are interleaved run by run; each figure is the median
+// of --repeat runs after one warm-up.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	flag "github.com/spf13/pflag"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+type config struct {
+	model        string
+	promptTokens []int
+	text         string
+	modes        []string
+	repeat       int
+	threads      int
+	keepRatio    float64
+	decodeTokens int
+	json         bool
+}
+
+// Row is one mode at one prompt length (medians over the repeats).
+type Row struct {
+	Mode               string  `json:"mode"`
+	PromptTokens       int     `json:"prompt_tokens"`
+	PrefillMS          float64 `json:"prefill_ms"`
+	DecodeTokS         float64 `json:"decode_tok_s"`
+	KeptTokensPerLayer []int   `json:"kept_tokens_per_layer"`
+	FLOPsPrefill       float64 `json:"flops_prefill"`
+	FLOPRatioVsDense   float64 `json:"flop_ratio_vs_dense"`
+	KVBytes            int64   `json:"kv_bytes"`
+	Top1VsLlamaCpp     float64 `json:"top1_vs_llamacpp"`
+	MaxAbsLogitDiff    float64 `json:"max_abs_logit_diff_vs_llamacpp"`
+	SpeedupVsLlamaCpp  float64 `json:"prefill_speedup_vs_llamacpp"`
+}
+
+type Report struct {
+	Model      string `json:"model"`
+	Threads    int    `json:"threads"`
+	BuildFlags string `json:"build_flags"`
+	CPU        string `json:"cpu_features"`
+	Results    []Row  `json:"results"`
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "sdtp-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("sdtp-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.model, "model", cache.DefaultModel(), "GGUF model")
+	fs.IntSliceVar(&c.promptTokens, "prompt-tokens", []int{512, 2048, 4096}, "prompt lengths")
+	fs.StringVar(&c.text, "text", "", "prompt source text (default: text the model generates itself)")
+	fs.StringSliceVar(&c.modes, "modes", []string{"llamacpp", "dense", "sdtp", "random", "attention"}, "modes to compare")
+	fs.IntVar(&c.repeat, "repeat", 3, "measured runs per mode and length (after one warm-up)")
+	fs.IntVar(&c.threads, "threads", runtime.NumCPU(), "CPU threads")
+	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "keep ratio per stage")
+	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
+	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.repeat < 1 || c.decodeTokens < 1 || c.threads < 1 || len(c.promptTokens) == 0 {
+		return c, errors.New("--repeat, --decode-tokens, --threads must be positive and --prompt-tokens non-empty")
+	}
+	for _, n := range c.promptTokens {
+		if n < 16 {
+			return c, fmt.Errorf("prompt length %d is too short to prune", n)
+		}
+	}
+	for _, m := range c.modes {
+		if !slices.Contains([]string{"llamacpp", "dense", "sdtp", "random", "attention"}, m) {
+			return c, fmt.Errorf("unknown mode %q", m)
+		}
+	}
+	return c, nil
+}
+
+// bench holds the model and one context/engine for all runs.
+type bench struct {
+	cfg    config
+	model  *bridge.Model
+	ctx    *bridge.Context
+	engine *bridge.Engine
+	shape  sdtp.Shape
+	sched  sdtp.Schedule
+	log    io.Writer
+}
+
+// sample is one run of one mode.
+type sample struct {
+	prefill time.Duration
+	decode  time.Duration
+	logits  []float32
+	cont    []int32
+	perLyr  []int
+	live    [][]int32
+	kv      int64
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	maxN := slices.Max(c.promptTokens)
+	nCtx := maxN + c.decodeTokens + 16
+	m, err := bridge.LoadModel(c.model, bridge.ModelParams{UseMMap: true})
+	if err != nil {
+		return err
+	}
+	defer m.Free()
+	if _, ok := bridge.StagedArch(m); !ok {
+		return fmt.Errorf("architecture %s is not staged", m.Arch())
+	}
+	ctx, err := m.NewContext(bridge.ContextParams{NCtx: nCtx, NBatch: 2048, NUBatch: 512, Threads: c.threads})
+	if err != nil {
+		return err
+	}
+	defer ctx.Free()
+	eng, err := ctx.NewEngine(nCtx, c.threads)
+	if err != nil {
+		return err
+	}
+	defer eng.Free()
+	b := &bench{cfg: c, model: m, ctx: ctx, engine: eng, log: stderr}
+	layers, nEmbd, nVocab := eng.Shape()
+	b.shape = sdtp.Shape{Layers: layers, NEmbd: nEmbd, NVocab: nVocab}
+	if b.sched, err = sdtp.DefaultSchedule(m.NLayer(), c.keepRatio); err != nil {
+		return err
+	}
+
+	prompt, err := b.promptTokens(maxN)
+	if err != nil {
+		return err
+	}
+	rep := Report{Model: m.Desc(), Threads: c.threads, BuildFlags: buildFlags(), CPU: bridge.SystemInfo()}
+	for _, n := range c.promptTokens {
+		rows, err := b.compare(prompt[:n])
+		if err != nil {
+			return err
+		}
+		rep.Results = append(rep.Results, rows...)
+	}
+	if c.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printTable(stdout, rep)
+	return nil
+}
+
+// promptTokens tokenizes --text, or lets the model write its own text.
+func (b *bench) promptTokens(n int) ([]int32, error) {
+	if b.cfg.text != "" {
+		raw, err := os.ReadFile(b.cfg.text)
+		if err != nil {
+			return nil, err
+		}
+		toks, err := b.model.Tokenize(string(raw), true, false)
+		if err != nil {
+			return nil, err
+		}
+		if len(toks) < n {
+			return nil, fmt.Errorf("%s has %d tokens, need %d", b.cfg.text, len(toks), n)
+		}
+		return toks[:n], nil
+	}
+	fmt.Fprintf(b.log, "generating a %d-token prompt with the model (use --text to skip)\n", n)
+	smp, err := bridge.NewSampler(b.model, bridge.SamplerParams{Seed: 1, Temperature: 1, TopK: 40, TopP: 0.95, RepeatLastN: 64, RepeatPenalty: 1.1})
+	if err != nil {
+		return nil, err
+	}
+	defer smp.Free()
+	toks, err := b.model.Tokenize("Chapter 1\n\n", true, false)
+	if err != nil {
+		return nil, err
+	}
+	b.ctx.Clear()
+	if err := b.ctx.Decode(toks, 0, bridge.OutputLast); err != nil {
+		return nil, err
+	}
+	for len(toks) < n {
+		tok, err := smp.Sample(b.ctx, -1)
+		if err != nil {
+			return nil, err
+		}
+		if b.model.IsEOG(tok) {
+			tok = toks[len(toks)-1] // keep going: a benchmark prompt needs no ending
+		}
+		toks = append(toks, tok)
+		if err := b.ctx.Decode([]int32{tok}, len(toks)-1, bridge.OutputLast); err != nil {
+			return nil, err
+		}
+	}
+	return toks, nil
+}
+
+// compare runs every mode --repeat times (plus a warm-up), interleaved.
+func (b *bench) compare(prompt []int32) ([]Row, error) {
+	samples := map[string][]sample{}
+	for r := 0; r <= b.cfg.repeat; r++ {
+		for _, mode := range b.cfg.modes {
+			s, err := b.runMode(mode, prompt)
+			if err != nil {
+				return nil, fmt.Errorf("%s at %d tokens: %w", mode, len(prompt), err)
+			}
+			if r > 0 { // run 0 warms caches and pages in the weights
+				samples[mode] = append(samples[mode], s)
+			}
+		}
+		fmt.Fprintf(b.log, "%d tokens: run %d/%d done\n", len(prompt), r, b.cfg.repeat)
+	}
+	denseLive := make([][]int32, len(b.shape.Layers))
+	for l := range denseLive {
+		denseLive[l] = seq(len(prompt))
+	}
+	denseFLOPs := sdtp.PrefillFLOPs(b.shape, denseLive)
+	ref := samples["llamacpp"]
+	var refPrefill time.Duration
+	if ref != nil {
+		refPrefill = median(ref, func(s sample) time.Duration { return s.prefill })
+	}
+	var rows []Row
+	for _, mode := range b.cfg.modes {
+		ss := samples[mode]
+		last := ss[len(ss)-1]
+		prefill := median(ss, func(s sample) time.Duration { return s.prefill })
+		decode := median(ss, func(s sample) time.Duration { return s.decode })
+		row := Row{
+			Mode: mode, PromptTokens: len(prompt),
+			PrefillMS:          float64(prefill.Microseconds()) / 1000,
+			DecodeTokS:         float64(b.cfg.decodeTokens) / decode.Seconds(),
+			KeptTokensPerLayer: last.perLyr,
+			KVBytes:            last.kv,
+		}
+		if last.live != nil {
+			row.FLOPsPrefill = sdtp.PrefillFLOPs(b.shape, last.live)
+		} else {
+			row.FLOPsPrefill = denseFLOPs
+		}
+		row.FLOPRatioVsDense = denseFLOPs / row.FLOPsPrefill
+		if ref != nil {
+			row.Top1VsLlamaCpp = agreement(ref[len(ref)-1].cont, last.cont)
+			row.MaxAbsLogitDiff = maxAbsDiff(ref[len(ref)-1].logits, last.logits)
+			row.SpeedupVsLlamaCpp = float64(refPrefill) / float64(prefill)
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func (b *bench) runMode(mode string, prompt []int32) (sample, error) {
+	if mode == "llamacpp" {
+		return b.runLlamaCpp(prompt)
+	}
+	var sc sdtp.Scorer
+	sched := b.sched
+	switch mode {
+	case "dense":
+		sched = sdtp.Schedule{}
+		sc = predictor.NewRandom(0) // never called: nothing is pruned
+	case "sdtp", "attention": // sdtp: the attention scorer until learned predictors exist
+		sc = predictor.Attention{}
+	case "random":
+		sc = predictor.NewRandom(1)
+	}
+	var s sample
+	start := time.Now()
+	pre, err := sdtp.Prefill(b.engine, sc, sched, prompt, 512)
+	s.prefill = time.Since(start)
+	if err != nil {
+		return s, err
+	}
+	s.logits, s.perLyr, s.kv = pre.Logits, pre.KeptPerLayer, b.engine.KVBytes()
+	s.live = sdtp.LivePerLayer(sched, b.engine.NLayer(), pre.LivePositions)
+	logits := pre.Logits
+	start = time.Now()
+	for i := range b.cfg.decodeTokens {
+		tok := int32(argmax(logits))
+		s.cont = append(s.cont, tok)
+		out, err := b.engine.Run(bridge.RunInput{First: 0, Last: b.engine.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(len(prompt) + i)}, WantLogits: true})
+		if err != nil {
+			return s, err
+		}
+		logits = out.Logits
+	}
+	s.decode = time.Since(start)
+	return s, nil
+}
+
+func (b *bench) runLlamaCpp(prompt []int32) (sample, error) {
+	var s sample
+	b.ctx.Clear()
+	start := time.Now()
+	if err := b.ctx.Decode(prompt, 0, bridge.OutputLast); err != nil {
+		return s, err
+	}
+	s.prefill = time.Since(start)
+	logits, err := b.ctx.Logits(-1)
+	if err != nil {
+		return s, err
+	}
+	s.logits = logits
+	for range b.engine.NLayer() {
+		s.perLyr = append(s.perLyr, len(prompt))
+	}
+	// The same cells as our dense cache: n tokens in every layer.
+	layers, _, _ := b.engine.Shape()
+	for _, L := range layers {
+		s.kv += int64(len(prompt)) * int64(2*L.NHeadKV*L.HeadDim) * 2
+	}
+	start = time.Now()
+	for i := range b.cfg.decodeTokens {
+		tok := int32(argmax(logits))
+		s.cont = append(s.cont, tok)
+		if err := b.ctx.Decode([]int32{tok}, len(prompt)+i, bridge.OutputLast); err != nil {
+			return s, err
+		}
+		if logits, err = b.ctx.Logits(-1); err != nil {
+			return s, err
+		}
+	}
+	s.decode = time.Since(start)
+	return s, nil
+}
+
+func printTable(w io.Writer, rep Report) {
+	fmt.Fprintf(w, "model: %s   threads: %d   build flags: %s\n\n", rep.Model, rep.Threads, rep.BuildFlags)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "tokens\tmode\tprefill ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.PrefillMS,
+			r.SpeedupVsLlamaCpp, r.FLOPRatioVsDense, r.KeptTokensPerLayer[len(r.KeptTokensPerLayer)-1], r.DecodeTokS,
+			float64(r.KVBytes)/(1<<20), r.Top1VsLlamaCpp, r.MaxAbsLogitDiff)
+	}
+	tw.Flush()
+}
+
+// buildFlags reports the CPU flags the binary's C code was compiled with.
+func buildFlags() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	var parts []string
+	for _, s := range info.Settings {
+		if s.Key == "CGO_CFLAGS" || s.Key == "CGO_CXXFLAGS" {
+			parts = append(parts, s.Key+"="+s.Value)
+		}
+	}
+	if len(parts) == 0 {
+		return "none (baseline CPU: slow)"
+	}
+	return strings.Join(parts, " ")
+}
+
+func median(ss []sample, f func(sample) time.Duration) time.Duration {
+	v := make([]time.Duration, len(ss))
+	for i, s := range ss {
+		v[i] = f(s)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func agreement(a, b []int32) float64 {
+	same := 0
+	for i := range a {
+		if i < len(b) && a[i] == b[i] {
+			same++
+		}
+	}
+	return float64(same) / float64(len(a))
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = max(d, float64(abs(a[i]-b[i])))
+	}
+	return d
+}
+
+func abs(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func seq(n int) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = int32(i)
+	}
+	return out
+}
