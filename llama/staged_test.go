@@ -59,3 +59,34 @@ func TestSDTPOptionsValidation(t *testing.T) {
 	_, err = l.Predict("the cat", opts(SetTokens(4))...)
 	assert.NoError(t, err)
 }
+
+func TestConcurrentStagedRequests(t *testing.T) {
+	l := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeAttention}))
+	want, err := l.Predict(longPrompt, opts(SetTokens(8), IgnoreEOS)...)
+	require.NoError(t, err)
+	errs := make(chan error, 6)
+	for range 6 {
+		go func() {
+			got, err := l.Predict(longPrompt, opts(SetTokens(8), IgnoreEOS)...)
+			if err == nil && got != want {
+				err = assert.AnError
+			}
+			errs <- err
+		}()
+	}
+	for range 6 {
+		assert.NoError(t, <-errs)
+	}
+}
+
+func TestStagedContextLimits(t *testing.T) {
+	l := loadTiny(t, tiny.llama, SetContext(256), WithSDTP(SDTPOptions{Mode: ModeRandom}))
+	_, err := l.Predict(strings.Repeat("the cat ", 200), opts(SetTokens(4))...)
+	assert.ErrorIs(t, err, ErrContextFull)
+	// Tokens = 0 stops at the window; more tokens than fit is an error.
+	res, err := l.Generate("the cat", opts(SetTokens(0), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, 256-res.PromptTokens+1, res.GeneratedTokens)
+	_, err = l.Generate("the cat", opts(SetTokens(400), IgnoreEOS)...)
+	assert.ErrorIs(t, err, ErrContextFull)
+}

@@ -1,0 +1,90 @@
+package reference_test
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/internal/reference"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+func maxAbsDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+func argmax(v []float32) int32 {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return int32(best)
+}
+
+// The engine's pruned prefill and the decode steps after it agree with an
+// independent pure-Go forward pass given the same surviving tokens.
+func TestEngineMatchesReferenceWithPruning(t *testing.T) {
+	gemma := testmodel.Gemma3()
+	gemma.NLayer = 7 // six sliding-window layers and a global one
+	for name, cfg := range map[string]testmodel.Config{"llama": testmodel.Llama(), "gemma3": gemma} {
+		for _, sched := range []sdtp.Schedule{{}, {Layers: []int{1, 3}, KeepRatios: []float64{0.6, 0.5}}} {
+			t.Run(name, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "tiny.gguf")
+				require.NoError(t, testmodel.Write(path, cfg))
+				ref, err := reference.Load(path)
+				require.NoError(t, err)
+				m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
+				require.NoError(t, err)
+				defer m.Free()
+				c, err := m.NewContext(bridge.ContextParams{NCtx: 512, Threads: 2})
+				require.NoError(t, err)
+				defer c.Free()
+				e, err := c.NewEngine(512, 2)
+				require.NoError(t, err)
+				defer e.Free()
+
+				n := 160
+				toks := make([]int32, n)
+				toks[0] = 1
+				for i := 1; i < n; i++ {
+					toks[i] = int32(260 + (i*31)%300)
+				}
+				pre, err := sdtp.Prefill(e, predictor.NewRandom(5), sched, toks, 48)
+				require.NoError(t, err)
+				live := make([][]int, e.NLayer())
+				for l, ps := range sdtp.LivePerLayer(sched, e.NLayer(), pre.LivePositions) {
+					for _, p := range ps {
+						live[l] = append(live[l], int(p))
+					}
+				}
+				want, cache := ref.Prefill(toks, live)
+				d := maxAbsDiff(want, pre.Logits)
+				t.Logf("%d stages: prefill max |Δlogit| %.2e (logit range ±%.2f)", len(sched.Layers), d, math.Abs(float64(want[argmax(want)])))
+				assert.Less(t, d, 1e-2)
+				assert.Equal(t, argmax(want), argmax(pre.Logits))
+
+				got := pre.Logits
+				for step := range 6 {
+					tok := argmax(want)
+					want = ref.Decode(cache, tok, int32(n+step))
+					out, err := e.Run(bridge.RunInput{First: 0, Last: e.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(n + step)}, WantLogits: true})
+					require.NoError(t, err)
+					got = out.Logits
+					assert.Less(t, maxAbsDiff(want, got), 1e-2, "decode step %d", step)
+				}
+			})
+		}
+	}
+}
