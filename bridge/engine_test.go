@@ -54,7 +54,8 @@ func argmax(v []float32) int {
 // With nothing pruned the engine reproduces llama_decode: prompt logits,
 // then decode steps over the cache.
 func TestEngineDenseMatchesLlamaDecode(t *testing.T) {
-	for name, cfg := range map[string]testmodel.Config{"llama": testmodel.Llama(), "gemma3": testmodel.Gemma3()} {
+	for name, cfg := range map[string]testmodel.Config{"llama": testmodel.Llama(), "gemma3": testmodel.Gemma3(),
+		"qwen2": testmodel.Qwen2(), "qwen3": testmodel.Qwen3()} {
 		t.Run(name, func(t *testing.T) {
 			c, e := tinyEngine(t, cfg)
 			arch, ok := StagedArch(c.Model())

@@ -194,7 +194,7 @@ ggml_tensor * sdtp_embed_tokens(stage_graph & g, ggml_tensor * tokens) {
 }
 
 ggml_tensor * sdtp_output_head(stage_graph & g, ggml_tensor * x) {
-    return g.linear(g.model.output, nullptr, g.rms_norm(x, g.model.output_norm));
+    return g.linear(g.model.output, g.model.output_b, g.rms_norm(x, g.model.output_norm));
 }
 
 // ---- C API ---------------------------------------------------------------

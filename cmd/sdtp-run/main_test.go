@@ -77,3 +77,36 @@ func TestRunErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRunPruningModesAndExplain(t *testing.T) {
+	model := tinyModel(t)
+	long := strings.Repeat("the quick brown fox jumps over the lazy dog. ", 8)
+	page := filepath.Join(t.TempDir(), "explain.html")
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"-m", model, "-p", long, "-n", "4", "--temp", "0", "-c", "1024", "--mode", "random",
+		"--keep-ratio", "0.6", "--json", "--explain", "--explain-html", page}, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	var r report
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &r))
+	assert.Equal(t, "random", r.Mode)
+	assert.Greater(t, r.FLOPRatio, 1.2)
+	assert.Len(t, r.KeptPerLayer, 6)
+	assert.Equal(t, r.PromptTokens, r.KeptPerStage[0])
+	assert.Less(t, r.KeptPerStage[len(r.KeptPerStage)-1], r.PromptTokens)
+	assert.Positive(t, r.KVBytes)
+	assert.Contains(t, stderr.String(), "\x1b[38;5;", "pruned tokens are dimmed")
+
+	html, err := os.ReadFile(page)
+	require.NoError(t, err)
+	assert.Contains(t, string(html), "<!DOCTYPE html>")
+	assert.Contains(t, string(html), "pruned at stage 1")
+	assert.Contains(t, string(html), "kept to the last layer")
+
+	// --explain needs a staged mode.
+	err = run([]string{"-m", model, "-p", "x", "-n", "1", "--mode", "llamacpp", "--explain"}, &stdout, &stderr)
+	assert.ErrorContains(t, err, "staged mode")
+	err = run([]string{"-m", model, "-p", "x", "--mode", "bogus"}, &stdout, &stderr)
+	assert.ErrorContains(t, err, "unknown SDTP mode")
+	err = run([]string{"-m", model, "-p", "x", "--prune-layers", "0,9"}, &stdout, &stderr)
+	assert.Error(t, err)
+}

@@ -19,11 +19,13 @@ import (
 const (
 	ArchLlama  = "llama"
 	ArchGemma3 = "gemma3"
+	ArchQwen2  = "qwen2" // llama with Q/K/V biases
+	ArchQwen3  = "qwen3" // llama with per-head Q/K norms
 )
 
 // Config describes a tiny model.
 type Config struct {
-	Arch string // ArchLlama or ArchGemma3
+	Arch string // ArchLlama, ArchGemma3, ArchQwen2 or ArchQwen3
 	Name string // general.name; defaults to "sdtp-testmodel-<arch>"
 
 	NLayer        int
@@ -82,6 +84,22 @@ func Llama() Config {
 	}
 }
 
+// Qwen2 is Llama() as a qwen2 model, with random Q/K/V biases and tied
+// embeddings.
+func Qwen2() Config {
+	c := Llama()
+	c.Arch, c.TieEmbeddings, c.RopeFreqBase, c.RMSNormEps = ArchQwen2, true, 1e6, 1e-6
+	return c
+}
+
+// Qwen3 is Llama() as a qwen3 model: per-head Q/K norms, head_dim 32
+// (independent of n_embd/n_head, as in real Qwen3 models).
+func Qwen3() Config {
+	c := Llama()
+	c.Arch, c.HeadDim, c.RopeFreqBase, c.RMSNormEps = ArchQwen3, 32, 1e6, 1e-6
+	return c
+}
+
 // Gemma3 returns a 6-layer gemma3 config: n_embd 64, 4 heads of head_dim
 // 16, 2 KV heads, n_ff 128, context 2048, sliding window 32 (layers 0-4 use
 // SWA, layer 5 is global, as llama.cpp's gemma3 pattern dictates), tied
@@ -110,7 +128,7 @@ func Gemma3() Config {
 const gemmaChatTemplate = `{{ bos_token }}{% for message in messages %}{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}`
 
 func (c Config) validate() error {
-	if c.Arch != ArchLlama && c.Arch != ArchGemma3 {
+	if c.Arch != ArchLlama && c.Arch != ArchGemma3 && c.Arch != ArchQwen2 && c.Arch != ArchQwen3 {
 		return fmt.Errorf("testmodel: unsupported architecture %q", c.Arch)
 	}
 	for _, p := range []struct {
@@ -125,7 +143,7 @@ func (c Config) validate() error {
 	if c.NHead%c.NHeadKV != 0 {
 		return fmt.Errorf("testmodel: NHead %d is not a multiple of NHeadKV %d", c.NHead, c.NHeadKV)
 	}
-	if c.Arch == ArchLlama && c.HeadDim*c.NHead != c.NEmbd {
+	if (c.Arch == ArchLlama || c.Arch == ArchQwen2) && c.HeadDim*c.NHead != c.NEmbd {
 		return fmt.Errorf("testmodel: llama needs HeadDim*NHead == NEmbd (%d*%d != %d)", c.HeadDim, c.NHead, c.NEmbd)
 	}
 	if c.HeadDim%2 != 0 {
@@ -228,6 +246,15 @@ func Build(cfg Config) (*gguf.Writer, error) {
 		g.matrix(p+"attn_k.weight", nEmbd, nKV)
 		g.matrix(p+"attn_v.weight", nEmbd, nKV)
 		g.matrix(p+"attn_output.weight", nQ, nEmbd)
+		if a == ArchQwen2 {
+			g.vector(p+"attn_q.bias", nQ)
+			g.vector(p+"attn_k.bias", nKV)
+			g.vector(p+"attn_v.bias", nKV)
+		}
+		if a == ArchQwen3 {
+			g.norm(p+"attn_q_norm.weight", hd)
+			g.norm(p+"attn_k_norm.weight", hd)
+		}
 		if a == ArchGemma3 {
 			// The gemma converters store RMSNorm weights as (1 + w) and
 			// llama.cpp multiplies by them as is, so 1 is the identity.
@@ -271,6 +298,15 @@ func (g *gen) matrix(name string, cols, rows uint64) {
 	} else {
 		g.add(name, gguf.GGMLTypeF32, []uint64{cols, rows}, gguf.EncodeF32(v))
 	}
+}
+
+// vector writes a random F32 vector (biases).
+func (g *gen) vector(name string, n uint64) {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(g.rng.NormFloat64() * g.std)
+	}
+	g.add(name, gguf.GGMLTypeF32, []uint64{n}, gguf.EncodeF32(v))
 }
 
 func (g *gen) norm(name string, n uint64) {

@@ -82,7 +82,7 @@ func BuildVocab(arch string) (Vocab, error) {
 		return len(v.Tokens) - 1
 	}
 	switch arch {
-	case ArchLlama:
+	case ArchLlama, ArchQwen2, ArchQwen3:
 		v.UNK = add("<unk>", 0, TokenTypeUnknown)
 		v.BOS = add("<s>", 0, TokenTypeControl)
 		v.EOS = add("</s>", 0, TokenTypeControl)

@@ -140,7 +140,9 @@ func (m *Model) embed(tok int32) []float32 {
 	return x
 }
 
-func (m *Model) logits(x []float32) []float32 { return matvec(m.output, rmsNorm(x, m.outNorm, m.eps), m.nVocab) }
+func (m *Model) logits(x []float32) []float32 {
+	return matvec(m.output, rmsNorm(x, m.outNorm, m.eps), m.nVocab)
+}
 
 // layer runs one block for the tokens xs at positions pos: their K/V join
 // the layer's cache first, then each attends causally over the cache.
