@@ -35,9 +35,11 @@ build: deps
 run: build
 	bin/sdtp-run -p "$(PROMPT)" -n $(NPREDICT)
 
+# -p 1: packages one at a time. ggml's worker threads spin while they wait,
+# so two test binaries sharing the cores slow each other down many times.
 test: deps
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	$(GO) test -count=1 -race -run 'Concurrent' ./llama/
 
 print-model:
