@@ -2,6 +2,7 @@ package llama
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -78,3 +79,21 @@ func toInts(toks []int32) []int {
 	}
 	return out
 }
+
+func TestDefaultModelDenseEngineEqualsLlamaCpp(t *testing.T) {
+	prompt := strings.Repeat("The history of the city begins with a small settlement on the river. ", 20)
+	greedy := []PredictOption{SetTemperature(0), SetTokens(24), SetThreads(2)}
+	want, err := loadDefault(t).Predict(prompt, greedy...)
+	require.NoError(t, err)
+	res, err := loadDefault(t, WithSDTP(SDTPOptions{Mode: ModeDense})).Generate(prompt, greedy...)
+	require.NoError(t, err)
+	assert.Equal(t, want, res.Text, "the staged engine without pruning reproduces llama.cpp")
+
+	pruned, err := loadDefault(t, WithSDTP(SDTPOptions{Mode: ModeRandom, Seed: 1})).Generate(prompt, greedy...)
+	require.NoError(t, err)
+	assert.Equal(t, sdtpExpected(pruned), pruned.SDTP.KeptPerStage)
+	assert.Equal(t, []int{2, 4, 5, 7, 9, 10, 12, 14, 15, 17}, pruned.SDTP.Schedule.Layers, "docs/SCHEDULES.md row for 18 layers")
+	assert.Greater(t, pruned.SDTP.FLOPRatio, 1.5)
+}
+
+func sdtpExpected(r Result) []int { return r.SDTP.Schedule.Expected(r.PromptTokens) }

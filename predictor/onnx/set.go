@@ -1,0 +1,168 @@
+package onnx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+// ManifestName is the file beside the ONNX files that describes them.
+const ManifestName = "predictors.json"
+
+// Manifest is predictors.json: which model the predictors were trained
+// for, where they prune, and one ONNX file per stage. docs/PREDICTORS.md
+// documents every field.
+type Manifest struct {
+	Version int `json:"version"`
+	Model   struct {
+		Arch     string `json:"arch"`
+		NLayer   int    `json:"n_layer"`
+		NEmbd    int    `json:"n_embd"`
+		EmbdHash string `json:"embd_hash"` // sha256 of token_embd.weight's bytes
+	} `json:"model"`
+	Layers       []int          `json:"layers"`
+	KeepRatios   []float64      `json:"keep_ratios"`
+	HeadKeep     int            `json:"head_keep"`
+	TailKeepFrac float64        `json:"tail_keep_frac"`
+	Files        []string       `json:"files"`
+	Training     map[string]any `json:"training,omitempty"`
+}
+
+// Set is one ONNX session per stage; it scores tokens from the hidden
+// states entering each pruning layer. Sessions are created once and are
+// safe for concurrent requests.
+type Set struct {
+	Manifest Manifest
+	sessions []*ort.DynamicAdvancedSession
+	outputs  []string // "scores" or "logits" per stage
+}
+
+// Load reads dir/predictors.json and opens its ONNX files. The ONNX
+// Runtime library must be initialised (Init).
+func Load(dir string) (*Set, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return nil, fmt.Errorf("onnx predictors: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("onnx predictors: %s: %w", ManifestName, err)
+	}
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	if err := Init(""); err != nil {
+		return nil, err
+	}
+	s := &Set{Manifest: m}
+	for i, f := range m.Files {
+		sess, out, err := open(filepath.Join(dir, f), m.Model.NEmbd)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("onnx predictors: stage %d: %w", i, err)
+		}
+		s.sessions = append(s.sessions, sess)
+		s.outputs = append(s.outputs, out)
+	}
+	return s, nil
+}
+
+func (m Manifest) validate() error {
+	if m.Model.NEmbd <= 0 || m.Model.NLayer <= 0 {
+		return errors.New("onnx predictors: manifest lacks model.n_embd / model.n_layer")
+	}
+	if len(m.Files) != len(m.Layers) {
+		return fmt.Errorf("onnx predictors: %d files for %d stages", len(m.Files), len(m.Layers))
+	}
+	if m.HeadKeep != sdtp.HeadKeep || m.TailKeepFrac != sdtp.TailKeepFrac {
+		return fmt.Errorf("onnx predictors: trained with head %d / tail %.2f, this build protects %d / %.2f",
+			m.HeadKeep, m.TailKeepFrac, sdtp.HeadKeep, sdtp.TailKeepFrac)
+	}
+	return m.Schedule().Validate(m.Model.NLayer)
+}
+
+// Schedule is where the predictors prune.
+func (m Manifest) Schedule() sdtp.Schedule {
+	return sdtp.Schedule{Layers: m.Layers, KeepRatios: m.KeepRatios}
+}
+
+// open checks the I/O contract of one predictor and opens a session.
+func open(path string, nEmbd int) (*ort.DynamicAdvancedSession, string, error) {
+	ins, outs, err := ort.GetInputOutputInfo(path)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(ins) != 1 || ins[0].Name != "hidden_states" || len(ins[0].Dimensions) != 2 || ins[0].Dimensions[1] != int64(nEmbd) ||
+		ins[0].DataType != ort.TensorElementDataTypeFloat {
+		return nil, "", fmt.Errorf("%s: want one float input hidden_states [N, %d], have %v", path, nEmbd, ins)
+	}
+	if len(outs) != 1 || outs[0].DataType != ort.TensorElementDataTypeFloat {
+		return nil, "", fmt.Errorf("%s: want one float output, scores [N] or logits [N, 2], have %v", path, outs)
+	}
+	out := outs[0]
+	switch {
+	case out.Name == "scores" && len(out.Dimensions) == 1:
+	case out.Name == "logits" && len(out.Dimensions) == 2 && out.Dimensions[1] == 2:
+	default:
+		return nil, "", fmt.Errorf("%s: output %s %v is neither scores [N] nor logits [N, 2]", path, out.Name, out.Dimensions)
+	}
+	sess, err := ort.NewDynamicAdvancedSession(path, []string{"hidden_states"}, []string{out.Name}, nil)
+	return sess, out.Name, err
+}
+
+// Close releases the sessions.
+func (s *Set) Close() {
+	for _, sess := range s.sessions {
+		sess.Destroy()
+	}
+	s.sessions = nil
+}
+
+func (s *Set) Needs() sdtp.Needs { return sdtp.Needs{Hidden: true} }
+
+// Score runs the stage's predictor on the live tokens' hidden states.
+func (s *Set) Score(in sdtp.ScoreInput) ([]float32, error) {
+	i := slices.Index(s.Manifest.Layers, in.Layer)
+	if i < 0 {
+		return nil, fmt.Errorf("onnx predictors: no predictor for layer %d (have %v)", in.Layer, s.Manifest.Layers)
+	}
+	n := len(in.Positions)
+	if len(in.Hidden) != n*s.Manifest.Model.NEmbd {
+		return nil, fmt.Errorf("onnx predictors: %d hidden values for %d tokens of width %d", len(in.Hidden), n, s.Manifest.Model.NEmbd)
+	}
+	x, err := ort.NewTensor(ort.NewShape(int64(n), int64(s.Manifest.Model.NEmbd)), in.Hidden)
+	if err != nil {
+		return nil, err
+	}
+	defer x.Destroy()
+	outs := []ort.Value{nil}
+	if err := s.sessions[i].Run([]ort.Value{x}, outs); err != nil {
+		return nil, fmt.Errorf("onnx predictors: stage %d: %w", i, err)
+	}
+	defer outs[0].Destroy()
+	t, ok := outs[0].(*ort.Tensor[float32])
+	if !ok {
+		return nil, fmt.Errorf("onnx predictors: stage %d returned %T", i, outs[0])
+	}
+	data := t.GetData()
+	scores := make([]float32, n)
+	for j := range scores {
+		if s.outputs[i] == "logits" {
+			scores[j] = data[2*j] - data[2*j+1]
+		} else {
+			scores[j] = data[j]
+		}
+		if math.IsNaN(float64(scores[j])) {
+			return nil, fmt.Errorf("onnx predictors: stage %d produced NaN", i)
+		}
+	}
+	return scores, nil
+}

@@ -1,0 +1,116 @@
+package onnx
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+func randomMLP(d, h int, seed uint64) MLP {
+	r := rand.New(rand.NewPCG(seed, 1))
+	v := func(n int, std float64) []float32 {
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = float32(r.NormFloat64() * std)
+		}
+		return out
+	}
+	return MLP{D: d, H: h, W1: v(h*d, 0.3), B1: v(h, 0.1), W2: v(2*h, 0.3), B2: v(2, 0.1)}
+}
+
+// writeSet writes a predictor set for a model of nLayer layers and width d.
+func writeSet(t *testing.T, d, nLayer int, layers []int) (string, []MLP) {
+	t.Helper()
+	dir := t.TempDir()
+	var m Manifest
+	m.Version = 1
+	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd = "gemma3", nLayer, d
+	m.Layers, m.HeadKeep, m.TailKeepFrac = layers, sdtp.HeadKeep, sdtp.TailKeepFrac
+	var mlps []MLP
+	for i := range layers {
+		mlp := randomMLP(d, d/4, uint64(i+1))
+		name := filepath.Join(dir, "stage"+string(rune('0'+i))+".onnx")
+		require.NoError(t, mlp.WriteFile(name))
+		m.Files = append(m.Files, filepath.Base(name))
+		m.KeepRatios = append(m.KeepRatios, 0.7)
+		mlps = append(mlps, mlp)
+	}
+	raw, err := json.MarshalIndent(m, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ManifestName), raw, 0o644))
+	return dir, mlps
+}
+
+func TestONNXPredictorMatchesGoMLP(t *testing.T) {
+	const d = 64
+	dir, mlps := writeSet(t, d, 6, []int{1, 3})
+	set, err := Load(dir)
+	require.NoError(t, err)
+	defer set.Close()
+	assert.Equal(t, sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.7, 0.7}}, set.Manifest.Schedule())
+
+	r := rand.New(rand.NewPCG(9, 9))
+	n := 37
+	hidden := make([]float32, n*d)
+	for i := range hidden {
+		hidden[i] = float32(r.NormFloat64())
+	}
+	for stage, layer := range []int{1, 3} {
+		got, err := set.Score(sdtp.ScoreInput{Layer: layer, Positions: make([]int32, n), Hidden: hidden})
+		require.NoError(t, err)
+		assert.InDeltaSlice(t, mlps[stage].Scores(hidden), got, 1e-4, "stage %d", stage)
+	}
+	_, err = set.Score(sdtp.ScoreInput{Layer: 2, Positions: make([]int32, n), Hidden: hidden})
+	assert.ErrorContains(t, err, "no predictor for layer 2")
+	_, err = set.Score(sdtp.ScoreInput{Layer: 1, Positions: make([]int32, n), Hidden: hidden[:10]})
+	assert.Error(t, err)
+}
+
+func TestONNXPredictorBadInputs(t *testing.T) {
+	dir, _ := writeSet(t, 64, 6, []int{1, 3})
+	edit := func(f func(m *Manifest)) string {
+		raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
+		require.NoError(t, err)
+		var m Manifest
+		require.NoError(t, json.Unmarshal(raw, &m))
+		f(&m)
+		out := t.TempDir()
+		for _, name := range m.Files {
+			if data, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+				require.NoError(t, os.WriteFile(filepath.Join(out, name), data, 0o644))
+			}
+		}
+		raw, err = json.Marshal(m)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(out, ManifestName), raw, 0o644))
+		return out
+	}
+	for name, c := range map[string]struct {
+		dir  string
+		want string
+	}{
+		"no manifest":    {t.TempDir(), "predictors.json"},
+		"wrong width":    {edit(func(m *Manifest) { m.Model.NEmbd = 32 }), "hidden_states [N, 32]"},
+		"missing file":   {edit(func(m *Manifest) { m.Files[1] = "nope.onnx" }), "stage 1"},
+		"stage count":    {edit(func(m *Manifest) { m.Files = m.Files[:1] }), "1 files for 2 stages"},
+		"layer range":    {edit(func(m *Manifest) { m.Layers = []int{1, 9} }), "out of range"},
+		"protection":     {edit(func(m *Manifest) { m.HeadKeep = 8 }), "protects"},
+		"bad keep ratio": {edit(func(m *Manifest) { m.KeepRatios[0] = 0 }), "keep ratio"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(c.dir)
+			assert.ErrorContains(t, err, c.want)
+		})
+	}
+	garbage := edit(func(*Manifest) {})
+	require.NoError(t, os.WriteFile(filepath.Join(garbage, "stage0.onnx"), []byte("not onnx"), 0o644))
+	_, err := Load(garbage)
+	assert.Error(t, err)
+}
