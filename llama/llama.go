@@ -62,7 +62,7 @@ func New(model string, opts ...ModelOption) (*LLama, error) {
 		l.Free()
 		return nil, err
 	}
-	if l.staged, err = newStaged(m, l.ctx, mo.SDTP); err != nil {
+	if l.staged, err = newStaged(model, m, l.ctx, mo.SDTP); err != nil {
 		l.Free()
 		return nil, err
 	}

@@ -1,13 +1,15 @@
 package llama
 
 import (
-	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -26,7 +28,7 @@ type SDTPOptions struct {
 	Mode       string  // one of the Mode constants; "" = ModeLlamaCpp
 	KeepRatio  float64 // per stage; 0 = sdtp.DefaultKeepRatio
 	Layers     []int   // pruning layers; nil = sdtp.DefaultSchedule
-	Predictors string  // learned predictors (ONNX directory or GGUF); "" = none
+	Predictors string  // directory with predictors.json + ONNX files; "" = MODEL.predictors/ if present
 	Seed       uint64  // for the random scorer
 	UBatch     int     // tokens per graph in prefill; 0 = 512
 }
@@ -58,7 +60,7 @@ type staged struct {
 
 // newStaged prepares the engine for o.Mode, or returns nil for llama.cpp's
 // own path (the default, or an architecture the engine does not stage).
-func newStaged(m *bridge.Model, c *bridge.Context, o SDTPOptions) (*staged, error) {
+func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (*staged, error) {
 	mode := o.Mode
 	switch mode {
 	case "", ModeLlamaCpp:
@@ -93,15 +95,7 @@ func newStaged(m *bridge.Model, c *bridge.Context, o SDTPOptions) (*staged, erro
 		if err != nil {
 			return nil, err
 		}
-		scorer := mode
-		if mode == ModeSDTP {
-			if o.Predictors != "" {
-				return nil, errors.New("llama: learned predictors are not available yet; use mode attention or random")
-			}
-			fmt.Fprintln(os.Stderr, "sdtp: no learned predictors for this model; pruning with the attention scorer")
-			scorer = ModeAttention
-		}
-		if s.scorer, err = predictor.New(scorer, o.Seed); err != nil {
+		if s.scorer, s.sched, err = pickScorer(path, m, o, s.sched); err != nil {
 			return nil, err
 		}
 	}
@@ -113,7 +107,67 @@ func newStaged(m *bridge.Model, c *bridge.Context, o SDTPOptions) (*staged, erro
 	return s, nil
 }
 
-func (s *staged) free() { s.engine.Free() }
+// pickScorer chooses the scorer for o.Mode. Mode sdtp uses learned
+// predictors from o.Predictors, else from MODEL.predictors/ beside the
+// model when present, else falls back to the attention scorer (saying so).
+func pickScorer(path string, m *bridge.Model, o SDTPOptions, sched sdtp.Schedule) (sdtp.Scorer, sdtp.Schedule, error) {
+	name := o.Mode
+	if o.Mode == ModeSDTP {
+		dir := o.Predictors
+		if dir == "" {
+			beside := strings.TrimSuffix(path, filepath.Ext(path)) + ".predictors"
+			if _, err := os.Stat(filepath.Join(beside, onnx.ManifestName)); err == nil {
+				dir = beside
+			}
+		}
+		if dir != "" {
+			set, err := loadPredictors(path, m, dir, o.KeepRatio)
+			if err != nil {
+				return nil, sched, err
+			}
+			return set, set.Manifest.Schedule(), nil
+		}
+		fmt.Fprintln(os.Stderr, "sdtp: no learned predictors for this model; pruning with the attention scorer")
+		name = ModeAttention
+	}
+	sc, err := predictor.New(name, o.Seed)
+	return sc, sched, err
+}
+
+// loadPredictors opens an ONNX predictor set and checks it was trained for
+// this model.
+func loadPredictors(path string, m *bridge.Model, dir string, keepRatio float64) (*onnx.Set, error) {
+	set, err := onnx.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	want := set.Manifest.Model
+	if want.Arch != m.Arch() || want.NLayer != m.NLayer() || want.NEmbd != m.NEmbd() {
+		set.Close()
+		return nil, fmt.Errorf("llama: predictors in %s are for %s (%d layers, width %d), the model is %s (%d, %d)",
+			dir, want.Arch, want.NLayer, want.NEmbd, m.Arch(), m.NLayer(), m.NEmbd())
+	}
+	if want.EmbdHash != "" {
+		hash, err := predictor.EmbeddingHash(path)
+		if err != nil || hash != want.EmbdHash {
+			set.Close()
+			return nil, fmt.Errorf("llama: predictors in %s were trained for another model (embedding hash mismatch)", dir)
+		}
+	}
+	if keepRatio != 0 {
+		for i := range set.Manifest.KeepRatios {
+			set.Manifest.KeepRatios[i] = keepRatio
+		}
+	}
+	return set, nil
+}
+
+func (s *staged) free() {
+	s.engine.Free()
+	if c, ok := s.scorer.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
 
 // generateStaged is Generate on the staged engine: a pruned prefill, then
 // decoding over the per-layer caches. Each call starts from an empty cache.

@@ -1,12 +1,17 @@
 package llama
 
 import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -89,4 +94,58 @@ func TestStagedContextLimits(t *testing.T) {
 	assert.Equal(t, 256-res.PromptTokens+1, res.GeneratedTokens)
 	_, err = l.Generate("the cat", opts(SetTokens(400), IgnoreEOS)...)
 	assert.ErrorIs(t, err, ErrContextFull)
+}
+
+// writePredictors writes random ONNX predictors for the tiny gemma3 model.
+func writePredictors(t *testing.T, dir string, layers []int, embdHash string) {
+	t.Helper()
+	var m onnx.Manifest
+	m.Version = 1
+	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, embdHash
+	m.Layers, m.HeadKeep, m.TailKeepFrac = layers, sdtp.HeadKeep, sdtp.TailKeepFrac
+	var mlps []onnx.MLP
+	r := rand.New(rand.NewPCG(1, 2))
+	vec := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64() * 0.3)
+		}
+		return v
+	}
+	for range layers {
+		mlps = append(mlps, onnx.MLP{D: 64, H: 16, W1: vec(16 * 64), B1: vec(16), W2: vec(32), B2: vec(2)})
+		m.KeepRatios = append(m.KeepRatios, 0.6)
+	}
+	require.NoError(t, onnx.WriteSet(dir, m, mlps))
+}
+
+func TestSDTPModeUsesLearnedPredictors(t *testing.T) {
+	hash, err := predictor.EmbeddingHash(tiny.gemma3)
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "preds")
+	writePredictors(t, dir, []int{2, 4}, hash)
+
+	l := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: dir}))
+	res, err := l.Generate(longPrompt, opts(SetTokens(4), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, []int{2, 4}, res.SDTP.Schedule.Layers, "the predictors' own schedule")
+	assert.Equal(t, res.SDTP.Schedule.Expected(res.PromptTokens), res.SDTP.KeptPerStage)
+
+	// Found beside the model without being named.
+	model := filepath.Join(t.TempDir(), "m.gguf")
+	data, err := os.ReadFile(tiny.gemma3)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(model, data, 0o644))
+	writePredictors(t, strings.TrimSuffix(model, ".gguf")+".predictors", []int{3}, hash)
+	res, err = loadTiny(t, model, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP})).Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, []int{3}, res.SDTP.Schedule.Layers)
+
+	// Predictors for another model are refused.
+	other := filepath.Join(t.TempDir(), "other")
+	writePredictors(t, other, []int{2}, "0000")
+	_, err = New(tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: other}))
+	assert.ErrorContains(t, err, "embedding hash")
+	_, err = New(tiny.llama, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: dir}))
+	assert.ErrorContains(t, err, "predictors in")
 }

@@ -166,3 +166,30 @@ func (s *Set) Score(in sdtp.ScoreInput) ([]float32, error) {
 	}
 	return scores, nil
 }
+
+// WriteSet writes one ONNX file per stage (stage0.onnx, …) and
+// predictors.json into dir; m.Files is filled in.
+func WriteSet(dir string, m Manifest, mlps []MLP) error {
+	if len(mlps) != len(m.Layers) {
+		return fmt.Errorf("onnx: %d predictors for %d stages", len(mlps), len(m.Layers))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	m.Files = nil
+	for i, mlp := range mlps {
+		name := fmt.Sprintf("stage%d.onnx", i)
+		if err := mlp.WriteFile(filepath.Join(dir, name)); err != nil {
+			return err
+		}
+		m.Files = append(m.Files, name)
+	}
+	if err := m.validate(); err != nil {
+		return err
+	}
+	raw, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, ManifestName), append(raw, '\n'), 0o644)
+}

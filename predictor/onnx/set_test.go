@@ -35,16 +35,10 @@ func writeSet(t *testing.T, d, nLayer int, layers []int) (string, []MLP) {
 	m.Layers, m.HeadKeep, m.TailKeepFrac = layers, sdtp.HeadKeep, sdtp.TailKeepFrac
 	var mlps []MLP
 	for i := range layers {
-		mlp := randomMLP(d, d/4, uint64(i+1))
-		name := filepath.Join(dir, "stage"+string(rune('0'+i))+".onnx")
-		require.NoError(t, mlp.WriteFile(name))
-		m.Files = append(m.Files, filepath.Base(name))
+		mlps = append(mlps, randomMLP(d, d/4, uint64(i+1)))
 		m.KeepRatios = append(m.KeepRatios, 0.7)
-		mlps = append(mlps, mlp)
 	}
-	raw, err := json.MarshalIndent(m, "", "  ")
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, ManifestName), raw, 0o644))
+	require.NoError(t, WriteSet(dir, m, mlps))
 	return dir, mlps
 }
 
