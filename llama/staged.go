@@ -121,9 +121,14 @@ func pickScorer(path string, m *bridge.Model, o SDTPOptions, sched sdtp.Schedule
 			}
 		}
 		if dir != "" {
-			set, err := loadPredictors(path, m, dir, o.KeepRatio)
+			set, err := onnx.LoadFor(dir, path, m.Arch(), m.NLayer(), m.NEmbd())
 			if err != nil {
 				return nil, sched, err
+			}
+			if o.KeepRatio != 0 {
+				for i := range set.Manifest.KeepRatios {
+					set.Manifest.KeepRatios[i] = o.KeepRatio
+				}
 			}
 			return set, set.Manifest.Schedule(), nil
 		}
@@ -132,34 +137,6 @@ func pickScorer(path string, m *bridge.Model, o SDTPOptions, sched sdtp.Schedule
 	}
 	sc, err := predictor.New(name, o.Seed)
 	return sc, sched, err
-}
-
-// loadPredictors opens an ONNX predictor set and checks it was trained for
-// this model.
-func loadPredictors(path string, m *bridge.Model, dir string, keepRatio float64) (*onnx.Set, error) {
-	set, err := onnx.Load(dir)
-	if err != nil {
-		return nil, err
-	}
-	want := set.Manifest.Model
-	if want.Arch != m.Arch() || want.NLayer != m.NLayer() || want.NEmbd != m.NEmbd() {
-		set.Close()
-		return nil, fmt.Errorf("llama: predictors in %s are for %s (%d layers, width %d), the model is %s (%d, %d)",
-			dir, want.Arch, want.NLayer, want.NEmbd, m.Arch(), m.NLayer(), m.NEmbd())
-	}
-	if want.EmbdHash != "" {
-		hash, err := predictor.EmbeddingHash(path)
-		if err != nil || hash != want.EmbdHash {
-			set.Close()
-			return nil, fmt.Errorf("llama: predictors in %s were trained for another model (embedding hash mismatch)", dir)
-		}
-	}
-	if keepRatio != 0 {
-		for i := range set.Manifest.KeepRatios {
-			set.Manifest.KeepRatios[i] = keepRatio
-		}
-	}
-	return set, nil
 }
 
 func (s *staged) free() {

@@ -147,5 +147,5 @@ func TestSDTPModeUsesLearnedPredictors(t *testing.T) {
 	_, err = New(tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: other}))
 	assert.ErrorContains(t, err, "embedding hash")
 	_, err = New(tiny.llama, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: dir}))
-	assert.ErrorContains(t, err, "predictors in")
+	assert.ErrorContains(t, err, "the model is llama")
 }

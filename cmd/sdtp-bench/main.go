@@ -23,6 +23,7 @@ import (
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/cache"
 	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -35,6 +36,7 @@ type config struct {
 	threads      int
 	keepRatio    float64
 	decodeTokens int
+	predictors   string
 	json         bool
 }
 
@@ -80,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.threads, "threads", runtime.NumCPU(), "CPU threads")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "keep ratio per stage")
 	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
+	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; without them sdtp uses the attention scorer")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -102,13 +105,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 
 // bench holds the model and one context/engine for all runs.
 type bench struct {
-	cfg    config
-	model  *bridge.Model
-	ctx    *bridge.Context
-	engine *bridge.Engine
-	shape  sdtp.Shape
-	sched  sdtp.Schedule
-	log    io.Writer
+	cfg     config
+	model   *bridge.Model
+	ctx     *bridge.Context
+	engine  *bridge.Engine
+	shape   sdtp.Shape
+	sched   sdtp.Schedule
+	learned *onnx.Set // nil: mode sdtp uses the attention scorer
+	log     io.Writer
 }
 
 // sample is one run of one mode.
@@ -154,6 +158,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	if c.predictors != "" {
+		if b.learned, err = onnx.LoadFor(c.predictors, c.model, m.Arch(), m.NLayer(), m.NEmbd()); err != nil {
+			return err
+		}
+		defer b.learned.Close()
+	}
 	prompt, err := b.promptTokens(maxN)
 	if err != nil {
 		return err
@@ -285,7 +295,13 @@ func (b *bench) runMode(mode string, prompt []int32) (sample, error) {
 	case "dense":
 		sched = sdtp.Schedule{}
 		sc = predictor.NewRandom(0) // never called: nothing is pruned
-	case "sdtp", "attention": // sdtp: the attention scorer until learned predictors exist
+	case "sdtp":
+		if b.learned != nil {
+			sc, sched = b.learned, b.learned.Manifest.Schedule()
+		} else {
+			sc = predictor.Attention{}
+		}
+	case "attention":
 		sc = predictor.Attention{}
 	case "random":
 		sc = predictor.NewRandom(1)

@@ -11,6 +11,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -73,6 +74,30 @@ func Load(dir string) (*Set, error) {
 		s.outputs = append(s.outputs, out)
 	}
 	return s, nil
+}
+
+// LoadFor is Load plus a check that the predictors were trained for the
+// model at modelPath: same architecture, depth, width and (when the
+// manifest has one) embedding hash.
+func LoadFor(dir, modelPath, arch string, nLayer, nEmbd int) (*Set, error) {
+	set, err := Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	want := set.Manifest.Model
+	if want.Arch != arch || want.NLayer != nLayer || want.NEmbd != nEmbd {
+		set.Close()
+		return nil, fmt.Errorf("onnx predictors in %s are for %s (%d layers, width %d), the model is %s (%d, %d)",
+			dir, want.Arch, want.NLayer, want.NEmbd, arch, nLayer, nEmbd)
+	}
+	if want.EmbdHash != "" {
+		hash, err := predictor.EmbeddingHash(modelPath)
+		if err != nil || hash != want.EmbdHash {
+			set.Close()
+			return nil, fmt.Errorf("onnx predictors in %s were trained for another model (embedding hash mismatch)", dir)
+		}
+	}
+	return set, nil
 }
 
 func (m Manifest) validate() error {
