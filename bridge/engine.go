@@ -90,6 +90,7 @@ type RunInput struct {
 	WantHidden  bool
 	WantLogits  bool // logits of the last token; needs Last == NLayer
 	AttnWindow  int  // > 0: attention scores from the last AttnWindow tokens
+	ScoreHead   bool // in-graph predictor head scores for layer Last (SetHeads)
 }
 
 // RunOutput holds what Run was asked for.
@@ -97,6 +98,41 @@ type RunOutput struct {
 	Hidden []float32 // [n][n_embd]
 	Logits []float32 // [n_vocab]
 	Attn   []float32 // [cells of layer Last-1]
+	Head   []float32 // [n] keep − drop of the head for layer Last
+}
+
+// Head is one in-graph predictor: Linear(d, H) → GELU → Linear(H, 2) on
+// the residual stream entering Layer. W1 is [H][d], W2 [2][H], row-major.
+type Head struct {
+	Layer  int
+	H      int
+	W1, B1 []float32
+	W2, B2 []float32
+}
+
+// SetHeads loads predictor heads into the engine (replacing earlier ones).
+func (e *Engine) SetHeads(heads []Head) error {
+	if len(heads) == 0 {
+		return errors.New("engine: no heads")
+	}
+	h := heads[0].H
+	var layers []C.int
+	var w1, b1, w2, b2 []float32
+	for _, hd := range heads {
+		if hd.H != h || len(hd.W1) != h*e.nEmbd || len(hd.B1) != h || len(hd.W2) != 2*h || len(hd.B2) != 2 {
+			return fmt.Errorf("engine: head for layer %d: want hidden width %d and input width %d", hd.Layer, h, e.nEmbd)
+		}
+		layers = append(layers, C.int(hd.Layer))
+		w1, b1, w2, b2 = append(w1, hd.W1...), append(b1, hd.B1...), append(w2, hd.W2...), append(b2, hd.B2...)
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	if !C.sdtp_engine_set_heads(e.ptr, C.int(len(heads)), &layers[0], C.int(h),
+		(*C.float)(unsafe.Pointer(&w1[0])), (*C.float)(unsafe.Pointer(&b1[0])),
+		(*C.float)(unsafe.Pointer(&w2[0])), (*C.float)(unsafe.Pointer(&b2[0])), eb.p, errBufSize) {
+		return eb.err("engine heads")
+	}
+	return nil
 }
 
 // Run computes layers [First, Last) for the input tokens and appends their
@@ -114,7 +150,7 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 		return out, fmt.Errorf("engine: %d hidden values for %d tokens of width %d", len(in.Hidden), n, e.nEmbd)
 	}
 	var tokens *C.int32_t
-	var hidden, hiddenOut, logitsOut, attnOut *C.float
+	var hidden, hiddenOut, logitsOut, attnOut, headOut *C.float
 	if in.First == 0 {
 		tokens = (*C.int32_t)(unsafe.Pointer(&in.Tokens[0]))
 	} else {
@@ -135,11 +171,15 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 		out.Attn = make([]float32, e.Cells(in.Last-1)+n)
 		attnOut = (*C.float)(unsafe.Pointer(&out.Attn[0]))
 	}
+	if in.ScoreHead {
+		out.Head = make([]float32, n)
+		headOut = (*C.float)(unsafe.Pointer(&out.Head[0]))
+	}
 	eb := newErrBuf()
 	defer eb.free()
 	ret := C.sdtp_engine_run(e.ptr, C.int(in.First), C.int(in.Last), tokens, hidden,
 		(*C.int32_t)(unsafe.Pointer(&in.Positions[0])), C.int(n), hiddenOut, logitsOut, attnOut, C.int(in.AttnWindow),
-		eb.p, errBufSize)
+		headOut, eb.p, errBufSize)
 	if ret != 0 {
 		return RunOutput{}, eb.err("engine run of layers [%d, %d)", in.First, in.Last)
 	}

@@ -25,6 +25,11 @@ struct segment {
     std::vector<int32_t> cells;
 };
 
+// A predictor head: Linear(d, h) → GELU → Linear(h, 2), in ggml layout.
+struct head {
+    ggml_tensor * w1, * b1, * w2, * b2;
+};
+
 struct mask_input {
     ggml_tensor * f32;  // filled from the host
     ggml_tensor * f16;  // what flash attention reads
@@ -71,6 +76,9 @@ struct sdtp_engine {
     std::vector<segment> segs;
     std::vector<int>     seg_of;         // layer -> segment
     std::vector<uint8_t> meta;           // graph metadata arena
+    ggml_context        * heads_ctx = nullptr;
+    ggml_backend_buffer_t heads_buf = nullptr;
+    std::map<int, head>   heads;         // pruning layer -> head
     size_t               graph_size;
 
     // Per-run state, reset by run().
@@ -82,10 +90,19 @@ struct sdtp_engine {
         : model(m), hp(m.hparams), cp(c), arch(a), n_ctx(n) {}
 
     ~sdtp_engine() {
+        free_heads();
         if (sched) ggml_backend_sched_free(sched);
         if (kv_buf) ggml_backend_buffer_free(kv_buf);
         if (kv_ctx) ggml_free(kv_ctx);
         if (cpu) ggml_backend_free(cpu);
+    }
+
+    void free_heads() {
+        if (heads_buf) ggml_backend_buffer_free(heads_buf);
+        if (heads_ctx) ggml_free(heads_ctx);
+        heads_buf = nullptr;
+        heads_ctx = nullptr;
+        heads.clear();
     }
 
     // mask returns the attention mask of segment seg for this run: row i
@@ -277,10 +294,47 @@ bool sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char *
     return true;
 }
 
+bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int h,
+                           const float * w1, const float * b1, const float * w2, const float * b2,
+                           char * err, size_t n_err) {
+    const int64_t d = e->hp.n_embd;
+    e->free_heads();
+    if (n_heads <= 0 || h <= 0) {
+        set_err(err, n_err, "no heads");
+        return false;
+    }
+    ggml_init_params p = {size_t(4 * n_heads) * ggml_tensor_overhead(), nullptr, true};
+    e->heads_ctx = ggml_init(p);
+    for (int i = 0; i < n_heads; i++) {
+        if (layers[i] < 1 || layers[i] >= int(e->hp.n_layer) || e->heads.count(layers[i])) {
+            e->free_heads();
+            set_err(err, n_err, "head layers must be distinct and inside the model");
+            return false;
+        }
+        e->heads[layers[i]] = {
+            ggml_new_tensor_2d(e->heads_ctx, GGML_TYPE_F32, d, h), ggml_new_tensor_1d(e->heads_ctx, GGML_TYPE_F32, h),
+            ggml_new_tensor_2d(e->heads_ctx, GGML_TYPE_F32, h, 2), ggml_new_tensor_1d(e->heads_ctx, GGML_TYPE_F32, 2)};
+    }
+    e->heads_buf = ggml_backend_alloc_ctx_tensors(e->heads_ctx, e->cpu);
+    if (!e->heads_buf) {
+        e->free_heads();
+        set_err(err, n_err, "cannot allocate the predictor heads");
+        return false;
+    }
+    for (int i = 0; i < n_heads; i++) {
+        const head & hd = e->heads[layers[i]];
+        ggml_backend_tensor_set(hd.w1, w1 + size_t(i) * h * d, 0, ggml_nbytes(hd.w1));
+        ggml_backend_tensor_set(hd.b1, b1 + size_t(i) * h, 0, ggml_nbytes(hd.b1));
+        ggml_backend_tensor_set(hd.w2, w2 + size_t(i) * 2 * h, 0, ggml_nbytes(hd.w2));
+        ggml_backend_tensor_set(hd.b2, b2 + size_t(i) * 2, 0, ggml_nbytes(hd.b2));
+    }
+    return true;
+}
+
 int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, float * attn_out, int n_win,
-                    char * err, size_t n_err) {
+                    float * head_out, char * err, size_t n_err) {
     const int n_layer = e->hp.n_layer;
     const int n_embd  = e->hp.n_embd;
     if (n <= 0 || first < 0 || last > n_layer || first >= last) {
@@ -301,6 +355,10 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
     }
     if (attn_out && (n_win <= 0 || n_win > n)) {
         set_err(err, n_err, "attention window must be in [1, n]");
+        return -1;
+    }
+    if (head_out && !e->heads.count(last)) {
+        set_err(err, n_err, "no predictor head for layer " + std::to_string(last));
         return -1;
     }
     for (int s = e->seg_of[first]; s <= e->seg_of[last - 1]; s++) {
@@ -382,6 +440,19 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
             ggml_build_forward_expand(gf, attn);
         }
 
+        ggml_tensor * scores = nullptr;
+        if (head_out) {
+            // The predictor on the residual stream entering layer last:
+            // keep − drop per token, so only n floats leave the graph.
+            const head & hd = e->heads.at(last);
+            ggml_tensor * y = ggml_gelu_erf(ctx, ggml_add(ctx, ggml_mul_mat(ctx, hd.w1, x), hd.b1));
+            y = ggml_add(ctx, ggml_mul_mat(ctx, hd.w2, y), hd.b2); // [2, n]
+            scores = ggml_sub(ctx, ggml_view_2d(ctx, y, 1, n, y->nb[1], 0),
+                              ggml_view_2d(ctx, y, 1, n, y->nb[1], ggml_element_size(y)));
+            ggml_set_output(scores);
+            ggml_build_forward_expand(gf, scores);
+        }
+
         ggml_backend_sched_reset(e->sched);
         if (!ggml_backend_sched_alloc_graph(e->sched, gf)) {
             ggml_free(ctx);
@@ -405,6 +476,7 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         if (hidden_out) ggml_backend_tensor_get(x, hidden_out, 0, size_t(n) * n_embd * sizeof(float));
         if (logits) ggml_backend_tensor_get(logits, logits_out, 0, ggml_nbytes(logits));
         if (attn) ggml_backend_tensor_get(attn, attn_out, 0, ggml_nbytes(attn));
+        if (scores) ggml_backend_tensor_get(scores, head_out, 0, ggml_nbytes(scores));
         ggml_free(ctx);
 
         for (int s = e->seg_of[first]; s <= e->seg_of[last - 1]; s++) {

@@ -28,18 +28,26 @@ void          sdtp_engine_set_threads(sdtp_engine * e, int n_threads);
 // share one set of cached tokens (a pruning stage). starts[0] must be 0.
 bool          sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char * err, size_t n_err);
 
+// Loads predictor heads scored in-graph, one MLP per pruning layer:
+// w1 [h][n_embd], b1 [h], w2 [2][h], b2 [2] per head, concatenated in the
+// order of layers. Replaces any heads loaded before.
+bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int h,
+                           const float * w1, const float * b1, const float * w2, const float * b2,
+                           char * err, size_t n_err);
+
 // Runs layers [first, last) on n tokens at original positions pos, appending
 // their K/V to those layers' caches. Input: token ids when first == 0, else
 // hidden states [n][n_embd]. Outputs, each optional (NULL):
 //   hidden_out  [n][n_embd]  the residual stream after layer last-1;
 //   logits_out  [n_vocab]    logits of the last token (requires last == n_layer);
 //   attn_out    [cells]      mean attention the last n_win tokens pay to each
-//                            cached token of layer last-1 (cells after this run).
+//                            cached token of layer last-1 (cells after this run);
+//   head_out    [n]          keep − drop of the predictor head for layer last.
 // Returns 0, or -1 with err set.
 int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, float * attn_out, int n_win,
-                    char * err, size_t n_err);
+                    float * head_out, char * err, size_t n_err);
 
 // Layer il's shape for FLOPs accounting: {n_head, n_head_kv, head_dim,
 // n_ff, sliding window (0 = full attention)}.

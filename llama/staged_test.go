@@ -103,7 +103,7 @@ func writePredictors(t *testing.T, dir string, layers []int, embdHash string) {
 	m.Version = 1
 	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, embdHash
 	m.Layers, m.HeadKeep, m.TailKeepFrac = layers, sdtp.HeadKeep, sdtp.TailKeepFrac
-	var mlps []onnx.MLP
+	var mlps []predictor.MLP
 	r := rand.New(rand.NewPCG(1, 2))
 	vec := func(n int) []float32 {
 		v := make([]float32, n)
@@ -113,7 +113,7 @@ func writePredictors(t *testing.T, dir string, layers []int, embdHash string) {
 		return v
 	}
 	for range layers {
-		mlps = append(mlps, onnx.MLP{D: 64, H: 16, W1: vec(16 * 64), B1: vec(16), W2: vec(32), B2: vec(2)})
+		mlps = append(mlps, predictor.MLP{D: 64, H: 16, W1: vec(16 * 64), B1: vec(16), W2: vec(32), B2: vec(2)})
 		m.KeepRatios = append(m.KeepRatios, 0.6)
 	}
 	require.NoError(t, onnx.WriteSet(dir, m, mlps))

@@ -27,6 +27,7 @@ type Scorer interface {
 type Needs struct {
 	Hidden    bool // hidden states entering the pruning layer
 	Attention bool // attention of the last-window queries at the layer before
+	Head      bool // in-graph predictor head scores (bridge.Engine.SetHeads)
 }
 
 // ScoreInput is what a scorer sees at stage Stage, before layer Layer.
@@ -36,6 +37,7 @@ type ScoreInput struct {
 	Positions    []int32   // original positions of the live tokens
 	Hidden       []float32 // [live][NEmbd], when Needs.Hidden
 	Attention    []float32 // [live], when Needs.Attention
+	HeadScores   []float32 // [live], when Needs.Head
 }
 
 // PrefillResult is a pruned prefill: the last token's logits and what
@@ -92,7 +94,7 @@ func Prefill(r Runner, sc Scorer, sched Schedule, tokens []int32, ubatch int) (P
 		if !final {
 			needs = sc.Needs()
 		}
-		out, err := runStage(r, first, last, tokens, hidden, pos, ubatch, final, needs.Attention)
+		out, err := runStage(r, first, last, tokens, hidden, pos, ubatch, final, needs)
 		if err != nil {
 			return res, err
 		}
@@ -100,7 +102,7 @@ func Prefill(r Runner, sc Scorer, sched Schedule, tokens []int32, ubatch int) (P
 			res.Logits = out.Logits
 			break
 		}
-		in := ScoreInput{Stage: s, Layer: last, NEmbd: r.NEmbd(), Positions: pos, Attention: out.Attn}
+		in := ScoreInput{Stage: s, Layer: last, NEmbd: r.NEmbd(), Positions: pos, Attention: out.Attn, HeadScores: out.Head}
 		if needs.Hidden {
 			in.Hidden = out.Hidden
 		}
@@ -120,7 +122,7 @@ func Prefill(r Runner, sc Scorer, sched Schedule, tokens []int32, ubatch int) (P
 // runStage runs layers [first, last) over the live tokens in chunks of
 // ubatch, cut from the end so that the last chunk holds the whole
 // last-window (the attention scorer's queries) whenever it fits.
-func runStage(r Runner, first, last int, tokens []int32, hidden []float32, pos []int32, ubatch int, final, attention bool) (bridge.RunOutput, error) {
+func runStage(r Runner, first, last int, tokens []int32, hidden []float32, pos []int32, ubatch int, final bool, needs Needs) (bridge.RunOutput, error) {
 	n, d := len(pos), r.NEmbd()
 	var all bridge.RunOutput
 	if !final {
@@ -131,13 +133,14 @@ func runStage(r Runner, first, last int, tokens []int32, hidden []float32, pos [
 			continue
 		}
 		start := max(0, end-ubatch)
-		in := bridge.RunInput{First: first, Last: last, Positions: pos[start:end], WantHidden: !final, WantLogits: final && end == n}
+		in := bridge.RunInput{First: first, Last: last, Positions: pos[start:end], WantHidden: !final,
+			WantLogits: final && end == n, ScoreHead: needs.Head}
 		if first == 0 {
 			in.Tokens = tokens[start:end]
 		} else {
 			in.Hidden = hidden[start*d : end*d]
 		}
-		if attention && end == n {
+		if needs.Attention && end == n {
 			in.AttnWindow = min(end-start, int(math.Ceil(TailKeepFrac*float64(len(tokens)))))
 		}
 		out, err := r.Run(in)
@@ -145,6 +148,7 @@ func runStage(r Runner, first, last int, tokens []int32, hidden []float32, pos [
 			return all, err
 		}
 		all.Hidden = append(all.Hidden, out.Hidden...)
+		all.Head = append(all.Head, out.Head...)
 		all.Logits, all.Attn = out.Logits, out.Attn
 	}
 	return all, nil

@@ -1,71 +1,34 @@
 package onnx
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"os"
+	"slices"
 
 	pb "github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/go-sdtp/sdtp/predictor"
 )
 
-// MLP is the default SDTP prediction module, pi = W2·GELU(W1·x + b1) + b2,
-// with two outputs per token (keep, drop). Weights are row-major:
-// W1 [H][D], W2 [2][H].
-type MLP struct {
-	D, H   int
-	W1, B1 []float32
-	W2, B2 []float32
-}
-
-// Validate checks the weight shapes.
-func (m MLP) Validate() error {
-	if m.D <= 0 || m.H <= 0 || len(m.W1) != m.H*m.D || len(m.B1) != m.H || len(m.W2) != 2*m.H || len(m.B2) != 2 {
-		return fmt.Errorf("onnx: MLP shapes do not match D=%d H=%d", m.D, m.H)
-	}
-	return nil
-}
-
-// Scores computes keep − drop per token in Go: the reference for what the
-// ONNX graph must produce. hidden is [n][D].
-func (m MLP) Scores(hidden []float32) []float32 {
-	n := len(hidden) / m.D
-	out := make([]float32, n)
-	h := make([]float64, m.H)
-	for t := range n {
-		x := hidden[t*m.D : (t+1)*m.D]
-		for j := range m.H {
-			s := float64(m.B1[j])
-			for i, v := range x {
-				s += float64(m.W1[j*m.D+i]) * float64(v)
-			}
-			h[j] = gelu(s)
-		}
-		var keep, drop float64 = float64(m.B2[0]), float64(m.B2[1])
-		for j, v := range h {
-			keep += float64(m.W2[j]) * v
-			drop += float64(m.W2[m.H+j]) * v
-		}
-		out[t] = float32(keep - drop)
-	}
-	return out
-}
-
-// WriteFile saves the MLP as an ONNX model (opset 17) with input
+// WriteMLP saves m as an ONNX model (opset 17) with input
 // "hidden_states" [N, D] and output "logits" [N, 2]. GELU is the exact
 // erf form, x·(1 + erf(x/√2))/2, which every opset has.
-func (m MLP) WriteFile(path string) error {
+func WriteMLP(path string, m predictor.MLP) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	data, err := proto.Marshal(m.model())
+	data, err := proto.Marshal(mlpModel(m))
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)
 }
 
-func (m MLP) model() *pb.ModelProto {
+func mlpModel(m predictor.MLP) *pb.ModelProto {
 	f32 := int32(pb.TensorProto_FLOAT)
 	tensor := func(name string, dims []int64, v []float32) *pb.TensorProto {
 		return &pb.TensorProto{Name: name, Dims: dims, DataType: f32, FloatData: v}
@@ -116,4 +79,55 @@ func (m MLP) model() *pb.ModelProto {
 		OpsetImport: []*pb.OperatorSetIdProto{{Domain: "", Version: 17}}}
 }
 
-func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+// ReadMLP reads the weights of a default-architecture predictor from an
+// ONNX file: initializers fc1.weight [H, D], fc1.bias [H], fc2.weight
+// [2, H] and fc2.bias [2] (the names PyTorch gives nn.Linear layers called
+// fc1 and fc2, and the ones WriteMLP uses).
+func ReadMLP(path string) (predictor.MLP, error) {
+	var m predictor.MLP
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return m, err
+	}
+	var model pb.ModelProto
+	if err := proto.Unmarshal(raw, &model); err != nil {
+		return m, fmt.Errorf("onnx: %s: %w", path, err)
+	}
+	inits := map[string]*pb.TensorProto{}
+	for _, t := range model.GetGraph().GetInitializer() {
+		inits[t.GetName()] = t
+	}
+	get := func(name string, dims ...int64) []float32 {
+		t, ok := inits[name]
+		if !ok || err != nil {
+			err = errors.Join(err, fmt.Errorf("onnx: %s has no initializer %s (only the default Linear-GELU-Linear predictor can be embedded)", path, name))
+			return nil
+		}
+		if !slices.Equal(t.GetDims(), dims) || t.GetDataType() != int32(pb.TensorProto_FLOAT) {
+			err = fmt.Errorf("onnx: %s: %s has shape %v, want float %v", path, name, t.GetDims(), dims)
+			return nil
+		}
+		if len(t.GetFloatData()) > 0 {
+			return t.GetFloatData()
+		}
+		rd := t.GetRawData()
+		out := make([]float32, len(rd)/4)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(rd[4*i:]))
+		}
+		return out
+	}
+	w1, ok := inits["fc1.weight"]
+	if !ok || len(w1.GetDims()) != 2 {
+		return m, fmt.Errorf("onnx: %s has no 2-D initializer fc1.weight (only the default Linear-GELU-Linear predictor can be embedded)", path)
+	}
+	m.H, m.D = int(w1.GetDims()[0]), int(w1.GetDims()[1])
+	m.W1 = get("fc1.weight", int64(m.H), int64(m.D))
+	m.B1 = get("fc1.bias", int64(m.H))
+	m.W2 = get("fc2.weight", 2, int64(m.H))
+	m.B2 = get("fc2.bias", 2)
+	if err != nil {
+		return m, err
+	}
+	return m, m.Validate()
+}

@@ -194,7 +194,7 @@ func (s *Set) Score(in sdtp.ScoreInput) ([]float32, error) {
 
 // WriteSet writes one ONNX file per stage (stage0.onnx, …) and
 // predictors.json into dir; m.Files is filled in.
-func WriteSet(dir string, m Manifest, mlps []MLP) error {
+func WriteSet(dir string, m Manifest, mlps []predictor.MLP) error {
 	if len(mlps) != len(m.Layers) {
 		return fmt.Errorf("onnx: %d predictors for %d stages", len(mlps), len(m.Layers))
 	}
@@ -204,7 +204,7 @@ func WriteSet(dir string, m Manifest, mlps []MLP) error {
 	m.Files = nil
 	for i, mlp := range mlps {
 		name := fmt.Sprintf("stage%d.onnx", i)
-		if err := mlp.WriteFile(filepath.Join(dir, name)); err != nil {
+		if err := WriteMLP(filepath.Join(dir, name), mlp); err != nil {
 			return err
 		}
 		m.Files = append(m.Files, name)

@@ -10,10 +10,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
-func randomMLP(d, h int, seed uint64) MLP {
+func randomMLP(d, h int, seed uint64) predictor.MLP {
 	r := rand.New(rand.NewPCG(seed, 1))
 	v := func(n int, std float64) []float32 {
 		out := make([]float32, n)
@@ -22,18 +23,18 @@ func randomMLP(d, h int, seed uint64) MLP {
 		}
 		return out
 	}
-	return MLP{D: d, H: h, W1: v(h*d, 0.3), B1: v(h, 0.1), W2: v(2*h, 0.3), B2: v(2, 0.1)}
+	return predictor.MLP{D: d, H: h, W1: v(h*d, 0.3), B1: v(h, 0.1), W2: v(2*h, 0.3), B2: v(2, 0.1)}
 }
 
 // writeSet writes a predictor set for a model of nLayer layers and width d.
-func writeSet(t *testing.T, d, nLayer int, layers []int) (string, []MLP) {
+func writeSet(t *testing.T, d, nLayer int, layers []int) (string, []predictor.MLP) {
 	t.Helper()
 	dir := t.TempDir()
 	var m Manifest
 	m.Version = 1
 	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd = "gemma3", nLayer, d
 	m.Layers, m.HeadKeep, m.TailKeepFrac = layers, sdtp.HeadKeep, sdtp.TailKeepFrac
-	var mlps []MLP
+	var mlps []predictor.MLP
 	for i := range layers {
 		mlps = append(mlps, randomMLP(d, d/4, uint64(i+1)))
 		m.KeepRatios = append(m.KeepRatios, 0.7)
@@ -106,5 +107,16 @@ func TestONNXPredictorBadInputs(t *testing.T) {
 	garbage := edit(func(*Manifest) {})
 	require.NoError(t, os.WriteFile(filepath.Join(garbage, "stage0.onnx"), []byte("not onnx"), 0o644))
 	_, err := Load(garbage)
+	assert.Error(t, err)
+}
+
+func TestReadMLPRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.onnx")
+	want := randomMLP(32, 8, 4)
+	require.NoError(t, WriteMLP(path, want))
+	got, err := ReadMLP(path)
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+	_, err = ReadMLP(filepath.Join(t.TempDir(), "missing.onnx"))
 	assert.Error(t, err)
 }

@@ -1,0 +1,184 @@
+// Package gguf stores SDTP predictor heads inside a model's GGUF file and
+// scores with them in-graph, on the model's own backend.
+//
+// llama.cpp refuses to load a GGUF with tensors it does not expect
+// ("wrong number of tensors"), so the heads live in metadata: float32
+// arrays sdtp.<stage>.fc1.weight ([H][d] row-major), sdtp.<stage>.fc1.bias,
+// sdtp.<stage>.fc2.weight ([2][H]), sdtp.<stage>.fc2.bias, beside
+// sdtp.version, sdtp.layers, sdtp.keep_ratios, sdtp.head_keep,
+// sdtp.tail_keep_frac, sdtp.model_hash and sdtp.training (JSON). The
+// model file still loads in stock llama.cpp.
+package gguf
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	ggufio "github.com/go-sdtp/sdtp/gguf"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+// Version is the layout of the sdtp.* keys written by Embed.
+const Version = 1
+
+// Heads are a schedule and one predictor per stage.
+type Heads struct {
+	Layers       []int
+	KeepRatios   []float64
+	HeadKeep     int
+	TailKeepFrac float64
+	ModelHash    string // predictor.EmbeddingHash of the model
+	Training     string // JSON, free form
+	MLPs         []predictor.MLP
+}
+
+// Schedule is where the heads prune.
+func (h *Heads) Schedule() sdtp.Schedule { return sdtp.Schedule{Layers: h.Layers, KeepRatios: h.KeepRatios} }
+
+// Read returns the heads stored in a model GGUF, or nil if it has none.
+func Read(modelPath string) (*Heads, error) {
+	f, err := ggufio.Open(modelPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if !f.KV.Has("sdtp.version") {
+		return nil, nil
+	}
+	if v, err := f.GetInt("sdtp.version"); err != nil || v != Version {
+		return nil, fmt.Errorf("predictor heads in %s: sdtp.version %d, this build reads %d", modelPath, v, Version)
+	}
+	var errs []error
+	keep := func(err error) { errs = append(errs, err) }
+	h := &Heads{}
+	layers, err := f.GetInts("sdtp.layers")
+	keep(err)
+	for _, l := range layers {
+		h.Layers = append(h.Layers, int(l))
+	}
+	ratios, err := f.GetFloat32s("sdtp.keep_ratios")
+	keep(err)
+	for _, r := range ratios {
+		h.KeepRatios = append(h.KeepRatios, shortest(r))
+	}
+	hk, err := f.GetInt("sdtp.head_keep")
+	keep(err)
+	tk, err := f.GetFloat("sdtp.tail_keep_frac")
+	keep(err)
+	h.HeadKeep, h.TailKeepFrac = int(hk), shortest(float32(tk))
+	h.ModelHash, _ = f.GetString("sdtp.model_hash")
+	h.Training, _ = f.GetString("sdtp.training")
+	for s := range h.Layers {
+		get := func(name string) []float32 {
+			v, err := f.GetFloat32s(fmt.Sprintf("sdtp.%d.%s", s, name))
+			keep(err)
+			return v
+		}
+		m := predictor.MLP{W1: get("fc1.weight"), B1: get("fc1.bias"), W2: get("fc2.weight"), B2: get("fc2.bias")}
+		m.H = len(m.B1)
+		if m.H > 0 {
+			m.D = len(m.W1) / m.H
+		}
+		keep(m.Validate())
+		h.MLPs = append(h.MLPs, m)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("predictor heads in %s: %w", modelPath, err)
+	}
+	if h.HeadKeep != sdtp.HeadKeep || h.TailKeepFrac != sdtp.TailKeepFrac {
+		return nil, fmt.Errorf("predictor heads in %s protect %d / %.2f tokens, this build %d / %.2f",
+			modelPath, h.HeadKeep, h.TailKeepFrac, sdtp.HeadKeep, sdtp.TailKeepFrac)
+	}
+	return h, nil
+}
+
+// Embed writes out: the model in, plus the heads as sdtp.* metadata.
+// in and out may be the same file.
+func Embed(in, out string, h *Heads) error {
+	if len(h.MLPs) != len(h.Layers) || len(h.KeepRatios) != len(h.Layers) {
+		return fmt.Errorf("predictor heads: %d heads, %d layers, %d ratios", len(h.MLPs), len(h.Layers), len(h.KeepRatios))
+	}
+	f, err := ggufio.Open(in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	nLayer, err := f.GetInt(mustArch(f) + ".block_count")
+	if err != nil {
+		return err
+	}
+	if err := h.Schedule().Validate(int(nLayer)); err != nil {
+		return err
+	}
+	w := ggufio.NewWriterFrom(f)
+	for _, k := range w.KV.Keys() { // drop heads embedded before
+		if len(k) > 5 && k[:5] == "sdtp." {
+			w.Delete(k)
+		}
+	}
+	layers := make([]int32, len(h.Layers))
+	ratios := make([]float32, len(h.KeepRatios))
+	for i := range h.Layers {
+		layers[i], ratios[i] = int32(h.Layers[i]), float32(h.KeepRatios[i])
+	}
+	w.Set("sdtp.version", ggufio.Uint32(Version))
+	w.Set("sdtp.layers", ggufio.Slice(layers))
+	w.Set("sdtp.keep_ratios", ggufio.Slice(ratios))
+	w.Set("sdtp.head_keep", ggufio.Uint32(uint32(h.HeadKeep)))
+	w.Set("sdtp.tail_keep_frac", ggufio.Float32(float32(h.TailKeepFrac)))
+	w.Set("sdtp.model_hash", ggufio.String(h.ModelHash))
+	w.Set("sdtp.training", ggufio.String(h.Training))
+	for s, m := range h.MLPs {
+		if err := m.Validate(); err != nil {
+			return err
+		}
+		w.Set(fmt.Sprintf("sdtp.%d.fc1.weight", s), ggufio.Slice(m.W1))
+		w.Set(fmt.Sprintf("sdtp.%d.fc1.bias", s), ggufio.Slice(m.B1))
+		w.Set(fmt.Sprintf("sdtp.%d.fc2.weight", s), ggufio.Slice(m.W2))
+		w.Set(fmt.Sprintf("sdtp.%d.fc2.bias", s), ggufio.Slice(m.B2))
+	}
+	return w.WriteFile(out)
+}
+
+// shortest widens a float32 to the float64 with the same shortest decimal
+// form, so 0.9 stored as float32 reads back as 0.9.
+func shortest(v float32) float64 {
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'g', -1, 32), 64)
+	return f
+}
+
+func mustArch(f *ggufio.File) string {
+	a, _ := f.Architecture()
+	return a
+}
+
+// Scorer loads the heads into the engine and returns the scorer that
+// reads their in-graph scores.
+func (h *Heads) Scorer(e *bridge.Engine) (sdtp.Scorer, error) {
+	var hs []bridge.Head
+	for i, m := range h.MLPs {
+		if m.D != e.NEmbd() {
+			return nil, fmt.Errorf("predictor heads: width %d, model %d", m.D, e.NEmbd())
+		}
+		hs = append(hs, bridge.Head{Layer: h.Layers[i], H: m.H, W1: m.W1, B1: m.B1, W2: m.W2, B2: m.B2})
+	}
+	if err := e.SetHeads(hs); err != nil {
+		return nil, err
+	}
+	return inGraph{}, nil
+}
+
+// inGraph passes through the scores the engine computed in-graph.
+type inGraph struct{}
+
+func (inGraph) Needs() sdtp.Needs { return sdtp.Needs{Head: true} }
+
+func (inGraph) Score(in sdtp.ScoreInput) ([]float32, error) {
+	if len(in.HeadScores) != len(in.Positions) {
+		return nil, fmt.Errorf("predictor heads: %d scores for %d tokens", len(in.HeadScores), len(in.Positions))
+	}
+	return in.HeadScores, nil
+}

@@ -1,0 +1,50 @@
+package predictor
+
+import (
+	"fmt"
+	"math"
+)
+
+// MLP is the default SDTP prediction module, pi = W2·GELU(W1·x + b1) + b2,
+// with two outputs per token (keep, drop). Weights are row-major:
+// W1 [H][D], W2 [2][H].
+type MLP struct {
+	D, H   int
+	W1, B1 []float32
+	W2, B2 []float32
+}
+
+// Validate checks the weight shapes.
+func (m MLP) Validate() error {
+	if m.D <= 0 || m.H <= 0 || len(m.W1) != m.H*m.D || len(m.B1) != m.H || len(m.W2) != 2*m.H || len(m.B2) != 2 {
+		return fmt.Errorf("onnx: MLP shapes do not match D=%d H=%d", m.D, m.H)
+	}
+	return nil
+}
+
+// Scores computes keep − drop per token in Go: the reference for what the
+// ONNX graph must produce. hidden is [n][D].
+func (m MLP) Scores(hidden []float32) []float32 {
+	n := len(hidden) / m.D
+	out := make([]float32, n)
+	h := make([]float64, m.H)
+	for t := range n {
+		x := hidden[t*m.D : (t+1)*m.D]
+		for j := range m.H {
+			s := float64(m.B1[j])
+			for i, v := range x {
+				s += float64(m.W1[j*m.D+i]) * float64(v)
+			}
+			h[j] = gelu(s)
+		}
+		var keep, drop float64 = float64(m.B2[0]), float64(m.B2[1])
+		for j, v := range h {
+			keep += float64(m.W2[j]) * v
+			drop += float64(m.W2[m.H+j]) * v
+		}
+		out[t] = float32(keep - drop)
+	}
+	return out
+}
+
+func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
