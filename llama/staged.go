@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
@@ -78,65 +79,96 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (
 		s.ubatch = 512
 	}
 	var err error
-	if mode != ModeDense {
-		ratio := o.KeepRatio
-		if ratio == 0 {
-			ratio = sdtp.DefaultKeepRatio
-		}
-		if o.Layers != nil {
-			s.sched = sdtp.Schedule{Layers: o.Layers}
-			for range o.Layers {
-				s.sched.KeepRatios = append(s.sched.KeepRatios, ratio)
-			}
-			err = s.sched.Validate(m.NLayer())
-		} else {
-			s.sched, err = sdtp.DefaultSchedule(m.NLayer(), ratio)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if s.scorer, s.sched, err = pickScorer(path, m, o, s.sched); err != nil {
-			return nil, err
-		}
-	}
 	if s.engine, err = c.NewEngine(c.NCtx(), 0); err != nil {
 		return nil, err
+	}
+	if mode != ModeDense {
+		if err := s.pickScorer(path, m, o); err != nil {
+			s.free()
+			return nil, err
+		}
 	}
 	layers, nEmbd, nVocab := s.engine.Shape()
 	s.shape = sdtp.Shape{Layers: layers, NEmbd: nEmbd, NVocab: nVocab}
 	return s, nil
 }
 
-// pickScorer chooses the scorer for o.Mode. Mode sdtp uses learned
-// predictors from o.Predictors, else from MODEL.predictors/ beside the
-// model when present, else falls back to the attention scorer (saying so).
-func pickScorer(path string, m *bridge.Model, o SDTPOptions, sched sdtp.Schedule) (sdtp.Scorer, sdtp.Schedule, error) {
+// pickScorer sets the scorer and schedule for o.Mode. Mode sdtp uses, in
+// order: the predictors directory o.Predictors, heads inside the model's
+// GGUF, a MODEL.predictors/ directory beside it, and otherwise the
+// attention scorer (saying so).
+func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
+	ratio := o.KeepRatio
+	if ratio == 0 {
+		ratio = sdtp.DefaultKeepRatio
+	}
+	var err error
+	if o.Layers != nil {
+		s.sched = sdtp.Schedule{Layers: o.Layers}
+		for range o.Layers {
+			s.sched.KeepRatios = append(s.sched.KeepRatios, ratio)
+		}
+		err = s.sched.Validate(m.NLayer())
+	} else {
+		s.sched, err = sdtp.DefaultSchedule(m.NLayer(), ratio)
+	}
+	if err != nil {
+		return err
+	}
 	name := o.Mode
 	if o.Mode == ModeSDTP {
-		dir := o.Predictors
-		if dir == "" {
-			beside := strings.TrimSuffix(path, filepath.Ext(path)) + ".predictors"
-			if _, err := os.Stat(filepath.Join(beside, onnx.ManifestName)); err == nil {
-				dir = beside
+		learned, sched, err := s.learned(path, m, o)
+		if err != nil || learned != nil {
+			if learned != nil {
+				s.scorer, s.sched = learned, withRatio(sched, o.KeepRatio)
 			}
-		}
-		if dir != "" {
-			set, err := onnx.LoadFor(dir, path, m.Arch(), m.NLayer(), m.NEmbd())
-			if err != nil {
-				return nil, sched, err
-			}
-			if o.KeepRatio != 0 {
-				for i := range set.Manifest.KeepRatios {
-					set.Manifest.KeepRatios[i] = o.KeepRatio
-				}
-			}
-			return set, set.Manifest.Schedule(), nil
+			return err
 		}
 		fmt.Fprintln(os.Stderr, "sdtp: no learned predictors for this model; pruning with the attention scorer")
 		name = ModeAttention
 	}
-	sc, err := predictor.New(name, o.Seed)
-	return sc, sched, err
+	s.scorer, err = predictor.New(name, o.Seed)
+	return err
+}
+
+// learned finds learned predictors for the model, or returns nil.
+func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scorer, sdtp.Schedule, error) {
+	if o.Predictors != "" {
+		set, err := onnx.LoadFor(o.Predictors, path, m.Arch(), m.NLayer(), m.NEmbd())
+		if err != nil {
+			return nil, sdtp.Schedule{}, err
+		}
+		return set, set.Manifest.Schedule(), nil
+	}
+	heads, err := gguf.Read(path)
+	if err != nil {
+		return nil, sdtp.Schedule{}, err
+	}
+	if heads != nil {
+		sc, err := heads.Scorer(s.engine)
+		return sc, heads.Schedule(), err
+	}
+	beside := strings.TrimSuffix(path, filepath.Ext(path)) + ".predictors"
+	if _, err := os.Stat(filepath.Join(beside, onnx.ManifestName)); err == nil {
+		set, err := onnx.LoadFor(beside, path, m.Arch(), m.NLayer(), m.NEmbd())
+		if err != nil {
+			return nil, sdtp.Schedule{}, err
+		}
+		return set, set.Manifest.Schedule(), nil
+	}
+	return nil, sdtp.Schedule{}, nil
+}
+
+// withRatio replaces every keep ratio by r, unless r is 0.
+func withRatio(s sdtp.Schedule, r float64) sdtp.Schedule {
+	if r == 0 {
+		return s
+	}
+	out := sdtp.Schedule{Layers: s.Layers}
+	for range s.Layers {
+		out.KeepRatios = append(out.KeepRatios, r)
+	}
+	return out
 }
 
 func (s *staged) free() {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
@@ -148,4 +149,34 @@ func TestSDTPModeUsesLearnedPredictors(t *testing.T) {
 	assert.ErrorContains(t, err, "embedding hash")
 	_, err = New(tiny.llama, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: dir}))
 	assert.ErrorContains(t, err, "the model is llama")
+}
+
+func TestSDTPModeUsesHeadsInsideTheGGUF(t *testing.T) {
+	model := filepath.Join(t.TempDir(), "with-heads.gguf")
+	r := rand.New(rand.NewPCG(5, 6))
+	vec := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64() * 0.3)
+		}
+		return v
+	}
+	heads := &gguf.Heads{Layers: []int{1, 3}, KeepRatios: []float64{0.7, 0.7}, HeadKeep: sdtp.HeadKeep, TailKeepFrac: sdtp.TailKeepFrac}
+	for range heads.Layers {
+		heads.MLPs = append(heads.MLPs, predictor.MLP{D: 64, H: 16, W1: vec(16 * 64), B1: vec(16), W2: vec(32), B2: vec(2)})
+	}
+	require.NoError(t, gguf.Embed(tiny.gemma3, model, heads))
+
+	l := loadTiny(t, model, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP}))
+	res, err := l.Generate(longPrompt, opts(SetTokens(4), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 3}, res.SDTP.Schedule.Layers, "no flags: the heads in the file are used")
+	assert.Equal(t, res.SDTP.Schedule.Expected(res.PromptTokens), res.SDTP.KeptPerStage)
+
+	// The same file in llama.cpp's own mode is an ordinary model.
+	plain, err := loadTiny(t, model).Predict("the cat", opts(SetTokens(4), IgnoreEOS)...)
+	require.NoError(t, err)
+	want, err := loadTiny(t, tiny.gemma3).Predict("the cat", opts(SetTokens(4), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, want, plain)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/cache"
 	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
@@ -82,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.threads, "threads", runtime.NumCPU(), "CPU threads")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "keep ratio per stage")
 	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
-	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; without them sdtp uses the attention scorer")
+	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; default: heads inside the GGUF, else the attention scorer")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -105,14 +106,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 
 // bench holds the model and one context/engine for all runs.
 type bench struct {
-	cfg     config
-	model   *bridge.Model
-	ctx     *bridge.Context
-	engine  *bridge.Engine
-	shape   sdtp.Shape
-	sched   sdtp.Schedule
-	learned *onnx.Set // nil: mode sdtp uses the attention scorer
-	log     io.Writer
+	cfg          config
+	model        *bridge.Model
+	ctx          *bridge.Context
+	engine       *bridge.Engine
+	shape        sdtp.Shape
+	sched        sdtp.Schedule
+	learned      sdtp.Scorer // nil: mode sdtp uses the attention scorer
+	learnedSched sdtp.Schedule
+	log          io.Writer
 }
 
 // sample is one run of one mode.
@@ -158,11 +160,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	if c.predictors != "" {
-		if b.learned, err = onnx.LoadFor(c.predictors, c.model, m.Arch(), m.NLayer(), m.NEmbd()); err != nil {
-			return err
-		}
-		defer b.learned.Close()
+	if err := b.loadLearned(); err != nil {
+		return err
 	}
 	prompt, err := b.promptTokens(maxN)
 	if err != nil {
@@ -183,6 +182,26 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	printTable(stdout, rep)
 	return nil
+}
+
+// loadLearned picks mode sdtp's predictors: --predictors, else heads inside
+// the GGUF, else none (the attention scorer stands in).
+func (b *bench) loadLearned() error {
+	if b.cfg.predictors != "" {
+		set, err := onnx.LoadFor(b.cfg.predictors, b.cfg.model, b.model.Arch(), b.model.NLayer(), b.model.NEmbd())
+		if err != nil {
+			return err
+		}
+		b.learned, b.learnedSched = set, set.Manifest.Schedule()
+		return nil
+	}
+	heads, err := gguf.Read(b.cfg.model)
+	if err != nil || heads == nil {
+		return err
+	}
+	b.learned, err = heads.Scorer(b.engine)
+	b.learnedSched = heads.Schedule()
+	return err
 }
 
 // promptTokens tokenizes --text, or lets the model write its own text.
@@ -297,7 +316,7 @@ func (b *bench) runMode(mode string, prompt []int32) (sample, error) {
 		sc = predictor.NewRandom(0) // never called: nothing is pruned
 	case "sdtp":
 		if b.learned != nil {
-			sc, sched = b.learned, b.learned.Manifest.Schedule()
+			sc, sched = b.learned, b.learnedSched
 		} else {
 			sc = predictor.Attention{}
 		}

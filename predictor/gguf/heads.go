@@ -36,7 +36,9 @@ type Heads struct {
 }
 
 // Schedule is where the heads prune.
-func (h *Heads) Schedule() sdtp.Schedule { return sdtp.Schedule{Layers: h.Layers, KeepRatios: h.KeepRatios} }
+func (h *Heads) Schedule() sdtp.Schedule {
+	return sdtp.Schedule{Layers: h.Layers, KeepRatios: h.KeepRatios}
+}
 
 // Read returns the heads stored in a model GGUF, or nil if it has none.
 func Read(modelPath string) (*Heads, error) {

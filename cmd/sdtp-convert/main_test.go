@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/gguf"
+	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+func TestEmbedExtractRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	hash, err := predictor.EmbeddingHash(model)
+	require.NoError(t, err)
+
+	var m onnx.Manifest
+	m.Version = 1
+	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, hash
+	m.Layers, m.KeepRatios, m.HeadKeep, m.TailKeepFrac = []int{2, 4}, []float64{0.8, 0.9}, sdtp.HeadKeep, sdtp.TailKeepFrac
+	m.Training = map[string]any{"epochs": 2.0}
+	r := rand.New(rand.NewPCG(1, 1))
+	vec := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return v
+	}
+	mlps := []predictor.MLP{
+		{D: 64, H: 16, W1: vec(1024), B1: vec(16), W2: vec(32), B2: vec(2)},
+		{D: 64, H: 16, W1: vec(1024), B1: vec(16), W2: vec(32), B2: vec(2)},
+	}
+	src := filepath.Join(dir, "onnx")
+	require.NoError(t, onnx.WriteSet(src, m, mlps))
+
+	out := filepath.Join(dir, "m-sdtp.gguf")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"embed", "--model", model, "--predictors", src, "--out", out}, &stdout, &stderr))
+	h, err := gguf.Read(out)
+	require.NoError(t, err)
+	assert.Equal(t, mlps, h.MLPs)
+	assert.Equal(t, hash, h.ModelHash)
+
+	back := filepath.Join(dir, "back")
+	require.NoError(t, run([]string{"extract", "--model", out, "--out", back}, &stdout, &stderr))
+	set, err := onnx.LoadFor(back, out, "gemma3", 6, 64)
+	require.NoError(t, err)
+	defer set.Close()
+	assert.Equal(t, m.Layers, set.Manifest.Layers)
+	assert.Equal(t, m.KeepRatios, set.Manifest.KeepRatios)
+	assert.Equal(t, m.Training, set.Manifest.Training)
+	for i := range mlps {
+		got, err := onnx.ReadMLP(filepath.Join(back, set.Manifest.Files[i]))
+		require.NoError(t, err)
+		assert.Equal(t, mlps[i], got)
+	}
+
+	stdout.Reset()
+	require.NoError(t, run([]string{"info", "--model", out}, &stdout, &stderr))
+	assert.Contains(t, stdout.String(), "2 predictor heads")
+	assert.Contains(t, stdout.String(), "Linear(64, 16)")
+
+	// Errors: no heads, predictors for another model, unknown command.
+	assert.ErrorContains(t, run([]string{"extract", "--model", model, "--out", filepath.Join(dir, "x")}, &stdout, &stderr), "no predictor heads")
+	other := filepath.Join(dir, "other.gguf")
+	require.NoError(t, testmodel.Write(other, testmodel.Llama()))
+	assert.Error(t, run([]string{"embed", "--model", other, "--predictors", src, "--out", filepath.Join(dir, "y.gguf")}, &stdout, &stderr))
+	assert.Error(t, run([]string{"bogus", "--model", model}, &stdout, &stderr))
+	assert.Error(t, run(nil, &stdout, &stderr))
+}
