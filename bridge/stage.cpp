@@ -294,6 +294,42 @@ bool sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char *
     return true;
 }
 
+// head_scores is a predictor on the residual stream x [d, n]: keep − drop
+// per token, so only n floats leave the graph.
+static ggml_tensor * head_scores(ggml_context * ctx, const head & hd, ggml_tensor * x) {
+    const int64_t n = x->ne[1];
+    ggml_tensor * y = ggml_gelu_erf(ctx, ggml_add(ctx, ggml_mul_mat(ctx, hd.w1, x), hd.b1));
+    y = ggml_add(ctx, ggml_mul_mat(ctx, hd.w2, y), hd.b2); // [2, n]
+    return ggml_sub(ctx, ggml_view_2d(ctx, y, 1, n, y->nb[1], 0), ggml_view_2d(ctx, y, 1, n, y->nb[1], ggml_element_size(y)));
+}
+
+int sdtp_engine_eval_head(sdtp_engine * e, int layer, const float * hidden, int n, float * out, char * err, size_t n_err) {
+    if (!e->heads.count(layer) || n <= 0) {
+        set_err(err, n_err, "no predictor head for layer " + std::to_string(layer));
+        return -1;
+    }
+    ggml_init_params gp = {e->meta.size(), e->meta.data(), true};
+    ggml_context * ctx = ggml_init(gp);
+    ggml_cgraph * gf = ggml_new_graph_custom(ctx, e->graph_size, false);
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, e->hp.n_embd, n);
+    ggml_set_input(x);
+    ggml_tensor * s = head_scores(ctx, e->heads.at(layer), x);
+    ggml_set_output(s);
+    ggml_build_forward_expand(gf, s);
+    ggml_backend_sched_reset(e->sched);
+    int ret = -1;
+    if (ggml_backend_sched_alloc_graph(e->sched, gf)) {
+        ggml_backend_tensor_set(x, hidden, 0, ggml_nbytes(x));
+        if (ggml_backend_sched_graph_compute(e->sched, gf) == GGML_STATUS_SUCCESS) {
+            ggml_backend_tensor_get(s, out, 0, ggml_nbytes(s));
+            ret = 0;
+        }
+    }
+    if (ret != 0) set_err(err, n_err, "head graph failed");
+    ggml_free(ctx);
+    return ret;
+}
+
 bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int h,
                            const float * w1, const float * b1, const float * w2, const float * b2,
                            char * err, size_t n_err) {
@@ -442,13 +478,7 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
 
         ggml_tensor * scores = nullptr;
         if (head_out) {
-            // The predictor on the residual stream entering layer last:
-            // keep − drop per token, so only n floats leave the graph.
-            const head & hd = e->heads.at(last);
-            ggml_tensor * y = ggml_gelu_erf(ctx, ggml_add(ctx, ggml_mul_mat(ctx, hd.w1, x), hd.b1));
-            y = ggml_add(ctx, ggml_mul_mat(ctx, hd.w2, y), hd.b2); // [2, n]
-            scores = ggml_sub(ctx, ggml_view_2d(ctx, y, 1, n, y->nb[1], 0),
-                              ggml_view_2d(ctx, y, 1, n, y->nb[1], ggml_element_size(y)));
+            scores = head_scores(ctx, e->heads.at(last), x);
             ggml_set_output(scores);
             ggml_build_forward_expand(gf, scores);
         }

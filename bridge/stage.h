@@ -35,6 +35,10 @@ bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int
                            const float * w1, const float * b1, const float * w2, const float * b2,
                            char * err, size_t n_err);
 
+// Evaluates only the head of layer on hidden states [n][n_embd] (for
+// measuring its cost apart from the layers). Returns 0, or -1 with err set.
+int sdtp_engine_eval_head(sdtp_engine * e, int layer, const float * hidden, int n, float * out, char * err, size_t n_err);
+
 // Runs layers [first, last) on n tokens at original positions pos, appending
 // their K/V to those layers' caches. Input: token ids when first == 0, else
 // hidden states [n][n_embd]. Outputs, each optional (NULL):

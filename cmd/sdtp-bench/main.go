@@ -54,6 +54,9 @@ type Row struct {
 	Top1VsLlamaCpp     float64 `json:"top1_vs_llamacpp"`
 	MaxAbsLogitDiff    float64 `json:"max_abs_logit_diff_vs_llamacpp"`
 	SpeedupVsLlamaCpp  float64 `json:"prefill_speedup_vs_llamacpp"`
+	// PredictorMS is the time spent in learned predictors, inside
+	// prefill_ms: ONNX Runtime calls, or the in-graph heads timed alone.
+	PredictorMS float64 `json:"predictor_ms,omitempty"`
 }
 
 type Report struct {
@@ -78,7 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.model, "model", cache.DefaultModel(), "GGUF model")
 	fs.IntSliceVar(&c.promptTokens, "prompt-tokens", []int{512, 2048, 4096}, "prompt lengths")
 	fs.StringVar(&c.text, "text", "", "prompt source text (default: text the model generates itself)")
-	fs.StringSliceVar(&c.modes, "modes", []string{"llamacpp", "dense", "sdtp", "random", "attention"}, "modes to compare")
+	fs.StringSliceVar(&c.modes, "modes", []string{"llamacpp", "dense", "sdtp", "random", "attention"},
+		"modes to compare; also sdtp-onnx and sdtp-gguf (the same predictors through ONNX Runtime and in-graph)")
 	fs.IntVar(&c.repeat, "repeat", 3, "measured runs per mode and length (after one warm-up)")
 	fs.IntVar(&c.threads, "threads", runtime.NumCPU(), "CPU threads")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "keep ratio per stage")
@@ -97,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 	}
 	for _, m := range c.modes {
-		if !slices.Contains([]string{"llamacpp", "dense", "sdtp", "random", "attention"}, m) {
+		if !slices.Contains([]string{"llamacpp", "dense", "sdtp", "random", "attention", "sdtp-onnx", "sdtp-gguf"}, m) {
 			return c, fmt.Errorf("unknown mode %q", m)
 		}
 	}
@@ -112,20 +116,22 @@ type bench struct {
 	engine       *bridge.Engine
 	shape        sdtp.Shape
 	sched        sdtp.Schedule
-	learned      sdtp.Scorer // nil: mode sdtp uses the attention scorer
-	learnedSched sdtp.Schedule
+	onnxSet      *onnx.Set     // --predictors through ONNX Runtime
+	heads        sdtp.Scorer   // in-graph heads (from --predictors or the GGUF)
+	learnedSched sdtp.Schedule // the learned predictors' schedule
 	log          io.Writer
 }
 
 // sample is one run of one mode.
 type sample struct {
-	prefill time.Duration
-	decode  time.Duration
-	logits  []float32
-	cont    []int32
-	perLyr  []int
-	live    [][]int32
-	kv      int64
+	prefill   time.Duration
+	predictor time.Duration
+	decode    time.Duration
+	logits    []float32
+	cont      []int32
+	perLyr    []int
+	live      [][]int32
+	kv        int64
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -184,24 +190,93 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// loadLearned picks mode sdtp's predictors: --predictors, else heads inside
-// the GGUF, else none (the attention scorer stands in).
+// loadLearned loads the learned predictors: --predictors (as ONNX sessions
+// and as in-graph heads), else heads inside the GGUF.
 func (b *bench) loadLearned() error {
+	var h *gguf.Heads
+	var err error
 	if b.cfg.predictors != "" {
-		set, err := onnx.LoadFor(b.cfg.predictors, b.cfg.model, b.model.Arch(), b.model.NLayer(), b.model.NEmbd())
-		if err != nil {
+		if b.onnxSet, err = onnx.LoadFor(b.cfg.predictors, b.cfg.model, b.model.Arch(), b.model.NLayer(), b.model.NEmbd()); err != nil {
 			return err
 		}
-		b.learned, b.learnedSched = set, set.Manifest.Schedule()
-		return nil
-	}
-	heads, err := gguf.Read(b.cfg.model)
-	if err != nil || heads == nil {
+		if h, err = gguf.FromONNX(b.onnxSet); err != nil {
+			return err
+		}
+	} else if h, err = gguf.Read(b.cfg.model); err != nil {
 		return err
 	}
-	b.learned, err = heads.Scorer(b.engine)
-	b.learnedSched = heads.Schedule()
-	return err
+	if h != nil {
+		b.learnedSched = h.Schedule()
+		if b.heads, err = h.Scorer(b.engine); err != nil {
+			return err
+		}
+	}
+	for _, m := range b.cfg.modes {
+		if (m == "sdtp-onnx" && b.onnxSet == nil) || (m == "sdtp-gguf" && b.heads == nil) {
+			return fmt.Errorf("mode %s needs learned predictors: --predictors DIR (or heads inside the GGUF for sdtp-gguf)", m)
+		}
+	}
+	return nil
+}
+
+// scorer returns the scorer and schedule of a pruning mode.
+func (b *bench) scorer(mode string) (sdtp.Scorer, sdtp.Schedule) {
+	switch {
+	case mode == "sdtp-onnx" || (mode == "sdtp" && b.onnxSet != nil):
+		return &timed{Scorer: b.onnxSet}, b.learnedSched
+	case mode == "sdtp-gguf" || (mode == "sdtp" && b.heads != nil):
+		return b.heads, b.learnedSched
+	case mode == "random":
+		return predictor.NewRandom(1), b.sched
+	case mode == "dense":
+		return predictor.NewRandom(0), sdtp.Schedule{} // never called: nothing is pruned
+	}
+	return predictor.Attention{}, b.sched // attention, and sdtp without learned predictors
+}
+
+// timed measures the time a scorer spends scoring.
+type timed struct {
+	sdtp.Scorer
+	spent time.Duration
+}
+
+func (t *timed) Score(in sdtp.ScoreInput) ([]float32, error) {
+	start := time.Now()
+	defer func() { t.spent += time.Since(start) }()
+	return t.Scorer.Score(in)
+}
+
+// headCost times the in-graph heads alone on the hidden states a pruned
+// prefill hands them (a separate, untimed prefill captures those).
+func (b *bench) headCost(prompt []int32) (time.Duration, error) {
+	capture := &captureHidden{}
+	if _, err := sdtp.Prefill(b.engine, capture, b.learnedSched, prompt, 512); err != nil {
+		return 0, err
+	}
+	var spent time.Duration
+	for i, hidden := range capture.hidden {
+		start := time.Now()
+		if _, err := b.engine.EvalHead(capture.layers[i], hidden); err != nil {
+			return 0, err
+		}
+		spent += time.Since(start)
+	}
+	return spent, nil
+}
+
+// captureHidden keeps the hidden states of each stage and prunes with the
+// in-graph head scores.
+type captureHidden struct {
+	layers []int
+	hidden [][]float32
+}
+
+func (c *captureHidden) Needs() sdtp.Needs { return sdtp.Needs{Hidden: true, Head: true} }
+
+func (c *captureHidden) Score(in sdtp.ScoreInput) ([]float32, error) {
+	c.layers = append(c.layers, in.Layer)
+	c.hidden = append(c.hidden, in.Hidden)
+	return in.HeadScores, nil
 }
 
 // promptTokens tokenizes --text, or lets the model write its own text.
@@ -281,8 +356,10 @@ func (b *bench) compare(prompt []int32) ([]Row, error) {
 		last := ss[len(ss)-1]
 		prefill := median(ss, func(s sample) time.Duration { return s.prefill })
 		decode := median(ss, func(s sample) time.Duration { return s.decode })
+		predictorTime := median(ss, func(s sample) time.Duration { return s.predictor })
 		row := Row{
 			Mode: mode, PromptTokens: len(prompt),
+			PredictorMS:        float64(predictorTime.Microseconds()) / 1000,
 			PrefillMS:          float64(prefill.Microseconds()) / 1000,
 			DecodeTokS:         float64(b.cfg.decodeTokens) / decode.Seconds(),
 			KeptTokensPerLayer: last.perLyr,
@@ -308,29 +385,20 @@ func (b *bench) runMode(mode string, prompt []int32) (sample, error) {
 	if mode == "llamacpp" {
 		return b.runLlamaCpp(prompt)
 	}
-	var sc sdtp.Scorer
-	sched := b.sched
-	switch mode {
-	case "dense":
-		sched = sdtp.Schedule{}
-		sc = predictor.NewRandom(0) // never called: nothing is pruned
-	case "sdtp":
-		if b.learned != nil {
-			sc, sched = b.learned, b.learnedSched
-		} else {
-			sc = predictor.Attention{}
-		}
-	case "attention":
-		sc = predictor.Attention{}
-	case "random":
-		sc = predictor.NewRandom(1)
-	}
+	sc, sched := b.scorer(mode)
 	var s sample
 	start := time.Now()
 	pre, err := sdtp.Prefill(b.engine, sc, sched, prompt, 512)
 	s.prefill = time.Since(start)
 	if err != nil {
 		return s, err
+	}
+	if t, ok := sc.(*timed); ok {
+		s.predictor = t.spent
+	} else if sc == b.heads {
+		if s.predictor, err = b.headCost(prompt); err != nil {
+			return s, err
+		}
 	}
 	s.logits, s.perLyr, s.kv = pre.Logits, pre.KeptPerLayer, b.engine.KVBytes()
 	s.live = sdtp.LivePerLayer(sched, b.engine.NLayer(), pre.LivePositions)
@@ -388,9 +456,9 @@ func (b *bench) runLlamaCpp(prompt []int32) (sample, error) {
 func printTable(w io.Writer, rep Report) {
 	fmt.Fprintf(w, "model: %s   threads: %d   build flags: %s\n\n", rep.Model, rep.Threads, rep.BuildFlags)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tokens\tmode\tprefill ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
+	fmt.Fprintln(tw, "tokens\tmode\tprefill ms\tpredictor ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.PrefillMS,
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.PrefillMS, r.PredictorMS,
 			r.SpeedupVsLlamaCpp, r.FLOPRatioVsDense, r.KeptTokensPerLayer[len(r.KeptTokensPerLayer)-1], r.DecodeTokS,
 			float64(r.KVBytes)/(1<<20), r.Top1VsLlamaCpp, r.MaxAbsLogitDiff)
 	}

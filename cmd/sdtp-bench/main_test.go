@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 func TestBenchJSONOnTinyModel(t *testing.T) {
@@ -55,4 +59,47 @@ func TestBenchJSONOnTinyModel(t *testing.T) {
 
 	assert.Error(t, run([]string{"--model", model, "--modes", "bogus"}, &stdout, &stderr))
 	assert.Error(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "100000"}, &stdout, &stderr))
+}
+
+func TestBenchLearnedPredictorModes(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "tiny.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	hash, err := predictor.EmbeddingHash(model)
+	require.NoError(t, err)
+	var m onnx.Manifest
+	m.Version = 1
+	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, hash
+	m.Layers, m.KeepRatios, m.HeadKeep, m.TailKeepFrac = []int{2, 4}, []float64{0.7, 0.7}, sdtp.HeadKeep, sdtp.TailKeepFrac
+	r := rand.New(rand.NewPCG(1, 1))
+	vec := func(n int) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64() * 0.3)
+		}
+		return v
+	}
+	mlps := []predictor.MLP{{D: 64, H: 16, W1: vec(1024), B1: vec(16), W2: vec(32), B2: vec(2)},
+		{D: 64, H: 16, W1: vec(1024), B1: vec(16), W2: vec(32), B2: vec(2)}}
+	preds := filepath.Join(dir, "preds")
+	require.NoError(t, onnx.WriteSet(preds, m, mlps))
+	text := filepath.Join(dir, "text.txt")
+	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20)), 0o644))
+
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "llamacpp,sdtp-onnx,sdtp-gguf,sdtp", "--predictors", preds, "--json"}, &stdout, &stderr), stderr.String())
+	var rep Report
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
+	byMode := map[string]Row{}
+	for _, r := range rep.Results {
+		byMode[r.Mode] = r
+	}
+	assert.Positive(t, byMode["sdtp-onnx"].PredictorMS)
+	assert.Positive(t, byMode["sdtp-gguf"].PredictorMS)
+	assert.Less(t, byMode["sdtp-onnx"].PredictorMS, byMode["sdtp-onnx"].PrefillMS)
+	assert.Equal(t, byMode["sdtp-onnx"].KeptTokensPerLayer, byMode["sdtp-gguf"].KeptTokensPerLayer, "one set of predictors, two runtimes")
+	assert.Less(t, byMode["sdtp-gguf"].KeptTokensPerLayer[5], 200)
+
+	assert.ErrorContains(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--modes", "sdtp-onnx"}, &stdout, &stderr), "needs learned predictors")
 }

@@ -1,10 +1,6 @@
-// Command sdtp-convert moves SDTP predictors between their two forms:
-// a directory of ONNX files with predictors.json, and heads stored inside
-// the model's GGUF (scored in-graph).
-//
-//	sdtp-convert embed   --model in.gguf --predictors DIR --out out.gguf
-//	sdtp-convert extract --model in.gguf --out DIR
-//	sdtp-convert info    --model in.gguf
+// Command sdtp-convert moves SDTP predictors between their two forms — a
+// directory of ONNX files with predictors.json, and heads stored inside the
+// model's GGUF (scored in-graph) — and checks that both agree.
 package main
 
 import (
@@ -13,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	flag "github.com/spf13/pflag"
 
@@ -24,9 +19,11 @@ import (
 )
 
 const usage = `usage:
-  sdtp-convert embed   --model IN.gguf --predictors DIR --out OUT.gguf
-  sdtp-convert extract --model IN.gguf --out DIR
-  sdtp-convert info    --model IN.gguf`
+  sdtp-convert embed   --model IN.gguf --predictors DIR -o OUT.gguf   ONNX predictors -> heads inside the GGUF
+  sdtp-convert extract --model IN.gguf -o DIR                         heads -> ONNX + predictors.json
+  sdtp-convert inspect FILE|DIR                                        schedule, dims, provenance
+  sdtp-convert check   --model M --predictors DIR [--text FILE]       ONNX vs in-graph scores on one prompt
+  sdtp-convert init    --model M -o DIR [--seed N]                    random-init predictors (until trained ones exist)`
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -43,26 +40,46 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	model := fs.String("model", "", "model GGUF")
 	preds := fs.String("predictors", "", "directory with predictors.json and ONNX files")
-	out := fs.String("out", "", "output GGUF (embed) or directory (extract)")
+	out := fs.StringP("out", "o", "", "output GGUF (embed) or directory (extract, init)")
+	text := fs.String("text", "", "prompt text file for check (default: a built-in text)")
+	seed := fs.Uint64("seed", 1, "seed for init")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	if *model == "" {
-		return errors.New("--model is required\n" + usage)
+	need := func(flags ...string) error {
+		for i := 0; i < len(flags); i += 2 {
+			if flags[i+1] == "" {
+				return fmt.Errorf("%s needs --%s\n%s", args[0], flags[i], usage)
+			}
+		}
+		return nil
 	}
 	switch args[0] {
 	case "embed":
-		if *preds == "" || *out == "" {
-			return errors.New("embed needs --predictors and --out")
+		if err := need("model", *model, "predictors", *preds, "out", *out); err != nil {
+			return err
 		}
 		return embed(*model, *preds, *out)
 	case "extract":
-		if *out == "" {
-			return errors.New("extract needs --out")
+		if err := need("model", *model, "out", *out); err != nil {
+			return err
 		}
 		return extract(*model, *out)
-	case "info":
-		return info(*model, stdout)
+	case "inspect":
+		if fs.NArg() != 1 {
+			return errors.New("inspect needs one FILE (GGUF) or DIR (ONNX predictors)")
+		}
+		return inspect(fs.Arg(0), stdout)
+	case "check":
+		if err := need("model", *model, "predictors", *preds); err != nil {
+			return err
+		}
+		return check(*model, *preds, *text, stdout)
+	case "init":
+		if err := need("model", *model, "out", *out); err != nil {
+			return err
+		}
+		return initRandom(*model, *out, *seed)
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
@@ -91,24 +108,13 @@ func embed(model, dir, out string) error {
 	if err != nil {
 		return err
 	}
-	m := set.Manifest
-	set.Close()
-	hash, err := predictor.EmbeddingHash(model)
+	defer set.Close()
+	h, err := gguf.FromONNX(set)
 	if err != nil {
 		return err
 	}
-	training, err := json.Marshal(m.Training)
-	if err != nil {
+	if h.ModelHash, err = predictor.EmbeddingHash(model); err != nil {
 		return err
-	}
-	h := &gguf.Heads{Layers: m.Layers, KeepRatios: m.KeepRatios, HeadKeep: m.HeadKeep, TailKeepFrac: m.TailKeepFrac,
-		ModelHash: hash, Training: string(training)}
-	for _, f := range m.Files {
-		mlp, err := onnx.ReadMLP(filepath.Join(dir, f))
-		if err != nil {
-			return err
-		}
-		h.MLPs = append(h.MLPs, mlp)
 	}
 	return gguf.Embed(model, out, h)
 }
@@ -136,17 +142,30 @@ func extract(model, dir string) error {
 	return onnx.WriteSet(dir, m, h.MLPs)
 }
 
-func info(model string, w io.Writer) error {
-	h, err := gguf.Read(model)
+// inspect describes heads inside a GGUF or an ONNX predictor directory.
+func inspect(path string, w io.Writer) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		set, err := onnx.Load(path)
+		if err != nil {
+			return err
+		}
+		defer set.Close()
+		m := set.Manifest
+		fmt.Fprintf(w, "%s: %d ONNX predictors for %s (%d layers, width %d)\n", path, len(m.Files), m.Model.Arch, m.Model.NLayer, m.Model.NEmbd)
+		fmt.Fprintf(w, "  layers      %v\n  keep ratios %v\n  protected   first %d, last %.0f%%\n  model hash  %s\n  training    %v\n",
+			m.Layers, m.KeepRatios, m.HeadKeep, 100*m.TailKeepFrac, m.Model.EmbdHash, m.Training)
+		return nil
+	}
+	h, err := gguf.Read(path)
 	if err != nil {
 		return err
 	}
 	if h == nil {
-		fmt.Fprintf(w, "%s: no predictor heads\n", model)
+		fmt.Fprintf(w, "%s: no predictor heads\n", path)
 		return nil
 	}
-	fmt.Fprintf(w, "%s: %d predictor heads\n  layers      %v\n  keep ratios %v\n  protected   first %d, last %.0f%%\n  model hash  %s\n",
-		model, len(h.Layers), h.Layers, h.KeepRatios, h.HeadKeep, 100*h.TailKeepFrac, h.ModelHash)
+	fmt.Fprintf(w, "%s: %d predictor heads\n  layers      %v\n  keep ratios %v\n  protected   first %d, last %.0f%%\n  model hash  %s\n  training    %s\n",
+		path, len(h.Layers), h.Layers, h.KeepRatios, h.HeadKeep, 100*h.TailKeepFrac, h.ModelHash, h.Training)
 	for i, m := range h.MLPs {
 		fmt.Fprintf(w, "  stage %d: Linear(%d, %d) → GELU → Linear(%d, 2)\n", i, m.D, m.H, m.H)
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -45,14 +47,14 @@ func TestEmbedExtractRoundTrip(t *testing.T) {
 
 	out := filepath.Join(dir, "m-sdtp.gguf")
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run([]string{"embed", "--model", model, "--predictors", src, "--out", out}, &stdout, &stderr))
+	require.NoError(t, run([]string{"embed", "--model", model, "--predictors", src, "-o", out}, &stdout, &stderr))
 	h, err := gguf.Read(out)
 	require.NoError(t, err)
 	assert.Equal(t, mlps, h.MLPs)
 	assert.Equal(t, hash, h.ModelHash)
 
 	back := filepath.Join(dir, "back")
-	require.NoError(t, run([]string{"extract", "--model", out, "--out", back}, &stdout, &stderr))
+	require.NoError(t, run([]string{"extract", "--model", out, "-o", back}, &stdout, &stderr))
 	set, err := onnx.LoadFor(back, out, "gemma3", 6, 64)
 	require.NoError(t, err)
 	defer set.Close()
@@ -65,16 +67,48 @@ func TestEmbedExtractRoundTrip(t *testing.T) {
 		assert.Equal(t, mlps[i], got)
 	}
 
+	// GGUF → embed → extract → embed is byte-identical.
+	again := filepath.Join(dir, "again.gguf")
+	require.NoError(t, run([]string{"embed", "--model", model, "--predictors", back, "-o", again}, &stdout, &stderr))
+	first, err := os.ReadFile(out)
+	require.NoError(t, err)
+	second, err := os.ReadFile(again)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(first, second), "embed(extract(embed(M))) == embed(M)")
+
 	stdout.Reset()
-	require.NoError(t, run([]string{"info", "--model", out}, &stdout, &stderr))
+	require.NoError(t, run([]string{"inspect", out}, &stdout, &stderr))
 	assert.Contains(t, stdout.String(), "2 predictor heads")
 	assert.Contains(t, stdout.String(), "Linear(64, 16)")
+	stdout.Reset()
+	require.NoError(t, run([]string{"inspect", back}, &stdout, &stderr))
+	assert.Contains(t, stdout.String(), "2 ONNX predictors for gemma3")
 
 	// Errors: no heads, predictors for another model, unknown command.
-	assert.ErrorContains(t, run([]string{"extract", "--model", model, "--out", filepath.Join(dir, "x")}, &stdout, &stderr), "no predictor heads")
+	assert.ErrorContains(t, run([]string{"extract", "--model", model, "-o", filepath.Join(dir, "x")}, &stdout, &stderr), "no predictor heads")
 	other := filepath.Join(dir, "other.gguf")
 	require.NoError(t, testmodel.Write(other, testmodel.Llama()))
-	assert.Error(t, run([]string{"embed", "--model", other, "--predictors", src, "--out", filepath.Join(dir, "y.gguf")}, &stdout, &stderr))
+	assert.ErrorContains(t, run([]string{"embed", "--model", other, "--predictors", src, "-o", filepath.Join(dir, "y.gguf")}, &stdout, &stderr), "the model is llama")
+	assert.ErrorContains(t, run([]string{"embed", "--model", model}, &stdout, &stderr), "--predictors")
 	assert.Error(t, run([]string{"bogus", "--model", model}, &stdout, &stderr))
 	assert.Error(t, run(nil, &stdout, &stderr))
+}
+
+func TestInitAndCheck(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	preds := filepath.Join(dir, "preds")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"init", "--model", model, "-o", preds, "--seed", "3"}, &stdout, &stderr))
+	set, err := onnx.LoadFor(preds, model, "gemma3", 6, 64)
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 2, 3, 4, 5}, set.Manifest.Layers, "the default schedule for 6 layers")
+	set.Close()
+
+	text := filepath.Join(dir, "text.txt")
+	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 10)), 0o644))
+	require.NoError(t, run([]string{"check", "--model", model, "--predictors", preds, "--text", text}, &stdout, &stderr))
+	assert.Contains(t, stdout.String(), "kept sets identical: true")
+	assert.Regexp(t, `max \|ONNX − in-graph score\| = \d\.\d\de-0[5-9]`, stdout.String())
 }

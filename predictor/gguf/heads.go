@@ -11,13 +11,16 @@
 package gguf
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 
 	"github.com/go-sdtp/sdtp/bridge"
 	ggufio "github.com/go-sdtp/sdtp/gguf"
 	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -150,6 +153,28 @@ func Embed(in, out string, h *Heads) error {
 func shortest(v float32) float64 {
 	f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'g', -1, 32), 64)
 	return f
+}
+
+// FromONNX reads an ONNX predictor set's weights as heads (the default
+// Linear-GELU-Linear architecture only).
+func FromONNX(set *onnx.Set) (*Heads, error) {
+	m := set.Manifest
+	h := &Heads{Layers: m.Layers, KeepRatios: m.KeepRatios, HeadKeep: m.HeadKeep, TailKeepFrac: m.TailKeepFrac, ModelHash: m.Model.EmbdHash}
+	if m.Training != nil {
+		training, err := json.Marshal(m.Training)
+		if err != nil {
+			return nil, err
+		}
+		h.Training = string(training)
+	}
+	for _, f := range m.Files {
+		mlp, err := onnx.ReadMLP(filepath.Join(set.Dir, f))
+		if err != nil {
+			return nil, err
+		}
+		h.MLPs = append(h.MLPs, mlp)
+	}
+	return h, nil
 }
 
 func mustArch(f *ggufio.File) string {

@@ -42,6 +42,7 @@ type Manifest struct {
 // safe for concurrent requests.
 type Set struct {
 	Manifest Manifest
+	Dir      string // where predictors.json is
 	sessions []*ort.DynamicAdvancedSession
 	outputs  []string // "scores" or "logits" per stage
 }
@@ -63,7 +64,7 @@ func Load(dir string) (*Set, error) {
 	if err := Init(""); err != nil {
 		return nil, err
 	}
-	s := &Set{Manifest: m}
+	s := &Set{Manifest: m, Dir: dir}
 	for i, f := range m.Files {
 		sess, out, err := open(filepath.Join(dir, f), m.Model.NEmbd)
 		if err != nil {

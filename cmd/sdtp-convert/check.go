@@ -1,0 +1,143 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/gguf"
+	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+// checkTolerance is the largest score difference check accepts between
+// ONNX Runtime and the in-graph heads.
+const checkTolerance = 1e-3
+
+const builtinText = `The river rises in the hills north of the town and runs south through farmland for most of its length. In the nineteenth century mills were built along its banks, and the town grew around them; by 1900 it had a railway station, two schools and a market hall. Most of the mills closed after the war, and the buildings were turned into flats, workshops and a museum of local history. `
+
+// check prefills one prompt twice — scoring with ONNX Runtime and with the
+// same predictors as in-graph heads — and compares scores and kept sets.
+func check(model, dir, textFile string, w io.Writer) error {
+	text := strings.Repeat(builtinText, 12)
+	if textFile != "" {
+		raw, err := os.ReadFile(textFile)
+		if err != nil {
+			return err
+		}
+		text = string(raw)
+	}
+	m, err := bridge.LoadModel(model, bridge.ModelParams{UseMMap: true})
+	if err != nil {
+		return err
+	}
+	defer m.Free()
+	set, err := onnx.LoadFor(dir, model, m.Arch(), m.NLayer(), m.NEmbd())
+	if err != nil {
+		return err
+	}
+	defer set.Close()
+	heads, err := gguf.FromONNX(set)
+	if err != nil {
+		return err
+	}
+	toks, err := m.Tokenize(text, true, false)
+	if err != nil {
+		return err
+	}
+	ctx, err := m.NewContext(bridge.ContextParams{NCtx: len(toks) + 16})
+	if err != nil {
+		return err
+	}
+	defer ctx.Free()
+	e, err := ctx.NewEngine(len(toks)+16, 0)
+	if err != nil {
+		return err
+	}
+	defer e.Free()
+	inGraph, err := heads.Scorer(e)
+	if err != nil {
+		return err
+	}
+	sched := set.Manifest.Schedule()
+	cmp := &comparer{onnx: set}
+	viaONNX, err := sdtp.Prefill(e, cmp, sched, toks, 512)
+	if err != nil {
+		return err
+	}
+	viaGraph, err := sdtp.Prefill(e, inGraph, sched, toks, 512)
+	if err != nil {
+		return err
+	}
+	same := slices.EqualFunc(viaONNX.LivePositions, viaGraph.LivePositions, slices.Equal[[]int32])
+	fmt.Fprintf(w, "%d prompt tokens, %d stages: max |ONNX − in-graph score| = %.2e; kept sets identical: %v\n",
+		len(toks), len(sched.Layers), cmp.diff, same)
+	if cmp.diff > checkTolerance || !same {
+		return fmt.Errorf("the two runtimes disagree (tolerance %.0e)", checkTolerance)
+	}
+	return nil
+}
+
+// comparer scores with ONNX Runtime and records how far the in-graph heads
+// (computed in the same run) are from it.
+type comparer struct {
+	onnx *onnx.Set
+	diff float64
+}
+
+func (c *comparer) Needs() sdtp.Needs { return sdtp.Needs{Hidden: true, Head: true} }
+
+func (c *comparer) Score(in sdtp.ScoreInput) ([]float32, error) {
+	s, err := c.onnx.Score(in)
+	if err != nil {
+		return nil, err
+	}
+	for i := range s {
+		c.diff = math.Max(c.diff, math.Abs(float64(s[i]-in.HeadScores[i])))
+	}
+	return s, nil
+}
+
+// initRandom writes randomly initialised predictors (default architecture,
+// default schedule) for a model: what SDTP runs until trained predictors
+// exist, and a fixture for checks.
+func initRandom(model, dir string, seed uint64) error {
+	arch, nLayer, nEmbd, err := modelShape(model)
+	if err != nil {
+		return err
+	}
+	sched, err := sdtp.DefaultSchedule(nLayer, sdtp.DefaultKeepRatio)
+	if err != nil {
+		return err
+	}
+	hash, err := predictor.EmbeddingHash(model)
+	if err != nil {
+		return err
+	}
+	var man onnx.Manifest
+	man.Version = 1
+	man.Model.Arch, man.Model.NLayer, man.Model.NEmbd, man.Model.EmbdHash = arch, nLayer, nEmbd, hash
+	man.Layers, man.KeepRatios, man.HeadKeep, man.TailKeepFrac = sched.Layers, sched.KeepRatios, sdtp.HeadKeep, sdtp.TailKeepFrac
+	man.Training = map[string]any{"init": "random", "seed": seed}
+	r := rand.New(rand.NewPCG(seed, 0x5d7b))
+	normal := func(n int, std float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64() * std)
+		}
+		return v
+	}
+	h := max(1, nEmbd/4)
+	var mlps []predictor.MLP
+	for range sched.Layers {
+		mlps = append(mlps, predictor.MLP{D: nEmbd, H: h, W1: normal(h*nEmbd, 1/math.Sqrt(float64(nEmbd))), B1: make([]float32, h),
+			W2: normal(2*h, 1/math.Sqrt(float64(h))), B2: make([]float32, 2)})
+	}
+	return onnx.WriteSet(dir, man, mlps)
+}
