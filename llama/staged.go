@@ -32,6 +32,9 @@ type SDTPOptions struct {
 	Predictors string  // directory with predictors.json + ONNX files; "" = MODEL.predictors/ if present
 	Seed       uint64  // for the random scorer
 	UBatch     int     // tokens per graph in prefill; 0 = 512
+	// ONNXProvider runs ONNX predictors on "cpu" (default), "cuda",
+	// "coreml" or "auto" (the first that loads).
+	ONNXProvider string
 }
 
 // WithSDTP enables a pruning mode (an addition to go-llama.cpp's options).
@@ -134,7 +137,7 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 // learned finds learned predictors for the model, or returns nil.
 func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scorer, sdtp.Schedule, error) {
 	if o.Predictors != "" {
-		set, err := onnx.LoadFor(o.Predictors, path, m.Arch(), m.NLayer(), m.NEmbd())
+		set, err := onnx.LoadFor(o.Predictors, path, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{Provider: o.ONNXProvider})
 		if err != nil {
 			return nil, sdtp.Schedule{}, err
 		}
@@ -150,7 +153,7 @@ func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scor
 	}
 	beside := strings.TrimSuffix(path, filepath.Ext(path)) + ".predictors"
 	if _, err := os.Stat(filepath.Join(beside, onnx.ManifestName)); err == nil {
-		set, err := onnx.LoadFor(beside, path, m.Arch(), m.NLayer(), m.NEmbd())
+		set, err := onnx.LoadFor(beside, path, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{Provider: o.ONNXProvider})
 		if err != nil {
 			return nil, sdtp.Schedule{}, err
 		}

@@ -38,6 +38,7 @@ type config struct {
 	keepRatio    float64
 	decodeTokens int
 	predictors   string
+	onnxProvider string
 	json         bool
 }
 
@@ -88,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "keep ratio per stage")
 	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; default: heads inside the GGUF, else the attention scorer")
+	fs.StringVar(&c.onnxProvider, "onnx-provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, coreml, auto")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -196,7 +198,7 @@ func (b *bench) loadLearned() error {
 	var h *gguf.Heads
 	var err error
 	if b.cfg.predictors != "" {
-		if b.onnxSet, err = onnx.LoadFor(b.cfg.predictors, b.cfg.model, b.model.Arch(), b.model.NLayer(), b.model.NEmbd()); err != nil {
+		if b.onnxSet, err = onnx.LoadFor(b.cfg.predictors, b.cfg.model, b.model.Arch(), b.model.NLayer(), b.model.NEmbd(), onnx.Options{Provider: b.cfg.onnxProvider}); err != nil {
 			return err
 		}
 		if h, err = gguf.FromONNX(b.onnxSet); err != nil {

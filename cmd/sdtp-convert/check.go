@@ -41,7 +41,7 @@ func check(model, dir, textFile string, w io.Writer) error {
 		return err
 	}
 	defer m.Free()
-	set, err := onnx.LoadFor(dir, model, m.Arch(), m.NLayer(), m.NEmbd())
+	set, err := onnx.LoadFor(dir, model, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{})
 	if err != nil {
 		return err
 	}

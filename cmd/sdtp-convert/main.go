@@ -104,7 +104,7 @@ func embed(model, dir, out string) error {
 	if err != nil {
 		return err
 	}
-	set, err := onnx.LoadFor(dir, model, arch, nLayer, nEmbd)
+	set, err := onnx.LoadFor(dir, model, arch, nLayer, nEmbd, onnx.Options{})
 	if err != nil {
 		return err
 	}

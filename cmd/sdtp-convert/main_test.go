@@ -55,7 +55,7 @@ func TestEmbedExtractRoundTrip(t *testing.T) {
 
 	back := filepath.Join(dir, "back")
 	require.NoError(t, run([]string{"extract", "--model", out, "-o", back}, &stdout, &stderr))
-	set, err := onnx.LoadFor(back, out, "gemma3", 6, 64)
+	set, err := onnx.LoadFor(back, out, "gemma3", 6, 64, onnx.Options{})
 	require.NoError(t, err)
 	defer set.Close()
 	assert.Equal(t, m.Layers, set.Manifest.Layers)
@@ -101,7 +101,7 @@ func TestInitAndCheck(t *testing.T) {
 	preds := filepath.Join(dir, "preds")
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"init", "--model", model, "-o", preds, "--seed", "3"}, &stdout, &stderr))
-	set, err := onnx.LoadFor(preds, model, "gemma3", 6, 64)
+	set, err := onnx.LoadFor(preds, model, "gemma3", 6, 64, onnx.Options{})
 	require.NoError(t, err)
 	assert.Equal(t, []int{1, 2, 3, 4, 5}, set.Manifest.Layers, "the default schedule for 6 layers")
 	set.Close()

@@ -38,6 +38,7 @@ type config struct {
 	explain     bool
 	explainHTML string
 	predictors  string
+	provider    string
 }
 
 // report is what --json prints.
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.keepRatio, "keep-ratio", 0.9, "fraction of live tokens kept at each pruning stage")
 	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth)")
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: MODEL.predictors/ if present)")
+	fs.StringVar(&c.provider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
 	if err := fs.Parse(args); err != nil {
@@ -115,7 +117,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("default model not found at %s: run `make deps` first, or pass -m MODEL.gguf", c.model)
 	}
 	modelOpts := []llama.ModelOption{llama.SetContext(c.ctxSize),
-		llama.WithSDTP(llama.SDTPOptions{Mode: c.mode, KeepRatio: c.keepRatio, Layers: c.pruneLayers, Predictors: c.predictors})}
+		llama.WithSDTP(llama.SDTPOptions{Mode: c.mode, KeepRatio: c.keepRatio, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider})}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		bar := progressbar.NewOptions(100, progressbar.OptionSetWriter(stderr),
 			progressbar.OptionSetDescription("loading model"), progressbar.OptionClearOnFinish())

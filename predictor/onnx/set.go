@@ -43,13 +43,29 @@ type Manifest struct {
 type Set struct {
 	Manifest Manifest
 	Dir      string // where predictors.json is
+	Provider string // execution provider in use: cpu, cuda or coreml
 	sessions []*ort.DynamicAdvancedSession
 	outputs  []string // "scores" or "logits" per stage
 }
 
-// Load reads dir/predictors.json and opens its ONNX files. The ONNX
-// Runtime library must be initialised (Init).
-func Load(dir string) (*Set, error) {
+// Execution providers for Options.Provider.
+const (
+	ProviderCPU    = "cpu"
+	ProviderCUDA   = "cuda"
+	ProviderCoreML = "coreml"
+	ProviderAuto   = "auto" // CUDA, else CoreML, else CPU
+)
+
+// Options choose how the predictor sessions run.
+type Options struct {
+	Provider string // "" = ProviderCPU
+}
+
+// Load reads dir/predictors.json and opens its ONNX files on the CPU.
+func Load(dir string) (*Set, error) { return LoadWith(dir, Options{}) }
+
+// LoadWith is Load with a choice of execution provider.
+func LoadWith(dir string, o Options) (*Set, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
 	if err != nil {
 		return nil, fmt.Errorf("onnx predictors: %w", err)
@@ -64,9 +80,14 @@ func Load(dir string) (*Set, error) {
 	if err := Init(""); err != nil {
 		return nil, err
 	}
-	s := &Set{Manifest: m, Dir: dir}
+	so, provider, err := sessionOptions(o.Provider)
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	s := &Set{Manifest: m, Dir: dir, Provider: provider}
 	for i, f := range m.Files {
-		sess, out, err := open(filepath.Join(dir, f), m.Model.NEmbd)
+		sess, out, err := open(filepath.Join(dir, f), m.Model.NEmbd, so)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("onnx predictors: stage %d: %w", i, err)
@@ -80,8 +101,8 @@ func Load(dir string) (*Set, error) {
 // LoadFor is Load plus a check that the predictors were trained for the
 // model at modelPath: same architecture, depth, width and (when the
 // manifest has one) embedding hash.
-func LoadFor(dir, modelPath, arch string, nLayer, nEmbd int) (*Set, error) {
-	set, err := Load(dir)
+func LoadFor(dir, modelPath, arch string, nLayer, nEmbd int, o Options) (*Set, error) {
+	set, err := LoadWith(dir, o)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +142,7 @@ func (m Manifest) Schedule() sdtp.Schedule {
 }
 
 // open checks the I/O contract of one predictor and opens a session.
-func open(path string, nEmbd int) (*ort.DynamicAdvancedSession, string, error) {
+func open(path string, nEmbd int, so *ort.SessionOptions) (*ort.DynamicAdvancedSession, string, error) {
 	ins, outs, err := ort.GetInputOutputInfo(path)
 	if err != nil {
 		return nil, "", err
@@ -140,8 +161,61 @@ func open(path string, nEmbd int) (*ort.DynamicAdvancedSession, string, error) {
 	default:
 		return nil, "", fmt.Errorf("%s: output %s %v is neither scores [N] nor logits [N, 2]", path, out.Name, out.Dimensions)
 	}
-	sess, err := ort.NewDynamicAdvancedSession(path, []string{"hidden_states"}, []string{out.Name}, nil)
+	sess, err := ort.NewDynamicAdvancedSession(path, []string{"hidden_states"}, []string{out.Name}, so)
 	return sess, out.Name, err
+}
+
+// sessionOptions prepares the sessions' options and execution provider.
+// ONNX Runtime's worker threads spin after each run by default; they would
+// then compete with ggml's own threads for the cores during the next
+// layers, so spinning is turned off.
+func sessionOptions(provider string) (*ort.SessionOptions, string, error) {
+	if provider == ProviderAuto {
+		for _, p := range []string{ProviderCUDA, ProviderCoreML} {
+			if so, name, err := sessionOptions(p); err == nil {
+				return so, name, nil
+			}
+		}
+		provider = ProviderCPU
+	}
+	if provider == "" {
+		provider = ProviderCPU
+	}
+	if provider != ProviderCPU && provider != ProviderCUDA && provider != ProviderCoreML {
+		return nil, "", fmt.Errorf("onnx: unknown execution provider %q (cpu, cuda, coreml, auto)", provider)
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, "", err
+	}
+	err = errors.Join(so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"),
+		so.AddSessionConfigEntry("session.inter_op.allow_spinning", "0"))
+	if err == nil && provider != ProviderCPU {
+		err = appendProvider(so, provider)
+	}
+	if err != nil {
+		so.Destroy()
+		return nil, "", err
+	}
+	return so, provider, nil
+}
+
+func appendProvider(so *ort.SessionOptions, provider string) error {
+	if provider == ProviderCoreML {
+		if err := so.AppendExecutionProviderCoreMLV2(map[string]string{}); err != nil {
+			return fmt.Errorf("onnx: CoreML execution provider unavailable (it needs macOS and the darwin ONNX Runtime library): %w", err)
+		}
+		return nil
+	}
+	cuda, err := ort.NewCUDAProviderOptions()
+	if err == nil {
+		defer cuda.Destroy()
+		err = so.AppendExecutionProviderCUDA(cuda)
+	}
+	if err != nil {
+		return fmt.Errorf("onnx: CUDA execution provider unavailable (it needs an ONNX Runtime build with CUDA, libonnxruntime_providers_cuda.so, CUDA 12 and cuDNN 9 on the library path; use provider cpu): %w", err)
+	}
+	return nil
 }
 
 // Close releases the sessions.

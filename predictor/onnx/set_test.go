@@ -120,3 +120,19 @@ func TestReadMLPRoundTrip(t *testing.T) {
 	_, err = ReadMLP(filepath.Join(t.TempDir(), "missing.onnx"))
 	assert.Error(t, err)
 }
+
+func TestExecutionProviders(t *testing.T) {
+	dir, _ := writeSet(t, 64, 6, []int{1})
+	set, err := LoadWith(dir, Options{Provider: ProviderAuto})
+	require.NoError(t, err, "auto falls back to what the library has")
+	assert.Contains(t, []string{ProviderCPU, ProviderCUDA, ProviderCoreML}, set.Provider)
+	set.Close()
+	_, err = LoadWith(dir, Options{Provider: "tpu"})
+	assert.ErrorContains(t, err, "unknown execution provider")
+	if _, err := LoadWith(dir, Options{Provider: ProviderCoreML}); err != nil {
+		assert.ErrorContains(t, err, "CoreML execution provider unavailable")
+	}
+	if _, err := LoadWith(dir, Options{Provider: ProviderCUDA}); err != nil {
+		assert.ErrorContains(t, err, "CUDA execution provider unavailable")
+	}
+}
