@@ -89,6 +89,7 @@ type RunInput struct {
 	Positions   []int32
 	WantHidden  bool
 	WantLogits  bool // logits of the last token; needs Last == NLayer
+	AllLogits   bool // with WantLogits: logits of every token, [n][n_vocab]
 	AttnWindow  int  // > 0: attention scores from the last AttnWindow tokens
 	ScoreHead   bool // in-graph predictor head scores for layer Last (SetHeads)
 }
@@ -96,7 +97,7 @@ type RunInput struct {
 // RunOutput holds what Run was asked for.
 type RunOutput struct {
 	Hidden []float32 // [n][n_embd]
-	Logits []float32 // [n_vocab]
+	Logits []float32 // [n_vocab], or [n][n_vocab] with AllLogits
 	Attn   []float32 // [cells of layer Last-1]
 	Head   []float32 // [n] keep − drop of the head for layer Last
 }
@@ -161,7 +162,11 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 		hiddenOut = (*C.float)(unsafe.Pointer(&out.Hidden[0]))
 	}
 	if in.WantLogits {
-		out.Logits = make([]float32, e.model.NVocab())
+		rows := 1
+		if in.AllLogits {
+			rows = n
+		}
+		out.Logits = make([]float32, rows*e.model.NVocab())
 		logitsOut = (*C.float)(unsafe.Pointer(&out.Logits[0]))
 	}
 	if in.AttnWindow > 0 {
@@ -178,7 +183,7 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 	eb := newErrBuf()
 	defer eb.free()
 	ret := C.sdtp_engine_run(e.ptr, C.int(in.First), C.int(in.Last), tokens, hidden,
-		(*C.int32_t)(unsafe.Pointer(&in.Positions[0])), C.int(n), hiddenOut, logitsOut, attnOut, C.int(in.AttnWindow),
+		(*C.int32_t)(unsafe.Pointer(&in.Positions[0])), C.int(n), hiddenOut, logitsOut, C.bool(in.AllLogits), attnOut, C.int(in.AttnWindow),
 		headOut, eb.p, errBufSize)
 	if ret != 0 {
 		return RunOutput{}, eb.err("engine run of layers [%d, %d)", in.First, in.Last)

@@ -95,3 +95,22 @@ func TestEngineDenseMatchesLlamaDecode(t *testing.T) {
 		})
 	}
 }
+
+func TestEngineAllLogitsMatchLlamaDecode(t *testing.T) {
+	c, e := tinyEngine(t, testmodel.Llama())
+	toks := seq(5, 40)
+	require.NoError(t, c.Decode(toks[:32], 0, OutputNone))
+	require.NoError(t, c.Decode(toks[32:], 32, OutputAll))
+	require.NoError(t, e.Reset([]int{0}))
+	_, err := e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: toks[:32], Positions: seq(0, 32)})
+	require.NoError(t, err)
+	out, err := e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: toks[32:], Positions: seq(32, 8), WantLogits: true, AllLogits: true})
+	require.NoError(t, err)
+	nv := c.Model().NVocab()
+	require.Len(t, out.Logits, 8*nv)
+	for row := range 8 {
+		want, err := c.Logits(row)
+		require.NoError(t, err)
+		assert.Less(t, maxAbsDiff(want, out.Logits[row*nv:(row+1)*nv]), 1e-4, "row %d", row)
+	}
+}

@@ -369,7 +369,7 @@ bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int
 
 int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
-                    float * hidden_out, float * logits_out, float * attn_out, int n_win,
+                    float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,
                     float * head_out, char * err, size_t n_err) {
     const int n_layer = e->hp.n_layer;
     const int n_embd  = e->hp.n_embd;
@@ -423,7 +423,7 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         g.pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
         ggml_set_input(g.pos);
         if (attn_out) g.attn_layer = last - 1;
-        if (logits_out && !hidden_out) g.last_only = last - 1;
+        if (logits_out && !all_logits && !hidden_out) g.last_only = last - 1;
 
         ggml_tensor * inp;
         ggml_tensor * x;
@@ -446,8 +446,8 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
 
         ggml_tensor * logits = nullptr;
         if (logits_out) {
-            ggml_tensor * last_row = x->ne[1] == 1 ? x : ggml_view_2d(ctx, x, n_embd, 1, x->nb[1], (n - 1) * x->nb[1]);
-            logits = e->arch->head(g, last_row);
+            ggml_tensor * rows = all_logits || x->ne[1] == 1 ? x : ggml_view_2d(ctx, x, n_embd, 1, x->nb[1], (n - 1) * x->nb[1]);
+            logits = e->arch->head(g, rows);
             ggml_set_output(logits);
             ggml_build_forward_expand(gf, logits);
         }

@@ -43,14 +43,15 @@ int sdtp_engine_eval_head(sdtp_engine * e, int layer, const float * hidden, int 
 // their K/V to those layers' caches. Input: token ids when first == 0, else
 // hidden states [n][n_embd]. Outputs, each optional (NULL):
 //   hidden_out  [n][n_embd]  the residual stream after layer last-1;
-//   logits_out  [n_vocab]    logits of the last token (requires last == n_layer);
+//   logits_out  [n_vocab]    logits of the last token (requires last == n_layer),
+//               [n][n_vocab] of every token when all_logits is set;
 //   attn_out    [cells]      mean attention the last n_win tokens pay to each
 //                            cached token of layer last-1 (cells after this run);
 //   head_out    [n]          keep − drop of the predictor head for layer last.
 // Returns 0, or -1 with err set.
 int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
-                    float * hidden_out, float * logits_out, float * attn_out, int n_win,
+                    float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,
                     float * head_out, char * err, size_t n_err);
 
 // Layer il's shape for FLOPs accounting: {n_head, n_head_kv, head_dim,

@@ -40,6 +40,12 @@ type config struct {
 	predictors   string
 	onnxProvider string
 	json         bool
+
+	quality       bool
+	contextTokens int
+	contTokens    int
+	samples       int
+	seed          uint64
 }
 
 // Row is one mode at one prompt length (medians over the repeats).
@@ -58,6 +64,12 @@ type Row struct {
 	// PredictorMS is the time spent in learned predictors, inside
 	// prefill_ms: ONNX Runtime calls, or the in-graph heads timed alone.
 	PredictorMS float64 `json:"predictor_ms,omitempty"`
+
+	// --quality rows: teacher-forced continuation after a (pruned) prefill.
+	Samples     int     `json:"samples,omitempty"`
+	PPL         float64 `json:"ppl,omitempty"`
+	KLVsDense   float64 `json:"kl_vs_dense,omitempty"`
+	Top1VsDense float64 `json:"top1_vs_dense,omitempty"`
 }
 
 type Report struct {
@@ -91,8 +103,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; default: heads inside the GGUF, else the attention scorer")
 	fs.StringVar(&c.onnxProvider, "onnx-provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, coreml, auto")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&c.quality, "quality", false, "measure continuation quality (ppl, KL and top-1 vs dense) on --text instead of speed")
+	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
+	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
+	fs.IntVar(&c.samples, "samples", 16, "quality: windows of --text")
+	fs.Uint64Var(&c.seed, "seed", 1, "quality: seed for the windows")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.quality && (c.text == "" || c.contextTokens < 16 || c.contTokens < 2 || c.samples < 1) {
+		return c, errors.New("--quality needs --text, --context-tokens >= 16, --continuation-tokens >= 2 and --samples >= 1")
 	}
 	if c.repeat < 1 || c.decodeTokens < 1 || c.threads < 1 || len(c.promptTokens) == 0 {
 		return c, errors.New("--repeat, --decode-tokens, --threads must be positive and --prompt-tokens non-empty")
@@ -143,6 +163,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	maxN := slices.Max(c.promptTokens)
 	nCtx := maxN + c.decodeTokens + 16
+	if c.quality {
+		maxN = c.contextTokens + c.contTokens + 1 // the whole text is tokenized below
+		nCtx = maxN + 16
+	}
 	m, err := bridge.LoadModel(c.model, bridge.ModelParams{UseMMap: true})
 	if err != nil {
 		return err
@@ -171,11 +195,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err := b.loadLearned(); err != nil {
 		return err
 	}
+	rep := Report{Model: m.Desc(), Threads: c.threads, BuildFlags: buildFlags(), CPU: bridge.SystemInfo()}
+	if c.quality {
+		all, err := b.textTokens()
+		if err != nil {
+			return err
+		}
+		if rep.Results, err = b.quality(all); err != nil {
+			return err
+		}
+		return b.print(stdout, rep)
+	}
 	prompt, err := b.promptTokens(maxN)
 	if err != nil {
 		return err
 	}
-	rep := Report{Model: m.Desc(), Threads: c.threads, BuildFlags: buildFlags(), CPU: bridge.SystemInfo()}
 	for _, n := range c.promptTokens {
 		rows, err := b.compare(prompt[:n])
 		if err != nil {
@@ -183,13 +217,30 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		rep.Results = append(rep.Results, rows...)
 	}
-	if c.json {
+	return b.print(stdout, rep)
+}
+
+func (b *bench) print(stdout io.Writer, rep Report) error {
+	if b.cfg.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	printTable(stdout, rep)
+	if b.cfg.quality {
+		printQuality(stdout, rep)
+	} else {
+		printTable(stdout, rep)
+	}
 	return nil
+}
+
+// textTokens tokenizes all of --text.
+func (b *bench) textTokens() ([]int32, error) {
+	raw, err := os.ReadFile(b.cfg.text)
+	if err != nil {
+		return nil, err
+	}
+	return b.model.Tokenize(string(raw), true, false)
 }
 
 // loadLearned loads the learned predictors: --predictors (as ONNX sessions
@@ -284,11 +335,7 @@ func (c *captureHidden) Score(in sdtp.ScoreInput) ([]float32, error) {
 // promptTokens tokenizes --text, or lets the model write its own text.
 func (b *bench) promptTokens(n int) ([]int32, error) {
 	if b.cfg.text != "" {
-		raw, err := os.ReadFile(b.cfg.text)
-		if err != nil {
-			return nil, err
-		}
-		toks, err := b.model.Tokenize(string(raw), true, false)
+		toks, err := b.textTokens()
 		if err != nil {
 			return nil, err
 		}
@@ -463,6 +510,16 @@ func printTable(w io.Writer, rep Report) {
 		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.PrefillMS, r.PredictorMS,
 			r.SpeedupVsLlamaCpp, r.FLOPRatioVsDense, r.KeptTokensPerLayer[len(r.KeptTokensPerLayer)-1], r.DecodeTokS,
 			float64(r.KVBytes)/(1<<20), r.Top1VsLlamaCpp, r.MaxAbsLogitDiff)
+	}
+	tw.Flush()
+}
+
+func printQuality(w io.Writer, rep Report) {
+	fmt.Fprintf(w, "model: %s   threads: %d   build flags: %s\n\n", rep.Model, rep.Threads, rep.BuildFlags)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "context\tmode\tsamples\tppl\tKL vs dense\ttop-1 vs dense\t")
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.3f\t%.4f\t%.3f\t\n", r.PromptTokens, r.Mode, r.Samples, r.PPL, r.KLVsDense, r.Top1VsDense)
 	}
 	tw.Flush()
 }

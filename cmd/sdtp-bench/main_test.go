@@ -103,3 +103,29 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 
 	assert.ErrorContains(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--modes", "sdtp-onnx"}, &stdout, &stderr), "needs learned predictors")
 }
+
+func TestBenchQuality(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "tiny.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	text := filepath.Join(dir, "text.txt")
+	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. a cat sat on the mat. ", 30)), 0o644))
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"--model", model, "--text", text, "--quality", "--context-tokens", "200", "--continuation-tokens", "16",
+		"--samples", "2", "--modes", "llamacpp,dense,random,attention", "--json"}, &stdout, &stderr), stderr.String())
+	var rep Report
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
+	require.Len(t, rep.Results, 3, "llamacpp is the dense reference, not repeated")
+	for _, r := range rep.Results {
+		assert.Equal(t, 2, r.Samples)
+		assert.Greater(t, r.PPL, 1.0)
+		switch r.Mode {
+		case "dense":
+			assert.Zero(t, r.KLVsDense)
+			assert.Equal(t, 1.0, r.Top1VsDense)
+		default:
+			assert.Positive(t, r.KLVsDense, r.Mode)
+		}
+	}
+	assert.Error(t, run([]string{"--model", model, "--quality"}, &stdout, &stderr), "--quality needs --text")
+}

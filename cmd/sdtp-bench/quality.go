@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+// quality measures what pruning costs in prediction: for seeded windows of
+// the text, each mode prefills --context-tokens (pruning them), then the
+// next --continuation-tokens are fed teacher-forced as ordinary tokens.
+// Dense (the staged engine without pruning, identical to llama.cpp) is the
+// reference for KL divergence and top-1 agreement.
+func (b *bench) quality(all []int32) ([]Row, error) {
+	ctxN, contN := b.cfg.contextTokens, b.cfg.contTokens
+	body := all[1:] // without the BOS the tokenizer added
+	if len(body) < ctxN+contN {
+		return nil, fmt.Errorf("--text has %d tokens, quality needs %d", len(body), ctxN+contN)
+	}
+	type acc struct {
+		nll, kl float64
+		top1, n int
+	}
+	stats := map[string]*acc{}
+	rng := rand.New(rand.NewPCG(b.cfg.seed, 7))
+	bos := all[0]
+	for s := range b.cfg.samples {
+		start := rng.IntN(len(body) - (ctxN + contN) + 2)
+		window := append([]int32{bos}, body[start:start+ctxN+contN-1]...)
+		ctx, cont := window[:ctxN], window[ctxN:]
+		ref, err := b.continuation("dense", ctx, cont)
+		if err != nil {
+			return nil, err
+		}
+		for _, mode := range b.cfg.modes {
+			if mode == "llamacpp" {
+				continue // identical to dense, the reference
+			}
+			lp := ref
+			if mode != "dense" {
+				if lp, err = b.continuation(mode, ctx, cont); err != nil {
+					return nil, err
+				}
+			}
+			a := stats[mode]
+			if a == nil {
+				a = &acc{}
+				stats[mode] = a
+			}
+			for i, next := range cont {
+				a.nll -= float64(lp[i][next])
+				a.kl += kl(ref[i], lp[i])
+				if argmax32(ref[i]) == argmax32(lp[i]) {
+					a.top1++
+				}
+				a.n++
+			}
+		}
+		fmt.Fprintf(b.log, "quality: sample %d/%d done\n", s+1, b.cfg.samples)
+	}
+	var rows []Row
+	for _, mode := range b.cfg.modes {
+		a := stats[mode]
+		if a == nil {
+			continue
+		}
+		rows = append(rows, Row{Mode: mode, PromptTokens: ctxN, Samples: b.cfg.samples,
+			PPL: math.Exp(a.nll / float64(a.n)), KLVsDense: a.kl / float64(a.n), Top1VsDense: float64(a.top1) / float64(a.n)})
+	}
+	return rows, nil
+}
+
+// continuation returns, for each continuation token, the log-probabilities
+// the model assigns to it after a prefill of ctx in this mode: row i
+// predicts cont[i].
+func (b *bench) continuation(mode string, ctx, cont []int32) ([][]float32, error) {
+	sc, sched := b.scorer(mode)
+	pre, err := sdtp.Prefill(b.engine, sc, sched, ctx, 512)
+	if err != nil {
+		return nil, err
+	}
+	rows := [][]float32{logSoftmax(pre.Logits)}
+	nv := b.model.NVocab()
+	for start := 0; start < len(cont)-1; start += 32 {
+		end := min(start+32, len(cont)-1)
+		pos := make([]int32, end-start)
+		for i := range pos {
+			pos[i] = int32(len(ctx) + start + i)
+		}
+		out, err := b.engine.Run(bridge.RunInput{First: 0, Last: b.engine.NLayer(), Tokens: cont[start:end], Positions: pos,
+			WantLogits: true, AllLogits: true})
+		if err != nil {
+			return nil, err
+		}
+		for r := range end - start {
+			rows = append(rows, logSoftmax(out.Logits[r*nv:(r+1)*nv]))
+		}
+	}
+	return rows, nil
+}
+
+func logSoftmax(logits []float32) []float32 {
+	m := math.Inf(-1)
+	for _, v := range logits {
+		m = math.Max(m, float64(v))
+	}
+	sum := 0.0
+	for _, v := range logits {
+		sum += math.Exp(float64(v) - m)
+	}
+	lse := m + math.Log(sum)
+	out := make([]float32, len(logits))
+	for i, v := range logits {
+		out[i] = float32(float64(v) - lse)
+	}
+	return out
+}
+
+// kl is KL(p ‖ q) for log-probabilities.
+func kl(logp, logq []float32) float64 {
+	d := 0.0
+	for i, lp := range logp {
+		if p := math.Exp(float64(lp)); p > 0 {
+			d += p * (float64(lp) - float64(logq[i]))
+		}
+	}
+	return d
+}
+
+func argmax32(v []float32) int { return argmax(v) }
