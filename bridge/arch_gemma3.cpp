@@ -12,12 +12,10 @@ static ggml_tensor * gemma3_embed(stage_graph & g, ggml_tensor * tokens) {
 
 static ggml_tensor * gemma3_block(stage_graph & g, int il, ggml_tensor * x) {
     const auto & L = g.model.layers[il];
-    const int64_t hd = g.hp.n_embd_head_k;
 
     ggml_tensor * cur = g.rms_norm(x, L.attn_norm);
-    ggml_tensor * q = ggml_reshape_3d(g.ctx, g.linear(L.wq, nullptr, cur), hd, g.hp.n_head(il), g.n);
-    ggml_tensor * k = ggml_reshape_3d(g.ctx, g.linear(L.wk, nullptr, cur), hd, g.hp.n_head_kv(il), g.n);
-    ggml_tensor * v = ggml_reshape_3d(g.ctx, g.linear(L.wv, nullptr, cur), hd, g.hp.n_head_kv(il), g.n);
+    ggml_tensor * q, * k, * v;
+    g.qkv(il, cur, &q, &k, &v);
     q = g.rope(g.rms_norm(q, L.attn_q_norm), il);
     k = g.rope(g.rms_norm(k, L.attn_k_norm), il);
     q = ggml_scale(g.ctx, q, g.hp.f_attention_scale);

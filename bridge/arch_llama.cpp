@@ -10,9 +10,8 @@ static ggml_tensor * llama_block(stage_graph & g, int il, ggml_tensor * x) {
     const int64_t hd = g.hp.n_embd_head_k;
 
     ggml_tensor * cur = g.rms_norm(x, L.attn_norm);
-    ggml_tensor * q = ggml_reshape_3d(g.ctx, g.linear(L.wq, L.bq, cur), hd, g.hp.n_head(il), g.n);
-    ggml_tensor * k = ggml_reshape_3d(g.ctx, g.linear(L.wk, L.bk, cur), hd, g.hp.n_head_kv(il), g.n);
-    ggml_tensor * v = ggml_reshape_3d(g.ctx, g.linear(L.wv, L.bv, cur), hd, g.hp.n_head_kv(il), g.n);
+    ggml_tensor * q, * k, * v;
+    g.qkv(il, cur, &q, &k, &v);
     q = g.rope(q, il);
     k = g.rope(k, il);
     const float kq_scale = g.hp.f_attention_scale == 0.0f ? 1.0f / sqrtf(float(hd)) : g.hp.f_attention_scale;

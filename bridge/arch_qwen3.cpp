@@ -9,9 +9,8 @@ static ggml_tensor * qwen3_block(stage_graph & g, int il, ggml_tensor * x) {
     const int64_t hd = g.hp.n_embd_head_k;
 
     ggml_tensor * cur = g.rms_norm(x, L.attn_norm);
-    ggml_tensor * q = ggml_reshape_3d(g.ctx, g.linear(L.wq, nullptr, cur), hd, g.hp.n_head(il), g.n);
-    ggml_tensor * k = ggml_reshape_3d(g.ctx, g.linear(L.wk, nullptr, cur), hd, g.hp.n_head_kv(il), g.n);
-    ggml_tensor * v = ggml_reshape_3d(g.ctx, g.linear(L.wv, nullptr, cur), hd, g.hp.n_head_kv(il), g.n);
+    ggml_tensor * q, * k, * v;
+    g.qkv(il, cur, &q, &k, &v);
     q = g.rope(g.rms_norm(q, L.attn_q_norm), il);
     k = g.rope(g.rms_norm(k, L.attn_k_norm), il);
     cur = g.out_rows(il, g.attention(il, q, k, v, 1.0f / sqrtf(float(hd))));

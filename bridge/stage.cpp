@@ -145,6 +145,14 @@ ggml_tensor * stage_graph::rms_norm(ggml_tensor * x, ggml_tensor * w) const {
     return ggml_mul(ctx, ggml_rms_norm(ctx, x, hp.f_norm_rms_eps), w);
 }
 
+void stage_graph::qkv(int il, ggml_tensor * x, ggml_tensor ** q, ggml_tensor ** k, ggml_tensor ** v) const {
+    const auto & L = model.layers[il];
+    const int64_t hd = hp.n_embd_head_k;
+    *q = ggml_reshape_3d(ctx, linear(L.wq, L.bq, x), hd, hp.n_head(il), n);
+    *k = ggml_reshape_3d(ctx, linear(L.wk, L.bk, x), hd, hp.n_head_kv(il), n);
+    *v = ggml_reshape_3d(ctx, linear(L.wv, L.bv, x), hd, hp.n_head_kv(il), n);
+}
+
 ggml_tensor * stage_graph::linear(ggml_tensor * w, ggml_tensor * b, ggml_tensor * x) const {
     ggml_tensor * y = ggml_mul_mat(ctx, w, x);
     return b ? ggml_add(ctx, y, b) : y;

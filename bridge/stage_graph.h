@@ -28,6 +28,9 @@ struct stage_graph {
     float         attn_scale = 1.0f;
 
     ggml_tensor * rms_norm(ggml_tensor * x, ggml_tensor * w) const;
+    // Q, K, V projections of x for layer il as [head_dim, heads, n], with
+    // the layer's biases when it has them.
+    void qkv(int il, ggml_tensor * x, ggml_tensor ** q, ggml_tensor ** k, ggml_tensor ** v) const;
     ggml_tensor * rope(ggml_tensor * x, int il) const;
     // Stores K/V in layer il's cache and attends over it; q/k/v are
     // [head_dim, heads, n]. Returns [head_dim*n_head, n] after wo (and bo).

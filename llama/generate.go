@@ -172,10 +172,33 @@ func (l *LLama) resetCache() {
 	l.cached = nil
 }
 
-// sampleLoop samples, emits and decodes tokens until a stop condition.
+// sampleLoop samples, emits and decodes tokens on llama.cpp's context.
 func (l *LLama) sampleLoop(smp *bridge.Sampler, po PredictOptions, promptLen int, out *output, res *Result) error {
+	sample := func() (int32, error) { return smp.Sample(l.ctx, -1) }
+	return l.loop(po, res, out, sample, func(tok int32) (bool, error) {
+		if len(l.cached) >= l.ctx.NCtx() {
+			if po.Tokens == 0 {
+				return true, nil // "until EOS": the window bounds the output
+			}
+			if err := l.shiftContext(po, promptLen); err != nil {
+				return true, err
+			}
+		}
+		if err := l.ctx.Decode([]int32{tok}, len(l.cached), bridge.OutputLast); err != nil {
+			l.resetCache()
+			return true, err
+		}
+		l.cached = append(l.cached, tok)
+		return false, nil
+	})
+}
+
+// loop is the sampling loop of every generation path: draw a token; stop at
+// end-of-generation, a stop word, the callback's word or the token budget;
+// else feed the token back (feed may also stop, e.g. at a full context).
+func (l *LLama) loop(po PredictOptions, res *Result, out *output, sample func() (int32, error), feed func(tok int32) (bool, error)) error {
 	for po.Tokens == 0 || res.GeneratedTokens < po.Tokens {
-		tok, err := smp.Sample(l.ctx, -1)
+		tok, err := sample()
 		if err != nil {
 			return err
 		}
@@ -186,19 +209,9 @@ func (l *LLama) sampleLoop(smp *bridge.Sampler, po PredictOptions, promptLen int
 		if out.add(l.model.TokenPiece(tok)) || res.GeneratedTokens == po.Tokens {
 			return nil
 		}
-		if len(l.cached) >= l.ctx.NCtx() {
-			if po.Tokens == 0 {
-				return nil // "until EOS": the window bounds the output
-			}
-			if err := l.shiftContext(po, promptLen); err != nil {
-				return err
-			}
-		}
-		if err := l.ctx.Decode([]int32{tok}, len(l.cached), bridge.OutputLast); err != nil {
-			l.resetCache()
+		if stop, err := feed(tok); stop || err != nil {
 			return err
 		}
-		l.cached = append(l.cached, tok)
 	}
 	return nil
 }

@@ -73,13 +73,17 @@ func speculate(l, ll *LLama, smp, greedy *bridge.Sampler, po PredictOptions, out
 		return err
 	}
 	seq := append([]int32(nil), l.cached...)
-	for {
+	// emit accepts tok into the output; it reports whether to stop.
+	emit := func(tok int32) bool {
 		if l.model.IsEOG(tok) {
-			return nil
+			return true
 		}
 		res.GeneratedTokens++
 		seq = append(seq, tok)
-		if out.add(l.model.TokenPiece(tok)) || res.GeneratedTokens == po.Tokens {
+		return out.add(l.model.TokenPiece(tok)) || res.GeneratedTokens == po.Tokens
+	}
+	for {
+		if emit(tok) {
 			return nil
 		}
 		room := l.ctx.NCtx() - len(seq)
@@ -109,12 +113,7 @@ func speculate(l, ll *LLama, smp, greedy *bridge.Sampler, po PredictOptions, out
 			if i == len(drafts) || tok != drafts[i] {
 				break
 			}
-			if l.model.IsEOG(tok) {
-				return nil
-			}
-			res.GeneratedTokens++
-			seq = append(seq, tok)
-			if out.add(l.model.TokenPiece(tok)) || res.GeneratedTokens == po.Tokens {
+			if emit(tok) {
 				return nil
 			}
 		}

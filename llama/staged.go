@@ -206,32 +206,22 @@ func (l *LLama) generateStaged(toks []int32, po PredictOptions, res *Result, out
 	defer smp.Free()
 	start = time.Now()
 	defer func() { res.Decode = time.Since(start) }()
-	logits := pre.Logits
-	for pos := len(toks); po.Tokens == 0 || res.GeneratedTokens < po.Tokens; pos++ {
-		tok, err := smp.SampleLogits(logits)
-		if err != nil {
-			return err
-		}
-		if l.model.IsEOG(tok) {
-			return nil
-		}
-		res.GeneratedTokens++
-		if out.add(l.model.TokenPiece(tok)) || res.GeneratedTokens == po.Tokens {
-			return nil
-		}
+	logits, pos := pre.Logits, len(toks)
+	sample := func() (int32, error) { return smp.SampleLogits(logits) }
+	return l.loop(po, res, out, sample, func(tok int32) (bool, error) {
 		if pos >= l.ctx.NCtx() {
 			if po.Tokens == 0 {
-				return nil
+				return true, nil
 			}
-			return fmt.Errorf("%w: %d tokens (the staged engine does not shift the context)", ErrContextFull, pos)
+			return true, fmt.Errorf("%w: %d tokens (the staged engine does not shift the context)", ErrContextFull, pos)
 		}
 		step, err := s.engine.Run(bridge.RunInput{First: 0, Last: s.engine.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(pos)}, WantLogits: true})
 		if err != nil {
-			return err
+			return true, err
 		}
-		logits = step.Logits
-	}
-	return nil
+		logits, pos = step.Logits, pos+1
+		return false, nil
+	})
 }
 
 func (s *staged) stats(pre sdtp.PrefillResult, n int) *SDTPStats {

@@ -1,7 +1,6 @@
 package llama
 
 import (
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,16 +104,8 @@ func writePredictors(t *testing.T, dir string, layers []int, embdHash string) {
 	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, embdHash
 	m.Layers, m.HeadKeep, m.TailKeepFrac = layers, sdtp.HeadKeep, sdtp.TailKeepFrac
 	var mlps []predictor.MLP
-	r := rand.New(rand.NewPCG(1, 2))
-	vec := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64() * 0.3)
-		}
-		return v
-	}
-	for range layers {
-		mlps = append(mlps, predictor.MLP{D: 64, H: 16, W1: vec(16 * 64), B1: vec(16), W2: vec(32), B2: vec(2)})
+	for i := range layers {
+		mlps = append(mlps, predictor.RandomMLP(64, 16, uint64(i)))
 		m.KeepRatios = append(m.KeepRatios, 0.6)
 	}
 	require.NoError(t, onnx.WriteSet(dir, m, mlps))
@@ -153,17 +144,9 @@ func TestSDTPModeUsesLearnedPredictors(t *testing.T) {
 
 func TestSDTPModeUsesHeadsInsideTheGGUF(t *testing.T) {
 	model := filepath.Join(t.TempDir(), "with-heads.gguf")
-	r := rand.New(rand.NewPCG(5, 6))
-	vec := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64() * 0.3)
-		}
-		return v
-	}
 	heads := &gguf.Heads{Layers: []int{1, 3}, KeepRatios: []float64{0.7, 0.7}, HeadKeep: sdtp.HeadKeep, TailKeepFrac: sdtp.TailKeepFrac}
-	for range heads.Layers {
-		heads.MLPs = append(heads.MLPs, predictor.MLP{D: 64, H: 16, W1: vec(16 * 64), B1: vec(16), W2: vec(32), B2: vec(2)})
+	for i := range heads.Layers {
+		heads.MLPs = append(heads.MLPs, predictor.RandomMLP(64, 16, uint64(5+i)))
 	}
 	require.NoError(t, gguf.Embed(tiny.gemma3, model, heads))
 

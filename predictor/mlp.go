@@ -3,6 +3,7 @@ package predictor
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 )
 
 // MLP is the default SDTP prediction module, pi = W2·GELU(W1·x + b1) + b2,
@@ -48,3 +49,19 @@ func (m MLP) Scores(hidden []float32) []float32 {
 }
 
 func gelu(x float64) float64 { return 0.5 * x * (1 + math.Erf(x/math.Sqrt2)) }
+
+// RandomMLP is a randomly initialised predictor: weights drawn with
+// standard deviation 1/sqrt(fan-in), biases with 0.1. It is what SDTP runs
+// before training (sdtp-convert init) and the fixture of tests.
+func RandomMLP(d, h int, seed uint64) MLP {
+	r := rand.New(rand.NewPCG(seed, 0x5d7b))
+	normal := func(n int, std float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64() * std)
+		}
+		return v
+	}
+	return MLP{D: d, H: h, W1: normal(h*d, 1/math.Sqrt(float64(d))), B1: normal(h, 0.1),
+		W2: normal(2*h, 1/math.Sqrt(float64(h))), B2: normal(2, 0.1)}
+}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,16 +70,7 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 	m.Version = 1
 	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, hash
 	m.Layers, m.KeepRatios, m.HeadKeep, m.TailKeepFrac = []int{2, 4}, []float64{0.7, 0.7}, sdtp.HeadKeep, sdtp.TailKeepFrac
-	r := rand.New(rand.NewPCG(1, 1))
-	vec := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64() * 0.3)
-		}
-		return v
-	}
-	mlps := []predictor.MLP{{D: 64, H: 16, W1: vec(1024), B1: vec(16), W2: vec(32), B2: vec(2)},
-		{D: 64, H: 16, W1: vec(1024), B1: vec(16), W2: vec(32), B2: vec(2)}}
+	mlps := []predictor.MLP{predictor.RandomMLP(64, 16, 1), predictor.RandomMLP(64, 16, 2)}
 	preds := filepath.Join(dir, "preds")
 	require.NoError(t, onnx.WriteSet(preds, m, mlps))
 	text := filepath.Join(dir, "text.txt")

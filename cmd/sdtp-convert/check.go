@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -130,19 +129,9 @@ func initRandom(model, dir string, seed uint64) error {
 	man.Model.Arch, man.Model.NLayer, man.Model.NEmbd, man.Model.EmbdHash = arch, nLayer, nEmbd, hash
 	man.Layers, man.KeepRatios, man.HeadKeep, man.TailKeepFrac = sched.Layers, sched.KeepRatios, sdtp.HeadKeep, sdtp.TailKeepFrac
 	man.Training = map[string]any{"init": "random", "seed": seed}
-	r := rand.New(rand.NewPCG(seed, 0x5d7b))
-	normal := func(n int, std float64) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64() * std)
-		}
-		return v
-	}
-	h := max(1, nEmbd/4)
 	var mlps []predictor.MLP
-	for range sched.Layers {
-		mlps = append(mlps, predictor.MLP{D: nEmbd, H: h, W1: normal(h*nEmbd, 1/math.Sqrt(float64(nEmbd))), B1: make([]float32, h),
-			W2: normal(2*h, 1/math.Sqrt(float64(h))), B2: make([]float32, 2)})
+	for i := range sched.Layers {
+		mlps = append(mlps, predictor.RandomMLP(nEmbd, max(1, nEmbd/4), seed+uint64(i)))
 	}
 	return onnx.WriteSet(dir, man, mlps)
 }

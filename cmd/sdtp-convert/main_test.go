@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,18 +29,7 @@ func TestEmbedExtractRoundTrip(t *testing.T) {
 	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, hash
 	m.Layers, m.KeepRatios, m.HeadKeep, m.TailKeepFrac = []int{2, 4}, []float64{0.8, 0.9}, sdtp.HeadKeep, sdtp.TailKeepFrac
 	m.Training = map[string]any{"epochs": 2.0}
-	r := rand.New(rand.NewPCG(1, 1))
-	vec := func(n int) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64())
-		}
-		return v
-	}
-	mlps := []predictor.MLP{
-		{D: 64, H: 16, W1: vec(1024), B1: vec(16), W2: vec(32), B2: vec(2)},
-		{D: 64, H: 16, W1: vec(1024), B1: vec(16), W2: vec(32), B2: vec(2)},
-	}
+	mlps := []predictor.MLP{predictor.RandomMLP(64, 16, 1), predictor.RandomMLP(64, 16, 2)}
 	src := filepath.Join(dir, "onnx")
 	require.NoError(t, onnx.WriteSet(src, m, mlps))
 

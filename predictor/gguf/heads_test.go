@@ -2,7 +2,6 @@ package gguf
 
 import (
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -17,18 +16,10 @@ import (
 )
 
 func randomHeads(d int, layers []int) *Heads {
-	r := rand.New(rand.NewPCG(3, 4))
-	v := func(n int) []float32 {
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = float32(r.NormFloat64() * 0.3)
-		}
-		return out
-	}
 	h := &Heads{Layers: layers, HeadKeep: sdtp.HeadKeep, TailKeepFrac: sdtp.TailKeepFrac, Training: `{"note":"random"}`}
-	for range layers {
+	for i := range layers {
 		h.KeepRatios = append(h.KeepRatios, 0.6)
-		h.MLPs = append(h.MLPs, predictor.MLP{D: d, H: d / 4, W1: v(d * d / 4), B1: v(d / 4), W2: v(d / 2), B2: v(2)})
+		h.MLPs = append(h.MLPs, predictor.RandomMLP(d, d/4, uint64(i+3)))
 	}
 	return h
 }

@@ -14,18 +14,6 @@ import (
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
-func randomMLP(d, h int, seed uint64) predictor.MLP {
-	r := rand.New(rand.NewPCG(seed, 1))
-	v := func(n int, std float64) []float32 {
-		out := make([]float32, n)
-		for i := range out {
-			out[i] = float32(r.NormFloat64() * std)
-		}
-		return out
-	}
-	return predictor.MLP{D: d, H: h, W1: v(h*d, 0.3), B1: v(h, 0.1), W2: v(2*h, 0.3), B2: v(2, 0.1)}
-}
-
 // writeSet writes a predictor set for a model of nLayer layers and width d.
 func writeSet(t *testing.T, d, nLayer int, layers []int) (string, []predictor.MLP) {
 	t.Helper()
@@ -36,7 +24,7 @@ func writeSet(t *testing.T, d, nLayer int, layers []int) (string, []predictor.ML
 	m.Layers, m.HeadKeep, m.TailKeepFrac = layers, sdtp.HeadKeep, sdtp.TailKeepFrac
 	var mlps []predictor.MLP
 	for i := range layers {
-		mlps = append(mlps, randomMLP(d, d/4, uint64(i+1)))
+		mlps = append(mlps, predictor.RandomMLP(d, d/4, uint64(i+1)))
 		m.KeepRatios = append(m.KeepRatios, 0.7)
 	}
 	require.NoError(t, WriteSet(dir, m, mlps))
@@ -112,7 +100,7 @@ func TestONNXPredictorBadInputs(t *testing.T) {
 
 func TestReadMLPRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.onnx")
-	want := randomMLP(32, 8, 4)
+	want := predictor.RandomMLP(32, 8, 4)
 	require.NoError(t, WriteMLP(path, want))
 	got, err := ReadMLP(path)
 	require.NoError(t, err)
