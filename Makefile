@@ -41,7 +41,10 @@ test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -p 1 -timeout 30m ./...
 	$(GO) test -count=1 -race -run 'Concurrent' ./llama/
-	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 15s ./gguf/
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s ./gguf/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseSchedule$$' -fuzztime 5s ./sdtp/
+	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime 5s ./predictor/onnx/
+	$(GO) test -run '^$$' -fuzz '^FuzzPrompt$$' -fuzztime 2000x ./llama/
 
 print-model:
 	@third_party/fetch-model.sh --print-path

@@ -46,6 +46,12 @@ type config struct {
 	contTokens    int
 	samples       int
 	seed          uint64
+
+	passkey  bool
+	haystack string
+	lengths  []int
+	depths   []float64
+	trials   int
 }
 
 // Row is one mode at one prompt length (medians over the repeats).
@@ -70,6 +76,11 @@ type Row struct {
 	PPL         float64 `json:"ppl,omitempty"`
 	KLVsDense   float64 `json:"kl_vs_dense,omitempty"`
 	Top1VsDense float64 `json:"top1_vs_dense,omitempty"`
+
+	// --passkey rows: share of greedy answers containing the key, overall
+	// and per --depths entry.
+	PasskeyAcc      float64   `json:"passkey_acc,omitempty"`
+	PasskeyDepthAcc []float64 `json:"passkey_depth_acc,omitempty"`
 }
 
 type Report struct {
@@ -107,12 +118,25 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
 	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
 	fs.IntVar(&c.samples, "samples", 16, "quality: windows of --text")
-	fs.Uint64Var(&c.seed, "seed", 1, "quality: seed for the windows")
+	fs.Uint64Var(&c.seed, "seed", 1, "seed for --quality windows and --passkey keys")
+	fs.BoolVar(&c.passkey, "passkey", false, "passkey retrieval: a 5-digit key hidden in --haystack text, asked for at the end")
+	fs.StringVar(&c.haystack, "haystack", "", "passkey: filler text file")
+	fs.IntSliceVar(&c.lengths, "lengths", []int{1024, 2048, 4096}, "passkey: prompt lengths")
+	fs.Float64SliceVar(&c.depths, "depths", []float64{0.1, 0.3, 0.5, 0.7, 0.9}, "passkey: where the key sits (fraction of the prompt)")
+	fs.IntVar(&c.trials, "trials", 2, "passkey: keys per length and depth")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if c.quality && (c.text == "" || c.contextTokens < 16 || c.contTokens < 2 || c.samples < 1) {
 		return c, errors.New("--quality needs --text, --context-tokens >= 16, --continuation-tokens >= 2 and --samples >= 1")
+	}
+	if c.passkey && (c.haystack == "" || c.trials < 1 || len(c.lengths) == 0 || len(c.depths) == 0) {
+		return c, errors.New("--passkey needs --haystack, --trials >= 1, --lengths and --depths")
+	}
+	for _, d := range c.depths {
+		if d < 0 || d > 1 {
+			return c, fmt.Errorf("depth %v must be in [0, 1]", d)
+		}
 	}
 	if c.repeat < 1 || c.decodeTokens < 1 || c.threads < 1 || len(c.promptTokens) == 0 {
 		return c, errors.New("--repeat, --decode-tokens, --threads must be positive and --prompt-tokens non-empty")
@@ -167,6 +191,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		maxN = c.contextTokens + c.contTokens + 1 // the whole text is tokenized below
 		nCtx = maxN + 16
 	}
+	if c.passkey {
+		nCtx = slices.Max(c.lengths) + 16
+	}
 	m, err := bridge.LoadModel(c.model, bridge.ModelParams{UseMMap: true})
 	if err != nil {
 		return err
@@ -196,6 +223,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep := Report{Model: m.Desc(), Threads: c.threads, BuildFlags: buildFlags(), CPU: bridge.SystemInfo()}
+	if c.passkey {
+		if rep.Results, err = b.passkey(); err != nil {
+			return err
+		}
+		return b.print(stdout, rep)
+	}
 	if c.quality {
 		all, err := b.textTokens()
 		if err != nil {
@@ -226,9 +259,12 @@ func (b *bench) print(stdout io.Writer, rep Report) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	if b.cfg.quality {
+	switch {
+	case b.cfg.passkey:
+		printPasskey(stdout, rep, b.cfg.depths)
+	case b.cfg.quality:
 		printQuality(stdout, rep)
-	} else {
+	default:
 		printTable(stdout, rep)
 	}
 	return nil
@@ -510,6 +546,24 @@ func printTable(w io.Writer, rep Report) {
 		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.PrefillMS, r.PredictorMS,
 			r.SpeedupVsLlamaCpp, r.FLOPRatioVsDense, r.KeptTokensPerLayer[len(r.KeptTokensPerLayer)-1], r.DecodeTokS,
 			float64(r.KVBytes)/(1<<20), r.Top1VsLlamaCpp, r.MaxAbsLogitDiff)
+	}
+	tw.Flush()
+}
+
+func printPasskey(w io.Writer, rep Report, depths []float64) {
+	fmt.Fprintf(w, "model: %s   threads: %d   build flags: %s\n\n", rep.Model, rep.Threads, rep.BuildFlags)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "tokens\tmode\ttrials\taccuracy\t"
+	for _, d := range depths {
+		head += fmt.Sprintf("depth %.1f\t", d)
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range rep.Results {
+		line := fmt.Sprintf("%d\t%s\t%d\t%.2f\t", r.PromptTokens, r.Mode, r.Samples, r.PasskeyAcc)
+		for _, a := range r.PasskeyDepthAcc {
+			line += fmt.Sprintf("%.2f\t", a)
+		}
+		fmt.Fprintln(tw, line)
 	}
 	tw.Flush()
 }

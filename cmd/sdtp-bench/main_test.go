@@ -119,3 +119,27 @@ func TestBenchQuality(t *testing.T) {
 	}
 	assert.Error(t, run([]string{"--model", model, "--quality"}, &stdout, &stderr), "--quality needs --text")
 }
+
+func TestBenchPasskey(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "tiny.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	hay := filepath.Join(dir, "hay.txt")
+	require.NoError(t, os.WriteFile(hay, []byte(strings.Repeat("the grass is green. the sky is blue. the sun is warm. ", 40)), 0o644))
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"--model", model, "--passkey", "--haystack", hay, "--lengths", "200,300", "--depths", "0.2,0.8",
+		"--trials", "2", "--modes", "dense,random", "--json"}, &stdout, &stderr), stderr.String())
+	var rep Report
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
+	require.Len(t, rep.Results, 4, "2 lengths × 2 modes")
+	for _, r := range rep.Results {
+		assert.Equal(t, 4, r.Samples)
+		assert.Len(t, r.PasskeyDepthAcc, 2)
+		assert.GreaterOrEqual(t, r.PasskeyAcc, 0.0)
+		assert.LessOrEqual(t, r.PasskeyAcc, 1.0)
+	}
+	for _, bad := range [][]string{{"--passkey"}, {"--passkey", "--haystack", hay, "--depths", "1.5"},
+		{"--passkey", "--haystack", hay, "--lengths", "20"}} {
+		assert.Error(t, run(append([]string{"--model", model}, bad...), &stdout, &stderr), bad)
+	}
+}

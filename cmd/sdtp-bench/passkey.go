@@ -1,0 +1,119 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+// passkey hides a random 5-digit key at each --depths fraction of a
+// haystack of each --lengths size, asks for it at the end, and counts the
+// greedy answers that contain it.
+func (b *bench) passkey() ([]Row, error) {
+	raw, err := os.ReadFile(b.cfg.haystack)
+	if err != nil {
+		return nil, err
+	}
+	hay, err := b.model.Tokenize(string(raw), false, false)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(b.cfg.seed, 11))
+	var rows []Row
+	for _, n := range b.cfg.lengths {
+		hits := map[string][]int{} // mode -> hits per depth
+		for di, depth := range b.cfg.depths {
+			for range b.cfg.trials {
+				key := fmt.Sprintf("%05d", rng.IntN(100000))
+				prompt, err := b.passkeyPrompt(hay, n, depth, key, rng)
+				if err != nil {
+					return nil, err
+				}
+				for _, mode := range b.cfg.modes {
+					if mode == "llamacpp" {
+						continue // dense is the same model path
+					}
+					answer, err := b.greedyAnswer(mode, prompt, 8)
+					if err != nil {
+						return nil, err
+					}
+					if hits[mode] == nil {
+						hits[mode] = make([]int, len(b.cfg.depths))
+					}
+					if strings.Contains(answer, key) {
+						hits[mode][di]++
+					}
+				}
+			}
+		}
+		fmt.Fprintf(b.log, "passkey: %d tokens done\n", n)
+		for _, mode := range b.cfg.modes {
+			h := hits[mode]
+			if h == nil {
+				continue
+			}
+			row := Row{Mode: mode, PromptTokens: n, Samples: b.cfg.trials * len(b.cfg.depths)}
+			total := 0
+			for _, c := range h {
+				row.PasskeyDepthAcc = append(row.PasskeyDepthAcc, float64(c)/float64(b.cfg.trials))
+				total += c
+			}
+			row.PasskeyAcc = float64(total) / float64(row.Samples)
+			rows = append(rows, row)
+		}
+	}
+	return rows, nil
+}
+
+// passkeyPrompt builds BOS + haystack with the needle at depth + question,
+// exactly n tokens long, from a random offset of the haystack.
+func (b *bench) passkeyPrompt(hay []int32, n int, depth float64, key string, rng *rand.Rand) ([]int32, error) {
+	needle, err := b.model.Tokenize(" The pass key is "+key+". Remember it. "+key+" is the pass key. ", false, false)
+	if err != nil {
+		return nil, err
+	}
+	question, err := b.model.Tokenize(" What is the pass key? The pass key is", false, false)
+	if err != nil {
+		return nil, err
+	}
+	filler := n - 1 - len(needle) - len(question)
+	if filler < 16 || len(hay) < filler {
+		return nil, fmt.Errorf("passkey: %d tokens is too short, or the haystack (%d tokens) too small", n, len(hay))
+	}
+	start := rng.IntN(len(hay) - filler + 1)
+	text := hay[start : start+filler]
+	at := int(depth * float64(filler))
+	prompt := append([]int32{b.model.BOS()}, text[:at]...)
+	prompt = append(prompt, needle...)
+	prompt = append(prompt, text[at:]...)
+	return append(prompt, question...), nil
+}
+
+// greedyAnswer prefills prompt in mode and decodes n greedy tokens.
+func (b *bench) greedyAnswer(mode string, prompt []int32, n int) (string, error) {
+	sc, sched := b.scorer(mode)
+	pre, err := sdtp.Prefill(b.engine, sc, sched, prompt, 512)
+	if err != nil {
+		return "", err
+	}
+	logits := pre.Logits
+	var out []int32
+	for i := range n {
+		tok := int32(argmax(logits))
+		if b.model.IsEOG(tok) {
+			break
+		}
+		out = append(out, tok)
+		step, err := b.engine.Run(bridge.RunInput{First: 0, Last: b.engine.NLayer(), Tokens: []int32{tok},
+			Positions: []int32{int32(len(prompt) + i)}, WantLogits: true})
+		if err != nil {
+			return "", err
+		}
+		logits = step.Logits
+	}
+	return b.model.Detokenize(out), nil
+}
