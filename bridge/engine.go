@@ -9,6 +9,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unsafe"
 )
 
@@ -208,21 +209,13 @@ func (e *Engine) Shape() (layers []LayerShape, nEmbd, nVocab int) {
 	return layers, e.nEmbd, e.model.NVocab()
 }
 
-// EvalHead runs only the head of layer on hidden states ([n][n_embd]);
-// sdtp-bench uses it to time the in-graph predictor apart from the layers.
-func (e *Engine) EvalHead(layer int, hidden []float32) ([]float32, error) {
-	n := len(hidden) / e.nEmbd
-	if n == 0 || len(hidden) != n*e.nEmbd {
-		return nil, fmt.Errorf("engine: %d hidden values is not a whole number of %d-wide rows", len(hidden), e.nEmbd)
-	}
-	out := make([]float32, n)
-	eb := newErrBuf()
-	defer eb.free()
-	if C.sdtp_engine_eval_head(e.ptr, C.int(layer), (*C.float)(unsafe.Pointer(&hidden[0])), C.int(n),
-		(*C.float)(unsafe.Pointer(&out[0])), eb.p, errBufSize) != 0 {
-		return nil, eb.err("engine head")
-	}
-	return out, nil
+// TimeHeads turns on timing of the in-graph heads where they run; HeadTime
+// returns the time spent in them since the last call.
+func (e *Engine) TimeHeads(on bool) { C.sdtp_engine_time_heads(e.ptr, C.bool(on)) }
+
+// HeadTime returns and clears the time TimeHeads measured.
+func (e *Engine) HeadTime() time.Duration {
+	return time.Duration(C.sdtp_engine_head_us(e.ptr)) * time.Microsecond
 }
 
 // Cells is the number of tokens cached by a layer.

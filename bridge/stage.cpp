@@ -81,6 +81,13 @@ struct sdtp_engine {
     std::map<int, head>   heads;         // pruning layer -> head
     size_t               graph_size;
 
+    // Head timing (sdtp_engine_time_heads).
+    bool          time_heads = false;
+    ggml_tensor * timed_from = nullptr; // the heads' input
+    ggml_tensor * timed_to   = nullptr; // their scores
+    int64_t       t_from     = 0;
+    int64_t       head_us    = 0;
+
     // Per-run state, reset by run().
     std::vector<mask_input> masks;
     const int32_t * run_pos = nullptr;
@@ -302,6 +309,32 @@ bool sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char *
     return true;
 }
 
+// time_head observes the heads' input and output nodes to time the nodes
+// between them (ggml_backend_sched_eval_callback).
+static bool time_head(ggml_tensor * t, bool ask, void * user_data) {
+    auto * e = (sdtp_engine *) user_data;
+    if (ask) {
+        return t == e->timed_from || t == e->timed_to;
+    }
+    if (t == e->timed_from) {
+        e->t_from = ggml_time_us();
+    } else if (t == e->timed_to) {
+        e->head_us += ggml_time_us() - e->t_from;
+    }
+    return true;
+}
+
+void sdtp_engine_time_heads(sdtp_engine * e, bool on) {
+    e->time_heads = on;
+    ggml_backend_sched_set_eval_callback(e->sched, on ? time_head : nullptr, on ? e : nullptr);
+}
+
+int64_t sdtp_engine_head_us(sdtp_engine * e) {
+    const int64_t us = e->head_us;
+    e->head_us = 0;
+    return us;
+}
+
 // head_scores is a predictor on the residual stream x [d, n]: keep − drop
 // per token, so only n floats leave the graph.
 static ggml_tensor * head_scores(ggml_context * ctx, const head & hd, ggml_tensor * x) {
@@ -309,33 +342,6 @@ static ggml_tensor * head_scores(ggml_context * ctx, const head & hd, ggml_tenso
     ggml_tensor * y = ggml_gelu_erf(ctx, ggml_add(ctx, ggml_mul_mat(ctx, hd.w1, x), hd.b1));
     y = ggml_add(ctx, ggml_mul_mat(ctx, hd.w2, y), hd.b2); // [2, n]
     return ggml_sub(ctx, ggml_view_2d(ctx, y, 1, n, y->nb[1], 0), ggml_view_2d(ctx, y, 1, n, y->nb[1], ggml_element_size(y)));
-}
-
-int sdtp_engine_eval_head(sdtp_engine * e, int layer, const float * hidden, int n, float * out, char * err, size_t n_err) {
-    if (!e->heads.count(layer) || n <= 0) {
-        set_err(err, n_err, "no predictor head for layer " + std::to_string(layer));
-        return -1;
-    }
-    ggml_init_params gp = {e->meta.size(), e->meta.data(), true};
-    ggml_context * ctx = ggml_init(gp);
-    ggml_cgraph * gf = ggml_new_graph_custom(ctx, e->graph_size, false);
-    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, e->hp.n_embd, n);
-    ggml_set_input(x);
-    ggml_tensor * s = head_scores(ctx, e->heads.at(layer), x);
-    ggml_set_output(s);
-    ggml_build_forward_expand(gf, s);
-    ggml_backend_sched_reset(e->sched);
-    int ret = -1;
-    if (ggml_backend_sched_alloc_graph(e->sched, gf)) {
-        ggml_backend_tensor_set(x, hidden, 0, ggml_nbytes(x));
-        if (ggml_backend_sched_graph_compute(e->sched, gf) == GGML_STATUS_SUCCESS) {
-            ggml_backend_tensor_get(s, out, 0, ggml_nbytes(s));
-            ret = 0;
-        }
-    }
-    if (ret != 0) set_err(err, n_err, "head graph failed");
-    ggml_free(ctx);
-    return ret;
 }
 
 bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int h,
@@ -485,10 +491,15 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         }
 
         ggml_tensor * scores = nullptr;
+        e->timed_from = e->timed_to = nullptr;
         if (head_out) {
             scores = head_scores(ctx, e->heads.at(last), x);
             ggml_set_output(scores);
             ggml_build_forward_expand(gf, scores);
+            if (e->time_heads) {
+                e->timed_from = x;
+                e->timed_to = scores;
+            }
         }
 
         ggml_backend_sched_reset(e->sched);

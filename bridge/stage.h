@@ -35,9 +35,11 @@ bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int
                            const float * w1, const float * b1, const float * w2, const float * b2,
                            char * err, size_t n_err);
 
-// Evaluates only the head of layer on hidden states [n][n_embd] (for
-// measuring its cost apart from the layers). Returns 0, or -1 with err set.
-int sdtp_engine_eval_head(sdtp_engine * e, int layer, const float * hidden, int n, float * out, char * err, size_t n_err);
+// Head timing: when on, runs time the in-graph heads where they run (the
+// scheduler pauses after the head's input and after its scores) and add
+// the microseconds to a counter that sdtp_engine_head_us reads and clears.
+void    sdtp_engine_time_heads(sdtp_engine * e, bool on);
+int64_t sdtp_engine_head_us(sdtp_engine * e);
 
 // Runs layers [first, last) on n tokens at original positions pos, appending
 // their K/V to those layers' caches. Input: token ids when first == 0, else

@@ -68,7 +68,7 @@ type Row struct {
 	MaxAbsLogitDiff    float64 `json:"max_abs_logit_diff_vs_llamacpp"`
 	SpeedupVsLlamaCpp  float64 `json:"prefill_speedup_vs_llamacpp"`
 	// PredictorMS is the time spent in learned predictors, inside
-	// prefill_ms: ONNX Runtime calls, or the in-graph heads timed alone.
+	// prefill_ms: ONNX Runtime calls, or the in-graph head nodes.
 	PredictorMS float64 `json:"predictor_ms,omitempty"`
 
 	// --quality rows: teacher-forced continuation after a (pruned) prefill.
@@ -335,37 +335,16 @@ func (t *timed) Score(in sdtp.ScoreInput) ([]float32, error) {
 	return t.Scorer.Score(in)
 }
 
-// headCost times the in-graph heads alone on the hidden states a pruned
-// prefill hands them (a separate, untimed prefill captures those).
+// headCost times the in-graph heads where they run, in a separate prefill
+// (the pauses that timing needs would slow the timed one).
 func (b *bench) headCost(prompt []int32) (time.Duration, error) {
-	capture := &captureHidden{}
-	if _, err := sdtp.Prefill(b.engine, capture, b.learnedSched, prompt, 512); err != nil {
+	b.engine.TimeHeads(true)
+	defer b.engine.TimeHeads(false)
+	b.engine.HeadTime()
+	if _, err := sdtp.Prefill(b.engine, b.heads, b.learnedSched, prompt, 512); err != nil {
 		return 0, err
 	}
-	var spent time.Duration
-	for i, hidden := range capture.hidden {
-		start := time.Now()
-		if _, err := b.engine.EvalHead(capture.layers[i], hidden); err != nil {
-			return 0, err
-		}
-		spent += time.Since(start)
-	}
-	return spent, nil
-}
-
-// captureHidden keeps the hidden states of each stage and prunes with the
-// in-graph head scores.
-type captureHidden struct {
-	layers []int
-	hidden [][]float32
-}
-
-func (c *captureHidden) Needs() sdtp.Needs { return sdtp.Needs{Hidden: true, Head: true} }
-
-func (c *captureHidden) Score(in sdtp.ScoreInput) ([]float32, error) {
-	c.layers = append(c.layers, in.Layer)
-	c.hidden = append(c.hidden, in.Hidden)
-	return in.HeadScores, nil
+	return b.engine.HeadTime(), nil
 }
 
 // promptTokens tokenizes --text, or lets the model write its own text.

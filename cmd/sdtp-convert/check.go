@@ -80,7 +80,7 @@ func check(model, dir, textFile string, w io.Writer) error {
 	same := slices.EqualFunc(viaONNX.LivePositions, viaGraph.LivePositions, slices.Equal[[]int32])
 	fmt.Fprintf(w, "%d prompt tokens, %d stages: max |ONNX − in-graph score| = %.2e (scores up to %.3g); kept sets identical: %v\n",
 		len(toks), len(sched.Layers), cmp.diff, cmp.scale, same)
-	if cmp.diff > checkTolerance*math.Max(1, cmp.scale) || !same {
+	if !(cmp.diff <= checkTolerance*math.Max(1, cmp.scale)) || !same { // NaN fails too
 		return fmt.Errorf("the two runtimes disagree (tolerance %.0e × max(1, largest score))", checkTolerance)
 	}
 	return nil
