@@ -20,6 +20,10 @@ import (
 // ErrNotGGUF is returned when a model path is not a GGUF file.
 var ErrNotGGUF = errors.New("not a GGUF file")
 
+// ErrModelLoad is returned when llama.cpp refuses a GGUF file: truncated,
+// corrupt, or an architecture this llama.cpp does not know.
+var ErrModelLoad = errors.New("llama.cpp could not load the model")
+
 // ModelParams are the load-time settings of a model.
 type ModelParams struct {
 	GPULayers   int       // layers to offload to an accelerator; -1 = all
@@ -79,7 +83,7 @@ func LoadModel(path string, p ModelParams) (*Model, error) {
 	defer eb.free()
 	ptr := C.sdtp_model_load(cpath, mp, eb.p, errBufSize)
 	if ptr == nil {
-		return nil, eb.err("llama.cpp could not load %s", path)
+		return nil, fmt.Errorf("%w %s: %w", ErrModelLoad, path, eb.err("llama.cpp"))
 	}
 	return &Model{ptr: ptr, vocab: C.llama_model_get_vocab(ptr)}, nil
 }

@@ -21,7 +21,7 @@ import (
 
 var nextID atomic.Uint64
 
-// ErrFreed is returned by methods called after Free.
+// ErrFreed is returned by methods called after Free (see also errors.go).
 var ErrFreed = errors.New("llama: model already freed")
 
 // ErrContextFull wraps every error caused by a prompt or a generation that

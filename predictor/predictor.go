@@ -4,6 +4,7 @@
 package predictor
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -11,6 +12,11 @@ import (
 
 	"github.com/go-sdtp/sdtp/sdtp"
 )
+
+// ErrMismatch is returned for predictors that do not fit the model: trained
+// for another architecture, depth, width or embeddings, or with other
+// protection settings.
+var ErrMismatch = errors.New("predictors do not match the model")
 
 // Factory makes a scorer; seed makes random choices reproducible.
 type Factory func(seed uint64) (sdtp.Scorer, error)

@@ -94,8 +94,8 @@ func Read(modelPath string) (*Heads, error) {
 		return nil, fmt.Errorf("predictor heads in %s: %w", modelPath, err)
 	}
 	if h.HeadKeep != sdtp.HeadKeep || h.TailKeepFrac != sdtp.TailKeepFrac {
-		return nil, fmt.Errorf("predictor heads in %s protect %d / %.2f tokens, this build %d / %.2f",
-			modelPath, h.HeadKeep, h.TailKeepFrac, sdtp.HeadKeep, sdtp.TailKeepFrac)
+		return nil, fmt.Errorf("%w: predictor heads in %s protect %d / %.2f tokens, this build %d / %.2f",
+			predictor.ErrMismatch, modelPath, h.HeadKeep, h.TailKeepFrac, sdtp.HeadKeep, sdtp.TailKeepFrac)
 	}
 	return h, nil
 }
@@ -188,7 +188,7 @@ func (h *Heads) Scorer(e *bridge.Engine) (sdtp.Scorer, error) {
 	var hs []bridge.Head
 	for i, m := range h.MLPs {
 		if m.D != e.NEmbd() {
-			return nil, fmt.Errorf("predictor heads: width %d, model %d", m.D, e.NEmbd())
+			return nil, fmt.Errorf("%w: predictor heads of width %d, model %d", predictor.ErrMismatch, m.D, e.NEmbd())
 		}
 		hs = append(hs, bridge.Head{Layer: h.Layers[i], H: m.H, W1: m.W1, B1: m.B1, W2: m.W2, B2: m.B2})
 	}

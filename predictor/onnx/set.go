@@ -109,14 +109,14 @@ func LoadFor(dir, modelPath, arch string, nLayer, nEmbd int, o Options) (*Set, e
 	want := set.Manifest.Model
 	if want.Arch != arch || want.NLayer != nLayer || want.NEmbd != nEmbd {
 		set.Close()
-		return nil, fmt.Errorf("onnx predictors in %s are for %s (%d layers, width %d), the model is %s (%d, %d)",
-			dir, want.Arch, want.NLayer, want.NEmbd, arch, nLayer, nEmbd)
+		return nil, fmt.Errorf("%w: onnx predictors in %s are for %s (%d layers, width %d), the model is %s (%d, %d)",
+			predictor.ErrMismatch, dir, want.Arch, want.NLayer, want.NEmbd, arch, nLayer, nEmbd)
 	}
 	if want.EmbdHash != "" {
 		hash, err := predictor.EmbeddingHash(modelPath)
 		if err != nil || hash != want.EmbdHash {
 			set.Close()
-			return nil, fmt.Errorf("onnx predictors in %s were trained for another model (embedding hash mismatch)", dir)
+			return nil, fmt.Errorf("%w: onnx predictors in %s were trained for another model (embedding hash mismatch)", predictor.ErrMismatch, dir)
 		}
 	}
 	return set, nil
@@ -130,8 +130,8 @@ func (m Manifest) validate() error {
 		return fmt.Errorf("onnx predictors: %d files for %d stages", len(m.Files), len(m.Layers))
 	}
 	if m.HeadKeep != sdtp.HeadKeep || m.TailKeepFrac != sdtp.TailKeepFrac {
-		return fmt.Errorf("onnx predictors: trained with head %d / tail %.2f, this build protects %d / %.2f",
-			m.HeadKeep, m.TailKeepFrac, sdtp.HeadKeep, sdtp.TailKeepFrac)
+		return fmt.Errorf("%w: onnx predictors trained with head %d / tail %.2f, this build protects %d / %.2f",
+			predictor.ErrMismatch, m.HeadKeep, m.TailKeepFrac, sdtp.HeadKeep, sdtp.TailKeepFrac)
 	}
 	return m.Schedule().Validate(m.Model.NLayer)
 }
