@@ -52,6 +52,11 @@ type config struct {
 	lengths  []int
 	depths   []float64
 	trials   int
+
+	mc       string
+	mcLabels string
+	shots    int
+	mcItems  int
 }
 
 // Row is one mode at one prompt length (medians over the repeats).
@@ -81,6 +86,9 @@ type Row struct {
 	// and per --depths entry.
 	PasskeyAcc      float64   `json:"passkey_acc,omitempty"`
 	PasskeyDepthAcc []float64 `json:"passkey_depth_acc,omitempty"`
+
+	// --mc rows: multiple-choice accuracy (prompt_tokens is the mean prompt).
+	MCAcc float64 `json:"mc_acc,omitempty"`
 }
 
 type Report struct {
@@ -124,6 +132,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntSliceVar(&c.lengths, "lengths", []int{1024, 2048, 4096}, "passkey: prompt lengths")
 	fs.Float64SliceVar(&c.depths, "depths", []float64{0.1, 0.3, 0.5, 0.7, 0.9}, "passkey: where the key sits (fraction of the prompt)")
 	fs.IntVar(&c.trials, "trials", 2, "passkey: keys per length and depth")
+	fs.StringVar(&c.mc, "mc", "", "multiple-choice accuracy on a JSONL file (ARC/COPA {query,choices,gold}, WinoGrande, PIQA)")
+	fs.StringVar(&c.mcLabels, "mc-labels", "", "mc: labels file for PIQA-style items")
+	fs.IntVar(&c.shots, "shots", 5, "mc: solved examples from the same file before each question")
+	fs.IntVar(&c.mcItems, "mc-items", 100, "mc: questions to evaluate (the first ones in the file)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -137,6 +149,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if d < 0 || d > 1 {
 			return c, fmt.Errorf("depth %v must be in [0, 1]", d)
 		}
+	}
+	if c.mc != "" && (c.shots < 0 || c.mcItems < 1) {
+		return c, errors.New("--shots must not be negative and --mc-items must be positive")
 	}
 	if c.repeat < 1 || c.decodeTokens < 1 || c.threads < 1 || len(c.promptTokens) == 0 {
 		return c, errors.New("--repeat, --decode-tokens, --threads must be positive and --prompt-tokens non-empty")
@@ -194,6 +209,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.passkey {
 		nCtx = slices.Max(c.lengths) + 16
 	}
+	if c.mc != "" {
+		nCtx = 8192
+	}
 	m, err := bridge.LoadModel(c.model, bridge.ModelParams{UseMMap: true})
 	if err != nil {
 		return err
@@ -223,6 +241,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	rep := Report{Model: m.Desc(), Threads: c.threads, BuildFlags: buildFlags(), CPU: bridge.SystemInfo()}
+	if c.mc != "" {
+		if rep.Results, err = b.multipleChoice(); err != nil {
+			return err
+		}
+		return b.print(stdout, rep)
+	}
 	if c.passkey {
 		if rep.Results, err = b.passkey(); err != nil {
 			return err
@@ -260,6 +284,8 @@ func (b *bench) print(stdout io.Writer, rep Report) error {
 		return enc.Encode(rep)
 	}
 	switch {
+	case b.cfg.mc != "":
+		printMC(stdout, rep)
 	case b.cfg.passkey:
 		printPasskey(stdout, rep, b.cfg.depths)
 	case b.cfg.quality:
@@ -543,6 +569,16 @@ func printPasskey(w io.Writer, rep Report, depths []float64) {
 			line += fmt.Sprintf("%.2f\t", a)
 		}
 		fmt.Fprintln(tw, line)
+	}
+	tw.Flush()
+}
+
+func printMC(w io.Writer, rep Report) {
+	fmt.Fprintf(w, "model: %s   threads: %d   build flags: %s\n\n", rep.Model, rep.Threads, rep.BuildFlags)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mean prompt\tmode\titems\taccuracy\t")
+	for _, r := range rep.Results {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.3f\t\n", r.PromptTokens, r.Mode, r.Samples, r.MCAcc)
 	}
 	tw.Flush()
 }

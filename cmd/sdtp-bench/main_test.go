@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,5 +142,62 @@ func TestBenchPasskey(t *testing.T) {
 	for _, bad := range [][]string{{"--passkey"}, {"--passkey", "--haystack", hay, "--depths", "1.5"},
 		{"--passkey", "--haystack", hay, "--lengths", "20"}} {
 		assert.Error(t, run(append([]string{"--model", model}, bad...), &stdout, &stderr), bad)
+	}
+}
+
+func TestReadMCLayouts(t *testing.T) {
+	dir := t.TempDir()
+	arc := filepath.Join(dir, "arc.jsonl")
+	require.NoError(t, os.WriteFile(arc, []byte(`{"query": "Question: 2+2?", "choices": ["3", "4"], "gold": 1}`+"\n"), 0o644))
+	wino := filepath.Join(dir, "wino.jsonl")
+	require.NoError(t, os.WriteFile(wino, []byte(`{"context_options": ["Tom gave Bob", "Bob gave Tom"], "continuation": "a book.", "gold": 0}`+"\n"), 0o644))
+	piqa := filepath.Join(dir, "piqa.jsonl")
+	require.NoError(t, os.WriteFile(piqa, []byte(`{"goal": "open a jar", "sol1": "twist the lid", "sol2": "eat the lid"}`+"\n"), 0o644))
+	labels := filepath.Join(dir, "labels.lst")
+	require.NoError(t, os.WriteFile(labels, []byte("0\n"), 0o644))
+
+	items, err := readMC(arc, "")
+	require.NoError(t, err)
+	ctx, cont := items[0].pair(1)
+	assert.Equal(t, "Question: 2+2?\nAnswer:", ctx)
+	assert.Equal(t, " 4", cont)
+	items, err = readMC(wino, "")
+	require.NoError(t, err)
+	ctx, cont = items[0].pair(1)
+	assert.Equal(t, "Bob gave Tom", ctx)
+	assert.Equal(t, " a book.", cont)
+	items, err = readMC(piqa, labels)
+	require.NoError(t, err)
+	assert.Equal(t, 0, items[0].gold)
+	assert.Equal(t, 2, items[0].choices())
+
+	_, err = readMC(piqa, "")
+	assert.ErrorContains(t, err, "--mc-labels")
+	bad := filepath.Join(dir, "bad.jsonl")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"query": "q", "choices": ["a", "b"], "gold": 5}`+"\n"), 0o644))
+	_, err = readMC(bad, "")
+	assert.ErrorContains(t, err, "gold 5")
+}
+
+func TestBenchMultipleChoice(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "tiny.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	var lines []string
+	for i := range 6 {
+		lines = append(lines, fmt.Sprintf(`{"query": "Question: what is item %d of the list of the things we have?", "choices": ["the cat", "the dog", "a bird"], "gold": %d}`, i, i%3))
+	}
+	mc := filepath.Join(dir, "mc.jsonl")
+	require.NoError(t, os.WriteFile(mc, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"--model", model, "--mc", mc, "--shots", "2", "--mc-items", "4", "--modes", "dense,random", "--json"}, &stdout, &stderr), stderr.String())
+	var rep Report
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
+	require.Len(t, rep.Results, 2)
+	for _, r := range rep.Results {
+		assert.Equal(t, 4, r.Samples)
+		assert.Greater(t, r.PromptTokens, 50, "two solved examples precede each question")
+		assert.GreaterOrEqual(t, r.MCAcc, 0.0)
+		assert.LessOrEqual(t, r.MCAcc, 1.0)
 	}
 }
