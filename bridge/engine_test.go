@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"math"
 	"path/filepath"
 	"testing"
 
@@ -9,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/internal/numeric"
 )
 
 func tinyEngine(t *testing.T, cfg testmodel.Config) (*Context, *Engine) {
@@ -31,24 +31,6 @@ func seq(from, n int) []int32 {
 		out[i] = int32(from + i)
 	}
 	return out
-}
-
-func maxAbsDiff(a, b []float32) float64 {
-	d := 0.0
-	for i := range a {
-		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
-	}
-	return d
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // With nothing pruned the engine reproduces llama_decode: prompt logits,
@@ -78,19 +60,19 @@ func TestEngineDenseMatchesLlamaDecode(t *testing.T) {
 			require.NoError(t, err)
 			out, err := e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: prompt[half:], Positions: seq(half, n-half), WantLogits: true})
 			require.NoError(t, err)
-			t.Logf("prompt: max abs diff %.2e over %d logits (spread %.2f)", maxAbsDiff(want, out.Logits), len(want), want[argmax(want)])
-			assert.Less(t, maxAbsDiff(want, out.Logits), 1e-3, "prompt logits")
+			t.Logf("prompt: max abs diff %.2e over %d logits (spread %.2f)", numeric.MaxAbsDiff(want, out.Logits), len(want), want[numeric.Argmax(want)])
+			assert.Less(t, numeric.MaxAbsDiff(want, out.Logits), 1e-3, "prompt logits")
 			assert.Equal(t, n, e.Cells(0))
 
-			tok := int32(argmax(want))
+			tok := int32(numeric.Argmax(want))
 			for step := range 8 {
 				require.NoError(t, c.Decode([]int32{tok}, n+step, OutputLast))
 				want, err = c.Logits(-1)
 				require.NoError(t, err)
 				out, err = e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(n + step)}, WantLogits: true})
 				require.NoError(t, err)
-				assert.Less(t, maxAbsDiff(want, out.Logits), 1e-3, "decode step %d", step)
-				tok = int32(argmax(want))
+				assert.Less(t, numeric.MaxAbsDiff(want, out.Logits), 1e-3, "decode step %d", step)
+				tok = int32(numeric.Argmax(want))
 			}
 		})
 	}
@@ -111,6 +93,6 @@ func TestEngineAllLogitsMatchLlamaDecode(t *testing.T) {
 	for row := range 8 {
 		want, err := c.Logits(row)
 		require.NoError(t, err)
-		assert.Less(t, maxAbsDiff(want, out.Logits[row*nv:(row+1)*nv]), 1e-4, "row %d", row)
+		assert.Less(t, numeric.MaxAbsDiff(want, out.Logits[row*nv:(row+1)*nv]), 1e-4, "row %d", row)
 	}
 }

@@ -2,7 +2,6 @@ package llama
 
 import (
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,16 +11,10 @@ import (
 )
 
 // Each documented error (docs/ERRORS.md) is what the matching bad input
-// produces, testable with errors.Is.
+// produces, testable with errors.Is; bad model files are in
+// TestNewRejectsBadFiles.
 func TestErrorsAreTestable(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name string, data []byte) string {
-		p := filepath.Join(dir, name)
-		require.NoError(t, os.WriteFile(p, data, 0o644))
-		return p
-	}
-	good, err := os.ReadFile(tiny.llama)
-	require.NoError(t, err)
 	newErr := func(path string, opts ...ModelOption) error {
 		l, err := New(path, opts...)
 		if l != nil {
@@ -41,12 +34,8 @@ func TestErrorsAreTestable(t *testing.T) {
 		err    error
 		target error
 	}{
-		"missing file":            {newErr(filepath.Join(dir, "nope.gguf")), os.ErrNotExist},
-		"empty file":              {newErr(write("empty.gguf", nil)), ErrNotGGUF},
-		"garbage after the magic": {newErr(write("bad.gguf", []byte("GGUF\x03\x00\x00\x00\xff\xff\xff\xff"))), ErrModelLoad},
-		"truncated":               {newErr(write("trunc.gguf", good[:len(good)/3])), ErrModelLoad},
-		"prompt too long":         {longErr, ErrContextFull},
-		"used after Free":         {freedErr, ErrFreed},
+		"prompt too long": {longErr, ErrContextFull},
+		"used after Free": {freedErr, ErrFreed},
 		"predictors of another model": {newErr(tiny.llama, SetContext(256),
 			WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: other})), ErrPredictorMismatch},
 	} {

@@ -1,7 +1,6 @@
 package llama
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
 )
 
@@ -29,13 +27,14 @@ func TestNewRejectsBadFiles(t *testing.T) {
 	cases := map[string]struct {
 		path string
 		want string
+		is   error // what errors.Is must match (docs/ERRORS.md)
 	}{
-		"missing":      {filepath.Join(dir, "nope.gguf"), "no such file"},
-		"directory":    {dir, "not a regular file"},
-		"empty":        {write("empty.gguf", nil), "not a GGUF"},
-		"random bytes": {write("rand.gguf", []byte("this is not a model at all")), "not a GGUF"},
-		"magic only":   {write("magic.gguf", []byte("GGUF\x03\x00\x00\x00garbage")), "could not load"},
-		"truncated":    {write("trunc.gguf", good[:len(good)/2]), "could not load"},
+		"missing":      {filepath.Join(dir, "nope.gguf"), "no such file", os.ErrNotExist},
+		"directory":    {dir, "not a regular file", nil},
+		"empty":        {write("empty.gguf", nil), "not a GGUF", ErrNotGGUF},
+		"random bytes": {write("rand.gguf", []byte("this is not a model at all")), "not a GGUF", ErrNotGGUF},
+		"magic only":   {write("magic.gguf", []byte("GGUF\x03\x00\x00\x00garbage")), "could not load", ErrModelLoad},
+		"truncated":    {write("trunc.gguf", good[:len(good)/2]), "could not load", ErrModelLoad},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -43,11 +42,11 @@ func TestNewRejectsBadFiles(t *testing.T) {
 			require.Error(t, err)
 			assert.Nil(t, l)
 			assert.Contains(t, err.Error(), c.want)
+			if c.is != nil {
+				assert.ErrorIs(t, err, c.is)
+			}
 		})
 	}
-	var notGGUF = bridge.ErrNotGGUF
-	_, err = New(cases["empty"].path)
-	assert.True(t, errors.Is(err, notGGUF))
 }
 
 func TestTokenizeRoundTrip(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/numeric"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
@@ -463,7 +464,7 @@ func (b *bench) compare(prompt []int32) ([]Row, error) {
 		row.FLOPRatioVsDense = denseFLOPs / row.FLOPsPrefill
 		if ref != nil {
 			row.Top1VsLlamaCpp = agreement(ref[len(ref)-1].cont, last.cont)
-			row.MaxAbsLogitDiff = maxAbsDiff(ref[len(ref)-1].logits, last.logits)
+			row.MaxAbsLogitDiff = numeric.MaxAbsDiff(ref[len(ref)-1].logits, last.logits)
 			row.SpeedupVsLlamaCpp = float64(refPrefill) / float64(prefill)
 		}
 		rows = append(rows, row)
@@ -495,7 +496,7 @@ func (b *bench) runMode(mode string, prompt []int32) (sample, error) {
 	logits := pre.Logits
 	start = time.Now()
 	for i := range b.cfg.decodeTokens {
-		tok := int32(argmax(logits))
+		tok := int32(numeric.Argmax(logits))
 		s.cont = append(s.cont, tok)
 		out, err := b.engine.Run(bridge.RunInput{First: 0, Last: b.engine.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(len(prompt) + i)}, WantLogits: true})
 		if err != nil {
@@ -530,7 +531,7 @@ func (b *bench) runLlamaCpp(prompt []int32) (sample, error) {
 	}
 	start = time.Now()
 	for i := range b.cfg.decodeTokens {
-		tok := int32(argmax(logits))
+		tok := int32(numeric.Argmax(logits))
 		s.cont = append(s.cont, tok)
 		if err := b.ctx.Decode([]int32{tok}, len(prompt)+i, bridge.OutputLast); err != nil {
 			return s, err
@@ -628,31 +629,6 @@ func agreement(a, b []int32) float64 {
 		}
 	}
 	return float64(same) / float64(len(a))
-}
-
-func maxAbsDiff(a, b []float32) float64 {
-	d := 0.0
-	for i := range a {
-		d = max(d, float64(abs(a[i]-b[i])))
-	}
-	return d
-}
-
-func abs(x float32) float32 {
-	if x < 0 {
-		return -x
-	}
-	return x
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 func seq(n int) []int32 {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/internal/numeric"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -103,7 +104,7 @@ func (b *bench) greedyAnswer(mode string, prompt []int32, n int) (string, error)
 	logits := pre.Logits
 	var out []int32
 	for i := range n {
-		tok := int32(argmax(logits))
+		tok := int32(numeric.Argmax(logits))
 		if b.model.IsEOG(tok) {
 			break
 		}

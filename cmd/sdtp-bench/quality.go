@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/internal/numeric"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -53,7 +54,7 @@ func (b *bench) quality(all []int32) ([]Row, error) {
 			for i, next := range cont {
 				a.nll -= float64(lp[i][next])
 				a.kl += kl(ref[i], lp[i])
-				if argmax32(ref[i]) == argmax32(lp[i]) {
+				if numeric.Argmax(ref[i]) == numeric.Argmax(lp[i]) {
 					a.top1++
 				}
 				a.n++
@@ -129,5 +130,3 @@ func kl(logp, logq []float32) float64 {
 	}
 	return d
 }
-
-func argmax32(v []float32) int { return argmax(v) }

@@ -10,28 +10,11 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/internal/numeric"
 	"github.com/go-sdtp/sdtp/internal/reference"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
-
-func maxAbsDiff(a, b []float32) float64 {
-	d := 0.0
-	for i := range a {
-		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
-	}
-	return d
-}
-
-func argmax(v []float32) int32 {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return int32(best)
-}
 
 // The engine's pruned prefill and the decode steps after it agree with an
 // independent pure-Go forward pass given the same surviving tokens.
@@ -70,19 +53,19 @@ func TestEngineMatchesReferenceWithPruning(t *testing.T) {
 					}
 				}
 				want, cache := ref.Prefill(toks, live)
-				d := maxAbsDiff(want, pre.Logits)
-				t.Logf("%d stages: prefill max |Δlogit| %.2e (logit range ±%.2f)", len(sched.Layers), d, math.Abs(float64(want[argmax(want)])))
+				d := numeric.MaxAbsDiff(want, pre.Logits)
+				t.Logf("%d stages: prefill max |Δlogit| %.2e (logit range ±%.2f)", len(sched.Layers), d, math.Abs(float64(want[int32(numeric.Argmax(want))])))
 				assert.Less(t, d, 1e-2)
-				assert.Equal(t, argmax(want), argmax(pre.Logits))
+				assert.Equal(t, int32(numeric.Argmax(want)), int32(numeric.Argmax(pre.Logits)))
 
 				got := pre.Logits
 				for step := range 6 {
-					tok := argmax(want)
+					tok := int32(numeric.Argmax(want))
 					want = ref.Decode(cache, tok, int32(n+step))
 					out, err := e.Run(bridge.RunInput{First: 0, Last: e.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(n + step)}, WantLogits: true})
 					require.NoError(t, err)
 					got = out.Logits
-					assert.Less(t, maxAbsDiff(want, got), 1e-2, "decode step %d", step)
+					assert.Less(t, numeric.MaxAbsDiff(want, got), 1e-2, "decode step %d", step)
 				}
 			})
 		}
