@@ -225,16 +225,12 @@ func (l *LLama) generateStaged(toks []int32, po PredictOptions, res *Result, out
 }
 
 func (s *staged) stats(pre sdtp.PrefillResult, n int) *SDTPStats {
-	dense := make([][]int32, len(s.shape.Layers))
-	for l := range dense {
-		dense[l] = pre.LivePositions[0]
-	}
 	pruned := sdtp.LivePerLayer(s.sched, len(s.shape.Layers), pre.LivePositions)
 	return &SDTPStats{
 		Mode:         s.mode,
 		KeptPerStage: pre.KeptPerStage,
 		KeptPerLayer: pre.KeptPerLayer,
-		FLOPRatio:    sdtp.PrefillFLOPs(s.shape, dense) / sdtp.PrefillFLOPs(s.shape, pruned),
+		FLOPRatio:    sdtp.DenseFLOPs(s.shape, n) / sdtp.PrefillFLOPs(s.shape, pruned),
 		KVBytes:      s.engine.KVBytes(),
 		DroppedAt:    pre.DroppedAt,
 		Schedule:     s.sched,

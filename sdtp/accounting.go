@@ -47,6 +47,19 @@ func PrefillFLOPs(sh Shape, livePerLayer [][]int32) float64 {
 	return total
 }
 
+// DenseFLOPs is PrefillFLOPs of an n-token prompt with nothing pruned.
+func DenseFLOPs(sh Shape, n int) float64 {
+	pos := make([]int32, n)
+	for i := range pos {
+		pos[i] = int32(i)
+	}
+	live := make([][]int32, len(sh.Layers))
+	for l := range live {
+		live[l] = pos
+	}
+	return PrefillFLOPs(sh, live)
+}
+
 // attentionPairs counts pairs (q, k) with k <= q and, with a window w > 0,
 // q - k < w, over sorted positions.
 func attentionPairs(pos []int32, window int) float64 {

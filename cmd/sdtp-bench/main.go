@@ -431,11 +431,7 @@ func (b *bench) compare(prompt []int32) ([]Row, error) {
 		}
 		fmt.Fprintf(b.log, "%d tokens: run %d/%d done\n", len(prompt), r, b.cfg.repeat)
 	}
-	denseLive := make([][]int32, len(b.shape.Layers))
-	for l := range denseLive {
-		denseLive[l] = seq(len(prompt))
-	}
-	denseFLOPs := sdtp.PrefillFLOPs(b.shape, denseLive)
+	denseFLOPs := sdtp.DenseFLOPs(b.shape, len(prompt))
 	ref := samples["llamacpp"]
 	var refPrefill time.Duration
 	if ref != nil {
@@ -629,12 +625,4 @@ func agreement(a, b []int32) float64 {
 		}
 	}
 	return float64(same) / float64(len(a))
-}
-
-func seq(n int) []int32 {
-	out := make([]int32, n)
-	for i := range out {
-		out[i] = int32(i)
-	}
-	return out
 }
