@@ -9,7 +9,9 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
 	"unsafe"
 )
 
@@ -70,14 +72,26 @@ func (m *Model) NewContext(p ContextParams) (*Context, error) {
 }
 
 // resolveThreads maps 0 to all cores and caps larger requests at the core
-// count: ggml's workers spin while they wait, so oversubscribed threads
-// (go-llama.cpp's default of 4 on a 2-core machine) make decoding many
-// times slower, never faster.
+// count, or at SDTP_THREADS when set: ggml's workers spin while they wait,
+// so oversubscribed threads (go-llama.cpp's default of 4 on a 2-core
+// machine, or two processes sharing the cores) make decoding many times
+// slower, never faster.
 func resolveThreads(n int) int {
-	if n <= 0 || n > runtime.NumCPU() {
-		return runtime.NumCPU()
+	limit := MaxThreads()
+	if n <= 0 || n > limit {
+		return limit
 	}
 	return n
+}
+
+// MaxThreads is the most compute threads a context or engine uses: the
+// core count, lowered by the environment variable SDTP_THREADS.
+func MaxThreads() int {
+	limit := runtime.NumCPU()
+	if v, err := strconv.Atoi(os.Getenv("SDTP_THREADS")); err == nil && v > 0 && v < limit {
+		limit = v
+	}
+	return limit
 }
 
 // Free releases the context.
