@@ -29,7 +29,7 @@ static ggml_tensor * gemma3_block(stage_graph & g, int il, ggml_tensor * x) {
 static ggml_tensor * gemma3_head(stage_graph & g, ggml_tensor * x) {
     ggml_tensor * cur = sdtp_output_head(g, x);
     if (const float cap = g.hp.f_final_logit_softcapping) {
-        cur = ggml_scale(g.ctx, ggml_tanh(g.ctx, ggml_scale(g.ctx, cur, 1.0f / cap)), cap);
+        cur = ggml_scale(g.ctx, g.tanh(ggml_scale(g.ctx, cur, 1.0f / cap)), cap);
     }
     return cur;
 }

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 #include <map>
 #include <string>
 #include <utility>
@@ -41,7 +42,9 @@ void set_err(char * err, size_t n, const std::string & msg) {
     if (err && n > 0) snprintf(err, n, "%s", msg.c_str());
 }
 
-const stage_arch * arch_for(const llama_model & m) {
+} // namespace
+
+const stage_arch * sdtp_arch_for(const llama_model & m) {
     for (const auto & L : m.layers) {
         if (L.ffn_gate_inp != nullptr || L.wqkv != nullptr) {
             return nullptr; // MoE or fused QKV: not mirrored here
@@ -58,8 +61,6 @@ const stage_arch * arch_for(const llama_model & m) {
         default:              return nullptr;
     }
 }
-
-} // namespace
 
 struct sdtp_engine {
     const llama_model   & model;
@@ -148,8 +149,25 @@ struct sdtp_engine {
 
 // ---- shared graph helpers ----------------------------------------------
 
+// sigmoid_d is the logistic function from ops that have a backward pass:
+// exp(−softplus(−z)), finite for any z.
+static ggml_tensor * sigmoid_d(ggml_context * ctx, ggml_tensor * z) {
+    return ggml_exp(ctx, ggml_neg(ctx, ggml_softplus(ctx, ggml_neg(ctx, z))));
+}
+
 ggml_tensor * stage_graph::rms_norm(ggml_tensor * x, ggml_tensor * w) const {
-    return ggml_mul(ctx, ggml_rms_norm(ctx, x, hp.f_norm_rms_eps), w);
+    if (!grad_mode) {
+        return ggml_mul(ctx, ggml_rms_norm(ctx, x, hp.f_norm_rms_eps), w);
+    }
+    // ggml_rms_norm's backward gives wrong gradients; this composition's
+    // matches finite differences (bridge/saliency_test.go).
+    ggml_tensor * rms = ggml_sqrt(ctx, ggml_scale_bias(ctx, ggml_mean(ctx, ggml_sqr(ctx, x)), 1.0f, hp.f_norm_rms_eps));
+    return ggml_mul(ctx, ggml_div(ctx, x, ggml_repeat(ctx, rms, x)), w);
+}
+
+ggml_tensor * stage_graph::tanh(ggml_tensor * x) const {
+    if (!grad_mode) return ggml_tanh(ctx, x);
+    return ggml_scale_bias(ctx, sigmoid_d(ctx, ggml_scale(ctx, x, 2.0f)), 2.0f, -1.0f); // 2σ(2x) − 1
 }
 
 void stage_graph::qkv(int il, ggml_tensor * x, ggml_tensor ** q, ggml_tensor ** k, ggml_tensor ** v) const {
@@ -161,6 +179,9 @@ void stage_graph::qkv(int il, ggml_tensor * x, ggml_tensor ** q, ggml_tensor ** 
 }
 
 ggml_tensor * stage_graph::linear(ggml_tensor * w, ggml_tensor * b, ggml_tensor * x) const {
+    if (grad_mode && (w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_BF16)) {
+        w = ggml_cast(ctx, w, GGML_TYPE_F32); // ggml's out_prod (the input gradient) lacks F16
+    }
     ggml_tensor * y = ggml_mul_mat(ctx, w, x);
     return b ? ggml_add(ctx, y, b) : y;
 }
@@ -176,7 +197,30 @@ ggml_tensor * stage_graph::rope(ggml_tensor * x, int il) const {
                          cp.yarn_ext_factor, cp.yarn_attn_factor, cp.yarn_beta_fast, cp.yarn_beta_slow);
 }
 
+// attention_grad is softmax attention over the run's own keys with ops
+// that all have a backward pass (flash attention has none). q/k/v are
+// [head_dim, heads, n]; returns [head_dim*n_head, n].
+static ggml_tensor * attention_grad(ggml_context * ctx, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v,
+                                    ggml_tensor * mask, float kq_scale) {
+    // A reshape's backward makes its gradient contiguous; the permutes'
+    // would not, and ops before this (gemma3's ggml_scale) need it to be.
+    q = ggml_reshape(ctx, q, q);
+    k = ggml_reshape(ctx, k, k);
+    v = ggml_reshape(ctx, v, v);
+    ggml_tensor * Q = ggml_cont(ctx, ggml_permute(ctx, q, 0, 2, 1, 3));   // [hd, n, H]
+    ggml_tensor * K = ggml_cont(ctx, ggml_permute(ctx, k, 0, 2, 1, 3));   // [hd, n, Hkv]
+    ggml_tensor * Vt = ggml_cont(ctx, ggml_permute(ctx, v, 1, 2, 0, 3));  // [n, hd, Hkv]
+    ggml_tensor * p = ggml_soft_max_ext(ctx, ggml_mul_mat(ctx, K, Q), mask, kq_scale, 0.0f); // [n, n, H]
+    ggml_tensor * o = ggml_cont(ctx, ggml_permute(ctx, ggml_mul_mat(ctx, Vt, p), 0, 2, 1, 3)); // [hd, H, n]
+    return ggml_reshape_2d(ctx, o, o->ne[0] * o->ne[1], o->ne[2]);
+}
+
 ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v, float kq_scale) {
+    const auto & L = model.layers[il];
+    if (grad_mode) {
+        if (hp.attn_soft_cap) throw std::runtime_error("attention logit soft-capping has no gradient here");
+        return linear(L.wo, L.bo, attention_grad(ctx, q, k, v, hp.is_swa(il) ? mask_swa : mask_full, kq_scale));
+    }
     sdtp_engine & E = *eng;
     const int64_t hd    = hp.n_embd_head_k;
     const int64_t n_old = E.segs[E.seg_of[il]].cells.size();
@@ -203,7 +247,6 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
                                             hp.attn_soft_cap ? hp.f_attn_logit_softcapping : 0.0f);
     ggml_flash_attn_ext_set_prec(cur, GGML_PREC_F32);
     cur = ggml_reshape_2d(ctx, cur, cur->ne[0] * cur->ne[1], cur->ne[2] * cur->ne[3]);
-    const auto & L = model.layers[il];
     return linear(L.wo, L.bo, cur);
 }
 
@@ -217,7 +260,15 @@ ggml_tensor * stage_graph::ffn_swiglu(int il, ggml_tensor * x) const {
 ggml_tensor * stage_graph::ffn_geglu(int il, ggml_tensor * x) const {
     const auto & L = model.layers[il];
     ggml_tensor * up = linear(L.ffn_up, L.ffn_up_b, x);
-    ggml_tensor * cur = ggml_geglu_split(ctx, linear(L.ffn_gate, L.ffn_gate_b, x), up);
+    ggml_tensor * gate = linear(L.ffn_gate, L.ffn_gate_b, x);
+    ggml_tensor * cur;
+    if (grad_mode) {
+        // GELU (tanh form, as ggml_gelu) = x·σ(2·√(2/π)·(x + 0.044715·x³)).
+        ggml_tensor * inner = ggml_add(ctx, gate, ggml_scale(ctx, ggml_mul(ctx, gate, ggml_sqr(ctx, gate)), 0.044715f));
+        cur = ggml_mul(ctx, ggml_mul(ctx, gate, sigmoid_d(ctx, ggml_scale(ctx, inner, 2.0f * sqrtf(2.0f / float(M_PI))))), up);
+    } else {
+        cur = ggml_geglu_split(ctx, gate, up);
+    }
     return linear(L.ffn_down, L.ffn_down_b, cur);
 }
 
@@ -234,14 +285,14 @@ ggml_tensor * sdtp_output_head(stage_graph & g, ggml_tensor * x) {
 extern "C" {
 
 const char * sdtp_engine_arch(const struct llama_model * model) {
-    const stage_arch * a = arch_for(*model);
+    const stage_arch * a = sdtp_arch_for(*model);
     return a ? a->name : nullptr;
 }
 
 sdtp_engine * sdtp_engine_new(struct llama_context * lctx, int n_ctx, int n_threads, char * err, size_t n_err) {
     try {
         const llama_model & model = lctx->get_model();
-        const stage_arch * arch = arch_for(model);
+        const stage_arch * arch = sdtp_arch_for(model);
         if (!arch) {
             set_err(err, n_err, "architecture " + std::string(llm_arch_name(model.arch)) + " is not staged");
             return nullptr;

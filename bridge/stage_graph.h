@@ -22,6 +22,13 @@ struct stage_graph {
     ggml_tensor           * pos;    // I32 [n], original positions
     ggml_cgraph           * gf;
 
+    // Differentiable mode (saliency, sdtp_grad): every op has a ggml
+    // backward pass, attention runs over this run's own K/V (no cache), and
+    // the masks are [n, n] F32 causal masks, one with the sliding window.
+    bool          grad_mode  = false;
+    ggml_tensor * mask_full  = nullptr;
+    ggml_tensor * mask_swa   = nullptr;
+
     int           last_only  = -1;  // layer after whose attention only the last row is needed
     int           attn_layer = -1;  // layer whose queries are kept for attention scores
     ggml_tensor * attn_q     = nullptr;
@@ -35,6 +42,7 @@ struct stage_graph {
     // Stores K/V in layer il's cache and attends over it; q/k/v are
     // [head_dim, heads, n]. Returns [head_dim*n_head, n] after wo (and bo).
     ggml_tensor * attention(int il, ggml_tensor * q, ggml_tensor * k, ggml_tensor * v, float kq_scale);
+    ggml_tensor * tanh(ggml_tensor * x) const;
     ggml_tensor * ffn_swiglu(int il, ggml_tensor * x) const;
     ggml_tensor * ffn_geglu(int il, ggml_tensor * x) const;
     // The last row of t in layer last_only (when only the logits of the
@@ -58,6 +66,9 @@ extern const stage_arch sdtp_arch_llama;
 extern const stage_arch sdtp_arch_qwen2;
 extern const stage_arch sdtp_arch_qwen3;
 extern const stage_arch sdtp_arch_gemma3;
+
+// The staged implementation of m's architecture, or nullptr.
+const stage_arch * sdtp_arch_for(const llama_model & m);
 
 // Defaults shared by most architectures.
 ggml_tensor * sdtp_embed_tokens(stage_graph & g, ggml_tensor * tokens);
