@@ -1,0 +1,391 @@
+// sdtp-train makes SDTP predictors for a GGUF model on this machine:
+// calibration (gradient × input saliency from the model's own weights,
+// cached and resumable), then one ranking-loss MLP per pruning stage,
+// written as ONNX + predictors.json and optionally embedded in a GGUF.
+// docs/TRAINING.md has the method, the choices and measured figures.
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	flag "github.com/spf13/pflag"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/predictor/gguf"
+	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/sdtp"
+	"github.com/go-sdtp/sdtp/sdtp/train"
+)
+
+type config struct {
+	model, out, embed, cacheDir, report string
+	data                                []string
+	textFrom, textTo                    float64
+	samples, valSamples, maxLen, minLen int
+	layers                              []int
+	keepRatio                           float64
+	target, states                      string
+	compare, quiet                      bool
+	threads                             int
+	fit                                 train.Config
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "sdtp-train:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("sdtp-train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVarP(&c.model, "model", "m", cache.DefaultModel(), "GGUF model to train predictors for")
+	fs.StringArrayVar(&c.data, "data", nil, "training text: JSONL (instruction/context/response, prompt/answer or text fields) or plain text; repeatable")
+	fs.Float64Var(&c.textFrom, "text-from", 0, "read plain-text files from this fraction of their length")
+	fs.Float64Var(&c.textTo, "text-to", 1, "… up to this fraction (hold the rest out for sdtp-bench, e.g. --text-to 0.7)")
+	fs.IntVar(&c.samples, "samples", 64, "training sequences")
+	fs.IntVar(&c.valSamples, "val-samples", 16, "held-out sequences for validation")
+	fs.IntVar(&c.maxLen, "max-len", 512, "tokens per sequence at most")
+	fs.IntVar(&c.minLen, "min-len", 64, "skip sequences shorter than this")
+	fs.IntSliceVar(&c.layers, "layers", nil, "pruning layers (default: 10 stages scaled to the model's depth)")
+	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each stage")
+	fs.StringVar(&c.target, "target", string(train.TargetAbs), "importance learned from saliency: abs (|x·∂L/∂x|) or signed (−x·∂L/∂x)")
+	fs.StringVar(&c.states, "states", "pruned", "hidden states stage s trains on: pruned (after earlier stages pruned) or dense")
+	fs.BoolVar(&c.compare, "compare", false, "also train the other targets/states and report all held-out figures")
+	fs.StringVarP(&c.out, "out", "o", "", "output directory: one ONNX per stage + predictors.json")
+	fs.StringVar(&c.embed, "embed", "", "also write a copy of the model with the predictors inside (GGUF)")
+	fs.StringVar(&c.cacheDir, "cache", "", "calibration cache (default: under the go-sdtp cache dir, keyed by model and settings)")
+	fs.StringVar(&c.report, "report", "", "write the training figures as JSON here")
+	fs.IntVarP(&c.threads, "threads", "t", 0, "CPU threads (0 = all cores, or SDTP_THREADS)")
+	fs.BoolVarP(&c.quiet, "quiet", "q", false, "no progress bars")
+	fs.IntVar(&c.fit.Epochs, "epochs", 2, "training epochs (the best held-out epoch is kept)")
+	fs.IntVar(&c.fit.Hidden, "hidden", 0, "predictor width (0 = n_embd/4)")
+	fs.Float64Var(&c.fit.LR, "lr", 1e-3, "Adam learning rate")
+	fs.IntVar(&c.fit.Batch, "batch", 64, "tokens per training step")
+	fs.IntVar(&c.fit.Pairs, "pairs", 8, "ranking pairs per token")
+	fs.Float64Var(&c.fit.RankWeight, "rank-weight", 1, "weight of the ranking loss (MSE has 1)")
+	fs.IntVar(&c.fit.Patience, "patience", 3, "stop after this many epochs without a better held-out Spearman (0 = never)")
+	fs.Uint64Var(&c.fit.Seed, "seed", 1, "seed for the split, initialisation and pair sampling")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch {
+	case len(c.data) == 0:
+		return c, errors.New("--data is required (e.g. --data ../shared/data/dolly-subset/dolly.jsonl)")
+	case c.out == "" && c.embed == "":
+		return c, errors.New("--out DIR or --embed OUT.gguf is required")
+	case c.samples < 1 || c.valSamples < 1:
+		return c, fmt.Errorf("--samples %d and --val-samples %d must be at least 1", c.samples, c.valSamples)
+	case c.minLen < 16 || c.maxLen < c.minLen:
+		return c, fmt.Errorf("--max-len %d must be at least --min-len %d, which must be at least 16", c.maxLen, c.minLen)
+	case c.textFrom < 0 || c.textTo > 1 || c.textFrom >= c.textTo:
+		return c, fmt.Errorf("--text-from %g and --text-to %g must satisfy 0 <= from < to <= 1", c.textFrom, c.textTo)
+	case c.states != "pruned" && c.states != "dense":
+		return c, fmt.Errorf("--states %q: want pruned or dense", c.states)
+	}
+	if _, err := train.ParseTarget(c.target); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	m, err := bridge.LoadModel(c.model, bridge.ModelParams{UseMMap: true})
+	if err != nil {
+		return err
+	}
+	defer m.Free()
+	if _, ok := bridge.StagedArch(m); !ok {
+		return fmt.Errorf("%s: architecture not supported by the staged engine, so its predictors could not be used", c.model)
+	}
+	ctx, err := m.NewContext(bridge.ContextParams{NCtx: c.maxLen + 1, NBatch: 512, Threads: c.threads})
+	if err != nil {
+		return err
+	}
+	defer ctx.Free()
+	sched, err := sdtp.DefaultSchedule(m.NLayer(), c.keepRatio)
+	if err != nil {
+		return err
+	}
+	if len(c.layers) > 0 {
+		sched = sdtp.Schedule{Layers: c.layers}
+		for range c.layers {
+			sched.KeepRatios = append(sched.KeepRatios, c.keepRatio)
+		}
+	}
+	if err := sched.Validate(m.NLayer()); err != nil {
+		return err
+	}
+	hash, err := predictor.EmbeddingHash(c.model)
+	if err != nil {
+		return err
+	}
+
+	var seqs [][]int32
+	tok := func(s string) ([]int32, error) { return m.Tokenize(s, true, false) }
+	for _, path := range c.data {
+		s, err := train.LoadSequences(path, tok, c.maxLen, c.minLen, c.textFrom, c.textTo)
+		if err != nil {
+			return err
+		}
+		seqs = append(seqs, s...)
+	}
+	trainSeqs, valSeqs := train.Split(seqs, c.samples, c.valSamples, c.fit.Seed)
+	fmt.Fprintf(stderr, "sdtp-train: %d training and %d held-out sequences (of %d) from %s; stages at layers %v\n",
+		len(trainSeqs), len(valSeqs), len(seqs), strings.Join(c.data, ", "), sched.Layers)
+
+	if c.cacheDir == "" {
+		c.cacheDir = filepath.Join(cache.Dir(), "calibration", cacheKey(hash, sched, c))
+	}
+	all := append(append([][]int32{}, trainSeqs...), valSeqs...)
+	recs, calTime, err := calibrate(ctx, sched, all, train.Cache{Dir: c.cacheDir}, c, stderr)
+	if err != nil {
+		return err
+	}
+	trainRecs, valRecs := recs[:len(trainSeqs)], recs[len(trainSeqs):]
+
+	if c.fit.Hidden == 0 {
+		c.fit.Hidden = m.NEmbd() / 4
+	}
+	rep := report{Model: c.model, Data: c.data, TextPortion: [2]float64{c.textFrom, c.textTo}, TrainSequences: len(trainRecs), ValSequences: len(valRecs),
+		Layers: sched.Layers, KeepRatios: sched.KeepRatios, Config: c.fit, Target: c.target, States: c.states,
+		CalibrationSeconds: calTime.Seconds(), CalibrationCache: c.cacheDir}
+	variants := []variant{{train.Target(c.target), c.states}}
+	if c.compare {
+		for _, t := range []train.Target{train.TargetAbs, train.TargetSigned} {
+			for _, s := range []string{"pruned", "dense"} {
+				if v := (variant{t, s}); v != variants[0] {
+					variants = append(variants, v)
+				}
+			}
+		}
+	}
+	fitStart := time.Now()
+	var mlps []predictor.MLP
+	for i, v := range variants {
+		res, stages, err := fitVariant(trainRecs, valRecs, sched, m.NEmbd(), v, c, stderr)
+		if err != nil {
+			return err
+		}
+		rep.Variants = append(rep.Variants, res)
+		if i == 0 {
+			mlps, rep.Stages = res.mlps, stages
+		}
+	}
+	rep.TrainingSeconds = time.Since(fitStart).Seconds()
+	rep.TotalSeconds = time.Since(start).Seconds()
+	printReport(stdout, rep)
+
+	training := map[string]any{"tool": "sdtp-train", "data": c.data, "text_portion": []float64{c.textFrom, c.textTo}, "samples": len(trainRecs), "val_samples": len(valRecs),
+		"max_len": c.maxLen, "target": c.target, "states": c.states, "epochs": c.fit.Epochs, "lr": c.fit.LR,
+		"rank_weight": c.fit.RankWeight, "pairs": c.fit.Pairs, "seed": c.fit.Seed, "val_spearman": rep.Variants[0].Spearman,
+		"val_kendall": rep.Variants[0].Kendall, "saliency": "x·dL/dx, L = mean next-token cross-entropy"}
+	if c.out != "" {
+		var man onnx.Manifest
+		man.Version = 1
+		man.Model.Arch, _ = bridge.StagedArch(m)
+		man.Model.NLayer, man.Model.NEmbd, man.Model.EmbdHash = m.NLayer(), m.NEmbd(), hash
+		man.Layers, man.KeepRatios = sched.Layers, sched.KeepRatios
+		man.HeadKeep, man.TailKeepFrac = sdtp.HeadKeep, sdtp.TailKeepFrac
+		man.Training = training
+		if err := onnx.WriteSet(c.out, man, mlps); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "sdtp-train: wrote %s\n", c.out)
+	}
+	if c.embed != "" {
+		raw, _ := json.Marshal(training)
+		h := &gguf.Heads{Layers: sched.Layers, KeepRatios: sched.KeepRatios, HeadKeep: sdtp.HeadKeep,
+			TailKeepFrac: sdtp.TailKeepFrac, ModelHash: hash, Training: string(raw), MLPs: mlps}
+		if err := gguf.Embed(c.model, c.embed, h); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "sdtp-train: wrote %s\n", c.embed)
+	}
+	if c.report != "" {
+		raw, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(c.report, append(raw, '\n'), 0o644)
+	}
+	return nil
+}
+
+// cacheKey names a calibration by what changes a sequence's record
+// besides its tokens (which name the record's file).
+func cacheKey(modelHash string, s sdtp.Schedule, c config) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "v1 %s %v %v", modelHash, s.Layers, s.KeepRatios)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// calibrate computes (or loads from the cache) a Record per sequence.
+func calibrate(ctx *bridge.Context, sched sdtp.Schedule, seqs [][]int32, cc train.Cache, c config, stderr io.Writer) ([]train.Record, time.Duration, error) {
+	start := time.Now()
+	recs := make([]train.Record, len(seqs))
+	var todo []int
+	for i, s := range seqs {
+		if rec, ok := cc.Load(s); ok {
+			recs[i] = rec
+		} else {
+			todo = append(todo, i)
+		}
+	}
+	fmt.Fprintf(stderr, "sdtp-train: calibration cache %s: %d of %d sequences done\n", cc.Dir, len(seqs)-len(todo), len(seqs))
+	if len(todo) == 0 {
+		return recs, 0, nil
+	}
+	g, err := ctx.NewGrad(c.threads)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer g.Free()
+	eng, err := ctx.NewEngine(c.maxLen, c.threads)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer eng.Free()
+	cal := train.Calibrator{Grad: g, Engine: eng, Schedule: sched, UBatch: 512}
+	bar := newBar(len(todo), "calibration", c.quiet, stderr)
+	for _, i := range todo {
+		rec, err := cal.Run(seqs[i])
+		if err != nil {
+			return nil, 0, fmt.Errorf("sequence %d: %w", i, err)
+		}
+		if err := cc.Store(rec); err != nil {
+			return nil, 0, err
+		}
+		recs[i] = rec
+		bar.Describe(fmt.Sprintf("calibration (loss %.2f)", rec.Loss))
+		_ = bar.Add(1)
+	}
+	_ = bar.Finish()
+	return recs, time.Since(start), nil
+}
+
+type variant struct {
+	target train.Target
+	states string
+}
+
+// variantResult is one trained variant's held-out figures per stage. All
+// variants are evaluated on the pruned held-out states, which is what a
+// predictor sees at inference.
+type variantResult struct {
+	Target   string    `json:"target"`
+	States   string    `json:"states"`
+	Spearman []float64 `json:"val_spearman"`
+	Kendall  []float64 `json:"val_kendall"`
+	mlps     []predictor.MLP
+}
+
+type stageReport struct {
+	Layer     int                `json:"layer"`
+	Train     int                `json:"train_tokens"`
+	BestEpoch int                `json:"best_epoch"`
+	History   []train.EpochStats `json:"history"`
+}
+
+func fitVariant(trainRecs, valRecs []train.Record, sched sdtp.Schedule, d int, v variant, c config, stderr io.Writer) (variantResult, []stageReport, error) {
+	res := variantResult{Target: string(v.target), States: v.states}
+	var stages []stageReport
+	for s, layer := range sched.Layers {
+		tr := train.Examples(trainRecs, s, d, v.states == "pruned", v.target)
+		val := train.Examples(valRecs, s, d, true, v.target)
+		steps := 0
+		for _, ex := range tr {
+			steps += (len(ex.Importance) + c.fit.Batch - 1) / c.fit.Batch
+		}
+		bar := newBar(steps*c.fit.Epochs, fmt.Sprintf("stage %d/%d (layer %d, %s/%s)", s+1, len(sched.Layers), layer, v.target, v.states), c.quiet, stderr)
+		n := 0
+		fit, err := train.Train(tr, val, d, c.fit, func(loss float64) {
+			if n++; n%20 == 0 {
+				bar.Describe(fmt.Sprintf("stage %d/%d (layer %d, %s/%s) loss %.3f", s+1, len(sched.Layers), layer, v.target, v.states, loss))
+			}
+			_ = bar.Add(1)
+		})
+		_ = bar.Finish()
+		if err != nil {
+			return res, nil, fmt.Errorf("stage %d: %w", s, err)
+		}
+		sp, kt := train.Evaluate(fit.MLP, val) // the exported MLP, as it will run
+		res.Spearman, res.Kendall = append(res.Spearman, sp), append(res.Kendall, kt)
+		res.mlps = append(res.mlps, fit.MLP)
+		tokens := 0
+		for _, ex := range tr {
+			tokens += len(ex.Importance)
+		}
+		stages = append(stages, stageReport{Layer: layer, Train: tokens, BestEpoch: fit.BestEpoch, History: fit.History})
+	}
+	return res, stages, nil
+}
+
+func newBar(n int, desc string, quiet bool, w io.Writer) *progressbar.ProgressBar {
+	if quiet {
+		w = io.Discard
+	}
+	return progressbar.NewOptions(n, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish(),
+		progressbar.OptionThrottle(200*time.Millisecond))
+}
+
+type report struct {
+	Model              string          `json:"model"`
+	Data               []string        `json:"data"`
+	TextPortion        [2]float64      `json:"text_portion"`
+	TrainSequences     int             `json:"train_sequences"`
+	ValSequences       int             `json:"val_sequences"`
+	Layers             []int           `json:"layers"`
+	KeepRatios         []float64       `json:"keep_ratios"`
+	Target             string          `json:"target"`
+	States             string          `json:"states"`
+	Config             train.Config    `json:"config"`
+	CalibrationSeconds float64         `json:"calibration_seconds"`
+	CalibrationCache   string          `json:"calibration_cache"`
+	TrainingSeconds    float64         `json:"training_seconds"`
+	TotalSeconds       float64         `json:"total_seconds"`
+	Variants           []variantResult `json:"variants"`
+	Stages             []stageReport   `json:"stages"`
+}
+
+func printReport(w io.Writer, r report) {
+	fmt.Fprintf(w, "held-out rank agreement with saliency (%d sequences, pruned states):\n", r.ValSequences)
+	fmt.Fprintf(w, "%-16s", "target/states")
+	for _, l := range r.Layers {
+		fmt.Fprintf(w, " L%-5d", l)
+	}
+	fmt.Fprintln(w)
+	for _, v := range r.Variants {
+		for _, row := range []struct {
+			name string
+			vals []float64
+		}{{"spearman", v.Spearman}, {"kendall", v.Kendall}} {
+			fmt.Fprintf(w, "%-16s", v.Target+"/"+v.States+" "+row.name[:1])
+			for _, x := range row.vals {
+				fmt.Fprintf(w, " %6.3f", x)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	fmt.Fprintf(w, "calibration %.0f s, training %.0f s, total %.0f s\n", r.CalibrationSeconds, r.TrainingSeconds, r.TotalSeconds)
+}

@@ -1,0 +1,157 @@
+package train
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/gob"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/gguf"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+// Record is one calibration sequence: what training reads. Hidden states
+// are stored as F16 to halve the cache.
+type Record struct {
+	Tokens []int32
+	Loss   float64 // mean next-token cross-entropy of the dense model
+	// Saliency[s][i] = Σ_d x·∂L/∂x for token i's residual stream x entering
+	// stage s's layer, in the dense model (signed; training takes |·|).
+	Saliency [][]float32
+	Hidden   [][]uint16 // [stage][n·d]: those residual streams
+	// The same streams in the pruned model: stages before s prune by the
+	// saliency itself (an oracle predictor), so stage s sees what it would
+	// see at inference. PrunedPos[s] are the live positions.
+	PrunedPos    [][]int32
+	PrunedHidden [][]uint16 // [stage][live·d]
+}
+
+// Calibrator computes Records with a gradient pass and a staged prefill.
+type Calibrator struct {
+	Grad     *bridge.Grad
+	Engine   *bridge.Engine
+	Schedule sdtp.Schedule
+	UBatch   int
+}
+
+// Run calibrates one sequence.
+func (c *Calibrator) Run(tokens []int32) (Record, error) {
+	rec := Record{Tokens: tokens}
+	res, err := c.Grad.Run(tokens, c.Schedule.Layers, nil, true)
+	if err != nil {
+		return rec, err
+	}
+	rec.Loss = res.Loss
+	d := len(res.Hidden[0]) / len(tokens)
+	for s := range c.Schedule.Layers {
+		rec.Saliency = append(rec.Saliency, Saliency(res.Hidden[s], res.Grad[s], d))
+		rec.Hidden = append(rec.Hidden, toF16(res.Hidden[s]))
+	}
+	oracle := &oracleScorer{sal: rec.Saliency}
+	if _, err := sdtp.Prefill(c.Engine, oracle, c.Schedule, tokens, c.UBatch); err != nil {
+		return rec, fmt.Errorf("pruned pass: %w", err)
+	}
+	rec.PrunedPos, rec.PrunedHidden = oracle.pos, oracle.hidden
+	return rec, nil
+}
+
+// Saliency is gradient × input summed over the hidden dimension, per token:
+// hidden and grad are [n][d].
+func Saliency(hidden, grad []float32, d int) []float32 {
+	out := make([]float32, len(hidden)/d)
+	for i := range out {
+		var s float64
+		for j := i * d; j < (i+1)*d; j++ {
+			s += float64(hidden[j]) * float64(grad[j])
+		}
+		out[i] = float32(s)
+	}
+	return out
+}
+
+// oracleScorer prunes by |saliency| and records what each stage saw.
+type oracleScorer struct {
+	sal    [][]float32
+	pos    [][]int32
+	hidden [][]uint16
+}
+
+func (o *oracleScorer) Needs() sdtp.Needs { return sdtp.Needs{Hidden: true} }
+
+func (o *oracleScorer) Score(in sdtp.ScoreInput) ([]float32, error) {
+	o.pos = append(o.pos, slices.Clone(in.Positions))
+	o.hidden = append(o.hidden, toF16(in.Hidden))
+	scores := make([]float32, len(in.Positions))
+	for i, p := range in.Positions {
+		scores[i] = float32(math.Abs(float64(o.sal[in.Stage][p])))
+	}
+	return scores, nil
+}
+
+func toF16(v []float32) []uint16 {
+	out := make([]uint16, len(v))
+	for i, x := range v {
+		out[i] = gguf.Float32ToF16(x)
+	}
+	return out
+}
+
+func fromF16(v []uint16) []float32 {
+	out := make([]float32, len(v))
+	for i, h := range v {
+		out[i] = gguf.F16ToFloat32(h)
+	}
+	return out
+}
+
+// Cache keeps Records on disk, one file per sequence named by a hash of
+// its tokens, so a killed calibration restarts where it stopped and runs
+// with more samples reuse the sequences already done.
+type Cache struct{ Dir string }
+
+func (c Cache) path(tokens []int32) string {
+	h := sha256.New()
+	_ = binary.Write(h, binary.LittleEndian, tokens)
+	return filepath.Join(c.Dir, "seq-"+hex.EncodeToString(h.Sum(nil))[:16]+".gob")
+}
+
+// Load returns the record of these tokens if it is cached.
+func (c Cache) Load(tokens []int32) (Record, bool) {
+	f, err := os.Open(c.path(tokens))
+	if err != nil {
+		return Record{}, false
+	}
+	defer f.Close()
+	var rec Record
+	if gob.NewDecoder(f).Decode(&rec) != nil || !slices.Equal(rec.Tokens, tokens) {
+		return Record{}, false
+	}
+	return rec, true
+}
+
+// Store writes a record atomically (a temporary file renamed into place).
+func (c Cache) Store(rec Record) error {
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(c.Dir, "tmp-*")
+	if err != nil {
+		return err
+	}
+	if err := gob.NewEncoder(tmp).Encode(rec); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), c.path(rec.Tokens))
+}

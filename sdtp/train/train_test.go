@@ -1,0 +1,180 @@
+package train
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRankCorrelations(t *testing.T) {
+	a := []float32{1, 2, 3, 4, 5}
+	assert.InDelta(t, 1, Spearman(a, []float32{10, 20, 30, 40, 50}), 1e-12)
+	assert.InDelta(t, -1, Spearman(a, []float32{5, 4, 3, 2, 1}), 1e-12)
+	assert.InDelta(t, 1, Kendall(a, []float32{1, 4, 9, 16, 25}), 1e-12)
+	// One swapped pair of 10: τ = (9 − 1) / 10.
+	assert.InDelta(t, 0.8, Kendall(a, []float32{2, 1, 3, 4, 5}), 1e-12)
+	assert.Equal(t, []float64{0.5, 0.5, 2}, ranks([]float32{7, 7, 9}), "ties share their mean rank")
+	assert.Equal(t, []float32{-1, 0, 1}, rankNormalize([]float32{-5, 0.1, 100}))
+}
+
+// synthetic builds sequences whose importance is a nonlinear function of
+// the hidden state plus noise, with a few huge dimensions as in real
+// residual streams.
+func synthetic(rng *rand.Rand, n, m, d int) []Example {
+	w := make([]float64, d)
+	for i := range w {
+		w[i] = rng.NormFloat64()
+	}
+	var out []Example
+	for range n {
+		var ex Example
+		for range m {
+			var dot float64
+			for j := range d {
+				x := rng.NormFloat64()
+				if j < 2 {
+					x = 300 + 50*x // massive activations
+				}
+				ex.Hidden = append(ex.Hidden, float32(x))
+				if j >= 2 {
+					dot += w[j] * x
+				}
+			}
+			ex.Importance = append(ex.Importance, float32(math.Abs(dot)+0.3*rng.NormFloat64()))
+		}
+		out = append(out, ex)
+	}
+	return out
+}
+
+func TestTrainLearnsARanking(t *testing.T) {
+	d := 16
+	all := synthetic(rand.New(rand.NewPCG(3, 4)), 48, 64, d)
+	trainSet, val := all[:40], all[40:]
+	cfg := Config{Hidden: 16, Epochs: 30, LR: 3e-3, Batch: 32, Pairs: 4, RankWeight: 1, Seed: 1}
+	res, err := Train(trainSet, val, d, cfg, nil)
+	require.NoError(t, err)
+	t.Logf("held-out Spearman %.3f Kendall %.3f (best epoch %d)", res.ValSpearman, res.ValKendall, res.BestEpoch)
+	assert.Greater(t, res.ValSpearman, 0.8)
+	assert.Greater(t, res.History[len(res.History)-1].ValSpearman, res.History[0].ValSpearman-0.05)
+
+	// The exported predictor (standardization folded in, keep − drop) ranks
+	// exactly as the trained one.
+	sp, kt := Evaluate(res.MLP, val)
+	assert.InDelta(t, res.ValSpearman, sp, 1e-3)
+	assert.InDelta(t, res.ValKendall, kt, 1e-3)
+	require.NoError(t, res.MLP.Validate())
+
+	again, err := Train(trainSet, val, d, cfg, nil)
+	require.NoError(t, err)
+	assert.Equal(t, res.MLP, again.MLP, "same seed, same predictor")
+
+	_, err = Train(nil, val, d, cfg, nil)
+	assert.Error(t, err)
+	_, err = Train(trainSet, val, d, Config{}, nil)
+	assert.Error(t, err)
+}
+
+func TestExamplesSkipProtectedTokens(t *testing.T) {
+	n, d := 40, 2
+	rec := Record{Tokens: make([]int32, n), Saliency: [][]float32{make([]float32, n)}, Hidden: [][]uint16{toF16(make([]float32, n*d))},
+		PrunedPos: [][]int32{{0, 1, 2, 3, 10, 11, 39}}, PrunedHidden: [][]uint16{toF16(make([]float32, 7*d))}}
+	for i := range n {
+		rec.Saliency[0][i] = float32(-i)
+	}
+	dense := Examples([]Record{rec}, 0, d, false, TargetAbs)
+	require.Len(t, dense, 1)
+	assert.Len(t, dense[0].Importance, n-4-4, "first 4 and last 10% (4 of 40) are protected")
+	assert.Equal(t, float32(4), dense[0].Importance[0])
+	pruned := Examples([]Record{rec}, 0, d, true, TargetSigned)
+	require.Len(t, pruned, 1)
+	assert.Equal(t, []float32{10, 11}, pruned[0].Importance, "signed importance is −saliency")
+	_, err := ParseTarget("both")
+	assert.Error(t, err)
+}
+
+func TestLoadSequences(t *testing.T) {
+	dir := t.TempDir()
+	tok := func(s string) ([]int32, error) {
+		ids := []int32{1} // BOS
+		for _, c := range []byte(s) {
+			ids = append(ids, int32(c))
+		}
+		return ids, nil
+	}
+	jsonl := filepath.Join(dir, "d.jsonl")
+	require.NoError(t, os.WriteFile(jsonl, []byte(`{"instruction":"abcdefghij","context":"","response":"klmnopqrst"}
+{"prompt":"short","answer":"x"}
+
+{"text":"0123456789012345678901234567890123456789"}
+`), 0o644))
+	seqs, err := LoadSequences(jsonl, tok, 30, 20, 0, 1)
+	require.NoError(t, err)
+	require.Len(t, seqs, 2, "the short record is skipped")
+	assert.Len(t, seqs[0], 23, "BOS + instruction + two newlines + response")
+	assert.Len(t, seqs[1], 30, "truncated to max-len")
+
+	bad := filepath.Join(dir, "bad.jsonl")
+	require.NoError(t, os.WriteFile(bad, []byte("{\"instruction\": 1}\n"), 0o644))
+	_, err = LoadSequences(bad, tok, 30, 20, 0, 1)
+	assert.ErrorContains(t, err, "bad.jsonl:1")
+
+	text := filepath.Join(dir, "t.txt")
+	line := "abcdefghijklmnopqrstuvwxyz\n"
+	require.NoError(t, os.WriteFile(text, []byte(line+line+line+line), 0o644))
+	seqs, err = LoadSequences(text, tok, 30, 20, 0, 1)
+	require.NoError(t, err)
+	require.Len(t, seqs, 4, "108 bytes in windows of 29 (+ BOS): 29, 29, 29 and 21 >= min-len")
+	for _, s := range seqs {
+		assert.Equal(t, int32(1), s[0], "every window starts with BOS")
+	}
+	seqs, err = LoadSequences(text, tok, 30, 20, 0, 0.5)
+	require.NoError(t, err)
+	assert.Len(t, seqs, 2, "the first half: 54 bytes, windows of 29 and 25")
+	four := []byte(line + line + line + line)
+	assert.Equal(t, []byte(line+line), Portion(four, 0.5, 1), "a cut at a line start stays")
+	assert.Equal(t, []byte(line+line), Portion(four, 0.4, 1), "a cut inside a line moves to the next")
+	assert.Equal(t, four, Portion(four, 0, 1))
+	_, err = LoadSequences(filepath.Join(dir, "missing.txt"), tok, 30, 20, 0, 1)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func TestSplitIsSeededAndDisjoint(t *testing.T) {
+	var seqs [][]int32
+	for i := range 10 {
+		seqs = append(seqs, []int32{int32(i)})
+	}
+	tr, val := Split(seqs, 6, 3, 9)
+	tr2, val2 := Split(seqs, 6, 3, 9)
+	assert.Equal(t, tr, tr2)
+	assert.Equal(t, val, val2)
+	seen := map[int32]bool{}
+	for _, s := range append(tr, val...) {
+		assert.False(t, seen[s[0]])
+		seen[s[0]] = true
+	}
+	tr, val = Split(seqs, 100, 100, 9)
+	assert.Len(t, val, 5, "at most half held out")
+	assert.Len(t, tr, 5)
+}
+
+func TestCacheRoundTrip(t *testing.T) {
+	c := Cache{Dir: filepath.Join(t.TempDir(), "cal")}
+	rec := Record{Tokens: []int32{1, 2, 3}, Loss: 2.5, Saliency: [][]float32{{0.1, -0.2, 0.3}}, Hidden: [][]uint16{{1, 2, 3}}}
+	_, ok := c.Load(rec.Tokens)
+	assert.False(t, ok)
+	require.NoError(t, c.Store(rec))
+	got, ok := c.Load(rec.Tokens)
+	require.True(t, ok)
+	assert.Equal(t, rec, got)
+	_, ok = c.Load([]int32{1, 2, 4})
+	assert.False(t, ok, "other tokens, other record")
+	files, err := filepath.Glob(filepath.Join(c.Dir, "*"))
+	require.NoError(t, err)
+	assert.Len(t, files, 1, "no temporary file left behind")
+}
