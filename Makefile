@@ -18,7 +18,7 @@ GO      ?= go
 PROMPT  ?= The three most important ideas in computer science are
 NPREDICT ?= 64
 
-.PHONY: all deps build run test print-model print-predictors print-flags clean
+.PHONY: all deps build run test bench print-model print-predictors print-flags clean
 
 all: build
 
@@ -45,6 +45,33 @@ test: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSchedule$$' -fuzztime 5s ./sdtp/
 	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime 5s ./predictor/onnx/
 	$(GO) test -run '^$$' -fuzz '^FuzzPrompt$$' -fuzztime 2000x ./llama/
+
+# bench: the measurements behind docs/BENCHMARKS.md on the default model,
+# then the report (tables, plots, machine, commit, commands). About 17
+# minutes on the 2-core machine with 2 threads: speed 3, speed sweep 3,
+# quality 5, passkey 3, multiple choice 3. DATA holds the data sets
+# (wikitext-2-raw, arc-easy); PREDICTORS_DIR, when it holds a
+# predictors.json, gives mode sdtp its learned predictors (otherwise sdtp
+# uses heads inside the GGUF, else the attention scorer, and the report
+# says which). The JSON results stay in $(BENCH_DOCS)/benchmarks/.
+DATA           ?= ../shared/data
+PREDICTORS_DIR ?= predictors/gemma-3-270m
+BENCH_DOCS     ?= docs
+RESULTS = $(BENCH_DOCS)/benchmarks
+WIKI    = $(DATA)/wikitext-2-raw/wiki.valid.raw
+BENCH   = bin/sdtp-bench --json $(if $(wildcard $(PREDICTORS_DIR)/predictors.json),--predictors $(PREDICTORS_DIR))
+PRUNING = --modes dense,sdtp,random,attention
+bench: build
+	@test -f $(WIKI) -a -f $(DATA)/arc-easy/arc_easy_test.jsonl || { echo "make bench: data sets not found under DATA=$(DATA)"; exit 1; }
+	@mkdir -p $(RESULTS)
+	$(BENCH) --text $(WIKI) --prompt-tokens 1024,2048,4096 --repeat 2 > $(RESULTS)/speed.json
+	$(BENCH) --text $(WIKI) --prompt-tokens 2048 --repeat 2 --keep-ratios 1,0.95,0.9,0.85,0.8 > $(RESULTS)/speed-sweep.json
+	$(BENCH) --quality --text $(WIKI) --context-tokens 2048 --continuation-tokens 128 --samples 6 \
+		$(PRUNING) --keep-ratios 0.95,0.9,0.85,0.8 > $(RESULTS)/quality.json
+	$(BENCH) --passkey --haystack $(WIKI) --lengths 1024,2048,4096 --depths 0.1,0.5,0.9 --trials 1 \
+		$(PRUNING) --keep-ratios 0.9,0.8 > $(RESULTS)/passkey.json
+	$(BENCH) --mc $(DATA)/arc-easy/arc_easy_test.jsonl --shots 5 --mc-items 40 $(PRUNING) > $(RESULTS)/mc.json
+	bin/sdtp-bench report --out $(BENCH_DOCS) $(addprefix $(RESULTS)/,speed.json speed-sweep.json quality.json passkey.json mc.json)
 
 print-model:
 	@third_party/fetch-model.sh --print-path

@@ -2,7 +2,9 @@
 // stock llama_decode ("llamacpp"), the staged engine without pruning
 // ("dense"), and pruning with the SDTP schedule ("sdtp", "random",
 // "attention"). Modes are interleaved run by run; each figure is the median
-// of --repeat runs after one warm-up.
+// of --repeat runs after one warm-up. --keep-ratios and --prune-layers
+// sweep the pruning modes over schedules; `sdtp-bench report` turns --json
+// results into docs/BENCHMARKS.md with plots.
 package main
 
 import (
@@ -11,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -22,6 +26,7 @@ import (
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/cache"
 	"github.com/go-sdtp/sdtp/internal/numeric"
+	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
@@ -35,11 +40,15 @@ type config struct {
 	modes        []string
 	repeat       int
 	threads      int
-	keepRatio    float64
-	decodeTokens int
-	predictors   string
-	onnxProvider string
-	json         bool
+	keepRatios   []float64
+	// keepRatiosSet: --keep-ratios was given, so learned predictors use
+	// it instead of the ratios they were trained with.
+	keepRatiosSet bool
+	pruneLayers   [][]int // nil entries: the default schedule's layers
+	decodeTokens  int
+	predictors    string
+	onnxProvider  string
+	json          bool
 
 	quality       bool
 	contextTokens int
@@ -57,46 +66,6 @@ type config struct {
 	mcLabels string
 	shots    int
 	mcItems  int
-}
-
-// Row is one mode at one prompt length (medians over the repeats).
-type Row struct {
-	Mode               string  `json:"mode"`
-	PromptTokens       int     `json:"prompt_tokens"`
-	PrefillMS          float64 `json:"prefill_ms"`
-	DecodeTokS         float64 `json:"decode_tok_s"`
-	KeptTokensPerLayer []int   `json:"kept_tokens_per_layer"`
-	FLOPsPrefill       float64 `json:"flops_prefill"`
-	FLOPRatioVsDense   float64 `json:"flop_ratio_vs_dense"`
-	KVBytes            int64   `json:"kv_bytes"`
-	Top1VsLlamaCpp     float64 `json:"top1_vs_llamacpp"`
-	MaxAbsLogitDiff    float64 `json:"max_abs_logit_diff_vs_llamacpp"`
-	SpeedupVsLlamaCpp  float64 `json:"prefill_speedup_vs_llamacpp"`
-	// PredictorMS is the time spent in learned predictors, inside
-	// prefill_ms: ONNX Runtime calls, or the in-graph head nodes.
-	PredictorMS float64 `json:"predictor_ms,omitempty"`
-
-	// --quality rows: teacher-forced continuation after a (pruned) prefill.
-	Samples     int     `json:"samples,omitempty"`
-	PPL         float64 `json:"ppl,omitempty"`
-	KLVsDense   float64 `json:"kl_vs_dense,omitempty"`
-	Top1VsDense float64 `json:"top1_vs_dense,omitempty"`
-
-	// --passkey rows: share of greedy answers containing the key, overall
-	// and per --depths entry.
-	PasskeyAcc      float64   `json:"passkey_acc,omitempty"`
-	PasskeyDepthAcc []float64 `json:"passkey_depth_acc,omitempty"`
-
-	// --mc rows: multiple-choice accuracy (prompt_tokens is the mean prompt).
-	MCAcc float64 `json:"mc_acc,omitempty"`
-}
-
-type Report struct {
-	Model      string `json:"model"`
-	Threads    int    `json:"threads"`
-	BuildFlags string `json:"build_flags"`
-	CPU        string `json:"cpu_features"`
-	Results    []Row  `json:"results"`
 }
 
 func main() {
@@ -117,7 +86,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		"modes to compare; also sdtp-onnx and sdtp-gguf (the same predictors through ONNX Runtime and in-graph)")
 	fs.IntVar(&c.repeat, "repeat", 3, "measured runs per mode and length (after one warm-up)")
 	fs.IntVar(&c.threads, "threads", bridge.MaxThreads(), "CPU threads (default: cores, or SDTP_THREADS)")
-	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "keep ratio per stage")
+	fs.Float64SliceVar(&c.keepRatios, "keep-ratios", []float64{sdtp.DefaultKeepRatio},
+		"keep ratio per stage; a list runs every pruning mode at each (learned predictors keep their trained ratios unless this is given)")
+	var pruneLayers []string
+	fs.StringArrayVar(&pruneLayers, "prune-layers", []string{"default"},
+		"pruning layers of random, attention and sdtp without learned predictors: \"default\" or a list like 3,6,9; repeat the flag or separate lists with ';' to sweep")
+	// --keep-ratio (one value) is what sdtp-run calls it.
+	fs.SetNormalizeFunc(func(_ *flag.FlagSet, name string) flag.NormalizedName {
+		if name == "keep-ratio" {
+			name = "keep-ratios"
+		}
+		return flag.NormalizedName(name)
+	})
 	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; default: heads inside the GGUF, else the attention scorer")
 	fs.StringVar(&c.onnxProvider, "onnx-provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, coreml, auto")
@@ -137,6 +117,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.shots, "shots", 5, "mc: solved examples from the same file before each question")
 	fs.IntVar(&c.mcItems, "mc-items", 100, "mc: questions to evaluate (the first ones in the file)")
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.keepRatiosSet = fs.Changed("keep-ratios")
+	for _, k := range c.keepRatios {
+		if !(k > 0 && k <= 1) {
+			return c, fmt.Errorf("keep ratio %v must be in (0, 1]", k)
+		}
+	}
+	var err error
+	if c.pruneLayers, err = parsePruneLayers(pruneLayers); err != nil {
 		return c, err
 	}
 	if c.quality && (c.text == "" || c.contextTokens < 16 || c.contTokens < 2 || c.samples < 1) {
@@ -176,7 +166,7 @@ type bench struct {
 	ctx          *bridge.Context
 	engine       *bridge.Engine
 	shape        sdtp.Shape
-	sched        sdtp.Schedule
+	vars         []variant     // the modes over the sweeps; a row each
 	onnxSet      *onnx.Set     // --predictors through ONNX Runtime
 	heads        sdtp.Scorer   // in-graph heads (from --predictors or the GGUF)
 	learnedSched sdtp.Schedule // the learned predictors' schedule
@@ -196,6 +186,10 @@ type sample struct {
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "report" {
+		return runReport(args[1:], stdout, stderr)
+	}
+	started := time.Now()
 	c, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
@@ -233,62 +227,76 @@ func run(args []string, stdout, stderr io.Writer) error {
 	b := &bench{cfg: c, model: m, ctx: ctx, engine: eng, log: stderr}
 	layers, nEmbd, nVocab := eng.Shape()
 	b.shape = sdtp.Shape{Layers: layers, NEmbd: nEmbd, NVocab: nVocab}
-	if b.sched, err = sdtp.DefaultSchedule(m.NLayer(), c.keepRatio); err != nil {
-		return err
-	}
-
-	if err := b.loadLearned(); err != nil {
-		return err
-	}
-	rep := Report{Model: m.Desc(), Threads: c.threads, BuildFlags: buildFlags(), CPU: bridge.SystemInfo()}
-	if c.mc != "" {
-		if rep.Results, err = b.multipleChoice(); err != nil {
-			return err
-		}
-		return b.print(stdout, rep)
-	}
-	if c.passkey {
-		if rep.Results, err = b.passkey(); err != nil {
-			return err
-		}
-		return b.print(stdout, rep)
-	}
-	if c.quality {
-		all, err := b.textTokens()
-		if err != nil {
-			return err
-		}
-		if rep.Results, err = b.quality(all); err != nil {
-			return err
-		}
-		return b.print(stdout, rep)
-	}
-	prompt, err := b.promptTokens(maxN)
+	defSched, err := sdtp.DefaultSchedule(m.NLayer(), sdtp.DefaultKeepRatio)
 	if err != nil {
 		return err
 	}
-	for _, n := range c.promptTokens {
-		rows, err := b.compare(prompt[:n])
-		if err != nil {
+	if err := b.loadLearned(); err != nil {
+		return err
+	}
+	if b.vars, err = b.variants(m.NLayer()); err != nil {
+		return err
+	}
+	rep := report.Run{Kind: c.kind(), Command: command(args), Date: started.UTC().Format(time.RFC3339),
+		Model: m.Desc(), ModelFile: filepath.Base(c.model), Threads: c.threads, BuildFlags: buildFlags(),
+		CPU: bridge.SystemInfo(), CPUModel: cpuModel(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
+		DefaultKeepRatio: sdtp.DefaultKeepRatio, DefaultPruneLayers: defSched.Layers, SDTPScorer: b.sdtpScorer()}
+	switch rep.Kind {
+	case report.KindMC:
+		rep.Results, err = b.multipleChoice()
+	case report.KindPasskey:
+		rep.PasskeyDepths = c.depths
+		rep.Results, err = b.passkey()
+	case report.KindQuality:
+		var all []int32
+		if all, err = b.textTokens(); err == nil {
+			rep.Results, err = b.quality(all)
+		}
+	default:
+		var prompt []int32
+		if prompt, err = b.promptTokens(maxN); err != nil {
 			return err
 		}
-		rep.Results = append(rep.Results, rows...)
+		for _, n := range c.promptTokens {
+			rows, err := b.compare(prompt[:n])
+			if err != nil {
+				return err
+			}
+			rep.Results = append(rep.Results, rows...)
+		}
 	}
+	if err != nil {
+		return err
+	}
+	rep.WallS = time.Since(started).Seconds()
 	return b.print(stdout, rep)
 }
 
-func (b *bench) print(stdout io.Writer, rep Report) error {
+// kind is what the flags ask to measure.
+func (c config) kind() string {
+	switch {
+	case c.mc != "":
+		return report.KindMC
+	case c.passkey:
+		return report.KindPasskey
+	case c.quality:
+		return report.KindQuality
+	}
+	return report.KindSpeed
+}
+
+func (b *bench) print(stdout io.Writer, rep report.Run) error {
 	if b.cfg.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	switch {
-	case b.cfg.mc != "":
+	switch rep.Kind {
+	case report.KindMC:
 		printMC(stdout, rep)
-	case b.cfg.passkey:
-		printPasskey(stdout, rep, b.cfg.depths)
-	case b.cfg.quality:
+	case report.KindPasskey:
+		printPasskey(stdout, rep)
+	case report.KindQuality:
 		printQuality(stdout, rep)
 	default:
 		printTable(stdout, rep)
@@ -334,19 +342,31 @@ func (b *bench) loadLearned() error {
 	return nil
 }
 
-// scorer returns the scorer and schedule of a pruning mode.
-func (b *bench) scorer(mode string) (sdtp.Scorer, sdtp.Schedule) {
+// sdtpScorer says what mode sdtp prunes with, as scorer() picks it.
+func (b *bench) sdtpScorer() string {
+	switch {
+	case b.onnxSet != nil:
+		return fmt.Sprintf("learned predictors %s (ONNX Runtime, %s)", b.cfg.predictors, b.cfg.onnxProvider)
+	case b.heads != nil:
+		return "learned predictor heads inside the GGUF"
+	}
+	return "the attention scorer (no learned predictors)"
+}
+
+// scorer returns a fresh scorer for a mode (the random one restarts from
+// its seed, so every run and window drops the same draw).
+func (b *bench) scorer(mode string) sdtp.Scorer {
 	switch {
 	case mode == "sdtp-onnx" || (mode == "sdtp" && b.onnxSet != nil):
-		return &timed{Scorer: b.onnxSet}, b.learnedSched
+		return &timed{Scorer: b.onnxSet}
 	case mode == "sdtp-gguf" || (mode == "sdtp" && b.heads != nil):
-		return b.heads, b.learnedSched
+		return b.heads
 	case mode == "random":
-		return predictor.NewRandom(1), b.sched
+		return predictor.NewRandom(1)
 	case mode == "dense":
-		return predictor.NewRandom(0), sdtp.Schedule{} // never called: nothing is pruned
+		return predictor.NewRandom(0) // never called: nothing is pruned
 	}
-	return predictor.Attention{}, b.sched // attention, and sdtp without learned predictors
+	return predictor.Attention{} // attention, and sdtp without learned predictors
 }
 
 // timed measures the time a scorer spends scoring.
@@ -363,11 +383,11 @@ func (t *timed) Score(in sdtp.ScoreInput) ([]float32, error) {
 
 // headCost times the in-graph heads where they run, in a separate prefill
 // (the pauses that timing needs would slow the timed one).
-func (b *bench) headCost(prompt []int32) (time.Duration, error) {
+func (b *bench) headCost(sched sdtp.Schedule, prompt []int32) (time.Duration, error) {
 	b.engine.TimeHeads(true)
 	defer b.engine.TimeHeads(false)
 	b.engine.HeadTime()
-	if _, err := sdtp.Prefill(b.engine, b.heads, b.learnedSched, prompt, 512); err != nil {
+	if _, err := sdtp.Prefill(b.engine, b.heads, sched, prompt, 512); err != nil {
 		return 0, err
 	}
 	return b.engine.HeadTime(), nil
@@ -415,66 +435,63 @@ func (b *bench) promptTokens(n int) ([]int32, error) {
 	return toks, nil
 }
 
-// compare runs every mode --repeat times (plus a warm-up), interleaved.
-func (b *bench) compare(prompt []int32) ([]Row, error) {
-	samples := map[string][]sample{}
+// compare runs every variant --repeat times (plus a warm-up), interleaved.
+func (b *bench) compare(prompt []int32) ([]report.Row, error) {
+	samples := make([][]sample, len(b.vars))
+	ref := -1 // the llamacpp variant
 	for r := 0; r <= b.cfg.repeat; r++ {
-		for _, mode := range b.cfg.modes {
-			s, err := b.runMode(mode, prompt)
+		for i, v := range b.vars {
+			if v.mode == "llamacpp" {
+				ref = i
+			}
+			s, err := b.runVariant(v, prompt)
 			if err != nil {
-				return nil, fmt.Errorf("%s at %d tokens: %w", mode, len(prompt), err)
+				return nil, fmt.Errorf("%v at %d tokens: %w", v, len(prompt), err)
 			}
 			if r > 0 { // run 0 warms caches and pages in the weights
-				samples[mode] = append(samples[mode], s)
+				samples[i] = append(samples[i], s)
 			}
 		}
 		fmt.Fprintf(b.log, "%d tokens: run %d/%d done\n", len(prompt), r, b.cfg.repeat)
 	}
 	denseFLOPs := sdtp.DenseFLOPs(b.shape, len(prompt))
-	ref := samples["llamacpp"]
-	var refPrefill time.Duration
-	if ref != nil {
-		refPrefill = median(ref, func(s sample) time.Duration { return s.prefill })
-	}
-	var rows []Row
-	for _, mode := range b.cfg.modes {
-		ss := samples[mode]
+	var rows []report.Row
+	for i, v := range b.vars {
+		ss := samples[i]
 		last := ss[len(ss)-1]
 		prefill := median(ss, func(s sample) time.Duration { return s.prefill })
 		decode := median(ss, func(s sample) time.Duration { return s.decode })
 		predictorTime := median(ss, func(s sample) time.Duration { return s.predictor })
-		row := Row{
-			Mode: mode, PromptTokens: len(prompt),
-			PredictorMS:        float64(predictorTime.Microseconds()) / 1000,
-			PrefillMS:          float64(prefill.Microseconds()) / 1000,
-			DecodeTokS:         float64(b.cfg.decodeTokens) / decode.Seconds(),
-			KeptTokensPerLayer: last.perLyr,
-			KVBytes:            last.kv,
-		}
+		row := v.row(len(prompt))
+		row.PredictorMS = float64(predictorTime.Microseconds()) / 1000
+		row.PrefillMS = float64(prefill.Microseconds()) / 1000
+		row.DecodeTokS = float64(b.cfg.decodeTokens) / decode.Seconds()
+		row.KeptTokensPerLayer, row.KVBytes = last.perLyr, last.kv
 		if last.live != nil {
 			row.FLOPsPrefill = sdtp.PrefillFLOPs(b.shape, last.live)
 		} else {
 			row.FLOPsPrefill = denseFLOPs
 		}
 		row.FLOPRatioVsDense = denseFLOPs / row.FLOPsPrefill
-		if ref != nil {
-			row.Top1VsLlamaCpp = agreement(ref[len(ref)-1].cont, last.cont)
-			row.MaxAbsLogitDiff = numeric.MaxAbsDiff(ref[len(ref)-1].logits, last.logits)
-			row.SpeedupVsLlamaCpp = float64(refPrefill) / float64(prefill)
+		if ref >= 0 {
+			refLast := samples[ref][len(samples[ref])-1]
+			row.Top1VsLlamaCpp = agreement(refLast.cont, last.cont)
+			row.MaxAbsLogitDiff = numeric.MaxAbsDiff(refLast.logits, last.logits)
+			row.SpeedupVsLlamaCpp = float64(median(samples[ref], func(s sample) time.Duration { return s.prefill })) / float64(prefill)
 		}
 		rows = append(rows, row)
 	}
 	return rows, nil
 }
 
-func (b *bench) runMode(mode string, prompt []int32) (sample, error) {
-	if mode == "llamacpp" {
+func (b *bench) runVariant(v variant, prompt []int32) (sample, error) {
+	if v.mode == "llamacpp" {
 		return b.runLlamaCpp(prompt)
 	}
-	sc, sched := b.scorer(mode)
+	sc := b.scorer(v.mode)
 	var s sample
 	start := time.Now()
-	pre, err := sdtp.Prefill(b.engine, sc, sched, prompt, 512)
+	pre, err := sdtp.Prefill(b.engine, sc, v.sched, prompt, 512)
 	s.prefill = time.Since(start)
 	if err != nil {
 		return s, err
@@ -482,12 +499,12 @@ func (b *bench) runMode(mode string, prompt []int32) (sample, error) {
 	if t, ok := sc.(*timed); ok {
 		s.predictor = t.spent
 	} else if sc == b.heads {
-		if s.predictor, err = b.headCost(prompt); err != nil {
+		if s.predictor, err = b.headCost(v.sched, prompt); err != nil {
 			return s, err
 		}
 	}
 	s.logits, s.perLyr, s.kv = pre.Logits, pre.KeptPerLayer, b.engine.KVBytes()
-	s.live = sdtp.LivePerLayer(sched, b.engine.NLayer(), pre.LivePositions)
+	s.live = sdtp.LivePerLayer(v.sched, b.engine.NLayer(), pre.LivePositions)
 	logits := pre.Logits
 	start = time.Now()
 	for i := range b.cfg.decodeTokens {
@@ -539,28 +556,32 @@ func (b *bench) runLlamaCpp(prompt []int32) (sample, error) {
 	return s, nil
 }
 
-func printTable(w io.Writer, rep Report) {
+func printHeader(w io.Writer, rep report.Run) {
 	fmt.Fprintf(w, "model: %s   threads: %d   build flags: %s\n\n", rep.Model, rep.Threads, rep.BuildFlags)
+}
+
+func printTable(w io.Writer, rep report.Run) {
+	printHeader(w, rep)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tokens\tmode\tprefill ms\tpredictor ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
+	fmt.Fprintln(tw, "tokens\tmode\tlayers\tkeep\tprefill ms\tpredictor ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.PrefillMS, r.PredictorMS,
-			r.SpeedupVsLlamaCpp, r.FLOPRatioVsDense, r.KeptTokensPerLayer[len(r.KeptTokensPerLayer)-1], r.DecodeTokS,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio,
+			r.PrefillMS, r.PredictorMS, r.SpeedupVsLlamaCpp, r.FLOPRatioVsDense, r.KeptTokensPerLayer[len(r.KeptTokensPerLayer)-1], r.DecodeTokS,
 			float64(r.KVBytes)/(1<<20), r.Top1VsLlamaCpp, r.MaxAbsLogitDiff)
 	}
 	tw.Flush()
 }
 
-func printPasskey(w io.Writer, rep Report, depths []float64) {
-	fmt.Fprintf(w, "model: %s   threads: %d   build flags: %s\n\n", rep.Model, rep.Threads, rep.BuildFlags)
+func printPasskey(w io.Writer, rep report.Run) {
+	printHeader(w, rep)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := "tokens\tmode\ttrials\taccuracy\t"
-	for _, d := range depths {
+	head := "tokens\tmode\tlayers\tkeep\tprompts\taccuracy\t"
+	for _, d := range rep.PasskeyDepths {
 		head += fmt.Sprintf("depth %.1f\t", d)
 	}
 	fmt.Fprintln(tw, head)
 	for _, r := range rep.Results {
-		line := fmt.Sprintf("%d\t%s\t%d\t%.2f\t", r.PromptTokens, r.Mode, r.Samples, r.PasskeyAcc)
+		line := fmt.Sprintf("%d\t%s\t%s\t%.2f\t%d\t%.2f\t", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, r.Samples, r.PasskeyAcc)
 		for _, a := range r.PasskeyDepthAcc {
 			line += fmt.Sprintf("%.2f\t", a)
 		}
@@ -569,22 +590,22 @@ func printPasskey(w io.Writer, rep Report, depths []float64) {
 	tw.Flush()
 }
 
-func printMC(w io.Writer, rep Report) {
-	fmt.Fprintf(w, "model: %s   threads: %d   build flags: %s\n\n", rep.Model, rep.Threads, rep.BuildFlags)
+func printMC(w io.Writer, rep report.Run) {
+	printHeader(w, rep)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mean prompt\tmode\titems\taccuracy\t")
+	fmt.Fprintln(tw, "mean prompt\tmode\tlayers\tkeep\titems\taccuracy\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%.3f\t\n", r.PromptTokens, r.Mode, r.Samples, r.MCAcc)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%d\t%.3f\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, r.Samples, r.MCAcc)
 	}
 	tw.Flush()
 }
 
-func printQuality(w io.Writer, rep Report) {
-	fmt.Fprintf(w, "model: %s   threads: %d   build flags: %s\n\n", rep.Model, rep.Threads, rep.BuildFlags)
+func printQuality(w io.Writer, rep report.Run) {
+	printHeader(w, rep)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "context\tmode\tsamples\tppl\tKL vs dense\ttop-1 vs dense\t")
+	fmt.Fprintln(tw, "context\tmode\tlayers\tkeep\tsamples\tppl\tKL vs dense\ttop-1 vs dense\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%.3f\t%.4f\t%.3f\t\n", r.PromptTokens, r.Mode, r.Samples, r.PPL, r.KLVsDense, r.Top1VsDense)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%d\t%.3f\t%.4f\t%.3f\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, r.Samples, r.PPL, r.KLVsDense, r.Top1VsDense)
 	}
 	tw.Flush()
 }

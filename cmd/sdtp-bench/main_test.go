@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
@@ -31,7 +32,7 @@ func TestBenchJSONOnTinyModel(t *testing.T) {
 	err := run([]string{"--model", model, "--text", text, "--prompt-tokens", "128,256", "--repeat", "1",
 		"--decode-tokens", "4", "--threads", "2", "--json"}, &stdout, &stderr)
 	require.NoError(t, err, stderr.String())
-	var rep Report
+	var rep report.Run
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
 	require.Len(t, rep.Results, 10, "5 modes × 2 lengths")
 	assert.Contains(t, rep.BuildFlags, "CGO_CFLAGS")
@@ -39,6 +40,7 @@ func TestBenchJSONOnTinyModel(t *testing.T) {
 		assert.Len(t, r.KeptTokensPerLayer, 12)
 		assert.Positive(t, r.PrefillMS)
 		assert.Positive(t, r.DecodeTokS)
+		assert.True(t, r.Default(), "no sweep flags: every row is the default schedule")
 		switch r.Mode {
 		case "llamacpp", "dense":
 			assert.Equal(t, 1.0, r.Top1VsLlamaCpp, r.Mode)
@@ -80,9 +82,9 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
 		"--modes", "llamacpp,sdtp-onnx,sdtp-gguf,sdtp", "--predictors", preds, "--json"}, &stdout, &stderr), stderr.String())
-	var rep Report
+	var rep report.Run
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
-	byMode := map[string]Row{}
+	byMode := map[string]report.Row{}
 	for _, r := range rep.Results {
 		byMode[r.Mode] = r
 	}
@@ -91,6 +93,28 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 	assert.Less(t, byMode["sdtp-onnx"].PredictorMS, byMode["sdtp-onnx"].PrefillMS)
 	assert.Equal(t, byMode["sdtp-onnx"].KeptTokensPerLayer, byMode["sdtp-gguf"].KeptTokensPerLayer, "one set of predictors, two runtimes")
 	assert.Less(t, byMode["sdtp-gguf"].KeptTokensPerLayer[5], 200)
+
+	assert.Equal(t, 0.7, byMode["sdtp-gguf"].KeepRatio, "the trained ratio")
+	assert.True(t, byMode["sdtp-gguf"].Default(), "the trained schedule is the learned modes' default")
+	assert.Equal(t, []int{2, 4}, byMode["sdtp"].PruneLayers, "sdtp uses the predictors")
+
+	// Learned predictors prune at their trained layers; --keep-ratios
+	// replaces their trained ratio, --prune-layers is for the other scorers.
+	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "sdtp-gguf,random", "--predictors", preds, "--keep-ratios", "0.5,1", "--prune-layers", "3")
+	require.Len(t, rep.Results, 4)
+	for i, keep := range []float64{0.5, 1} {
+		learned, random := rep.Results[i], rep.Results[2+i]
+		assert.Equal(t, keep, learned.KeepRatio)
+		assert.Equal(t, []int{2, 4}, learned.PruneLayers)
+		assert.False(t, learned.CustomLayers)
+		assert.False(t, learned.Default(), "not the trained ratio")
+		assert.Equal(t, keep, random.KeepRatio)
+		assert.Equal(t, []int{3}, random.PruneLayers)
+		assert.True(t, random.CustomLayers)
+	}
+	assert.Equal(t, 200, rep.Results[1].KeptTokensPerLayer[5], "keep 1 prunes nothing")
+	assert.Less(t, rep.Results[0].KeptTokensPerLayer[5], byMode["sdtp-gguf"].KeptTokensPerLayer[5], "keep 0.5 prunes more than the trained 0.7")
 
 	assert.ErrorContains(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--modes", "sdtp-onnx"}, &stdout, &stderr), "needs learned predictors")
 }
@@ -104,7 +128,7 @@ func TestBenchQuality(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--model", model, "--text", text, "--quality", "--context-tokens", "200", "--continuation-tokens", "16",
 		"--samples", "2", "--modes", "llamacpp,dense,random,attention", "--json"}, &stdout, &stderr), stderr.String())
-	var rep Report
+	var rep report.Run
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
 	require.Len(t, rep.Results, 3, "llamacpp is the dense reference, not repeated")
 	for _, r := range rep.Results {
@@ -130,7 +154,7 @@ func TestBenchPasskey(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--model", model, "--passkey", "--haystack", hay, "--lengths", "200,300", "--depths", "0.2,0.8",
 		"--trials", "2", "--modes", "dense,random", "--json"}, &stdout, &stderr), stderr.String())
-	var rep Report
+	var rep report.Run
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
 	require.Len(t, rep.Results, 4, "2 lengths × 2 modes")
 	for _, r := range rep.Results {
@@ -191,7 +215,7 @@ func TestBenchMultipleChoice(t *testing.T) {
 	require.NoError(t, os.WriteFile(mc, []byte(strings.Join(lines, "\n")+"\n"), 0o644))
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--model", model, "--mc", mc, "--shots", "2", "--mc-items", "4", "--modes", "dense,random", "--json"}, &stdout, &stderr), stderr.String())
-	var rep Report
+	var rep report.Run
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
 	require.Len(t, rep.Results, 2)
 	for _, r := range rep.Results {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/go-sdtp/sdtp/internal/report"
 )
 
 // mcItem is one multiple-choice question: either one context and several
@@ -99,7 +101,7 @@ func readMC(path, labelsPath string) ([]mcItem, error) {
 // multipleChoice scores each choice by its length-normalised
 // log-likelihood (per byte, as lm-eval's acc_norm) after a (pruned)
 // prefill of --shots solved examples from the same file plus the question.
-func (b *bench) multipleChoice() ([]Row, error) {
+func (b *bench) multipleChoice() ([]report.Row, error) {
 	items, err := readMC(b.cfg.mc, b.cfg.mcLabels)
 	if err != nil {
 		return nil, err
@@ -108,7 +110,7 @@ func (b *bench) multipleChoice() ([]Row, error) {
 		return nil, fmt.Errorf("%s has %d items, need more than --shots %d", b.cfg.mc, len(items), b.cfg.shots)
 	}
 	rng := rand.New(rand.NewPCG(b.cfg.seed, 13))
-	correct := map[string]int{}
+	correct := make([]int, len(b.vars))
 	promptTokens := 0
 	n := min(b.cfg.mcItems, len(items))
 	for q := range n {
@@ -124,8 +126,14 @@ func (b *bench) multipleChoice() ([]Row, error) {
 				taken++
 			}
 		}
-		for _, mode := range b.cfg.modes {
-			if mode == "llamacpp" {
+		first, _ := items[q].pair(0) // the prompt of the first choice counts for the mean
+		firstToks, err := b.model.Tokenize(shots.String()+first, true, false)
+		if err != nil {
+			return nil, err
+		}
+		promptTokens += len(firstToks)
+		for vi, v := range b.vars {
+			if v.mode == "llamacpp" {
 				continue
 			}
 			best, bestScore := -1, 0.0
@@ -139,10 +147,7 @@ func (b *bench) multipleChoice() ([]Row, error) {
 				if err != nil || len(contToks) == 0 {
 					return nil, fmt.Errorf("choice %q: %v", cont, err)
 				}
-				if mode == b.cfg.modes[0] && c == 0 {
-					promptTokens += len(ctxToks)
-				}
-				lp, err := b.continuation(mode, ctxToks, contToks)
+				lp, err := b.continuation(v, ctxToks, contToks)
 				if err != nil {
 					return nil, err
 				}
@@ -155,19 +160,21 @@ func (b *bench) multipleChoice() ([]Row, error) {
 				}
 			}
 			if best == items[q].gold {
-				correct[mode]++
+				correct[vi]++
 			}
 		}
 		if (q+1)%10 == 0 {
 			fmt.Fprintf(b.log, "mc: %d/%d items\n", q+1, n)
 		}
 	}
-	var rows []Row
-	for _, mode := range b.cfg.modes {
-		if mode == "llamacpp" {
+	var rows []report.Row
+	for vi, v := range b.vars {
+		if v.mode == "llamacpp" {
 			continue
 		}
-		rows = append(rows, Row{Mode: mode, PromptTokens: promptTokens / n, Samples: n, MCAcc: float64(correct[mode]) / float64(n)})
+		row := v.row(promptTokens / n)
+		row.Samples, row.MCAcc = n, float64(correct[vi])/float64(n)
+		rows = append(rows, row)
 	}
 	return rows, nil
 }

@@ -8,13 +8,14 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/numeric"
+	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 // passkey hides a random 5-digit key at each --depths fraction of a
 // haystack of each --lengths size, asks for it at the end, and counts the
 // greedy answers that contain it.
-func (b *bench) passkey() ([]Row, error) {
+func (b *bench) passkey() ([]report.Row, error) {
 	raw, err := os.ReadFile(b.cfg.haystack)
 	if err != nil {
 		return nil, err
@@ -24,9 +25,9 @@ func (b *bench) passkey() ([]Row, error) {
 		return nil, err
 	}
 	rng := rand.New(rand.NewPCG(b.cfg.seed, 11))
-	var rows []Row
+	var rows []report.Row
 	for _, n := range b.cfg.lengths {
-		hits := map[string][]int{} // mode -> hits per depth
+		hits := make([][]int, len(b.vars)) // per variant: hits per depth
 		for di, depth := range b.cfg.depths {
 			for range b.cfg.trials {
 				key := fmt.Sprintf("%05d", rng.IntN(100000))
@@ -34,30 +35,31 @@ func (b *bench) passkey() ([]Row, error) {
 				if err != nil {
 					return nil, err
 				}
-				for _, mode := range b.cfg.modes {
-					if mode == "llamacpp" {
+				for vi, v := range b.vars {
+					if v.mode == "llamacpp" {
 						continue // dense is the same model path
 					}
-					answer, err := b.greedyAnswer(mode, prompt, 8)
+					answer, err := b.greedyAnswer(v, prompt, 8)
 					if err != nil {
 						return nil, err
 					}
-					if hits[mode] == nil {
-						hits[mode] = make([]int, len(b.cfg.depths))
+					if hits[vi] == nil {
+						hits[vi] = make([]int, len(b.cfg.depths))
 					}
 					if strings.Contains(answer, key) {
-						hits[mode][di]++
+						hits[vi][di]++
 					}
 				}
 			}
 		}
 		fmt.Fprintf(b.log, "passkey: %d tokens done\n", n)
-		for _, mode := range b.cfg.modes {
-			h := hits[mode]
+		for vi, v := range b.vars {
+			h := hits[vi]
 			if h == nil {
 				continue
 			}
-			row := Row{Mode: mode, PromptTokens: n, Samples: b.cfg.trials * len(b.cfg.depths)}
+			row := v.row(n)
+			row.Samples = b.cfg.trials * len(b.cfg.depths)
 			total := 0
 			for _, c := range h {
 				row.PasskeyDepthAcc = append(row.PasskeyDepthAcc, float64(c)/float64(b.cfg.trials))
@@ -94,10 +96,9 @@ func (b *bench) passkeyPrompt(hay []int32, n int, depth float64, key string, rng
 	return append(prompt, question...), nil
 }
 
-// greedyAnswer prefills prompt in mode and decodes n greedy tokens.
-func (b *bench) greedyAnswer(mode string, prompt []int32, n int) (string, error) {
-	sc, sched := b.scorer(mode)
-	pre, err := sdtp.Prefill(b.engine, sc, sched, prompt, 512)
+// greedyAnswer prefills prompt in the variant and decodes n greedy tokens.
+func (b *bench) greedyAnswer(v variant, prompt []int32, n int) (string, error) {
+	pre, err := sdtp.Prefill(b.engine, b.scorer(v.mode), v.sched, prompt, 512)
 	if err != nil {
 		return "", err
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/numeric"
+	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -15,7 +16,7 @@ import (
 // next --continuation-tokens are fed teacher-forced as ordinary tokens.
 // Dense (the staged engine without pruning, identical to llama.cpp) is the
 // reference for KL divergence and top-1 agreement.
-func (b *bench) quality(all []int32) ([]Row, error) {
+func (b *bench) quality(all []int32) ([]report.Row, error) {
 	ctxN, contN := b.cfg.contextTokens, b.cfg.contTokens
 	body := all[1:] // without the BOS the tokenizer added
 	if len(body) < ctxN+contN {
@@ -25,32 +26,28 @@ func (b *bench) quality(all []int32) ([]Row, error) {
 		nll, kl float64
 		top1, n int
 	}
-	stats := map[string]*acc{}
+	stats := make([]acc, len(b.vars))
 	rng := rand.New(rand.NewPCG(b.cfg.seed, 7))
 	bos := all[0]
 	for s := range b.cfg.samples {
 		start := rng.IntN(len(body) - (ctxN + contN) + 2)
 		window := append([]int32{bos}, body[start:start+ctxN+contN-1]...)
 		ctx, cont := window[:ctxN], window[ctxN:]
-		ref, err := b.continuation("dense", ctx, cont)
+		ref, err := b.continuation(variant{mode: "dense"}, ctx, cont)
 		if err != nil {
 			return nil, err
 		}
-		for _, mode := range b.cfg.modes {
-			if mode == "llamacpp" {
+		for vi, v := range b.vars {
+			if v.mode == "llamacpp" {
 				continue // identical to dense, the reference
 			}
 			lp := ref
-			if mode != "dense" {
-				if lp, err = b.continuation(mode, ctx, cont); err != nil {
+			if v.mode != "dense" {
+				if lp, err = b.continuation(v, ctx, cont); err != nil {
 					return nil, err
 				}
 			}
-			a := stats[mode]
-			if a == nil {
-				a = &acc{}
-				stats[mode] = a
-			}
+			a := &stats[vi]
 			for i, next := range cont {
 				a.nll -= float64(lp[i][next])
 				a.kl += kl(ref[i], lp[i])
@@ -62,24 +59,25 @@ func (b *bench) quality(all []int32) ([]Row, error) {
 		}
 		fmt.Fprintf(b.log, "quality: sample %d/%d done\n", s+1, b.cfg.samples)
 	}
-	var rows []Row
-	for _, mode := range b.cfg.modes {
-		a := stats[mode]
-		if a == nil {
+	var rows []report.Row
+	for vi, v := range b.vars {
+		a := stats[vi]
+		if v.mode == "llamacpp" {
 			continue
 		}
-		rows = append(rows, Row{Mode: mode, PromptTokens: ctxN, Samples: b.cfg.samples,
-			PPL: math.Exp(a.nll / float64(a.n)), KLVsDense: a.kl / float64(a.n), Top1VsDense: float64(a.top1) / float64(a.n)})
+		row := v.row(ctxN)
+		row.Samples = b.cfg.samples
+		row.PPL, row.KLVsDense, row.Top1VsDense = math.Exp(a.nll/float64(a.n)), a.kl/float64(a.n), float64(a.top1)/float64(a.n)
+		rows = append(rows, row)
 	}
 	return rows, nil
 }
 
 // continuation returns, for each continuation token, the log-probabilities
-// the model assigns to it after a prefill of ctx in this mode: row i
+// the model assigns to it after a prefill of ctx in this variant: row i
 // predicts cont[i].
-func (b *bench) continuation(mode string, ctx, cont []int32) ([][]float32, error) {
-	sc, sched := b.scorer(mode)
-	pre, err := sdtp.Prefill(b.engine, sc, sched, ctx, 512)
+func (b *bench) continuation(v variant, ctx, cont []int32) ([][]float32, error) {
+	pre, err := sdtp.Prefill(b.engine, b.scorer(v.mode), v.sched, ctx, 512)
 	if err != nil {
 		return nil, err
 	}

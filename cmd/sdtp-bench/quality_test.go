@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/internal/report"
+)
+
+func TestLogSoftmax(t *testing.T) {
+	lp := logSoftmax([]float32{0, float32(math.Log(3))})
+	assert.InDelta(t, 0.25, math.Exp(float64(lp[0])), 1e-6)
+	assert.InDelta(t, 0.75, math.Exp(float64(lp[1])), 1e-6)
+	// Shifting every logit changes nothing; a large shift does not overflow.
+	shifted := logSoftmax([]float32{1000, 1000 + float32(math.Log(3))})
+	assert.InDeltaSlice(t, lp, shifted, 1e-4)
+	// Uniform over V tokens: every log-probability is -ln V, so a
+	// continuation's perplexity is V.
+	for _, v := range logSoftmax(make([]float32, 8)) {
+		assert.InDelta(t, 8, math.Exp(-float64(v)), 1e-5)
+	}
+}
+
+func TestKL(t *testing.T) {
+	p := logSoftmax([]float32{0, 0})
+	q := logSoftmax([]float32{0, float32(math.Log(3))})
+	assert.Zero(t, kl(p, p))
+	// 0.5·ln(0.5/0.25) + 0.5·ln(0.5/0.75) = 0.5·ln(4/3)
+	assert.InDelta(t, 0.5*math.Log(4.0/3), kl(p, q), 1e-6)
+	assert.Greater(t, kl(q, p), 0.0)
+	// A token dense gives no probability contributes nothing, even where
+	// the other mode's log-probability is -Inf too.
+	inf := float32(math.Inf(-1))
+	assert.InDelta(t, 0, kl([]float32{0, inf}, []float32{0, inf}), 1e-12)
+}
+
+func TestAgreement(t *testing.T) {
+	assert.Equal(t, 1.0, agreement([]int32{1, 2, 3, 4}, []int32{1, 2, 3, 4}))
+	assert.Equal(t, 0.75, agreement([]int32{1, 2, 3, 4}, []int32{1, 2, 0, 4}))
+	assert.Equal(t, 0.5, agreement([]int32{1, 2, 3, 4}, []int32{1, 2}), "a shorter continuation disagrees where it is missing")
+}
+
+// At keep ratio 1 the pruning modes keep every token, so they must match
+// dense exactly: KL 0, top-1 1, the same perplexity.
+func TestQualityKeepAllEqualsDense(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "tiny.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	text := filepath.Join(dir, "text.txt")
+	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. a cat sat on the mat. ", 30)), 0o644))
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"--model", model, "--text", text, "--quality", "--context-tokens", "200", "--continuation-tokens", "16",
+		"--samples", "2", "--modes", "dense,random,attention", "--keep-ratios", "1", "--json"}, &stdout, &stderr), stderr.String())
+	var rep report.Run
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
+	require.Len(t, rep.Results, 3)
+	dense := rep.Results[0]
+	require.Equal(t, "dense", dense.Mode)
+	for _, r := range rep.Results[1:] {
+		assert.Equal(t, 1.0, r.KeepRatio)
+		assert.Zero(t, r.KLVsDense, r.Mode)
+		assert.Equal(t, 1.0, r.Top1VsDense, r.Mode)
+		assert.Equal(t, dense.PPL, r.PPL, r.Mode)
+	}
+}

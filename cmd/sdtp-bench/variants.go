@@ -1,0 +1,124 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-sdtp/sdtp/internal/report"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+// variant is one mode at one schedule: one row per prompt length.
+type variant struct {
+	mode  string
+	sched sdtp.Schedule // none for llamacpp and dense
+	// custom: the layers come from --prune-layers, not from the mode (the
+	// default schedule, or the layers learned predictors were trained for).
+	custom bool
+	// byDefault: the schedule the mode runs without sweep flags.
+	byDefault bool
+}
+
+// row starts a result row for the variant.
+func (v variant) row(promptTokens int) report.Row {
+	r := report.Row{Mode: v.mode, PromptTokens: promptTokens, KeepRatio: 1, PruneLayers: v.sched.Layers,
+		CustomLayers: v.custom, DefaultSchedule: v.byDefault}
+	if len(v.sched.KeepRatios) > 0 {
+		r.KeepRatio = v.sched.KeepRatios[0]
+		for _, k := range v.sched.KeepRatios {
+			if k != r.KeepRatio {
+				r.KeepRatio = 0 // trained per-stage ratios that differ
+			}
+		}
+	}
+	return r
+}
+
+func (v variant) String() string {
+	if len(v.sched.Layers) == 0 {
+		return v.mode
+	}
+	return fmt.Sprintf("%s (layers %v, keep %v)", v.mode, v.sched.Layers, v.sched.KeepRatios)
+}
+
+// variants expands --modes over the sweeps: llamacpp and dense once; the
+// training-free scorers at every --prune-layers list × --keep-ratios
+// value; learned predictors at their trained layers, at their trained
+// ratios unless --keep-ratios is given.
+func (b *bench) variants(nLayer int) ([]variant, error) {
+	var out []variant
+	for _, mode := range b.cfg.modes {
+		switch {
+		case mode == "llamacpp" || mode == "dense":
+			out = append(out, variant{mode: mode, byDefault: true})
+		case b.learned(mode):
+			if !b.cfg.keepRatiosSet {
+				out = append(out, variant{mode: mode, sched: b.learnedSched, byDefault: true})
+				continue
+			}
+			for _, k := range b.cfg.keepRatios {
+				s := withRatio(b.learnedSched, k)
+				out = append(out, variant{mode: mode, sched: s, byDefault: slices.Equal(s.KeepRatios, b.learnedSched.KeepRatios)})
+			}
+		default:
+			for _, layers := range b.cfg.pruneLayers {
+				for _, k := range b.cfg.keepRatios {
+					v := variant{mode: mode, custom: layers != nil, byDefault: layers == nil && k == sdtp.DefaultKeepRatio}
+					var err error
+					if layers == nil {
+						v.sched, err = sdtp.DefaultSchedule(nLayer, k)
+					} else {
+						v.sched = withRatio(sdtp.Schedule{Layers: layers}, k)
+						err = v.sched.Validate(nLayer)
+					}
+					if err != nil {
+						return nil, fmt.Errorf("--prune-layers %v: %w", layers, err)
+					}
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// learned says whether the mode prunes with learned predictors.
+func (b *bench) learned(mode string) bool {
+	return mode == "sdtp-onnx" || mode == "sdtp-gguf" || (mode == "sdtp" && (b.onnxSet != nil || b.heads != nil))
+}
+
+// withRatio is the schedule at layers with keep ratio k at every stage.
+func withRatio(s sdtp.Schedule, k float64) sdtp.Schedule {
+	out := sdtp.Schedule{Layers: s.Layers}
+	for range s.Layers {
+		out.KeepRatios = append(out.KeepRatios, k)
+	}
+	return out
+}
+
+// parsePruneLayers reads --prune-layers values: each holds one or more
+// ';'-separated lists, "default" (nil) or layer numbers like "3,6,9".
+func parsePruneLayers(values []string) ([][]int, error) {
+	var out [][]int
+	for _, v := range values {
+		for _, list := range strings.Split(v, ";") {
+			list = strings.TrimSpace(list)
+			if list == "default" {
+				out = append(out, nil)
+				continue
+			}
+			var layers []int
+			for _, f := range strings.Split(list, ",") {
+				l, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil {
+					return nil, fmt.Errorf("--prune-layers %q: %q is not a layer number", list, f)
+				}
+				layers = append(layers, l)
+			}
+			out = append(out, layers)
+		}
+	}
+	return out, nil
+}
