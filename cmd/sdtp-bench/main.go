@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -367,7 +368,7 @@ func (b *bench) headCost(prompt []int32) (time.Duration, error) {
 	b.engine.TimeHeads(true)
 	defer b.engine.TimeHeads(false)
 	b.engine.HeadTime()
-	if _, err := sdtp.Prefill(b.engine, b.heads, b.learnedSched, prompt, 512); err != nil {
+	if _, err := sdtp.Prefill(context.Background(), b.engine, b.heads, b.learnedSched, prompt, 512); err != nil {
 		return 0, err
 	}
 	return b.engine.HeadTime(), nil
@@ -474,7 +475,7 @@ func (b *bench) runMode(mode string, prompt []int32) (sample, error) {
 	sc, sched := b.scorer(mode)
 	var s sample
 	start := time.Now()
-	pre, err := sdtp.Prefill(b.engine, sc, sched, prompt, 512)
+	pre, err := sdtp.Prefill(context.Background(), b.engine, sc, sched, prompt, 512)
 	s.prefill = time.Since(start)
 	if err != nil {
 		return s, err

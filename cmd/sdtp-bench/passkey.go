@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -97,7 +98,7 @@ func (b *bench) passkeyPrompt(hay []int32, n int, depth float64, key string, rng
 // greedyAnswer prefills prompt in mode and decodes n greedy tokens.
 func (b *bench) greedyAnswer(mode string, prompt []int32, n int) (string, error) {
 	sc, sched := b.scorer(mode)
-	pre, err := sdtp.Prefill(b.engine, sc, sched, prompt, 512)
+	pre, err := sdtp.Prefill(context.Background(), b.engine, sc, sched, prompt, 512)
 	if err != nil {
 		return "", err
 	}

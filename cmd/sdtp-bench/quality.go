@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -79,7 +80,7 @@ func (b *bench) quality(all []int32) ([]Row, error) {
 // predicts cont[i].
 func (b *bench) continuation(mode string, ctx, cont []int32) ([][]float32, error) {
 	sc, sched := b.scorer(mode)
-	pre, err := sdtp.Prefill(b.engine, sc, sched, ctx, 512)
+	pre, err := sdtp.Prefill(context.Background(), b.engine, sc, sched, ctx, 512)
 	if err != nil {
 		return nil, err
 	}
