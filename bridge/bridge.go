@@ -112,6 +112,14 @@ func clen(b []byte) int {
 	return len(b)
 }
 
+// ReleaseFreedMemory hands memory that freed models and contexts leave in
+// the C allocator back to the operating system. glibc keeps freed blocks
+// in its per-thread arenas (cgo calls run on many threads), so without
+// this a process that loads and frees models holds more resident memory
+// with every cycle until the arenas fill. It does nothing on other C
+// libraries.
+func ReleaseFreedMemory() { C.sdtp_release_free_memory() }
+
 var numaOnce sync.Once
 
 // InitNUMA distributes ggml's work across NUMA nodes (once per process).

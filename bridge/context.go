@@ -7,6 +7,7 @@ package bridge
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -36,6 +37,7 @@ type Context struct {
 	model    *Model
 	nBatch   int
 	nOutputs int // rows with logits from the last Decode
+	abort    abortFlag
 }
 
 // NewContext creates a context. The sliding-window caches are kept at full
@@ -68,7 +70,9 @@ func (m *Model) NewContext(p ContextParams) (*Context, error) {
 	if ptr == nil {
 		return nil, eb.err("llama.cpp could not create a context of %d tokens", p.NCtx)
 	}
-	return &Context{ptr: ptr, model: m, nBatch: int(C.llama_n_batch(ptr))}, nil
+	c := &Context{ptr: ptr, model: m, nBatch: int(C.llama_n_batch(ptr)), abort: newAbortFlag()}
+	C.llama_set_abort_callback(ptr, C.ggml_abort_callback(C.sdtp_abort_poll), unsafe.Pointer(c.abort.p))
+	return c, nil
 }
 
 // resolveThreads maps 0 to all cores and caps larger requests at the core
@@ -98,9 +102,15 @@ func MaxThreads() int {
 func (c *Context) Free() {
 	if c.ptr != nil {
 		C.llama_free(c.ptr)
+		c.abort.free()
 		c.ptr = nil
 	}
 }
+
+// AbortWhen makes Decode stop with ErrAborted soon after ctx is done: the
+// CPU backend polls between graph operations, so a running batch stops
+// within one operation. Call release once the work for ctx is over.
+func (c *Context) AbortWhen(ctx context.Context) (release func()) { return c.abort.when(ctx) }
 
 func (c *Context) Model() *Model { return c.model }
 func (c *Context) NCtx() int     { return int(C.llama_n_ctx(c.ptr)) }
@@ -154,7 +164,10 @@ func (c *Context) Decode(tokens []int32, pos0 int, out Outputs) error {
 		case ret == 1:
 			return fmt.Errorf("%w: no KV cache slot for %d tokens", ErrContextFull, end-start)
 		case ret == 2:
-			return errors.New("decode: aborted")
+			// llama_decode logged the abort as an error; drop that line so
+			// it is not attached to a later, unrelated failure.
+			C.sdtp_log_take_error(nil, 0)
+			return fmt.Errorf("decode: %w", ErrAborted)
 		default:
 			return eb.err("decode failed (%d)", int(ret))
 		}

@@ -2,11 +2,13 @@ package bridge
 
 /*
 #include <stdlib.h>
+#include "shim.h"
 #include "stage.h"
 */
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -30,6 +32,7 @@ type Engine struct {
 	model  *Model
 	nEmbd  int
 	nLayer int
+	abort  abortFlag
 }
 
 // NewEngine creates a staged engine over c's model and RoPE settings with
@@ -44,16 +47,23 @@ func (c *Context) NewEngine(nCtx, threads int) (*Engine, error) {
 	if ptr == nil {
 		return nil, eb.err("engine")
 	}
-	return &Engine{ptr: ptr, model: c.model, nEmbd: c.model.NEmbd(), nLayer: c.model.NLayer()}, nil
+	e := &Engine{ptr: ptr, model: c.model, nEmbd: c.model.NEmbd(), nLayer: c.model.NLayer(), abort: newAbortFlag()}
+	C.sdtp_engine_set_abort_callback(ptr, C.ggml_abort_callback(C.sdtp_abort_poll), unsafe.Pointer(e.abort.p))
+	return e, nil
 }
 
 // Free releases the engine and its caches.
 func (e *Engine) Free() {
 	if e.ptr != nil {
 		C.sdtp_engine_free(e.ptr)
+		e.abort.free()
 		e.ptr = nil
 	}
 }
+
+// AbortWhen makes Run stop with ErrAborted soon after ctx is done, within
+// one graph operation. Call release once the work for ctx is over.
+func (e *Engine) AbortWhen(ctx context.Context) (release func()) { return e.abort.when(ctx) }
 
 func (e *Engine) NLayer() int { return e.nLayer }
 func (e *Engine) NEmbd() int  { return e.nEmbd }
@@ -186,7 +196,11 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 	ret := C.sdtp_engine_run(e.ptr, C.int(in.First), C.int(in.Last), tokens, hidden,
 		(*C.int32_t)(unsafe.Pointer(&in.Positions[0])), C.int(n), hiddenOut, logitsOut, C.bool(in.AllLogits), attnOut, C.int(in.AttnWindow),
 		headOut, eb.p, errBufSize)
-	if ret != 0 {
+	switch ret {
+	case 0:
+	case 1:
+		return RunOutput{}, fmt.Errorf("engine run of layers [%d, %d): %w", in.First, in.Last, ErrAborted)
+	default:
 		return RunOutput{}, eb.err("engine run of layers [%d, %d)", in.First, in.Last)
 	}
 	return out, nil

@@ -1,11 +1,16 @@
 #include "shim.h"
 
+#include <atomic>
 #include <cstdio>
+#include <cstdlib> // defines __GLIBC__ under glibc
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <string>
 #include <vector>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 extern "C" bool goProgress(float progress, void * handle); // exported by progress.go
 
@@ -152,6 +157,21 @@ void sdtp_accept_history(struct llama_sampler * chain, const llama_token * token
             llama_sampler_accept(s, tokens[j]);
         }
     }
+}
+
+struct sdtp_abort {
+    std::atomic<bool> raised{false};
+};
+
+sdtp_abort * sdtp_abort_new(void) { return new sdtp_abort; }
+void sdtp_abort_free(sdtp_abort * a) { delete a; }
+void sdtp_abort_set(sdtp_abort * a, bool raised) { a->raised.store(raised, std::memory_order_relaxed); }
+bool sdtp_abort_poll(void * a) { return static_cast<sdtp_abort *>(a)->raised.load(std::memory_order_relaxed); }
+
+void sdtp_release_free_memory(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 bool sdtp_state_save(struct llama_context * ctx, const char * path, const llama_token * tokens, size_t n, char * err, size_t n_err) {

@@ -41,6 +41,19 @@ llama_token sdtp_sample_logits(struct llama_sampler * smpl, const float * logits
 // grammar, which constrains only what is generated.
 void        sdtp_accept_history(struct llama_sampler * chain, const llama_token * tokens, int n);
 
+// Cancellation. ggml's CPU backend calls an abort callback between graph
+// operations; sdtp_abort_poll is that callback, reading a flag that Go
+// raises from another goroutine when a context.Context is done.
+typedef struct sdtp_abort sdtp_abort;
+sdtp_abort * sdtp_abort_new(void);
+void         sdtp_abort_free(sdtp_abort * a);
+void         sdtp_abort_set(sdtp_abort * a, bool raised);
+bool         sdtp_abort_poll(void * a);
+
+// Returns memory freed by llama.cpp to the operating system where the C
+// library keeps it otherwise (glibc's malloc_trim); a no-op elsewhere.
+void        sdtp_release_free_memory(void);
+
 bool        sdtp_state_save(struct llama_context * ctx, const char * path, const llama_token * tokens, size_t n, char * err, size_t n_err);
 bool        sdtp_state_load(struct llama_context * ctx, const char * path, llama_token * tokens, size_t cap, size_t * n_out, char * err, size_t n_err);
 

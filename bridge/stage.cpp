@@ -44,6 +44,8 @@ void set_err(char * err, size_t n, const std::string & msg) {
 
 } // namespace
 
+// The staged architectures; llama/staged.go's ErrUnsupportedArch message
+// and docs/ENGINE.md name them.
 const stage_arch * sdtp_arch_for(const llama_model & m) {
     for (const auto & L : m.layers) {
         if (L.ffn_gate_inp != nullptr || L.wqkv != nullptr) {
@@ -338,6 +340,10 @@ void sdtp_engine_free(sdtp_engine * e) { delete e; }
 
 void sdtp_engine_set_threads(sdtp_engine * e, int n_threads) { ggml_backend_cpu_set_n_threads(e->cpu, n_threads); }
 
+void sdtp_engine_set_abort_callback(sdtp_engine * e, ggml_abort_callback cb, void * data) {
+    ggml_backend_cpu_set_abort_callback(e->cpu, cb, data);
+}
+
 bool sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char * err, size_t n_err) {
     const int n_layer = e->hp.n_layer;
     if (n_starts < 1 || starts[0] != 0) {
@@ -568,6 +574,10 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         for (const auto & m : e->masks) e->fill_mask(m);
 
         const ggml_status st = ggml_backend_sched_graph_compute(e->sched, gf);
+        if (st == GGML_STATUS_ABORTED) {
+            ggml_free(ctx);
+            return 1;
+        }
         if (st != GGML_STATUS_SUCCESS) {
             ggml_free(ctx);
             set_err(err, n_err, "graph compute failed: " + std::string(ggml_status_to_string(st)));

@@ -23,6 +23,9 @@ const char * sdtp_engine_arch(const struct llama_model * model);
 sdtp_engine * sdtp_engine_new(struct llama_context * lctx, int n_ctx, int n_threads, char * err, size_t n_err);
 void          sdtp_engine_free(sdtp_engine * e);
 void          sdtp_engine_set_threads(sdtp_engine * e, int n_threads);
+// Sets the callback the CPU backend polls between graph operations; when it
+// returns true the running graph stops and sdtp_engine_run returns 1.
+void          sdtp_engine_set_abort_callback(sdtp_engine * e, ggml_abort_callback cb, void * data);
 
 // Empties every cache and sets the segments: layers [starts[i], starts[i+1])
 // share one set of cached tokens (a pruning stage). starts[0] must be 0.
@@ -50,7 +53,8 @@ int64_t sdtp_engine_head_us(sdtp_engine * e);
 //   attn_out    [cells]      mean attention the last n_win tokens pay to each
 //                            cached token of layer last-1 (cells after this run);
 //   head_out    [n]          keep − drop of the predictor head for layer last.
-// Returns 0, or -1 with err set.
+// Returns 0; 1 when the abort callback stopped the graph (nothing is
+// appended to the caches); or -1 with err set.
 int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,

@@ -1,9 +1,11 @@
 package llama
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -97,3 +99,36 @@ func TestDefaultModelDenseEngineEqualsLlamaCpp(t *testing.T) {
 }
 
 func sdtpExpected(r Result) []int { return r.SDTP.Schedule.Expected(r.PromptTokens) }
+
+// A cancel during a long prompt's prefill returns within 200 ms in both
+// paths: llama_decode and the staged engine stop inside the running batch.
+func TestDefaultModelCancelStopsPrefillQuickly(t *testing.T) {
+	prompt := strings.Repeat("The history of the city begins with a small settlement on the river. ", 150)
+	greedy := []PredictOption{SetTemperature(0), SetTokens(8), SetThreads(2)}
+	for _, mode := range []string{ModeLlamaCpp, ModeAttention} {
+		t.Run(mode, func(t *testing.T) {
+			l := loadDefault(t, SetContext(4096), WithSDTP(SDTPOptions{Mode: mode}))
+			n, _, err := l.TokenizeString(prompt)
+			require.NoError(t, err)
+			require.Greater(t, n, int32(1900))
+			want, err := l.Predict("The capital of France is", greedy...)
+			require.NoError(t, err)
+
+			// The full prefill takes seconds; the deadline falls inside it.
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			res, err := l.GenerateContext(ctx, prompt, greedy...)
+			deadline, _ := ctx.Deadline()
+			latency := time.Since(deadline)
+			require.ErrorIs(t, err, ErrCancelled)
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.Zero(t, res.GeneratedTokens, "stopped in the prefill")
+			t.Logf("%s: %d-token prompt, returned %v after the deadline", mode, n, latency.Round(time.Millisecond))
+			assert.Less(t, latency, 200*time.Millisecond)
+
+			got, err := l.Predict("The capital of France is", greedy...)
+			require.NoError(t, err)
+			assert.Equal(t, want, got, "the model works as before")
+		})
+	}
+}

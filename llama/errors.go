@@ -1,6 +1,8 @@
 package llama
 
 import (
+	"errors"
+
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
@@ -11,6 +13,15 @@ import (
 var (
 	ErrNotGGUF           = bridge.ErrNotGGUF     // the file is not a GGUF model
 	ErrModelLoad         = bridge.ErrModelLoad   // llama.cpp refused the GGUF (corrupt, truncated, unknown architecture)
+	ErrContextFull       = bridge.ErrContextFull // the prompt or the generation does not fit the context window
 	ErrPredictorMismatch = predictor.ErrMismatch // predictors trained for another model or settings
 	ErrNoRuntime         = onnx.ErrNoRuntime     // the ONNX Runtime library cannot be loaded
+	ErrFreed             = errors.New("llama: model already freed")
+	// ErrUnsupportedArch: a pruning mode was asked for on a model whose
+	// architecture the staged engine does not implement.
+	ErrUnsupportedArch = errors.New("architecture not supported by the staged engine")
+	// ErrCancelled: the context.Context of PredictContext or GenerateContext
+	// ended the call; the error also matches the context's own error
+	// (context.Canceled or context.DeadlineExceeded).
+	ErrCancelled = errors.New("llama: cancelled")
 )

@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -26,30 +27,60 @@ type Result struct {
 // Predict generates a continuation of text and returns it (without the
 // prompt).
 func (l *LLama) Predict(text string, opts ...PredictOption) (string, error) {
-	res, err := l.Generate(text, opts...)
+	return l.PredictContext(context.Background(), text, opts...)
+}
+
+// PredictContext is Predict that stops when ctx is done; see
+// GenerateContext.
+func (l *LLama) PredictContext(ctx context.Context, text string, opts ...PredictOption) (string, error) {
+	res, err := l.GenerateContext(ctx, text, opts...)
 	return res.Text, err
 }
 
 // Generate is Predict with token counts and timings.
 func (l *LLama) Generate(text string, opts ...PredictOption) (Result, error) {
+	return l.GenerateContext(context.Background(), text, opts...)
+}
+
+// GenerateContext is Generate that stops when ctx is done: in the prompt's
+// prefill (within one graph operation of a running batch or pruning stage)
+// or between generated tokens. It then returns what was generated so far
+// and an error matching both ErrCancelled and ctx.Err(). The *LLama stays
+// usable; the llama.cpp path keeps the prompt batches decoded before the
+// cancel for the next call to reuse. A call waiting for another to finish
+// (calls on one *LLama run one at a time) returns at once if ctx is done by
+// the time it starts.
+func (l *LLama) GenerateContext(ctx context.Context, text string, opts ...PredictOption) (Result, error) {
 	if err := l.lock(); err != nil {
 		return Result{}, err
 	}
 	defer l.mu.Unlock()
-	po := NewPredictOptions(opts...)
+	res, err := l.generate(ctx, text, NewPredictOptions(opts...))
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
+	}
+	return res, err
+}
+
+func (l *LLama) generate(ctx context.Context, text string, po PredictOptions) (Result, error) {
 	var res Result
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
 	toks, err := l.promptTokens(text, po)
 	if err != nil {
 		return res, err
 	}
 	if l.staged != nil {
 		out := l.newOutput(po)
-		err := l.generateStaged(toks, po, &res, out)
+		err := l.generateStaged(ctx, toks, po, &res, out)
 		res.Text = out.finish()
 		l.debugf(po, res)
 		return res, err
 	}
-	if err := l.timedPrefill(toks, po, &res); err != nil {
+	release := l.ctx.AbortWhen(ctx)
+	defer release()
+	if err := l.timedPrefill(ctx, toks, po, &res); err != nil {
 		return res, err
 	}
 	smp, err := l.newSampler(po, toks)
@@ -60,7 +91,7 @@ func (l *LLama) Generate(text string, opts ...PredictOption) (Result, error) {
 
 	out := l.newOutput(po)
 	start := time.Now()
-	err = l.sampleLoop(smp, po, len(toks), out, &res)
+	err = l.sampleLoop(ctx, smp, po, len(toks), out, &res)
 	res.Decode = time.Since(start)
 	res.Text = out.finish()
 	if err == nil {
@@ -83,7 +114,7 @@ func (l *LLama) Eval(text string, opts ...PredictOption) error {
 		return err
 	}
 	var res Result
-	return l.timedPrefill(toks, po, &res)
+	return l.timedPrefill(context.Background(), toks, po, &res)
 }
 
 // promptTokens validates the per-call options and tokenizes the prompt.
@@ -112,8 +143,9 @@ func (l *LLama) promptTokens(text string, po PredictOptions) ([]int32, error) {
 
 // timedPrefill brings the KV cache to hold exactly toks, reusing the longest
 // cached prefix (from memory or the prompt cache file), and leaves the
-// logits of the last prompt token ready.
-func (l *LLama) timedPrefill(toks []int32, po PredictOptions, res *Result) error {
+// logits of the last prompt token ready. It checks ctx between batches;
+// stopping inside one is the abort flag's job (bridge.Context.AbortWhen).
+func (l *LLama) timedPrefill(ctx context.Context, toks []int32, po PredictOptions, res *Result) error {
 	start := time.Now()
 	defer func() { res.Prefill = time.Since(start) }()
 	res.PromptTokens = len(toks)
@@ -142,13 +174,16 @@ func (l *LLama) timedPrefill(toks []int32, po PredictOptions, res *Result) error
 		chunk = po.Batch
 	}
 	for start := n; start < len(toks); start += chunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		end := min(start+chunk, len(toks))
 		outputs := bridge.OutputNone
 		if end == len(toks) {
 			outputs = bridge.OutputLast
 		}
 		if err := l.ctx.Decode(toks[start:end], start, outputs); err != nil {
-			l.resetCache()
+			l.recoverCache(err)
 			return err
 		}
 		l.cached = append(l.cached, toks[start:end]...)
@@ -172,10 +207,21 @@ func (l *LLama) resetCache() {
 	l.cached = nil
 }
 
+// recoverCache brings the KV cache back in line with l.cached after a
+// failed Decode. An aborted Decode leaves the ubatches it finished before
+// the abort; dropping just those keeps l.cached's tokens for the next call
+// to reuse. Any other failure clears the cache.
+func (l *LLama) recoverCache(err error) {
+	if errors.Is(err, bridge.ErrAborted) && l.ctx.Truncate(len(l.cached)) {
+		return
+	}
+	l.resetCache()
+}
+
 // sampleLoop samples, emits and decodes tokens on llama.cpp's context.
-func (l *LLama) sampleLoop(smp *bridge.Sampler, po PredictOptions, promptLen int, out *output, res *Result) error {
+func (l *LLama) sampleLoop(ctx context.Context, smp *bridge.Sampler, po PredictOptions, promptLen int, out *output, res *Result) error {
 	sample := func() (int32, error) { return smp.Sample(l.ctx, -1) }
-	return l.loop(po, res, out, sample, func(tok int32) (bool, error) {
+	return l.loop(ctx, po, res, out, sample, func(tok int32) (bool, error) {
 		if len(l.cached) >= l.ctx.NCtx() {
 			if po.Tokens == 0 {
 				return true, nil // "until EOS": the window bounds the output
@@ -185,7 +231,7 @@ func (l *LLama) sampleLoop(smp *bridge.Sampler, po PredictOptions, promptLen int
 			}
 		}
 		if err := l.ctx.Decode([]int32{tok}, len(l.cached), bridge.OutputLast); err != nil {
-			l.resetCache()
+			l.recoverCache(err)
 			return true, err
 		}
 		l.cached = append(l.cached, tok)
@@ -194,10 +240,14 @@ func (l *LLama) sampleLoop(smp *bridge.Sampler, po PredictOptions, promptLen int
 }
 
 // loop is the sampling loop of every generation path: draw a token; stop at
-// end-of-generation, a stop word, the callback's word or the token budget;
-// else feed the token back (feed may also stop, e.g. at a full context).
-func (l *LLama) loop(po PredictOptions, res *Result, out *output, sample func() (int32, error), feed func(tok int32) (bool, error)) error {
+// end-of-generation, a stop word, the callback's word, the token budget or
+// a done ctx; else feed the token back (feed may also stop, e.g. at a full
+// context).
+func (l *LLama) loop(ctx context.Context, po PredictOptions, res *Result, out *output, sample func() (int32, error), feed func(tok int32) (bool, error)) error {
 	for po.Tokens == 0 || res.GeneratedTokens < po.Tokens {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		tok, err := sample()
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ package llama
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,26 +22,50 @@ import (
 
 var nextID atomic.Uint64
 
-// ErrFreed is returned by methods called after Free (see also errors.go).
-var ErrFreed = errors.New("llama: model already freed")
-
-// ErrContextFull wraps every error caused by a prompt or a generation that
-// does not fit in the context window.
-var ErrContextFull = bridge.ErrContextFull
-
 type LLama struct {
 	id       uint64     // creation order, for deadlock-free pair locking
-	mu       sync.Mutex // serialises use of ctx and cached
-	model    *bridge.Model
-	ctx      *bridge.Context
-	lora     *bridge.Lora
-	staged   *staged // nil: llama.cpp's own llama_decode path
-	cached   []int32 // tokens whose K/V the context holds; index = position
+	mu       sync.Mutex // serialises use of the native objects and cached
+	*native             // fields are nil after Free
+	cached   []int32    // tokens whose K/V the context holds; index = position
 	opts     ModelOptions
 	callback struct {
 		sync.Mutex
 		fn func(string) bool // set by SetTokenCallback
 	}
+}
+
+// native holds the llama.cpp objects of a *LLama, whose memory Go's
+// garbage collector does not see. Free releases them; New also attaches a
+// cleanup that releases them once the *LLama is unreachable, as a safety
+// net for a forgotten Free (it runs only after some garbage collection).
+type native struct {
+	model  *bridge.Model
+	ctx    *bridge.Context
+	lora   *bridge.Lora
+	staged *staged // nil: llama.cpp's own llama_decode path
+}
+
+// free releases everything in dependency order and returns the memory to
+// the operating system; a second call does nothing.
+func (n *native) free() {
+	if n.model == nil {
+		return
+	}
+	if n.staged != nil {
+		n.staged.free()
+		n.staged = nil
+	}
+	if n.ctx != nil {
+		n.ctx.Free()
+		n.ctx = nil
+	}
+	if n.lora != nil {
+		n.lora.Free()
+		n.lora = nil
+	}
+	n.model.Free()
+	n.model = nil
+	bridge.ReleaseFreedMemory()
 }
 
 // New loads a GGUF model and creates its context.
@@ -57,7 +82,8 @@ func New(model string, opts ...ModelOption) (*LLama, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &LLama{id: nextID.Add(1), model: m, opts: mo}
+	l := &LLama{id: nextID.Add(1), native: &native{model: m}, opts: mo}
+	runtime.AddCleanup(l, (*native).free, l.native)
 	if l.ctx, err = m.NewContext(cp); err != nil {
 		l.Free()
 		return nil, err
@@ -113,27 +139,12 @@ func loadParams(mo ModelOptions) (bridge.ModelParams, bridge.ContextParams, erro
 	return mp, cp, nil
 }
 
-// Free releases the context, the adapter and the model. Later calls return
-// ErrFreed.
+// Free releases the context, the adapter and the model. It may be called
+// more than once; other methods then return ErrFreed.
 func (l *LLama) Free() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.staged != nil {
-		l.staged.free()
-		l.staged = nil
-	}
-	if l.ctx != nil {
-		l.ctx.Free()
-		l.ctx = nil
-	}
-	if l.lora != nil {
-		l.lora.Free()
-		l.lora = nil
-	}
-	if l.model != nil {
-		l.model.Free()
-		l.model = nil
-	}
+	l.native.free()
 	l.cached = nil
 }
 

@@ -1,7 +1,11 @@
 package llama
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,17 +28,44 @@ func TestNewRejectsBadFiles(t *testing.T) {
 	}
 	good, err := os.ReadFile(tiny.llama)
 	require.NoError(t, err)
+	// patch returns the model with a little-endian uint64 written at off.
+	patch := func(name string, off int, v uint64) string {
+		b := bytes.Clone(good)
+		binary.LittleEndian.PutUint64(b[off:], v)
+		return write(name, b)
+	}
+	// The first tensor's info: name length, name, n_dims, dims, type, offset.
+	name := "token_embd.weight"
+	info := bytes.Index(good, append(binary.LittleEndian.AppendUint64(nil, uint64(len(name))), name...))
+	require.Positive(t, info)
+	dims := info + 8 + len(name) + 4
+	offset := dims + 2*8 + 4
+	require.Equal(t, uint32(2), binary.LittleEndian.Uint32(good[dims-4:]), "n_dims")
+	require.Equal(t, uint64(testmodel.Llama().NEmbd), binary.LittleEndian.Uint64(good[dims:]), "first dimension")
+	require.Zero(t, binary.LittleEndian.Uint64(good[offset:]), "the first tensor's data offset")
+	random := make([]byte, 4096)
+	rand.NewChaCha8([32]byte{1}).Read(random)
+
 	cases := map[string]struct {
 		path string
 		want string
 		is   error // what errors.Is must match (docs/ERRORS.md)
 	}{
-		"missing":      {filepath.Join(dir, "nope.gguf"), "no such file", os.ErrNotExist},
-		"directory":    {dir, "not a regular file", nil},
-		"empty":        {write("empty.gguf", nil), "not a GGUF", ErrNotGGUF},
-		"random bytes": {write("rand.gguf", []byte("this is not a model at all")), "not a GGUF", ErrNotGGUF},
-		"magic only":   {write("magic.gguf", []byte("GGUF\x03\x00\x00\x00garbage")), "could not load", ErrModelLoad},
-		"truncated":    {write("trunc.gguf", good[:len(good)/2]), "could not load", ErrModelLoad},
+		"missing":               {filepath.Join(dir, "nope.gguf"), "no such file", os.ErrNotExist},
+		"directory":             {dir, "not a regular file", nil},
+		"empty":                 {write("empty.gguf", nil), "not a GGUF", ErrNotGGUF},
+		"random bytes":          {write("rand.gguf", []byte("this is not a model at all")), "not a GGUF", ErrNotGGUF},
+		"magic only":            {write("magic.gguf", []byte("GGUF\x03\x00\x00\x00garbage")), "could not load", ErrModelLoad},
+		"random after magic":    {write("magic-rand.gguf", append([]byte("GGUF"), random...)), "could not load", ErrModelLoad},
+		"truncated in header":   {write("trunc-header.gguf", good[:20]), "could not load", ErrModelLoad},
+		"truncated in metadata": {write("trunc-kv.gguf", good[:info/2]), "could not load", ErrModelLoad},
+		"truncated in tensors":  {write("trunc-info.gguf", good[:dims]), "could not load", ErrModelLoad},
+		"truncated in data":     {write("trunc.gguf", good[:len(good)/2]), "could not load", ErrModelLoad},
+		"last byte missing":     {write("trunc-end.gguf", good[:len(good)-1]), "could not load", ErrModelLoad},
+		"absurd tensor count":   {patch("n-tensors.gguf", 8, 1<<62), "could not load", ErrModelLoad},
+		"absurd metadata count": {patch("n-kv.gguf", 16, 1<<62), "could not load", ErrModelLoad},
+		"absurd dimension":      {patch("dims.gguf", dims, 1<<62), "could not load", ErrModelLoad},
+		"absurd offset":         {patch("offset.gguf", offset, 1<<40), "could not load", ErrModelLoad},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -326,10 +357,21 @@ func TestFreeIsFinal(t *testing.T) {
 	require.NoError(t, err)
 	l.Free()
 	l.Free()
-	_, err = l.Predict("x")
-	assert.ErrorIs(t, err, ErrFreed)
-	_, _, err = l.TokenizeString("x")
-	assert.ErrorIs(t, err, ErrFreed)
+	other := loadTiny(t, tiny.llama)
+	for name, call := range map[string]func() error{
+		"Predict":         func() error { _, err := l.Predict("x"); return err },
+		"GenerateContext": func() error { _, err := l.GenerateContext(context.Background(), "x"); return err },
+		"Eval":            func() error { return l.Eval("x") },
+		"TokenizeString":  func() error { _, _, err := l.TokenizeString("x"); return err },
+		"Embeddings":      func() error { _, err := l.Embeddings("x"); return err },
+		"TokenEmbeddings": func() error { _, err := l.TokenEmbeddings([]int{1}); return err },
+		"SaveState":       func() error { return l.SaveState(filepath.Join(t.TempDir(), "s")) },
+		"LoadState":       func() error { return l.LoadState(filepath.Join(t.TempDir(), "s")) },
+		"as target":       func() error { _, err := l.SpeculativeSampling(other, "x"); return err },
+		"as draft":        func() error { _, err := other.SpeculativeSampling(l, "x"); return err },
+	} {
+		assert.ErrorIs(t, call(), ErrFreed, name)
+	}
 }
 
 func TestLoraAdapter(t *testing.T) {

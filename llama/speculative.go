@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -38,11 +39,11 @@ func (l *LLama) SpeculativeSampling(ll *LLama, text string, opts ...PredictOptio
 	if err != nil {
 		return "", err
 	}
-	if err := l.timedPrefill(toks, po, &res); err != nil {
+	if err := l.timedPrefill(context.Background(), toks, po, &res); err != nil {
 		return "", err
 	}
 	var draftRes Result
-	if err := ll.timedPrefill(toks, po, &draftRes); err != nil {
+	if err := ll.timedPrefill(context.Background(), toks, po, &draftRes); err != nil {
 		return "", fmt.Errorf("llama: draft model: %w", err)
 	}
 	smp, err := l.newSampler(po, toks)

@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,7 +64,9 @@ type staged struct {
 }
 
 // newStaged prepares the engine for o.Mode, or returns nil for llama.cpp's
-// own path (the default, or an architecture the engine does not stage).
+// own path: mode llamacpp, or mode dense on an architecture the engine does
+// not stage (llama_decode computes the same thing). A pruning mode on such
+// an architecture is ErrUnsupportedArch.
 func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (*staged, error) {
 	mode := o.Mode
 	switch mode {
@@ -74,8 +77,12 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (
 		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, dense, sdtp, random, attention)", mode)
 	}
 	if _, ok := bridge.StagedArch(m); !ok {
-		fmt.Fprintf(os.Stderr, "sdtp: architecture %s is not staged; running densely through llama_decode\n", m.Arch())
-		return nil, nil
+		if mode == ModeDense {
+			fmt.Fprintf(os.Stderr, "sdtp: architecture %s is not staged; running densely through llama_decode\n", m.Arch())
+			return nil, nil
+		}
+		return nil, fmt.Errorf("llama: mode %s: %w: %s (it stages dense llama, qwen2, qwen3 and gemma3 models); mode %s runs any model without pruning",
+			mode, ErrUnsupportedArch, m.Arch(), ModeLlamaCpp)
 	}
 	s := &staged{mode: mode, ubatch: o.UBatch}
 	if s.ubatch <= 0 {
@@ -183,12 +190,12 @@ func (s *staged) free() {
 
 // generateStaged is Generate on the staged engine: a pruned prefill, then
 // decoding over the per-layer caches. Each call starts from an empty cache.
-func (l *LLama) generateStaged(toks []int32, po PredictOptions, res *Result, out *output) error {
+func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOptions, res *Result, out *output) error {
 	s := l.staged
 	s.engine.SetThreads(po.Threads)
 	l.resetCache() // the llama.cpp context's cache no longer matches
 	start := time.Now()
-	pre, err := sdtp.Prefill(s.engine, s.scorer, s.sched, toks, s.ubatch)
+	pre, err := sdtp.Prefill(ctx, s.engine, s.scorer, s.sched, toks, s.ubatch)
 	res.Prefill = time.Since(start)
 	res.PromptTokens = len(toks)
 	if err != nil {
@@ -204,11 +211,13 @@ func (l *LLama) generateStaged(toks []int32, po PredictOptions, res *Result, out
 		return err
 	}
 	defer smp.Free()
+	release := s.engine.AbortWhen(ctx)
+	defer release()
 	start = time.Now()
 	defer func() { res.Decode = time.Since(start) }()
 	logits, pos := pre.Logits, len(toks)
 	sample := func() (int32, error) { return smp.SampleLogits(logits) }
-	return l.loop(po, res, out, sample, func(tok int32) (bool, error) {
+	return l.loop(ctx, po, res, out, sample, func(tok int32) (bool, error) {
 		if pos >= l.ctx.NCtx() {
 			if po.Tokens == 0 {
 				return true, nil

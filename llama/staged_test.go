@@ -163,3 +163,22 @@ func TestSDTPModeUsesHeadsInsideTheGGUF(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, plain)
 }
+
+// A pruning mode on an architecture the engine does not stage is refused;
+// llama.cpp's own path runs the model, and mode dense falls back to it.
+func TestPruningModesRefuseUnstagedArchitectures(t *testing.T) {
+	for _, mode := range []string{ModeSDTP, ModeRandom, ModeAttention} {
+		l, err := New(tiny.mistral3, SetContext(256), WithSDTP(SDTPOptions{Mode: mode}))
+		assert.Nil(t, l)
+		assert.ErrorIs(t, err, ErrUnsupportedArch, mode)
+		assert.ErrorContains(t, err, "mistral3")
+		assert.ErrorContains(t, err, "mode llamacpp runs any model")
+	}
+	want, err := loadTiny(t, tiny.mistral3).Generate("the cat", opts(SetTokens(8), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, 8, want.GeneratedTokens)
+	dense, err := loadTiny(t, tiny.mistral3, WithSDTP(SDTPOptions{Mode: ModeDense})).Generate("the cat", opts(SetTokens(8), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, want.Text, dense.Text)
+	assert.Nil(t, dense.SDTP, "llama_decode ran it")
+}

@@ -17,6 +17,9 @@ var tiny struct {
 	llama  string // 4-layer llama
 	draft  string // llama with the same vocabulary and other weights
 	gemma3 string // 6-layer gemma3 with sliding-window layers
+	// mistral3 is the llama model under an architecture name llama.cpp
+	// runs and the staged engine does not.
+	mistral3 string
 }
 
 func TestMain(m *testing.M) {
@@ -28,10 +31,12 @@ func TestMain(m *testing.M) {
 	tiny.llama = filepath.Join(dir, "llama.gguf")
 	tiny.draft = filepath.Join(dir, "draft.gguf")
 	tiny.gemma3 = filepath.Join(dir, "gemma3.gguf")
+	tiny.mistral3 = filepath.Join(dir, "mistral3.gguf")
 	draft := testmodel.Llama()
 	draft.Seed = 7
 	draft.NLayer = 2
-	for path, cfg := range map[string]testmodel.Config{tiny.llama: testmodel.Llama(), tiny.draft: draft, tiny.gemma3: testmodel.Gemma3()} {
+	for path, cfg := range map[string]testmodel.Config{tiny.llama: testmodel.Llama(), tiny.draft: draft,
+		tiny.gemma3: testmodel.Gemma3(), tiny.mistral3: testmodel.Mistral3()} {
 		if err := testmodel.Write(path, cfg); err != nil {
 			panic(err)
 		}

@@ -15,12 +15,32 @@ type MLP struct {
 	W2, B2 []float32
 }
 
-// Validate checks the weight shapes.
+// Validate checks the weight shapes, and that every weight is finite: a
+// NaN or infinite weight makes every score NaN, which would only surface
+// mid-prefill.
 func (m MLP) Validate() error {
 	if m.D <= 0 || m.H <= 0 || len(m.W1) != m.H*m.D || len(m.B1) != m.H || len(m.W2) != 2*m.H || len(m.B2) != 2 {
-		return fmt.Errorf("onnx: MLP shapes do not match D=%d H=%d", m.D, m.H)
+		return fmt.Errorf("predictor: MLP weight shapes do not match D=%d H=%d", m.D, m.H)
+	}
+	for _, w := range []struct {
+		name string
+		v    []float32
+	}{{"fc1.weight", m.W1}, {"fc1.bias", m.B1}, {"fc2.weight", m.W2}, {"fc2.bias", m.B2}} {
+		if i := nonFinite(w.v); i >= 0 {
+			return fmt.Errorf("predictor: %s[%d] is %v; weights must be finite", w.name, i, w.v[i])
+		}
 	}
 	return nil
+}
+
+// nonFinite returns the index of the first NaN or infinite value, or -1.
+func nonFinite(v []float32) int {
+	for i, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Scores computes keep − drop per token in Go: the reference for what the

@@ -1,6 +1,7 @@
 package sdtp
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -13,6 +14,8 @@ type Runner interface {
 	NEmbd() int
 	Reset(segmentStarts []int) error
 	Run(in bridge.RunInput) (bridge.RunOutput, error)
+	// AbortWhen makes a Run in progress stop once ctx is done.
+	AbortWhen(ctx context.Context) (release func())
 }
 
 // Scorer rates the live tokens at a pruning point; higher means keep.
@@ -58,12 +61,18 @@ type PrefillResult struct {
 // layers process the live tokens in chunks of ubatch, the scorer rates them
 // at the next pruning layer, and Select decides who continues. A schedule
 // with no layers is a dense prefill through the same engine.
-func Prefill(r Runner, sc Scorer, sched Schedule, tokens []int32, ubatch int) (PrefillResult, error) {
+//
+// Once ctx is done Prefill stops, inside the running chunk or before the
+// next one, and returns an error that wraps ctx.Err(). The next Prefill
+// starts afresh (Reset), so the engine stays usable.
+func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []int32, ubatch int) (PrefillResult, error) {
 	n := len(tokens)
 	var res PrefillResult
 	if n == 0 {
 		return res, fmt.Errorf("sdtp: empty prompt")
 	}
+	release := r.AbortWhen(ctx)
+	defer release()
 	if len(sched.Layers) > 0 {
 		if err := sched.Validate(r.NLayer()); err != nil {
 			return res, err
@@ -94,7 +103,10 @@ func Prefill(r Runner, sc Scorer, sched Schedule, tokens []int32, ubatch int) (P
 		if !final {
 			needs = sc.Needs()
 		}
-		out, err := runStage(r, first, last, tokens, hidden, pos, ubatch, final, needs)
+		out, err := runStage(ctx, r, first, last, tokens, hidden, pos, ubatch, final, needs)
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("sdtp: prefill stopped in the stage of layers [%d, %d): %w", first, last, ctx.Err())
+		}
 		if err != nil {
 			return res, err
 		}
@@ -122,7 +134,7 @@ func Prefill(r Runner, sc Scorer, sched Schedule, tokens []int32, ubatch int) (P
 // runStage runs layers [first, last) over the live tokens in chunks of
 // ubatch, cut from the end so that the last chunk holds the whole
 // last-window (the attention scorer's queries) whenever it fits.
-func runStage(r Runner, first, last int, tokens []int32, hidden []float32, pos []int32, ubatch int, final bool, needs Needs) (bridge.RunOutput, error) {
+func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hidden []float32, pos []int32, ubatch int, final bool, needs Needs) (bridge.RunOutput, error) {
 	n, d := len(pos), r.NEmbd()
 	var all bridge.RunOutput
 	if !final {
@@ -131,6 +143,9 @@ func runStage(r Runner, first, last int, tokens []int32, hidden []float32, pos [
 	for end := n % ubatch; end <= n; end += ubatch {
 		if end == 0 {
 			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return all, err
 		}
 		start := max(0, end-ubatch)
 		in := bridge.RunInput{First: first, Last: last, Positions: pos[start:end], WantHidden: !final,

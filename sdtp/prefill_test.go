@@ -1,6 +1,7 @@
 package sdtp_test
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"testing"
@@ -43,7 +44,7 @@ func TestDensePrefillMatchesLlamaDecode(t *testing.T) {
 	require.NoError(t, c.Decode(toks, 0, bridge.OutputLast))
 	want, err := c.Logits(-1)
 	require.NoError(t, err)
-	res, err := sdtp.Prefill(e, predictor.NewRandom(1), sdtp.Schedule{}, toks, 64)
+	res, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(1), sdtp.Schedule{}, toks, 64)
 	require.NoError(t, err)
 	assert.InDeltaSlice(t, want, res.Logits, 1e-4)
 	assert.Equal(t, []int{300}, res.KeptPerStage)
@@ -60,7 +61,7 @@ func TestPrunedPrefillKeepsScheduleAndProtectedTokens(t *testing.T) {
 			sc, err := predictor.New(scorer, 7)
 			require.NoError(t, err)
 			const n = 400
-			res, err := sdtp.Prefill(e, sc, sched, prompt(n), 128)
+			res, err := sdtp.Prefill(context.Background(), e, sc, sched, prompt(n), 128)
 			require.NoError(t, err)
 
 			assert.Equal(t, sched.Expected(n), res.KeptPerStage)
@@ -90,11 +91,11 @@ func TestAttentionScorerPrefersAttendedTokens(t *testing.T) {
 	cfg := testmodel.Llama()
 	_, e := tinyEngine(t, cfg)
 	sched := sdtp.Schedule{Layers: []int{2}, KeepRatios: []float64{0.5}}
-	a1, err := sdtp.Prefill(e, predictor.Attention{}, sched, prompt(200), 64)
+	a1, err := sdtp.Prefill(context.Background(), e, predictor.Attention{}, sched, prompt(200), 64)
 	require.NoError(t, err)
-	a2, err := sdtp.Prefill(e, predictor.Attention{}, sched, prompt(200), 64)
+	a2, err := sdtp.Prefill(context.Background(), e, predictor.Attention{}, sched, prompt(200), 64)
 	require.NoError(t, err)
-	r, err := sdtp.Prefill(e, predictor.NewRandom(3), sched, prompt(200), 64)
+	r, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched, prompt(200), 64)
 	require.NoError(t, err)
 	assert.Equal(t, a1.LivePositions[1], a2.LivePositions[1])
 	assert.NotEqual(t, a1.LivePositions[1], r.LivePositions[1])
@@ -119,7 +120,7 @@ func TestAttentionScoresAreADistributionOverLiveTokens(t *testing.T) {
 			_, e := tinyEngine(t, cfg)
 			sc := &captureScorer{needs: sdtp.Needs{Attention: true, Hidden: true}}
 			sched := sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.6, 0.6}}
-			_, err := sdtp.Prefill(e, sc, sched, prompt(300), 64)
+			_, err := sdtp.Prefill(context.Background(), e, sc, sched, prompt(300), 64)
 			require.NoError(t, err)
 			require.Len(t, sc.seen, 2)
 			for _, in := range sc.seen {
@@ -138,4 +139,69 @@ func TestAttentionScoresAreADistributionOverLiveTokens(t *testing.T) {
 			assert.Positive(t, sc.seen[0].Attention[50], "position 50 lies outside the 32-token window yet is scored")
 		})
 	}
+}
+
+// cancelAfterRuns is the engine with a cancel after its n-th Run.
+type cancelAfterRuns struct {
+	*bridge.Engine
+	n, runs int
+	cancel  context.CancelFunc
+}
+
+func (r *cancelAfterRuns) Run(in bridge.RunInput) (bridge.RunOutput, error) {
+	out, err := r.Engine.Run(in)
+	if r.runs++; r.runs == r.n {
+		r.cancel()
+	}
+	return out, err
+}
+
+// cancellingScorer cancels when it scores.
+type cancellingScorer struct {
+	cancel context.CancelFunc
+	calls  int
+}
+
+func (c *cancellingScorer) Needs() sdtp.Needs { return sdtp.Needs{} }
+func (c *cancellingScorer) Score(in sdtp.ScoreInput) ([]float32, error) {
+	c.calls++
+	c.cancel()
+	return make([]float32, len(in.Positions)), nil
+}
+
+func TestPrefillStopsWhenContextIsDone(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Llama())
+	sched := sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.8, 0.8}}
+	toks := prompt(200) // 4 chunks of 64 per stage
+	want, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(1), sched, toks, 64)
+	require.NoError(t, err)
+
+	t.Run("before the first chunk", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err := sdtp.Prefill(ctx, e, predictor.NewRandom(1), sched, toks, 64)
+		require.ErrorIs(t, err, context.Canceled)
+		assert.Zero(t, e.Cells(0))
+	})
+	t.Run("between chunks", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &cancelAfterRuns{Engine: e, n: 2, cancel: cancel}
+		_, err := sdtp.Prefill(ctx, r, predictor.NewRandom(1), sched, toks, 64)
+		require.ErrorIs(t, err, context.Canceled)
+		assert.Equal(t, 2, r.runs)
+		assert.Equal(t, 8+64, e.Cells(0), "the two chunks before the cancel: 200 mod 64 tokens, then 64")
+	})
+	t.Run("between stages", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		sc := &cancellingScorer{cancel: cancel}
+		_, err := sdtp.Prefill(ctx, e, sc, sched, toks, 64)
+		require.ErrorIs(t, err, context.Canceled)
+		assert.Equal(t, 1, sc.calls)
+		assert.Equal(t, 200, e.Cells(0), "the first stage finished")
+		assert.Zero(t, e.Cells(1), "the second never started")
+	})
+
+	again, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(1), sched, toks, 64)
+	require.NoError(t, err)
+	assert.Equal(t, want, again, "the engine is usable after a cancel")
 }

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -387,7 +388,7 @@ func (b *bench) headCost(sched sdtp.Schedule, prompt []int32) (time.Duration, er
 	b.engine.TimeHeads(true)
 	defer b.engine.TimeHeads(false)
 	b.engine.HeadTime()
-	if _, err := sdtp.Prefill(b.engine, b.heads, sched, prompt, 512); err != nil {
+	if _, err := sdtp.Prefill(context.Background(), b.engine, b.heads, sched, prompt, 512); err != nil {
 		return 0, err
 	}
 	return b.engine.HeadTime(), nil
@@ -491,7 +492,7 @@ func (b *bench) runVariant(v variant, prompt []int32) (sample, error) {
 	sc := b.scorer(v.mode)
 	var s sample
 	start := time.Now()
-	pre, err := sdtp.Prefill(b.engine, sc, v.sched, prompt, 512)
+	pre, err := sdtp.Prefill(context.Background(), b.engine, sc, v.sched, prompt, 512)
 	s.prefill = time.Since(start)
 	if err != nil {
 		return s, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -98,7 +99,7 @@ func (b *bench) passkeyPrompt(hay []int32, n int, depth float64, key string, rng
 
 // greedyAnswer prefills prompt in the variant and decodes n greedy tokens.
 func (b *bench) greedyAnswer(v variant, prompt []int32, n int) (string, error) {
-	pre, err := sdtp.Prefill(b.engine, b.scorer(v.mode), v.sched, prompt, 512)
+	pre, err := sdtp.Prefill(context.Background(), b.engine, b.scorer(v.mode), v.sched, prompt, 512)
 	if err != nil {
 		return "", err
 	}

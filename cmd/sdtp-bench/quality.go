@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -77,7 +78,7 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 // the model assigns to it after a prefill of ctx in this variant: row i
 // predicts cont[i].
 func (b *bench) continuation(v variant, ctx, cont []int32) ([][]float32, error) {
-	pre, err := sdtp.Prefill(b.engine, b.scorer(v.mode), v.sched, ctx, 512)
+	pre, err := sdtp.Prefill(context.Background(), b.engine, b.scorer(v.mode), v.sched, ctx, 512)
 	if err != nil {
 		return nil, err
 	}

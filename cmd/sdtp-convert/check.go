@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -69,11 +70,11 @@ func check(model, dir, textFile string, w io.Writer) error {
 	}
 	sched := set.Manifest.Schedule()
 	cmp := &comparer{onnx: set}
-	viaONNX, err := sdtp.Prefill(e, cmp, sched, toks, 512)
+	viaONNX, err := sdtp.Prefill(context.Background(), e, cmp, sched, toks, 512)
 	if err != nil {
 		return err
 	}
-	viaGraph, err := sdtp.Prefill(e, inGraph, sched, toks, 512)
+	viaGraph, err := sdtp.Prefill(context.Background(), e, inGraph, sched, toks, 512)
 	if err != nil {
 		return err
 	}

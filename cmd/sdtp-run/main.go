@@ -33,6 +33,7 @@ type config struct {
 	json       bool
 
 	mode        string
+	modeGiven   bool // --mode on the command line, not the default
 	keepRatio   float64
 	pruneLayers []int
 	explain     bool
@@ -87,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.modeGiven = fs.Changed("mode")
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (the prompt goes after -p)", fs.Arg(0))
 	}
@@ -116,18 +118,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(c.model); err != nil && c.model == cache.DefaultModel() {
 		return fmt.Errorf("default model not found at %s: run `make deps` first, or pass -m MODEL.gguf", c.model)
 	}
-	modelOpts := []llama.ModelOption{llama.SetContext(c.ctxSize),
-		llama.WithSDTP(llama.SDTPOptions{Mode: c.mode, KeepRatio: c.keepRatio, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider})}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		bar := progressbar.NewOptions(100, progressbar.OptionSetWriter(stderr),
-			progressbar.OptionSetDescription("loading model"), progressbar.OptionClearOnFinish())
-		modelOpts = append(modelOpts, llama.SetLoadProgress(func(p float32) bool {
-			_ = bar.Set(int(p * 100))
-			return true
-		}))
-		defer bar.Finish()
-	}
-	l, err := llama.New(c.model, modelOpts...)
+	l, err := load(c, stderr)
 	if err != nil {
 		return err
 	}
@@ -166,6 +157,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// load loads the model in c.mode. When the architecture cannot be pruned,
+// the default mode falls back to llama.cpp's own prefill with a notice; a
+// pruning mode asked for with --mode is an error (which names the mode
+// that works).
+func load(c config, stderr io.Writer) (*llama.LLama, error) {
+	opts := []llama.ModelOption{llama.SetContext(c.ctxSize)}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		bar := progressbar.NewOptions(100, progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("loading model"), progressbar.OptionClearOnFinish())
+		opts = append(opts, llama.SetLoadProgress(func(p float32) bool {
+			_ = bar.Set(int(p * 100))
+			return true
+		}))
+		defer bar.Finish()
+	}
+	sdtpOpts := llama.SDTPOptions{Mode: c.mode, KeepRatio: c.keepRatio, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider}
+	l, err := llama.New(c.model, append(opts, llama.WithSDTP(sdtpOpts))...)
+	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven {
+		return l, err
+	}
+	fmt.Fprintf(stderr, "sdtp-run: %v\nsdtp-run: running with --mode llamacpp (no pruning)\n", err)
+	sdtpOpts.Mode = llama.ModeLlamaCpp
+	return llama.New(c.model, append(opts, llama.WithSDTP(sdtpOpts))...)
 }
 
 // explain renders --explain and --explain-html.

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/llama"
 )
 
 func tinyModel(t *testing.T) string {
@@ -109,4 +110,24 @@ func TestRunPruningModesAndExplain(t *testing.T) {
 	assert.ErrorContains(t, err, "unknown SDTP mode")
 	err = run([]string{"-m", model, "-p", "x", "--prune-layers", "0,9"}, &stdout, &stderr)
 	assert.Error(t, err)
+}
+
+// On an architecture the staged engine does not run, the default mode falls
+// back to llama.cpp's prefill with a notice; an explicit pruning mode fails
+// and names the mode that works.
+func TestRunUnstagedArchitecture(t *testing.T) {
+	model := filepath.Join(t.TempDir(), "mistral3.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Mistral3()))
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"-m", model, "-p", "the cat", "-n", "4", "--temp", "0", "-c", "256", "--json"}, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	var r report
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &r))
+	assert.Equal(t, llama.ModeLlamaCpp, r.Mode)
+	assert.Contains(t, stderr.String(), "architecture not supported by the staged engine: mistral3")
+	assert.Contains(t, stderr.String(), "running with --mode llamacpp")
+
+	err = run([]string{"-m", model, "-p", "the cat", "-c", "256", "--mode", "attention"}, &stdout, &stderr)
+	assert.ErrorIs(t, err, llama.ErrUnsupportedArch)
+	assert.ErrorContains(t, err, "mode llamacpp runs any model")
 }

@@ -3,14 +3,16 @@
 // one. Weights are drawn from a seeded normal distribution, so a given Config
 // always produces byte-identical files.
 //
-// Supported architectures are "llama" and "gemma3". The vocabulary is a small
-// SentencePiece-style ("llama" tokenizer model) vocabulary with byte
-// fallback, so any UTF-8 text round-trips through llama.cpp's tokenizer.
+// Supported architectures: llama, qwen2, qwen3, gemma3 and mistral3. The
+// vocabulary is a small SentencePiece-style ("llama" tokenizer model)
+// vocabulary with byte fallback, so any UTF-8 text round-trips through
+// llama.cpp's tokenizer.
 package testmodel
 
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/go-sdtp/sdtp/gguf"
 )
@@ -21,11 +23,15 @@ const (
 	ArchGemma3 = "gemma3"
 	ArchQwen2  = "qwen2" // llama with Q/K/V biases
 	ArchQwen3  = "qwen3" // llama with per-head Q/K norms
+	// ArchMistral3 has llama's tensors under another name: llama.cpp runs
+	// it, the staged engine does not, which is what tests of the
+	// unsupported-architecture path need.
+	ArchMistral3 = "mistral3"
 )
 
 // Config describes a tiny model.
 type Config struct {
-	Arch string // ArchLlama, ArchGemma3, ArchQwen2 or ArchQwen3
+	Arch string // one of the Arch constants
 	Name string // general.name; defaults to "sdtp-testmodel-<arch>"
 
 	NLayer        int
@@ -100,6 +106,13 @@ func Qwen3() Config {
 	return c
 }
 
+// Mistral3 is Llama() as a mistral3 model.
+func Mistral3() Config {
+	c := Llama()
+	c.Arch = ArchMistral3
+	return c
+}
+
 // Gemma3 returns a 6-layer gemma3 config: n_embd 64, 4 heads of head_dim
 // 16, 2 KV heads, n_ff 128, context 2048, sliding window 32 (layers 0-4 use
 // SWA, layer 5 is global, as llama.cpp's gemma3 pattern dictates), tied
@@ -128,7 +141,7 @@ func Gemma3() Config {
 const gemmaChatTemplate = `{{ bos_token }}{% for message in messages %}{% if message['role'] == 'assistant' %}{% set role = 'model' %}{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}`
 
 func (c Config) validate() error {
-	if c.Arch != ArchLlama && c.Arch != ArchGemma3 && c.Arch != ArchQwen2 && c.Arch != ArchQwen3 {
+	if !slices.Contains([]string{ArchLlama, ArchGemma3, ArchQwen2, ArchQwen3, ArchMistral3}, c.Arch) {
 		return fmt.Errorf("testmodel: unsupported architecture %q", c.Arch)
 	}
 	for _, p := range []struct {
@@ -143,7 +156,7 @@ func (c Config) validate() error {
 	if c.NHead%c.NHeadKV != 0 {
 		return fmt.Errorf("testmodel: NHead %d is not a multiple of NHeadKV %d", c.NHead, c.NHeadKV)
 	}
-	if (c.Arch == ArchLlama || c.Arch == ArchQwen2) && c.HeadDim*c.NHead != c.NEmbd {
+	if (c.Arch == ArchLlama || c.Arch == ArchQwen2 || c.Arch == ArchMistral3) && c.HeadDim*c.NHead != c.NEmbd {
 		return fmt.Errorf("testmodel: llama needs HeadDim*NHead == NEmbd (%d*%d != %d)", c.HeadDim, c.NHead, c.NEmbd)
 	}
 	if c.HeadDim%2 != 0 {

@@ -63,7 +63,7 @@ const singleChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456
 
 // BuildVocab returns the vocabulary used for cfg.Arch. It is deterministic.
 //
-// Layout for llama: <unk>=0, <s>=1, </s>=2, then the 256 byte tokens, then
+// Layout for llama (and its variants): <unk>=0, <s>=1, </s>=2, then the 256 byte tokens, then
 // normal pieces. For gemma3 it follows Gemma's special-token ids:
 // <pad>=0, <eos>=1, <bos>=2, <unk>=3, <start_of_turn>, <end_of_turn>, bytes,
 // pieces. Every byte 0x00-0xFF has a BYTE token, so any UTF-8 text (indeed
@@ -82,7 +82,7 @@ func BuildVocab(arch string) (Vocab, error) {
 		return len(v.Tokens) - 1
 	}
 	switch arch {
-	case ArchLlama, ArchQwen2, ArchQwen3:
+	case ArchLlama, ArchQwen2, ArchQwen3, ArchMistral3:
 		v.UNK = add("<unk>", 0, TokenTypeUnknown)
 		v.BOS = add("<s>", 0, TokenTypeControl)
 		v.EOS = add("</s>", 0, TokenTypeControl)

@@ -1,6 +1,7 @@
 package reference_test
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"testing"
@@ -44,7 +45,7 @@ func TestEngineMatchesReferenceWithPruning(t *testing.T) {
 				for i := 1; i < n; i++ {
 					toks[i] = int32(260 + (i*31)%300)
 				}
-				pre, err := sdtp.Prefill(e, predictor.NewRandom(5), sched, toks, 48)
+				pre, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(5), sched, toks, 48)
 				require.NoError(t, err)
 				live := make([][]int, e.NLayer())
 				for l, ps := range sdtp.LivePerLayer(sched, e.NLayer(), pre.LivePositions) {

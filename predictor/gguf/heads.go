@@ -90,6 +90,11 @@ func Read(modelPath string) (*Heads, error) {
 		keep(m.Validate())
 		h.MLPs = append(h.MLPs, m)
 	}
+	nLayer, err := f.GetInt(mustArch(f) + ".block_count")
+	keep(err)
+	if err == nil {
+		keep(h.Schedule().Validate(int(nLayer)))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("predictor heads in %s: %w", modelPath, err)
 	}

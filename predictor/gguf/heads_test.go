@@ -1,6 +1,7 @@
 package gguf
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-sdtp/sdtp/bridge"
+	ggufio "github.com/go-sdtp/sdtp/gguf"
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/sdtp"
@@ -77,12 +79,12 @@ func TestHeadsInsideGGUF(t *testing.T) {
 		toks[i] = int32(270 + (i*13)%300)
 	}
 	check := &compareScorer{heads: got}
-	res, err := sdtp.Prefill(e, check, got.Schedule(), toks, 96)
+	res, err := sdtp.Prefill(context.Background(), e, check, got.Schedule(), toks, 96)
 	require.NoError(t, err)
 	assert.Equal(t, 2, check.calls)
 	t.Logf("max |in-graph − Go MLP| = %.2e", check.diff)
 	assert.Less(t, check.diff, 1e-4, "in-graph heads match the Go MLP")
-	viaScorer, err := sdtp.Prefill(e, sc, got.Schedule(), toks, 96)
+	viaScorer, err := sdtp.Prefill(context.Background(), e, sc, got.Schedule(), toks, 96)
 	require.NoError(t, err)
 	assert.Equal(t, res.LivePositions, viaScorer.LivePositions)
 	assert.Equal(t, got.Schedule().Expected(len(toks)), viaScorer.KeptPerStage)
@@ -95,4 +97,34 @@ func TestHeadsInsideGGUF(t *testing.T) {
 	assert.Error(t, Embed(in, out, randomHeads(64, []int{0})))
 	_, err = randomHeads(32, []int{2}).Scorer(e)
 	assert.ErrorContains(t, err, "width")
+}
+
+func TestReadRefusesBadHeads(t *testing.T) {
+	dir := t.TempDir()
+	model, good := filepath.Join(dir, "model.gguf"), filepath.Join(dir, "heads.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	require.NoError(t, Embed(model, good, randomHeads(64, []int{2, 4}))) // H = 16
+	edit := func(change func(w *ggufio.Writer)) string {
+		f, err := ggufio.Open(good)
+		require.NoError(t, err)
+		defer f.Close()
+		w := ggufio.NewWriterFrom(f)
+		change(w)
+		out := filepath.Join(t.TempDir(), "edited.gguf")
+		require.NoError(t, w.WriteFile(out))
+		return out
+	}
+	withNaN := make([]float32, 16*64)
+	withNaN[5] = float32(math.NaN())
+	for name, c := range map[string]struct{ path, want string }{
+		"NaN weight":         {edit(func(w *ggufio.Writer) { w.Set("sdtp.1.fc1.weight", ggufio.Slice(withNaN)) }), "fc1.weight[5] is NaN"},
+		"wrong width":        {edit(func(w *ggufio.Writer) { w.Set("sdtp.0.fc1.bias", ggufio.Slice(make([]float32, 15))) }), "shapes do not match"},
+		"stage count":        {edit(func(w *ggufio.Writer) { w.Set("sdtp.keep_ratios", ggufio.Slice([]float32{0.6})) }), "2 pruning layers but 1 keep ratios"},
+		"layer out of range": {edit(func(w *ggufio.Writer) { w.Set("sdtp.layers", ggufio.Slice([]int32{2, 6})) }), "out of range"},
+		"missing head":       {edit(func(w *ggufio.Writer) { w.Delete("sdtp.1.fc2.bias") }), "sdtp.1.fc2.bias"},
+	} {
+		h, err := Read(c.path)
+		assert.Nil(t, h, name)
+		assert.ErrorContains(t, err, c.want, name)
+	}
 }

@@ -79,6 +79,44 @@ func mlpModel(m predictor.MLP) *pb.ModelProto {
 		OpsetImport: []*pb.OperatorSetIdProto{{Domain: "", Version: 17}}}
 }
 
+// floats returns the values of a float tensor, stored in either field.
+func floats(t *pb.TensorProto) []float32 {
+	if len(t.GetFloatData()) > 0 {
+		return t.GetFloatData()
+	}
+	rd := t.GetRawData()
+	out := make([]float32, len(rd)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(rd[4*i:]))
+	}
+	return out
+}
+
+// checkWeights rejects an ONNX file with a NaN or infinite value in a float
+// initializer: such a predictor scores every token NaN, which would
+// otherwise surface only mid-prefill.
+func checkWeights(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var model pb.ModelProto
+	if err := proto.Unmarshal(raw, &model); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	for _, t := range model.GetGraph().GetInitializer() {
+		if t.GetDataType() != int32(pb.TensorProto_FLOAT) {
+			continue
+		}
+		for i, v := range floats(t) {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("%s: weight %s[%d] is %v; weights must be finite", path, t.GetName(), i, v)
+			}
+		}
+	}
+	return nil
+}
+
 // ReadMLP reads the weights of a default-architecture predictor from an
 // ONNX file: initializers fc1.weight [H, D], fc1.bias [H], fc2.weight
 // [2, H] and fc2.bias [2] (the names PyTorch gives nn.Linear layers called
@@ -107,15 +145,7 @@ func ReadMLP(path string) (predictor.MLP, error) {
 			err = fmt.Errorf("onnx: %s: %s has shape %v, want float %v", path, name, t.GetDims(), dims)
 			return nil
 		}
-		if len(t.GetFloatData()) > 0 {
-			return t.GetFloatData()
-		}
-		rd := t.GetRawData()
-		out := make([]float32, len(rd)/4)
-		for i := range out {
-			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(rd[4*i:]))
-		}
-		return out
+		return floats(t)
 	}
 	w1, ok := inits["fc1.weight"]
 	if !ok || len(w1.GetDims()) != 2 {

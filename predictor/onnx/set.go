@@ -147,6 +147,9 @@ func open(path string, nEmbd int, so *ort.SessionOptions) (*ort.DynamicAdvancedS
 	if err != nil {
 		return nil, "", err
 	}
+	if err := checkWeights(path); err != nil {
+		return nil, "", err
+	}
 	if len(ins) != 1 || ins[0].Name != "hidden_states" || len(ins[0].Dimensions) != 2 || ins[0].Dimensions[1] != int64(nEmbd) ||
 		ins[0].DataType != ort.TensorElementDataTypeFloat {
 		return nil, "", fmt.Errorf("%s: want one float input hidden_states [N, %d], have %v", path, nEmbd, ins)

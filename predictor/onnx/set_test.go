@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/sdtp"
@@ -96,6 +98,21 @@ func TestONNXPredictorBadInputs(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(garbage, "stage0.onnx"), []byte("not onnx"), 0o644))
 	_, err := Load(garbage)
 	assert.Error(t, err)
+
+	// A non-finite weight is refused at load rather than found mid-prefill
+	// (every score NaN); WriteMLP will not write one.
+	for name, v := range map[string]float32{"NaN": float32(math.NaN()), "+Inf": float32(math.Inf(1))} {
+		bad := predictor.RandomMLP(64, 16, 2)
+		bad.W2[3] = v
+		dir := edit(func(*Manifest) {})
+		data, err := proto.Marshal(mlpModel(bad))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "stage1.onnx"), data, 0o644))
+		_, err = Load(dir)
+		assert.ErrorContains(t, err, "stage 1", name)
+		assert.ErrorContains(t, err, "fc2.weight[3] is "+name, name)
+		assert.ErrorContains(t, WriteMLP(filepath.Join(t.TempDir(), "p.onnx"), bad), "must be finite", name)
+	}
 }
 
 func TestReadMLPRoundTrip(t *testing.T) {

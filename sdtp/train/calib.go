@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/gob"
@@ -54,7 +55,7 @@ func (c *Calibrator) Run(tokens []int32) (Record, error) {
 		rec.Hidden = append(rec.Hidden, toF16(res.Hidden[s]))
 	}
 	oracle := &oracleScorer{sal: rec.Saliency}
-	if _, err := sdtp.Prefill(c.Engine, oracle, c.Schedule, tokens, c.UBatch); err != nil {
+	if _, err := sdtp.Prefill(context.Background(), c.Engine, oracle, c.Schedule, tokens, c.UBatch); err != nil {
 		return rec, fmt.Errorf("pruned pass: %w", err)
 	}
 	rec.PrunedPos, rec.PrunedHidden = oracle.pos, oracle.hidden

@@ -1,0 +1,165 @@
+package llama
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/bridge"
+)
+
+// memory is the Go heap in use after a collection and the process's
+// resident set, which also counts llama.cpp's C++ allocations.
+type memory struct{ heap, rss uint64 }
+
+// measure reads memory after both allocators hand what is free back to
+// the operating system, so that RSS counts memory in use, not caches.
+func measure(t *testing.T) memory {
+	t.Helper()
+	debug.FreeOSMemory()
+	bridge.ReleaseFreedMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	statm, err := os.ReadFile("/proc/self/statm")
+	require.NoError(t, err)
+	resident, err := strconv.ParseUint(strings.Fields(string(statm))[1], 10, 64)
+	require.NoError(t, err)
+	return memory{heap: ms.HeapAlloc, rss: resident * uint64(os.Getpagesize())}
+}
+
+func (m memory) String() string {
+	return fmt.Sprintf("heap %.2f MiB, RSS %.1f MiB", float64(m.heap)/(1<<20), float64(m.rss)/(1<<20))
+}
+
+// assertFlat allows 5% growth from the measurement after warm-up to the end.
+func assertFlat(t *testing.T, warm, end memory) {
+	t.Helper()
+	t.Logf("after warm-up %v; at the end %v", warm, end)
+	assert.LessOrEqual(t, float64(end.heap), 1.05*float64(warm.heap), "Go heap grew")
+	assert.LessOrEqual(t, float64(end.rss), 1.05*float64(warm.rss), "RSS grew")
+}
+
+func requireLinux(t *testing.T) {
+	if _, err := os.Stat("/proc/self/statm"); err != nil {
+		t.Skip("needs /proc/self/statm")
+	}
+}
+
+// oneThread runs the test's cgo calls on one OS thread. glibc gives each
+// thread that allocates its own malloc arena and keeps freed memory in it;
+// Go runs cgo calls on whichever thread is free, so unpinned, RSS climbs
+// with the number of arenas touched rather than with leaks.
+func oneThread(t *testing.T) {
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
+}
+
+// 1000 generations on one model, alternating prompts so that the prefill
+// runs each time, in both paths: memory must not grow with the call count.
+func TestSoakPredictDoesNotLeak(t *testing.T) {
+	requireLinux(t)
+	for mode, load := range cancelModes() {
+		t.Run(mode, func(t *testing.T) {
+			oneThread(t)
+			l := load(t)
+			prompts := []string{"the cat sat on the mat", "a dog ran in the park"}
+			var warm memory
+			start := time.Now()
+			for i := range 1000 {
+				_, err := l.Predict(prompts[i%2], opts(SetTokens(4), IgnoreEOS)...)
+				require.NoError(t, err)
+				if i == 99 {
+					warm = measure(t)
+				}
+			}
+			t.Logf("1000 calls in %v", time.Since(start).Round(time.Millisecond))
+			assertFlat(t, warm, measure(t))
+		})
+	}
+}
+
+// inFreshProcess reports whether the test runs in a process of its own.
+// If not, it reruns the test alone in a new process of the test binary
+// and fails if that run fails: what earlier tests left in the C allocator
+// would otherwise blur a measurement of a few MiB.
+func inFreshProcess(t *testing.T) bool {
+	const marker = "SDTP_FRESH_PROCESS"
+	if os.Getenv(marker) == t.Name() {
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), marker+"="+t.Name())
+	out, err := cmd.CombinedOutput()
+	t.Logf("in a fresh process:\n%s", out)
+	require.NoError(t, err)
+	return false
+}
+
+// Loading and freeing a model 50 times returns its memory each time.
+func TestNewFreeCyclesDoNotLeak(t *testing.T) {
+	requireLinux(t)
+	if !inFreshProcess(t) {
+		return
+	}
+	oneThread(t)
+	var warm memory
+	for i := range 50 {
+		l := newPrunedTiny(t)
+		l.Free()
+		l.Free()
+		_, err := l.Predict("the cat")
+		require.ErrorIs(t, err, ErrFreed)
+		if i == 9 {
+			warm = measure(t)
+		}
+	}
+	assertFlat(t, warm, measure(t))
+}
+
+// A model dropped without Free is released by the cleanup New attaches,
+// once a garbage collection finds it unreachable. The collector does not
+// see C memory, so a program that drops models relies on collections it
+// makes for other reasons (here: one per model).
+func TestDroppedModelsAreReleased(t *testing.T) {
+	requireLinux(t)
+	if !inFreshProcess(t) {
+		return
+	}
+	oneThread(t)
+	// Cleanups run on their own goroutine after the collection that queued
+	// them; give them a moment.
+	settled := func() memory {
+		runtime.GC()
+		time.Sleep(100 * time.Millisecond)
+		return measure(t)
+	}
+	var warm memory
+	for i := range 50 {
+		newPrunedTiny(t)
+		runtime.GC()
+		if i == 9 {
+			warm = settled()
+		}
+	}
+	assertFlat(t, warm, settled())
+}
+
+// newPrunedTiny loads the tiny gemma3 with the staged engine (the most
+// native objects: model, context, engine) and runs it once.
+func newPrunedTiny(t *testing.T) *LLama {
+	t.Helper()
+	l, err := New(tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeAttention}))
+	require.NoError(t, err)
+	_, err = l.Predict("the cat sat on the mat", opts(SetTokens(4), IgnoreEOS)...)
+	require.NoError(t, err)
+	return l
+}
