@@ -81,15 +81,15 @@ sdtp_grad * sdtp_grad_new(struct llama_context * lctx, int n_threads, char * err
 
 void sdtp_grad_free(sdtp_grad * g) { delete g; }
 
-int sdtp_grad_run(sdtp_grad * G, const int32_t * tokens, int n, const int * layers, int n_layers,
+int sdtp_grad_run(sdtp_grad * G, const int32_t * tokens, int n, int loss_from, const int * layers, int n_layers,
                   const float * delta, double * loss_out, float * hidden_out, float * grad_out,
                   char * err, size_t n_err) {
     const llama_hparams & hp = G->model.hparams;
     const int n_layer = hp.n_layer;
     const int64_t d = hp.n_embd;
     const int32_t n_vocab = G->model.vocab.n_tokens();
-    if (n < 2) {
-        grad_err(err, n_err, "a gradient pass needs at least 2 tokens");
+    if (n < 2 || loss_from < 0 || loss_from > n - 2) {
+        grad_err(err, n_err, "a gradient pass needs at least 2 tokens and a loss over at least one prediction");
         return -1;
     }
     for (int k = 0; k < n_layers; k++) {
@@ -145,9 +145,11 @@ int sdtp_grad_run(sdtp_grad * G, const int32_t * tokens, int n, const int * laye
             x = G->arch->block(g, il, x);
         }
 
-        // Token i predicts token i+1: logits of rows 0..n-2 against one-hot labels.
-        ggml_tensor * logits = G->arch->head(g, ggml_view_2d(ctx, x, d, n - 1, x->nb[1], 0));
-        ggml_tensor * labels = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n - 1);
+        // Row i predicts token i+1: logits of rows loss_from..n-2 against
+        // one-hot labels.
+        const int n_loss = n - 1 - loss_from;
+        ggml_tensor * logits = G->arch->head(g, ggml_view_2d(ctx, x, d, n_loss, x->nb[1], loss_from * x->nb[1]));
+        ggml_tensor * labels = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_vocab, n_loss);
         ggml_set_input(labels);
         ggml_tensor * loss = ggml_cross_entropy_loss(ctx, logits, labels);
         ggml_set_output(loss);
@@ -183,8 +185,8 @@ int sdtp_grad_run(sdtp_grad * G, const int32_t * tokens, int n, const int * laye
             ggml_backend_tensor_set(g.mask_swa, swa.data(), 0, swa.size() * sizeof(float));
         }
         {
-            std::vector<float> onehot(size_t(n_vocab) * (n - 1), 0.0f);
-            for (int i = 0; i + 1 < n; i++) onehot[size_t(i) * n_vocab + tokens[i + 1]] = 1.0f;
+            std::vector<float> onehot(size_t(n_vocab) * n_loss, 0.0f);
+            for (int i = 0; i < n_loss; i++) onehot[size_t(i) * n_vocab + tokens[loss_from + i + 1]] = 1.0f;
             ggml_backend_tensor_set(labels, onehot.data(), 0, onehot.size() * sizeof(float));
         }
         const size_t plane = size_t(n) * d;

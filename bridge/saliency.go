@@ -39,7 +39,8 @@ func (g *Grad) Free() {
 	}
 }
 
-// GradResult is one gradient pass: the mean next-token cross-entropy and,
+// GradResult is one gradient pass: the mean next-token cross-entropy (of
+// the predictions GradInput.LossFrom..n-2) and,
 // per requested layer, the residual stream entering it and the loss's
 // gradient with respect to it, each [n][n_embd] row-major.
 type GradResult struct {
@@ -48,18 +49,30 @@ type GradResult struct {
 	Grad   [][]float32
 }
 
-// Run computes the loss of tokens (positions 0..n-1) and, when backward is
-// set, its gradients at the residual streams entering layers (increasing).
-// delta, when not nil, holds one [n][n_embd] perturbation per layer added
-// to those streams first (finite-difference checks).
-func (g *Grad) Run(tokens []int32, layers []int, delta [][]float32, backward bool) (GradResult, error) {
+// GradInput is one gradient pass over Tokens (positions 0..n-1).
+type GradInput struct {
+	Tokens []int32
+	// LossFrom is the first position whose next-token prediction is in
+	// the loss (0: the whole sequence).
+	LossFrom int
+	Layers   []int // residual streams entering these layers (increasing)
+	// Delta, when not nil, holds one [n][n_embd] perturbation per layer
+	// added to those streams first (finite-difference checks).
+	Delta    [][]float32
+	Backward bool // compute the gradients, not only the loss
+}
+
+// Run computes the loss and, with Backward, its gradients at the residual
+// streams entering the layers.
+func (g *Grad) Run(in GradInput) (GradResult, error) {
 	var res GradResult
+	tokens, layers, delta := in.Tokens, in.Layers, in.Delta
 	n, d := len(tokens), g.nEmbd
 	if g.ptr == nil {
 		return res, errors.New("gradient pass: used after Free")
 	}
-	if n < 2 {
-		return res, fmt.Errorf("gradient pass: %d tokens, need at least 2", n)
+	if n < 2 || in.LossFrom < 0 || in.LossFrom > n-2 {
+		return res, fmt.Errorf("gradient pass: %d tokens with the loss from position %d; need at least 2 tokens and one prediction", n, in.LossFrom)
 	}
 	if len(layers) == 0 {
 		return res, errors.New("gradient pass: no layers")
@@ -86,21 +99,21 @@ func (g *Grad) Run(tokens []int32, layers []int, delta [][]float32, backward boo
 	}
 	hidden := make([]float32, len(layers)*plane)
 	var grad []float32
-	if backward {
+	if in.Backward {
 		grad = make([]float32, len(layers)*plane)
 		gradPtr = (*C.float)(unsafe.Pointer(&grad[0]))
 	}
 	var loss C.double
 	eb := newErrBuf()
 	defer eb.free()
-	if C.sdtp_grad_run(g.ptr, (*C.int32_t)(unsafe.Pointer(&tokens[0])), C.int(n), &cl[0], C.int(len(cl)),
+	if C.sdtp_grad_run(g.ptr, (*C.int32_t)(unsafe.Pointer(&tokens[0])), C.int(n), C.int(in.LossFrom), &cl[0], C.int(len(cl)),
 		deltaPtr, &loss, (*C.float)(unsafe.Pointer(&hidden[0])), gradPtr, eb.p, errBufSize) != 0 {
 		return res, eb.err("gradient pass over %d tokens", n)
 	}
 	res.Loss = float64(loss)
 	for k := range layers {
 		res.Hidden = append(res.Hidden, hidden[k*plane:(k+1)*plane])
-		if backward {
+		if in.Backward {
 			res.Grad = append(res.Grad, grad[k*plane:(k+1)*plane])
 		}
 	}

@@ -11,11 +11,11 @@ import (
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
 )
 
-// crossEntropy is the mean next-token cross-entropy of toks under logits
-// [n][nVocab] (float64 log-sum-exp).
-func crossEntropy(logits []float32, toks []int32, nVocab int) float64 {
+// crossEntropy is the mean next-token cross-entropy of the predictions at
+// rows from..n-2 of logits [n][nVocab] (float64 log-sum-exp).
+func crossEntropy(logits []float32, toks []int32, nVocab, from int) float64 {
 	var sum float64
-	for i := 0; i+1 < len(toks); i++ {
+	for i := from; i+1 < len(toks); i++ {
 		row := logits[i*nVocab : (i+1)*nVocab]
 		m := math.Inf(-1)
 		for _, v := range row {
@@ -27,7 +27,7 @@ func crossEntropy(logits []float32, toks []int32, nVocab int) float64 {
 		}
 		sum += m + math.Log(z) - float64(row[toks[i+1]])
 	}
-	return sum / float64(len(toks)-1)
+	return sum / float64(len(toks)-1-from)
 }
 
 func tinyGrad(t *testing.T, cfg testmodel.Config) (*Context, *Engine, *Grad) {
@@ -55,12 +55,20 @@ func TestGradMatchesFiniteDifferences(t *testing.T) {
 			}
 			layers := []int{1, e.NLayer() - 1}
 
-			res, err := g.Run(toks, layers, nil, true)
+			res, err := g.Run(GradInput{Tokens: toks, Layers: layers, Backward: true})
 			require.NoError(t, err)
 			out, err := e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: toks, Positions: seq(0, n), WantLogits: true, AllLogits: true})
 			require.NoError(t, err)
-			want := crossEntropy(out.Logits, toks, c.Model().NVocab())
+			want := crossEntropy(out.Logits, toks, c.Model().NVocab(), 0)
 			assert.InEpsilon(t, want, res.Loss, 1e-4, "loss vs the engine's logits")
+			tail, err := g.Run(GradInput{Tokens: toks, Layers: layers, LossFrom: n - 8, Backward: true})
+			require.NoError(t, err)
+			assert.InEpsilon(t, crossEntropy(out.Logits, toks, c.Model().NVocab(), n-8), tail.Loss, 1e-4, "loss over the last 7 predictions")
+			for j := (n - 1) * d; j < n*d; j++ {
+				require.Zero(t, tail.Grad[0][j], "the last token's stream changes no prediction in the loss")
+			}
+			_, err = g.Run(GradInput{Tokens: toks, Layers: layers, LossFrom: n - 1})
+			assert.Error(t, err, "no prediction left in the loss")
 
 			lossAt := func(layer int, u []float32, eps float32) float64 {
 				delta := make([][]float32, len(layers))
@@ -70,7 +78,7 @@ func TestGradMatchesFiniteDifferences(t *testing.T) {
 				for j, v := range u {
 					delta[layer][j] = eps * v
 				}
-				r, err := g.Run(toks, layers, delta, false)
+				r, err := g.Run(GradInput{Tokens: toks, Layers: layers, Delta: delta})
 				require.NoError(t, err)
 				return r.Loss
 			}

@@ -78,13 +78,14 @@ sdtp_grad * sdtp_grad_new(struct llama_context * lctx, int n_threads, char * err
 void        sdtp_grad_free(sdtp_grad * g);
 
 // Runs tokens[0..n) (positions 0..n-1, n >= 2) and returns in loss_out the
-// mean next-token cross-entropy over the sequence. For each of the
+// mean next-token cross-entropy of the predictions made at positions
+// loss_from..n-2 (0: the whole sequence). For each of the
 // n_layers layers (increasing), hidden_out receives the residual stream
 // entering it and grad_out (optional: NULL runs forward only) the gradient
 // of the loss with respect to it, each [n_layers][n][n_embd]. delta
 // (optional, same shape) is added to those residual streams first, for
 // finite-difference checks. Returns 0, or -1 with err set.
-int sdtp_grad_run(sdtp_grad * g, const int32_t * tokens, int n, const int * layers, int n_layers,
+int sdtp_grad_run(sdtp_grad * g, const int32_t * tokens, int n, int loss_from, const int * layers, int n_layers,
                   const float * delta, double * loss_out, float * hidden_out, float * grad_out,
                   char * err, size_t n_err);
 

@@ -35,7 +35,7 @@ type config struct {
 	textFrom, textTo                    float64
 	samples, valSamples, maxLen, minLen int
 	layers                              []int
-	keepRatio                           float64
+	keepRatio, lossWindow               float64
 	target, states                      string
 	compare, quiet                      bool
 	threads                             int
@@ -63,6 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.minLen, "min-len", 64, "skip sequences shorter than this")
 	fs.IntSliceVar(&c.layers, "layers", nil, "pruning layers (default: 10 stages scaled to the model's depth)")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each stage")
+	fs.Float64Var(&c.lossWindow, "loss-window", 1, "saliency's loss L: the next-token predictions of this final fraction of each sequence (1 = all)")
 	fs.StringVar(&c.target, "target", string(train.TargetAbs), "importance learned from saliency: abs (|x·∂L/∂x|) or signed (−x·∂L/∂x)")
 	fs.StringVar(&c.states, "states", "pruned", "hidden states stage s trains on: pruned (after earlier stages pruned) or dense")
 	fs.BoolVar(&c.compare, "compare", false, "also train the other targets/states and report all held-out figures")
@@ -94,6 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("--max-len %d must be at least --min-len %d, which must be at least 16", c.maxLen, c.minLen)
 	case c.textFrom < 0 || c.textTo > 1 || c.textFrom >= c.textTo:
 		return c, fmt.Errorf("--text-from %g and --text-to %g must satisfy 0 <= from < to <= 1", c.textFrom, c.textTo)
+	case c.lossWindow <= 0 || c.lossWindow > 1:
+		return c, fmt.Errorf("--loss-window %g must be in (0, 1]", c.lossWindow)
 	case c.states != "pruned" && c.states != "dense":
 		return c, fmt.Errorf("--states %q: want pruned or dense", c.states)
 	}
@@ -167,7 +170,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		c.fit.Hidden = m.NEmbd() / 4
 	}
 	rep := report{Model: c.model, Data: c.data, TextPortion: [2]float64{c.textFrom, c.textTo}, TrainSequences: len(trainRecs), ValSequences: len(valRecs),
-		Layers: sched.Layers, KeepRatios: sched.KeepRatios, Config: c.fit, Target: c.target, States: c.states,
+		Layers: sched.Layers, KeepRatios: sched.KeepRatios, Config: c.fit, LossWindow: c.lossWindow, Target: c.target, States: c.states,
 		CalibrationSeconds: calTime.Seconds(), CalibrationCache: c.cacheDir}
 	variants := []variant{{train.Target(c.target), c.states}}
 	if c.compare {
@@ -196,7 +199,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	printReport(stdout, rep)
 
 	training := map[string]any{"tool": "sdtp-train", "data": c.data, "text_portion": []float64{c.textFrom, c.textTo}, "samples": len(trainRecs), "val_samples": len(valRecs),
-		"max_len": c.maxLen, "target": c.target, "states": c.states, "epochs": c.fit.Epochs, "lr": c.fit.LR,
+		"max_len": c.maxLen, "loss_window": c.lossWindow, "target": c.target, "states": c.states, "epochs": c.fit.Epochs, "lr": c.fit.LR,
 		"rank_weight": c.fit.RankWeight, "pairs": c.fit.Pairs, "seed": c.fit.Seed, "val_spearman": rep.Variants[0].Spearman,
 		"val_kendall": rep.Variants[0].Kendall, "saliency": "x·dL/dx, L = mean next-token cross-entropy"}
 	if c.out != "" {
@@ -235,7 +238,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 // besides its tokens (which name the record's file).
 func cacheKey(modelHash string, s sdtp.Schedule, c config) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "v1 %s %v %v", modelHash, s.Layers, s.KeepRatios)
+	fmt.Fprintf(h, "v2 %s %v %v %g", modelHash, s.Layers, s.KeepRatios, c.lossWindow)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -265,7 +268,7 @@ func calibrate(ctx *bridge.Context, sched sdtp.Schedule, seqs [][]int32, cc trai
 		return nil, 0, err
 	}
 	defer eng.Free()
-	cal := train.Calibrator{Grad: g, Engine: eng, Schedule: sched, UBatch: 512}
+	cal := train.Calibrator{Grad: g, Engine: eng, Schedule: sched, UBatch: 512, LossWindow: c.lossWindow}
 	bar := newBar(len(todo), "calibration", c.quiet, stderr)
 	for _, i := range todo {
 		rec, err := cal.Run(seqs[i])
@@ -357,6 +360,7 @@ type report struct {
 	ValSequences       int             `json:"val_sequences"`
 	Layers             []int           `json:"layers"`
 	KeepRatios         []float64       `json:"keep_ratios"`
+	LossWindow         float64         `json:"loss_window"`
 	Target             string          `json:"target"`
 	States             string          `json:"states"`
 	Config             train.Config    `json:"config"`

@@ -18,14 +18,18 @@ import (
 )
 
 // Record is one calibration sequence: what training reads. Hidden states
-// are stored as F16 to halve the cache.
+// are stored as BF16: half the size of F32, and the residual streams of
+// some models (Gemma's reach 1e5) overflow F16.
 type Record struct {
-	Tokens []int32
-	Loss   float64 // mean next-token cross-entropy of the dense model
+	Tokens   []int32
+	LossFrom int     // the loss covers the predictions at positions LossFrom..n-2
+	Loss     float64 // that mean next-token cross-entropy, dense model
 	// Saliency[s][i] = Σ_d x·∂L/∂x for token i's residual stream x entering
 	// stage s's layer, in the dense model (signed; training takes |·|).
 	Saliency [][]float32
-	Hidden   [][]uint16 // [stage][n·d]: those residual streams
+	// Hidden[s] are those streams ([n·d]) as the staged engine computes
+	// them for inference.
+	Hidden [][]uint16
 	// The same streams in the pruned model: stages before s prune by the
 	// saliency itself (an oracle predictor), so stage s sees what it would
 	// see at inference. PrunedPos[s] are the live positions.
@@ -33,32 +37,49 @@ type Record struct {
 	PrunedHidden [][]uint16 // [stage][live·d]
 }
 
-// Calibrator computes Records with a gradient pass and a staged prefill.
+// Calibrator computes Records with a gradient pass and two staged
+// prefills (dense, then pruned by the saliency).
 type Calibrator struct {
 	Grad     *bridge.Grad
 	Engine   *bridge.Engine
 	Schedule sdtp.Schedule
 	UBatch   int
+	// LossWindow is the fraction of the sequence, at its end, whose
+	// next-token predictions form the loss L (1: the whole sequence).
+	LossWindow float64
+}
+
+// LossFrom is the first position whose prediction is in the loss of an
+// n-token sequence.
+func (c *Calibrator) LossFrom(n int) int {
+	return min(max(0, n-1-int(math.Ceil(c.LossWindow*float64(n-1)))), n-2)
 }
 
 // Run calibrates one sequence.
 func (c *Calibrator) Run(tokens []int32) (Record, error) {
-	rec := Record{Tokens: tokens}
-	res, err := c.Grad.Run(tokens, c.Schedule.Layers, nil, true)
+	rec := Record{Tokens: tokens, LossFrom: c.LossFrom(len(tokens))}
+	res, err := c.Grad.Run(bridge.GradInput{Tokens: tokens, LossFrom: rec.LossFrom, Layers: c.Schedule.Layers, Backward: true})
 	if err != nil {
 		return rec, err
 	}
 	rec.Loss = res.Loss
-	d := len(res.Hidden[0]) / len(tokens)
+	d := c.Engine.NEmbd()
 	for s := range c.Schedule.Layers {
 		rec.Saliency = append(rec.Saliency, Saliency(res.Hidden[s], res.Grad[s], d))
-		rec.Hidden = append(rec.Hidden, toF16(res.Hidden[s]))
 	}
-	oracle := &oracleScorer{sal: rec.Saliency}
+	keepAll := sdtp.Schedule{Layers: c.Schedule.Layers}
+	for range keepAll.Layers {
+		keepAll.KeepRatios = append(keepAll.KeepRatios, 1)
+	}
+	dense := &recorder{}
+	if _, err := sdtp.Prefill(context.Background(), c.Engine, dense, keepAll, tokens, c.UBatch); err != nil {
+		return rec, fmt.Errorf("dense pass: %w", err)
+	}
+	oracle := &recorder{importance: rec.Saliency}
 	if _, err := sdtp.Prefill(context.Background(), c.Engine, oracle, c.Schedule, tokens, c.UBatch); err != nil {
 		return rec, fmt.Errorf("pruned pass: %w", err)
 	}
-	rec.PrunedPos, rec.PrunedHidden = oracle.pos, oracle.hidden
+	rec.Hidden, rec.PrunedPos, rec.PrunedHidden = dense.hidden, oracle.pos, oracle.hidden
 	return rec, nil
 }
 
@@ -76,37 +97,40 @@ func Saliency(hidden, grad []float32, d int) []float32 {
 	return out
 }
 
-// oracleScorer prunes by |saliency| and records what each stage saw.
-type oracleScorer struct {
-	sal    [][]float32
-	pos    [][]int32
-	hidden [][]uint16
+// recorder is a scorer that records what each stage saw; with importance
+// it prunes by |importance| (the oracle), else it scores every token 0.
+type recorder struct {
+	importance [][]float32
+	pos        [][]int32
+	hidden     [][]uint16
 }
 
-func (o *oracleScorer) Needs() sdtp.Needs { return sdtp.Needs{Hidden: true} }
+func (o *recorder) Needs() sdtp.Needs { return sdtp.Needs{Hidden: true} }
 
-func (o *oracleScorer) Score(in sdtp.ScoreInput) ([]float32, error) {
+func (o *recorder) Score(in sdtp.ScoreInput) ([]float32, error) {
 	o.pos = append(o.pos, slices.Clone(in.Positions))
-	o.hidden = append(o.hidden, toF16(in.Hidden))
+	o.hidden = append(o.hidden, toBF16(in.Hidden))
 	scores := make([]float32, len(in.Positions))
-	for i, p := range in.Positions {
-		scores[i] = float32(math.Abs(float64(o.sal[in.Stage][p])))
+	if o.importance != nil {
+		for i, p := range in.Positions {
+			scores[i] = float32(math.Abs(float64(o.importance[in.Stage][p])))
+		}
 	}
 	return scores, nil
 }
 
-func toF16(v []float32) []uint16 {
+func toBF16(v []float32) []uint16 {
 	out := make([]uint16, len(v))
 	for i, x := range v {
-		out[i] = gguf.Float32ToF16(x)
+		out[i] = gguf.Float32ToBF16(x)
 	}
 	return out
 }
 
-func fromF16(v []uint16) []float32 {
+func fromBF16(v []uint16) []float32 {
 	out := make([]float32, len(v))
 	for i, h := range v {
-		out[i] = gguf.F16ToFloat32(h)
+		out[i] = gguf.BF16ToFloat32(h)
 	}
 	return out
 }

@@ -49,13 +49,13 @@ func Examples(recs []Record, s, d int, pruned bool, target Target) []Example {
 	for _, r := range recs {
 		n := len(r.Tokens)
 		tail := int(math.Ceil(sdtp.TailKeepFrac * float64(n)))
-		hidden := fromF16(r.Hidden[s])
+		hidden := fromBF16(r.Hidden[s])
 		pos := make([]int32, n)
 		for i := range pos {
 			pos[i] = int32(i)
 		}
 		if pruned {
-			hidden, pos = fromF16(r.PrunedHidden[s]), r.PrunedPos[s]
+			hidden, pos = fromBF16(r.PrunedHidden[s]), r.PrunedPos[s]
 		}
 		var ex Example
 		for i, p := range pos {

@@ -82,8 +82,8 @@ func TestTrainLearnsARanking(t *testing.T) {
 
 func TestExamplesSkipProtectedTokens(t *testing.T) {
 	n, d := 40, 2
-	rec := Record{Tokens: make([]int32, n), Saliency: [][]float32{make([]float32, n)}, Hidden: [][]uint16{toF16(make([]float32, n*d))},
-		PrunedPos: [][]int32{{0, 1, 2, 3, 10, 11, 39}}, PrunedHidden: [][]uint16{toF16(make([]float32, 7*d))}}
+	rec := Record{Tokens: make([]int32, n), Saliency: [][]float32{make([]float32, n)}, Hidden: [][]uint16{toBF16(make([]float32, n*d))},
+		PrunedPos: [][]int32{{0, 1, 2, 3, 10, 11, 39}}, PrunedHidden: [][]uint16{toBF16(make([]float32, 7*d))}}
 	for i := range n {
 		rec.Saliency[0][i] = float32(-i)
 	}
