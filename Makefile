@@ -17,6 +17,8 @@ export CGO_ENABLED  := 1
 GO      ?= go
 PROMPT  ?= The three most important ideas in computer science are
 NPREDICT ?= 64
+# The predictors trained for the default model (docs/TRAINING.md).
+PREDICTORS_DIR ?= predictors/gemma-3-270m
 
 .PHONY: all deps build run test bench print-model print-predictors print-flags clean
 
@@ -33,7 +35,7 @@ build: deps
 	$(GO) build -o bin/ ./cmd/...
 
 run: build
-	bin/sdtp-run -p "$(PROMPT)" -n $(NPREDICT)
+	bin/sdtp-run --predictors $(PREDICTORS_DIR) -p "$(PROMPT)" -n $(NPREDICT)
 
 # -p 1: packages one at a time. ggml's worker threads spin while they wait,
 # so two test binaries sharing the cores slow each other down many times.
@@ -55,20 +57,22 @@ test: deps
 # uses heads inside the GGUF, else the attention scorer, and the report
 # says which). The JSON results stay in $(BENCH_DOCS)/benchmarks/.
 DATA           ?= ../shared/data
-PREDICTORS_DIR ?= predictors/gemma-3-270m
 BENCH_DOCS     ?= docs
 RESULTS = $(BENCH_DOCS)/benchmarks
 WIKI    = $(DATA)/wikitext-2-raw/wiki.valid.raw
 BENCH   = bin/sdtp-bench --json $(if $(wildcard $(PREDICTORS_DIR)/predictors.json),--predictors $(PREDICTORS_DIR))
 PRUNING = --modes dense,sdtp,random,attention
+# The shipped predictors trained on WikiText's first 70% (sdtp-train
+# --text-to 0.7); quality and passkey text comes from the rest.
+HELD_OUT = 0.7
 bench: build
 	@test -f $(WIKI) -a -f $(DATA)/arc-easy/arc_easy_test.jsonl || { echo "make bench: data sets not found under DATA=$(DATA)"; exit 1; }
 	@mkdir -p $(RESULTS)
 	$(BENCH) --text $(WIKI) --prompt-tokens 1024,2048,4096 --repeat 2 > $(RESULTS)/speed.json
 	$(BENCH) --text $(WIKI) --prompt-tokens 2048 --repeat 2 --keep-ratios 1,0.95,0.9,0.85,0.8 > $(RESULTS)/speed-sweep.json
-	$(BENCH) --quality --text $(WIKI) --context-tokens 2048 --continuation-tokens 128 --samples 6 \
+	$(BENCH) --quality --text $(WIKI) --text-from $(HELD_OUT) --context-tokens 2048 --continuation-tokens 128 --samples 6 \
 		$(PRUNING) --keep-ratios 0.95,0.9,0.85,0.8 > $(RESULTS)/quality.json
-	$(BENCH) --passkey --haystack $(WIKI) --lengths 1024,2048,4096 --depths 0.1,0.5,0.9 --trials 1 \
+	$(BENCH) --passkey --haystack $(WIKI) --text-from $(HELD_OUT) --lengths 1024,2048,4096 --depths 0.1,0.5,0.9 --trials 1 \
 		$(PRUNING) --keep-ratios 0.9,0.8 > $(RESULTS)/passkey.json
 	$(BENCH) --mc $(DATA)/arc-easy/arc_easy_test.jsonl --shots 5 --mc-items 40 $(PRUNING) > $(RESULTS)/mc.json
 	bin/sdtp-bench report --out $(BENCH_DOCS) $(addprefix $(RESULTS)/,speed.json speed-sweep.json quality.json passkey.json mc.json)
@@ -76,12 +80,10 @@ bench: build
 print-model:
 	@third_party/fetch-model.sh --print-path
 
-# The project's predictors for the default model: random-init (seed 1)
-# until trained ones ship; created on first use.
-PREDICTORS = $(shell dirname "$$(third_party/fetch-model.sh --print-path)")/gemma-3-270m-q4_k_m.predictors-random
-print-predictors: build
-	@test -f "$(PREDICTORS)/predictors.json" || bin/sdtp-convert init --model "$$(third_party/fetch-model.sh --print-path)" -o "$(PREDICTORS)" --seed 1
-	@echo "$(PREDICTORS)"
+# The project's predictors for the default model, trained by sdtp-train
+# (docs/TRAINING.md) and committed.
+print-predictors:
+	@echo "$(abspath $(PREDICTORS_DIR))"
 
 print-flags:
 	@echo "CGO_CFLAGS=$(CGO_CFLAGS) CGO_CXXFLAGS=$(CGO_CXXFLAGS)"

@@ -32,12 +32,15 @@ import (
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
+	"github.com/go-sdtp/sdtp/sdtp/train"
 )
 
 type config struct {
 	model        string
 	promptTokens []int
 	text         string
+	textFrom     float64
+	textTo       float64
 	modes        []string
 	repeat       int
 	threads      int
@@ -83,6 +86,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.model, "model", cache.DefaultModel(), "GGUF model")
 	fs.IntSliceVar(&c.promptTokens, "prompt-tokens", []int{512, 2048, 4096}, "prompt lengths")
 	fs.StringVar(&c.text, "text", "", "prompt source text (default: text the model generates itself)")
+	fs.Float64Var(&c.textFrom, "text-from", 0, "use --text and --haystack from this fraction of their length (e.g. 0.7: the part sdtp-train --text-to 0.7 held out)")
+	fs.Float64Var(&c.textTo, "text-to", 1, "… up to this fraction")
 	fs.StringSliceVar(&c.modes, "modes", []string{"llamacpp", "dense", "sdtp", "random", "attention"},
 		"modes to compare; also sdtp-onnx and sdtp-gguf (the same predictors through ONNX Runtime and in-graph)")
 	fs.IntVar(&c.repeat, "repeat", 3, "measured runs per mode and length (after one warm-up)")
@@ -129,6 +134,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var err error
 	if c.pruneLayers, err = parsePruneLayers(pruneLayers); err != nil {
 		return c, err
+	}
+	if c.textFrom < 0 || c.textTo > 1 || c.textFrom >= c.textTo {
+		return c, fmt.Errorf("--text-from %g and --text-to %g must satisfy 0 <= from < to <= 1", c.textFrom, c.textTo)
 	}
 	if c.quality && (c.text == "" || c.contextTokens < 16 || c.contTokens < 2 || c.samples < 1) {
 		return c, errors.New("--quality needs --text, --context-tokens >= 16, --continuation-tokens >= 2 and --samples >= 1")
@@ -305,13 +313,22 @@ func (b *bench) print(stdout io.Writer, rep report.Run) error {
 	return nil
 }
 
-// textTokens tokenizes all of --text.
+// textTokens tokenizes --text (its --text-from/--text-to portion).
 func (b *bench) textTokens() ([]int32, error) {
-	raw, err := os.ReadFile(b.cfg.text)
+	raw, err := b.readText(b.cfg.text)
 	if err != nil {
 		return nil, err
 	}
 	return b.model.Tokenize(string(raw), true, false)
+}
+
+// readText reads the --text-from/--text-to portion of a text file.
+func (b *bench) readText(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return train.Portion(raw, b.cfg.textFrom, b.cfg.textTo), nil
 }
 
 // loadLearned loads the learned predictors: --predictors (as ONNX sessions

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 
 	"github.com/go-sdtp/sdtp/bridge"
@@ -17,7 +16,7 @@ import (
 // haystack of each --lengths size, asks for it at the end, and counts the
 // greedy answers that contain it.
 func (b *bench) passkey() ([]report.Row, error) {
-	raw, err := os.ReadFile(b.cfg.haystack)
+	raw, err := b.readText(b.cfg.haystack)
 	if err != nil {
 		return nil, err
 	}
