@@ -73,8 +73,9 @@ func (e *Engine) NVocab() int { return e.model.NVocab() }
 func (e *Engine) SetThreads(n int) { C.sdtp_engine_set_threads(e.ptr, C.int(resolveThreads(n))) }
 
 // Reset empties every layer's cache and groups the layers into segments
-// that start at the given layers (the first must be 0); each segment caches
-// one set of tokens.
+// that start at the given layers (the first must be 0): runs cover whole
+// segments, so a segment's layers cache one set of tokens until Evict
+// drops cells per layer.
 func (e *Engine) Reset(segmentStarts []int) error {
 	if len(segmentStarts) == 0 {
 		return errors.New("engine: no segments")
@@ -232,8 +233,65 @@ func (e *Engine) HeadTime() time.Duration {
 	return time.Duration(C.sdtp_engine_head_us(e.ptr)) * time.Microsecond
 }
 
-// Cells is the number of tokens cached by a layer.
+// Cells is the number of tokens cached by a layer (-1 outside the model).
 func (e *Engine) Cells(layer int) int { return int(C.sdtp_engine_cells(e.ptr, C.int(layer))) }
 
 // KVBytes is the memory the caches' filled cells take.
 func (e *Engine) KVBytes() int64 { return int64(C.sdtp_engine_kv_bytes(e.ptr)) }
+
+// AttnStats selects the per-cell attention statistics runs keep for KV
+// eviction policies (docs/KV.md).
+type AttnStats int
+
+const (
+	AttnStatsOff        AttnStats = C.SDTP_ATTN_STATS_OFF        // none, and no cost
+	AttnStatsAccumulate AttnStats = C.SDTP_ATTN_STATS_ACCUMULATE // totals over every run (H2O)
+	AttnStatsReplace    AttnStats = C.SDTP_ATTN_STATS_REPLACE    // the latest run's only (SnapKV)
+)
+
+// TrackAttention makes every later Run compute, for each layer it runs,
+// the attention its last window queries (0: all of them) pay each cached
+// cell, summed over heads and queries, beside flash attention; AttnScores
+// reads it. The setting survives Reset.
+func (e *Engine) TrackAttention(mode AttnStats, window int) {
+	C.sdtp_engine_track_attention(e.ptr, C.sdtp_attn_stats(mode), C.int(window))
+}
+
+// Positions are the original positions of a layer's cells, in cache order
+// (increasing).
+func (e *Engine) Positions(layer int) []int32 {
+	out := make([]int32, max(e.Cells(layer), 0))
+	if len(out) > 0 {
+		C.sdtp_engine_cell_info(e.ptr, C.int(layer), (*C.int32_t)(unsafe.Pointer(&out[0])), nil)
+	}
+	return out
+}
+
+// AttnScores are a layer's per-cell attention statistics (TrackAttention),
+// parallel to Positions; 0 for cells no tracked query has seen.
+func (e *Engine) AttnScores(layer int) []float32 {
+	out := make([]float32, max(e.Cells(layer), 0))
+	if len(out) > 0 {
+		C.sdtp_engine_cell_info(e.ptr, C.int(layer), nil, (*C.float)(unsafe.Pointer(&out[0])))
+	}
+	return out
+}
+
+// Evict drops every cell of a layer except those at the cache indices keep
+// (increasing): the survivors' K/V rows move down, so Cells and KVBytes
+// shrink. Positions stay original; later runs attend to the survivors only.
+func (e *Engine) Evict(layer int, keep []int) error {
+	if layer < 0 || layer >= e.nLayer {
+		return fmt.Errorf("engine: evict: layer %d out of range", layer)
+	}
+	idx := make([]C.int, len(keep)+1) // +1: a valid pointer when keep is empty
+	for i, k := range keep {
+		idx[i] = C.int(k)
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	if !C.sdtp_engine_evict(e.ptr, C.int(layer), &idx[0], C.int(len(keep)), eb.p, errBufSize) {
+		return eb.err("engine evict in layer %d", layer)
+	}
+	return nil
+}

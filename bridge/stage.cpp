@@ -3,6 +3,7 @@
 // layer, in the order they were appended, with their original positions.
 #include "stage.h"
 #include "stage_graph.h"
+#include "kv.h"
 
 #include <cmath>
 #include <cstdio>
@@ -19,11 +20,10 @@
 
 namespace {
 
-// A segment is a run of layers that caches the same tokens: one pruning
-// stage. cells[i] is the original position of the token in cell i.
+// A segment is a run of layers that a prefill runs together: one pruning
+// stage. Its layers cache the same tokens until a KV policy evicts per layer.
 struct segment {
     int first, last;
-    std::vector<int32_t> cells;
 };
 
 // A predictor head: Linear(d, h) → GELU → Linear(h, 2), in ggml layout.
@@ -34,7 +34,7 @@ struct head {
 struct mask_input {
     ggml_tensor * f32;  // filled from the host
     ggml_tensor * f16;  // what flash attention reads
-    int seg;
+    int layer;          // a layer with these cells; layers with equal cells share the mask
     bool swa;
 };
 
@@ -78,6 +78,13 @@ struct sdtp_engine {
     std::vector<ggml_tensor *> k, v;     // per layer: [n_embd_{k,v}_gqa, n_ctx] F16
     std::vector<segment> segs;
     std::vector<int>     seg_of;         // layer -> segment
+    // Per layer: cells[il][c] is the original position of the token in
+    // cache row c; attn_scores[il][c] its attention statistic (empty while
+    // none are tracked).
+    std::vector<std::vector<int32_t>> cells;
+    std::vector<std::vector<float>>   attn_scores;
+    sdtp_attn_stats stats_mode = SDTP_ATTN_STATS_OFF;
+    int             stats_win  = 0;
     std::vector<uint8_t> meta;           // graph metadata arena
     ggml_context        * heads_ctx = nullptr;
     ggml_backend_buffer_t heads_buf = nullptr;
@@ -115,25 +122,25 @@ struct sdtp_engine {
         heads.clear();
     }
 
-    // mask returns the attention mask of segment seg for this run: row i
+    // mask returns the attention mask of layer il for this run: row i
     // lets query i (position pos[i]) see cached cells at positions <=
     // pos[i], and with swa only those within the sliding window.
-    mask_input & mask(ggml_context * ctx, int seg, bool swa, int n_kv, int n) {
+    mask_input & mask(ggml_context * ctx, int il, bool swa, int n_kv, int n) {
         for (auto & m : masks) {
-            if (m.seg == seg && m.swa == swa) return m;
+            if (m.swa == swa && cells[m.layer] == cells[il]) return m;
         }
         mask_input m;
         m.f32 = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_kv, n);
         ggml_set_input(m.f32);
         m.f16 = ggml_cast(ctx, m.f32, GGML_TYPE_F16);
-        m.seg = seg;
+        m.layer = il;
         m.swa = swa;
         masks.push_back(m);
         return masks.back();
     }
 
     void fill_mask(const mask_input & m) {
-        const auto & cells = segs[m.seg].cells;
+        const auto & cells = this->cells[m.layer];
         const int64_t n_kv = m.f32->ne[0];
         std::vector<float> data(n_kv * run_n, -INFINITY);
         for (int i = 0; i < run_n; i++) {
@@ -225,7 +232,7 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
     }
     sdtp_engine & E = *eng;
     const int64_t hd    = hp.n_embd_head_k;
-    const int64_t n_old = E.segs[E.seg_of[il]].cells.size();
+    const int64_t n_old = E.cells[il].size();
     const int64_t n_kv  = n_old + n;
     ggml_tensor * kc = E.k[il];
     ggml_tensor * vc = E.v[il];
@@ -238,15 +245,24 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
 
     ggml_tensor * K = ggml_view_3d(ctx, kc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(kc->type, hd), kc->nb[1], 0);
     ggml_tensor * V = ggml_view_3d(ctx, vc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(vc->type, hd), vc->nb[1], 0);
-    ggml_tensor * m = E.mask(ctx, E.seg_of[il], hp.is_swa(il), n_kv, n).f16;
+    const mask_input & m = E.mask(ctx, il, hp.is_swa(il), n_kv, n);
+    const float softcap = hp.attn_soft_cap ? hp.f_attn_logit_softcapping : 0.0f;
 
-    if (il == attn_layer) {
-        attn_q = q;
-        attn_scale = kq_scale;
+    if (il == scorer_layer) {
+        // Mean over heads and the last scorer_win queries. The full causal
+        // mask even on a sliding-window layer, so tokens beyond the window
+        // are still ranked rather than all tied at 0.
+        ggml_tensor * full = E.mask(ctx, il, false, n_kv, n).f32;
+        scorer_attn = ggml_scale(ctx, sdtp_window_attention(ctx, q, K, full, scorer_win, kq_scale, softcap),
+                                 1.0f / float(scorer_win * q->ne[1]));
+    }
+    if (E.stats_mode != SDTP_ATTN_STATS_OFF) {
+        // The attention this layer really pays (its own mask), for KV policies.
+        const int win = E.stats_win > 0 ? std::min<int>(E.stats_win, n) : n;
+        stats.push_back({il, sdtp_window_attention(ctx, q, K, m.f32, win, kq_scale, softcap)});
     }
     ggml_tensor * cur = ggml_flash_attn_ext(ctx, ggml_permute(ctx, q, 0, 2, 1, 3), ggml_permute(ctx, K, 0, 2, 1, 3),
-                                            ggml_permute(ctx, V, 0, 2, 1, 3), m, kq_scale, hp.f_max_alibi_bias,
-                                            hp.attn_soft_cap ? hp.f_attn_logit_softcapping : 0.0f);
+                                            ggml_permute(ctx, V, 0, 2, 1, 3), m.f16, kq_scale, hp.f_max_alibi_bias, softcap);
     ggml_flash_attn_ext_set_prec(cur, GGML_PREC_F32);
     cur = ggml_reshape_2d(ctx, cur, cur->ne[0] * cur->ne[1], cur->ne[2] * cur->ne[3]);
     return linear(L.wo, L.bo, cur);
@@ -360,9 +376,11 @@ bool sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char *
     e->seg_of.assign(n_layer, 0);
     for (int i = 0; i < n_starts; i++) {
         const int last = i + 1 < n_starts ? starts[i + 1] : n_layer;
-        e->segs.push_back({starts[i], last, {}});
+        e->segs.push_back({starts[i], last});
         for (int il = starts[i]; il < last; il++) e->seg_of[il] = i;
     }
+    e->cells.assign(n_layer, {});
+    e->attn_scores.assign(n_layer, {});
     return true;
 }
 
@@ -468,8 +486,8 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         set_err(err, n_err, "no predictor head for layer " + std::to_string(last));
         return -1;
     }
-    for (int s = e->seg_of[first]; s <= e->seg_of[last - 1]; s++) {
-        if (int(e->segs[s].cells.size()) + n > e->n_ctx) {
+    for (int il = first; il < last; il++) {
+        if (int(e->cells[il].size()) + n > e->n_ctx) {
             set_err(err, n_err, "context full: layer cache has no room");
             return -1;
         }
@@ -493,7 +511,10 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         stage_graph g{ctx, e->model, e->hp, e->cp, e, n, nullptr, gf};
         g.pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
         ggml_set_input(g.pos);
-        if (attn_out) g.attn_layer = last - 1;
+        if (attn_out) {
+            g.scorer_layer = last - 1;
+            g.scorer_win = n_win;
+        }
         if (logits_out && !all_logits && !hidden_out) g.last_only = last - 1;
 
         ggml_tensor * inp;
@@ -523,28 +544,14 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
             ggml_build_forward_expand(gf, logits);
         }
 
-        ggml_tensor * attn = nullptr;
-        if (attn_out) {
-            // Mean over heads and the last n_win queries of softmax(q·K),
-            // over the cells of layer last-1 — n_win × cells, never n × n.
-            const int il = last - 1;
-            const int64_t hd = e->hp.n_embd_head_k;
-            const int64_t n_kv = e->segs[e->seg_of[il]].cells.size() + n;
-            ggml_tensor * q = g.attn_q;
-            ggml_tensor * qw = ggml_view_3d(ctx, q, hd, q->ne[1], n_win, q->nb[1], q->nb[2], (n - n_win) * q->nb[2]);
-            ggml_tensor * kc = e->k[il];
-            ggml_tensor * K = ggml_view_3d(ctx, kc, hd, e->hp.n_head_kv(il), n_kv, ggml_row_size(kc->type, hd), kc->nb[1], 0);
-            ggml_tensor * kq = ggml_mul_mat(ctx, ggml_permute(ctx, K, 0, 2, 1, 3), ggml_permute(ctx, qw, 0, 2, 1, 3));
-            ggml_mul_mat_set_prec(kq, GGML_PREC_F32);
-            // The full causal mask even on a sliding-window layer, so tokens
-            // beyond the window are still ranked rather than all tied at 0.
-            ggml_tensor * mf32 = e->mask(ctx, e->seg_of[il], false, n_kv, n).f32;
-            ggml_tensor * mw = ggml_view_2d(ctx, mf32, n_kv, n_win, mf32->nb[1], (n - n_win) * mf32->nb[1]);
-            ggml_tensor * p = ggml_soft_max_ext(ctx, kq, mw, g.attn_scale, 0.0f);
-            p = ggml_cont(ctx, ggml_transpose(ctx, ggml_reshape_2d(ctx, p, n_kv, p->ne[1] * p->ne[2])));
-            attn = ggml_scale(ctx, ggml_sum_rows(ctx, p), 1.0f / float(p->ne[0]));
+        ggml_tensor * attn = g.scorer_attn; // [cells] of layer last-1, mean over the window
+        if (attn) {
             ggml_set_output(attn);
             ggml_build_forward_expand(gf, attn);
+        }
+        for (const auto & st : g.stats) {
+            ggml_set_output(st.second);
+            ggml_build_forward_expand(gf, st.second);
         }
 
         ggml_tensor * scores = nullptr;
@@ -587,10 +594,24 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         if (logits) ggml_backend_tensor_get(logits, logits_out, 0, ggml_nbytes(logits));
         if (attn) ggml_backend_tensor_get(attn, attn_out, 0, ggml_nbytes(attn));
         if (scores) ggml_backend_tensor_get(scores, head_out, 0, ggml_nbytes(scores));
+        for (const auto & st : g.stats) {
+            std::vector<float> & acc = e->attn_scores[st.first];
+            std::vector<float> run(ggml_nelements(st.second));
+            ggml_backend_tensor_get(st.second, run.data(), 0, ggml_nbytes(st.second));
+            if (e->stats_mode == SDTP_ATTN_STATS_REPLACE) {
+                acc = std::move(run);
+            } else {
+                acc.resize(run.size(), 0.0f); // this run's cells start at 0
+                for (size_t c = 0; c < run.size(); c++) acc[c] += run[c];
+            }
+        }
         ggml_free(ctx);
 
-        for (int s = e->seg_of[first]; s <= e->seg_of[last - 1]; s++) {
-            e->segs[s].cells.insert(e->segs[s].cells.end(), pos, pos + n);
+        for (int il = first; il < last; il++) {
+            e->cells[il].insert(e->cells[il].end(), pos, pos + n);
+            // Without statistics this run, the layer's scores (if any) still
+            // cover every cell: the new ones start at 0.
+            if (!e->attn_scores[il].empty()) e->attn_scores[il].resize(e->cells[il].size(), 0.0f);
         }
         return 0;
     } catch (const std::exception & ex) {
@@ -609,16 +630,51 @@ void sdtp_engine_layer_shape(const sdtp_engine * e, int il, int * out5) {
 
 int sdtp_engine_cells(const sdtp_engine * e, int layer) {
     if (layer < 0 || layer >= int(e->hp.n_layer)) return -1;
-    return int(e->segs[e->seg_of[layer]].cells.size());
+    return int(e->cells[layer].size());
 }
 
 int64_t sdtp_engine_kv_bytes(const sdtp_engine * e) {
     int64_t total = 0;
     for (int il = 0; il < int(e->hp.n_layer); il++) {
-        const int64_t cells = e->segs[e->seg_of[il]].cells.size();
-        total += cells * (e->k[il]->nb[1] + e->v[il]->nb[1]);
+        total += int64_t(e->cells[il].size()) * (e->k[il]->nb[1] + e->v[il]->nb[1]);
     }
     return total;
+}
+
+// ---- KV-cache compression (kv.h, docs/KV.md) -------------------------------
+
+void sdtp_engine_track_attention(sdtp_engine * e, sdtp_attn_stats mode, int n_win) {
+    e->stats_mode = mode;
+    e->stats_win = n_win;
+}
+
+void sdtp_engine_cell_info(const sdtp_engine * e, int layer, int32_t * pos_out, float * scores_out) {
+    const auto & cells = e->cells[layer];
+    const auto & scores = e->attn_scores[layer];
+    for (size_t c = 0; c < cells.size(); c++) {
+        if (pos_out) pos_out[c] = cells[c];
+        if (scores_out) scores_out[c] = c < scores.size() ? scores[c] : 0.0f;
+    }
+}
+
+bool sdtp_engine_evict(sdtp_engine * e, int layer, const int * keep, int n_keep, char * err, size_t n_err) {
+    if (layer < 0 || layer >= int(e->hp.n_layer)) {
+        set_err(err, n_err, "layer out of range");
+        return false;
+    }
+    const int n_cells = int(e->cells[layer].size());
+    for (int i = 0; i < n_keep; i++) {
+        if (keep[i] < 0 || keep[i] >= n_cells || (i > 0 && keep[i] <= keep[i - 1])) {
+            set_err(err, n_err, "cells to keep must be increasing indices of the layer's cells");
+            return false;
+        }
+    }
+    if (!ggml_backend_buffer_is_host(e->kv_buf)) {
+        set_err(err, n_err, "the KV cache is not in host memory");
+        return false;
+    }
+    sdtp_kv_compact(e->k[layer], e->v[layer], e->cells[layer], e->attn_scores[layer], keep, n_keep);
+    return true;
 }
 
 } // extern "C"

@@ -67,6 +67,28 @@ void    sdtp_engine_layer_shape(const sdtp_engine * e, int il, int * out5);
 int     sdtp_engine_cells(const sdtp_engine * e, int layer);
 int64_t sdtp_engine_kv_bytes(const sdtp_engine * e);
 
+// ---- KV-cache compression (docs/KV.md) ------------------------------------
+
+// Attention statistics per cached cell, for KV eviction policies: each run
+// computes, for every layer it runs, the attention its last n_win queries
+// (n_win <= 0: all of them) pay each cell of that layer, summed over heads
+// and queries, from the queries and cached keys beside flash attention.
+typedef enum {
+    SDTP_ATTN_STATS_OFF,        // no statistics (and no cost)
+    SDTP_ATTN_STATS_ACCUMULATE, // add each run's to the cells' totals (H2O)
+    SDTP_ATTN_STATS_REPLACE,    // keep only the latest run's (SnapKV's observation window)
+} sdtp_attn_stats;
+void sdtp_engine_track_attention(sdtp_engine * e, sdtp_attn_stats mode, int n_win);
+
+// Layer's cells in cache order: original positions and attention statistics
+// (0 where none were computed); each output optional, sdtp_engine_cells long.
+void sdtp_engine_cell_info(const sdtp_engine * e, int layer, int32_t * pos_out, float * scores_out);
+
+// Evicts every cell of layer but keep[0..n_keep) (increasing cell indices):
+// the survivors' K/V rows move down, so the layer's cells and KV bytes
+// shrink; positions are unchanged. Returns false with err set on bad input.
+bool sdtp_engine_evict(sdtp_engine * e, int layer, const int * keep, int n_keep, char * err, size_t n_err);
+
 // ---- gradient pass (saliency) -------------------------------------------
 
 typedef struct sdtp_grad sdtp_grad;

@@ -4,6 +4,7 @@
 // prunes nothing reproduces llama_decode.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "ggml.h"
@@ -29,10 +30,13 @@ struct stage_graph {
     ggml_tensor * mask_full  = nullptr;
     ggml_tensor * mask_swa   = nullptr;
 
-    int           last_only  = -1;  // layer after whose attention only the last row is needed
-    int           attn_layer = -1;  // layer whose queries are kept for attention scores
-    ggml_tensor * attn_q     = nullptr;
-    float         attn_scale = 1.0f;
+    int           last_only    = -1;      // layer after whose attention only the last row is needed
+    int           scorer_layer = -1;      // layer whose last-window attention the scorer reads
+    int           scorer_win   = 0;       // its window (queries)
+    ggml_tensor * scorer_attn  = nullptr; // [1, n_kv] mean attention there
+    // Per-cell attention statistics of each layer run, for KV policies
+    // (sdtp_engine_track_attention): (layer, [1, n_kv]).
+    std::vector<std::pair<int, ggml_tensor *>> stats;
 
     ggml_tensor * rms_norm(ggml_tensor * x, ggml_tensor * w) const;
     // Q, K, V projections of x for layer il as [head_dim, heads, n], with
