@@ -228,6 +228,12 @@ func (c *Context) Truncate(pos int) bool {
 	return bool(C.llama_memory_seq_rm(C.llama_get_memory(c.ptr), 0, C.llama_pos(pos), -1))
 }
 
+// Remove drops the cached positions [from, to) and leaves the others as
+// they are: later tokens attend to the rest at their original positions.
+func (c *Context) Remove(from, to int) bool {
+	return bool(C.llama_memory_seq_rm(C.llama_get_memory(c.ptr), 0, C.llama_pos(from), C.llama_pos(to)))
+}
+
 // CanShift reports whether positions can be shifted (context shifting).
 func (c *Context) CanShift() bool { return bool(C.llama_memory_can_shift(C.llama_get_memory(c.ptr))) }
 
