@@ -245,7 +245,7 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
 
     ggml_tensor * K = ggml_view_3d(ctx, kc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(kc->type, hd), kc->nb[1], 0);
     ggml_tensor * V = ggml_view_3d(ctx, vc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(vc->type, hd), vc->nb[1], 0);
-    const mask_input & m = E.mask(ctx, il, hp.is_swa(il), n_kv, n);
+    const mask_input m = E.mask(ctx, il, hp.is_swa(il), n_kv, n); // a copy: mask() may grow E.masks
     const float softcap = hp.attn_soft_cap ? hp.f_attn_logit_softcapping : 0.0f;
 
     if (il == scorer_layer) {

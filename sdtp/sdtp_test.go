@@ -102,3 +102,8 @@ func TestSelectOnAlreadyPrunedTokens(t *testing.T) {
 	_, err = Select(positions, scores, 100, 0.5)
 	assert.Error(t, err)
 }
+
+func TestMaxPoolWidensPeaks(t *testing.T) {
+	assert.Equal(t, []float32{0, 0, 5, 5, 5, 5, 5, 1, 1}, maxPool([]float32{0, 0, 0, 0, 5, 0, 0, 0, 1}, 5))
+	assert.Equal(t, []float32{2, 2}, maxPool([]float32{2, 1}, 7), "windows are cut at the ends")
+}
