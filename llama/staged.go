@@ -36,6 +36,13 @@ type SDTPOptions struct {
 	// ONNXProvider runs ONNX predictors on "cpu" (default), "cuda",
 	// "coreml" or "auto" (the first that loads).
 	ONNXProvider string
+	// KVPolicy compresses the per-layer KV caches after the prefill and
+	// during decode (docs/KV.md): sdtp.KVNone ("" too), KVStreaming,
+	// KVH2O or KVSnapKV. Staged modes only.
+	KVPolicy string
+	// KVBudget is the cells each layer may keep: a fraction of the prompt's
+	// tokens when in (0, 1], else a token count.
+	KVBudget float64
 }
 
 // WithSDTP enables a pruning mode (an addition to go-llama.cpp's options).
@@ -47,7 +54,10 @@ type SDTPStats struct {
 	KeptPerStage []int   // live tokens entering each stage
 	KeptPerLayer []int   // K/V entries per layer
 	FLOPRatio    float64 // prefill FLOPs, dense / this mode
-	KVBytes      int64
+	KVBytes      int64    // after the prefill (and the KV policy's first eviction)
+	KVPolicy     string   // sdtp.KVNone unless SDTPOptions.KVPolicy
+	KVLimit      int      // cells per layer the policy allows (0: no limit)
+	KVPeakBytes  int64    // the most the caches held after any step of the generation
 	DroppedAt    []int    // per prompt position: stage that dropped it (0 = kept)
 	Pieces       []string // per prompt position: the token's text
 	Schedule     sdtp.Schedule
@@ -61,6 +71,7 @@ type staged struct {
 	shape  sdtp.Shape
 	mode   string
 	ubatch int
+	kv     *sdtp.KVLimiter
 }
 
 // newStaged prepares the engine for o.Mode, or returns nil for llama.cpp's
@@ -69,15 +80,22 @@ type staged struct {
 // an architecture is ErrUnsupportedArch.
 func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (*staged, error) {
 	mode := o.Mode
+	if _, err := sdtp.NewKVLimiter(nil, o.KVPolicy, o.KVBudget); err != nil {
+		return nil, fmt.Errorf("llama: %w", err)
+	}
+	kvPolicy := o.KVPolicy != "" && o.KVPolicy != sdtp.KVNone
 	switch mode {
 	case "", ModeLlamaCpp:
+		if kvPolicy {
+			return nil, fmt.Errorf("llama: KV policy %s needs a staged mode (dense, sdtp, random, attention)", o.KVPolicy)
+		}
 		return nil, nil
 	case ModeDense, ModeSDTP, ModeRandom, ModeAttention:
 	default:
 		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, dense, sdtp, random, attention)", mode)
 	}
 	if _, ok := bridge.StagedArch(m); !ok {
-		if mode == ModeDense {
+		if mode == ModeDense && !kvPolicy {
 			fmt.Fprintf(os.Stderr, "sdtp: architecture %s is not staged; running densely through llama_decode\n", m.Arch())
 			return nil, nil
 		}
@@ -90,6 +108,10 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (
 	}
 	var err error
 	if s.engine, err = c.NewEngine(c.NCtx(), 0); err != nil {
+		return nil, err
+	}
+	if s.kv, err = sdtp.NewKVLimiter(s.engine, o.KVPolicy, o.KVBudget); err != nil {
+		s.free()
 		return nil, err
 	}
 	if mode != ModeDense {
@@ -195,13 +217,18 @@ func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOpti
 	s.engine.SetThreads(po.Threads)
 	l.resetCache() // the llama.cpp context's cache no longer matches
 	start := time.Now()
+	s.kv.Start()
 	pre, err := sdtp.Prefill(ctx, s.engine, s.scorer, s.sched, toks, s.ubatch)
+	if err == nil {
+		err = s.kv.Prefilled(len(toks))
+	}
 	res.Prefill = time.Since(start)
 	res.PromptTokens = len(toks)
 	if err != nil {
 		return err
 	}
 	res.SDTP = s.stats(pre, len(toks))
+	st := res.SDTP
 	for _, t := range toks {
 		res.SDTP.Pieces = append(res.SDTP.Pieces, string(l.model.TokenPiece(t)))
 	}
@@ -225,9 +252,13 @@ func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOpti
 			return true, fmt.Errorf("%w: %d tokens (the staged engine does not shift the context)", ErrContextFull, pos)
 		}
 		step, err := s.engine.Run(bridge.RunInput{First: 0, Last: s.engine.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(pos)}, WantLogits: true})
+		if err == nil {
+			err = s.kv.Enforce()
+		}
 		if err != nil {
 			return true, err
 		}
+		st.KVPeakBytes = max(st.KVPeakBytes, s.engine.KVBytes())
 		logits, pos = step.Logits, pos+1
 		return false, nil
 	})
@@ -241,6 +272,9 @@ func (s *staged) stats(pre sdtp.PrefillResult, n int) *SDTPStats {
 		KeptPerLayer: pre.KeptPerLayer,
 		FLOPRatio:    sdtp.DenseFLOPs(s.shape, n) / sdtp.PrefillFLOPs(s.shape, pruned),
 		KVBytes:      s.engine.KVBytes(),
+		KVPolicy:     s.kv.Policy(),
+		KVLimit:      s.kv.Limit(),
+		KVPeakBytes:  s.engine.KVBytes(),
 		DroppedAt:    pre.DroppedAt,
 		Schedule:     s.sched,
 	}
