@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/internal/cache"
 	"github.com/go-sdtp/sdtp/llama"
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 type config struct {
@@ -40,6 +41,8 @@ type config struct {
 	explainHTML string
 	predictors  string
 	provider    string
+	kvPolicy    string
+	kvBudget    float64
 }
 
 // report is what --json prints.
@@ -54,6 +57,9 @@ type report struct {
 	KeptPerLayer    []int   `json:"kept_per_layer,omitempty"`
 	FLOPRatio       float64 `json:"flop_ratio,omitempty"`
 	KVBytes         int64   `json:"kv_bytes,omitempty"`
+	KVPolicy        string  `json:"kv_policy,omitempty"`
+	KVLimit         int     `json:"kv_limit,omitempty"`      // cells per layer
+	KVPeakBytes     int64   `json:"kv_peak_bytes,omitempty"` // the most the caches held while generating
 }
 
 func main() {
@@ -83,6 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth)")
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: MODEL.predictors/ if present)")
 	fs.StringVar(&c.provider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
+	fs.StringVar(&c.kvPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
+	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells each layer's cache keeps under --kv-policy: a fraction of the prompt if <= 1, else tokens")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
 	if err := fs.Parse(args); err != nil {
@@ -153,6 +161,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if st := res.SDTP; st != nil {
 		r.Mode, r.KeptPerStage, r.KeptPerLayer, r.FLOPRatio, r.KVBytes = st.Mode, st.KeptPerStage, st.KeptPerLayer, st.FLOPRatio, st.KVBytes
+		r.KVPolicy, r.KVLimit, r.KVPeakBytes = st.KVPolicy, st.KVLimit, st.KVPeakBytes
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
@@ -161,8 +170,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // load loads the model in c.mode. When the architecture cannot be pruned,
 // the default mode falls back to llama.cpp's own prefill with a notice; a
-// pruning mode asked for with --mode is an error (which names the mode
-// that works).
+// pruning mode asked for with --mode, or a --kv-policy, is an error (which
+// names the mode that works).
 func load(c config, stderr io.Writer) (*llama.LLama, error) {
 	opts := []llama.ModelOption{llama.SetContext(c.ctxSize)}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -174,9 +183,10 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		}))
 		defer bar.Finish()
 	}
-	sdtpOpts := llama.SDTPOptions{Mode: c.mode, KeepRatio: c.keepRatio, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider}
+	sdtpOpts := llama.SDTPOptions{Mode: c.mode, KeepRatio: c.keepRatio, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
+		KVPolicy: c.kvPolicy, KVBudget: c.kvBudget}
 	l, err := llama.New(c.model, append(opts, llama.WithSDTP(sdtpOpts))...)
-	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven {
+	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven || c.kvPolicy != sdtp.KVNone {
 		return l, err
 	}
 	fmt.Fprintf(stderr, "sdtp-run: %v\nsdtp-run: running with --mode llamacpp (no pruning)\n", err)

@@ -112,6 +112,27 @@ func TestRunPruningModesAndExplain(t *testing.T) {
 	assert.Error(t, err)
 }
 
+func TestRunKVPolicy(t *testing.T) {
+	model := tinyModel(t)
+	long := strings.Repeat("the quick brown fox jumps over the lazy dog. ", 8)
+	var stdout, stderr bytes.Buffer
+	err := run([]string{"-m", model, "-p", long, "-n", "60", "--temp", "0", "-c", "1024", "--mode", "attention",
+		"--kv-policy", "h2o", "--kv-budget", "0.5", "--json"}, &stdout, &stderr)
+	require.NoError(t, err, stderr.String())
+	var r report
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &r))
+	assert.Equal(t, "h2o", r.KVPolicy)
+	assert.Equal(t, (r.PromptTokens+1)/2, r.KVLimit)
+	assert.Positive(t, r.KVPeakBytes)
+	const cellBytes = 6 * 2 * 2 * 16 * 2 // tiny gemma3: layers × (K, V) × KV heads × head dim × F16
+	assert.LessOrEqual(t, r.KVPeakBytes, int64(r.KVLimit*cellBytes))
+
+	err = run([]string{"-m", model, "-p", "x", "--mode", "llamacpp", "--kv-policy", "streaming"}, &stdout, &stderr)
+	assert.ErrorContains(t, err, "staged mode")
+	err = run([]string{"-m", model, "-p", "x", "--kv-policy", "lru"}, &stdout, &stderr)
+	assert.ErrorContains(t, err, "unknown KV policy")
+}
+
 // On an architecture the staged engine does not run, the default mode falls
 // back to llama.cpp's prefill with a notice; an explicit pruning mode fails
 // and names the mode that works.
