@@ -53,6 +53,8 @@ type config struct {
 	predictors    string
 	onnxProvider  string
 	json          bool
+	kvPolicies    []string
+	kvBudget      float64
 
 	quality       bool
 	contextTokens int
@@ -108,6 +110,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; default: heads inside the GGUF, else the attention scorer")
 	fs.StringVar(&c.onnxProvider, "onnx-provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, coreml, auto")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
+	fs.StringSliceVar(&c.kvPolicies, "kv-policy", []string{sdtp.KVNone},
+		"KV-cache policies after each staged prefill, a list runs each: none, streaming, h2o, snapkv (docs/KV.md)")
+	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells per layer under --kv-policy: a fraction of the prompt if <= 1, else tokens")
 	fs.BoolVar(&c.quality, "quality", false, "measure continuation quality (ppl, KL and top-1 vs dense) on --text instead of speed")
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
 	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
@@ -158,6 +163,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	for _, n := range c.promptTokens {
 		if n < 16 {
 			return c, fmt.Errorf("prompt length %d is too short to prune", n)
+		}
+	}
+	for _, p := range c.kvPolicies {
+		if _, err := sdtp.NewKVLimiter(nil, p, c.kvBudget); err != nil || p == "" {
+			return c, fmt.Errorf("--kv-policy %q / --kv-budget %v: %v", p, c.kvBudget, err)
 		}
 	}
 	for _, m := range c.modes {
@@ -509,7 +519,7 @@ func (b *bench) runVariant(v variant, prompt []int32) (sample, error) {
 	sc := b.scorer(v.mode)
 	var s sample
 	start := time.Now()
-	pre, err := sdtp.Prefill(context.Background(), b.engine, sc, v.sched, prompt, 512)
+	pre, kv, err := b.prefill(v, sc, prompt)
 	s.prefill = time.Since(start)
 	if err != nil {
 		return s, err
@@ -529,6 +539,9 @@ func (b *bench) runVariant(v variant, prompt []int32) (sample, error) {
 		tok := int32(numeric.Argmax(logits))
 		s.cont = append(s.cont, tok)
 		out, err := b.engine.Run(bridge.RunInput{First: 0, Last: b.engine.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(len(prompt) + i)}, WantLogits: true})
+		if err == nil {
+			err = kv.Enforce()
+		}
 		if err != nil {
 			return s, err
 		}
@@ -581,9 +594,9 @@ func printHeader(w io.Writer, rep report.Run) {
 func printTable(w io.Writer, rep report.Run) {
 	printHeader(w, rep)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tokens\tmode\tlayers\tkeep\tprefill ms\tpredictor ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
+	fmt.Fprintln(tw, "tokens\tmode\tlayers\tkeep\tKV policy\tprefill ms\tpredictor ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, kvName(r),
 			r.PrefillMS, r.PredictorMS, r.SpeedupVsLlamaCpp, r.FLOPRatioVsDense, r.KeptTokensPerLayer[len(r.KeptTokensPerLayer)-1], r.DecodeTokS,
 			float64(r.KVBytes)/(1<<20), r.Top1VsLlamaCpp, r.MaxAbsLogitDiff)
 	}
@@ -621,11 +634,20 @@ func printMC(w io.Writer, rep report.Run) {
 func printQuality(w io.Writer, rep report.Run) {
 	printHeader(w, rep)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "context\tmode\tlayers\tkeep\tsamples\tppl\tKL vs dense\ttop-1 vs dense\t")
+	fmt.Fprintln(tw, "context\tmode\tlayers\tkeep\tKV policy\tsamples\tppl\tKL vs dense\ttop-1 vs dense\tpeak KV MiB\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%d\t%.3f\t%.4f\t%.3f\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, r.Samples, r.PPL, r.KLVsDense, r.Top1VsDense)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%d\t%.3f\t%.4f\t%.3f\t%.2f\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, kvName(r), r.Samples,
+			r.PPL, r.KLVsDense, r.Top1VsDense, float64(r.KVBytes)/(1<<20))
 	}
 	tw.Flush()
+}
+
+// kvName is a row's KV policy and budget, or "none".
+func kvName(r report.Row) string {
+	if r.KVPolicy == "" {
+		return sdtp.KVNone
+	}
+	return fmt.Sprintf("%s@%g", r.KVPolicy, r.KVBudget)
 }
 
 // buildFlags reports the CPU flags the binary's C code was compiled with.

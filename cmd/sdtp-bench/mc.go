@@ -147,7 +147,7 @@ func (b *bench) multipleChoice() ([]report.Row, error) {
 				if err != nil || len(contToks) == 0 {
 					return nil, fmt.Errorf("choice %q: %v", cont, err)
 				}
-				lp, err := b.continuation(v, ctxToks, contToks)
+				lp, _, err := b.continuation(v, ctxToks, contToks)
 				if err != nil {
 					return nil, err
 				}

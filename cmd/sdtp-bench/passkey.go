@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/numeric"
 	"github.com/go-sdtp/sdtp/internal/report"
-	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 // passkey hides a random 5-digit key at each --depths fraction of a
@@ -98,7 +96,7 @@ func (b *bench) passkeyPrompt(hay []int32, n int, depth float64, key string, rng
 
 // greedyAnswer prefills prompt in the variant and decodes n greedy tokens.
 func (b *bench) greedyAnswer(v variant, prompt []int32, n int) (string, error) {
-	pre, err := sdtp.Prefill(context.Background(), b.engine, b.scorer(v.mode), v.sched, prompt, 512)
+	pre, kv, err := b.prefill(v, b.scorer(v.mode), prompt)
 	if err != nil {
 		return "", err
 	}
@@ -112,6 +110,9 @@ func (b *bench) greedyAnswer(v variant, prompt []int32, n int) (string, error) {
 		out = append(out, tok)
 		step, err := b.engine.Run(bridge.RunInput{First: 0, Last: b.engine.NLayer(), Tokens: []int32{tok},
 			Positions: []int32{int32(len(prompt) + i)}, WantLogits: true})
+		if err == nil {
+			err = kv.Enforce()
+		}
 		if err != nil {
 			return "", err
 		}

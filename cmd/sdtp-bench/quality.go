@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -14,9 +13,10 @@ import (
 
 // quality measures what pruning costs in prediction: for seeded windows of
 // the text, each mode prefills --context-tokens (pruning them), then the
-// next --continuation-tokens are fed teacher-forced as ordinary tokens.
-// Dense (the staged engine without pruning, identical to llama.cpp) is the
-// reference for KL divergence and top-1 agreement.
+// next --continuation-tokens are fed teacher-forced as ordinary tokens,
+// under the variant's KV policy. Dense (the staged engine without pruning
+// or KV policy, identical to llama.cpp) is the reference for KL divergence
+// and top-1 agreement.
 func (b *bench) quality(all []int32) ([]report.Row, error) {
 	ctxN, contN := b.cfg.contextTokens, b.cfg.contTokens
 	body := all[1:] // without the BOS the tokenizer added
@@ -26,6 +26,7 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 	type acc struct {
 		nll, kl float64
 		top1, n int
+		kvPeak  int64
 	}
 	stats := make([]acc, len(b.vars))
 	rng := rand.New(rand.NewPCG(b.cfg.seed, 7))
@@ -34,7 +35,7 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 		start := rng.IntN(len(body) - (ctxN + contN) + 2)
 		window := append([]int32{bos}, body[start:start+ctxN+contN-1]...)
 		ctx, cont := window[:ctxN], window[ctxN:]
-		ref, err := b.continuation(variant{mode: "dense"}, ctx, cont)
+		ref, refKV, err := b.continuation(variant{mode: "dense", kv: sdtp.KVNone}, ctx, cont)
 		if err != nil {
 			return nil, err
 		}
@@ -42,13 +43,14 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 			if v.mode == "llamacpp" {
 				continue // identical to dense, the reference
 			}
-			lp := ref
-			if v.mode != "dense" {
-				if lp, err = b.continuation(v, ctx, cont); err != nil {
+			lp, kvPeak := ref, refKV
+			if v.mode != "dense" || v.kv != sdtp.KVNone {
+				if lp, kvPeak, err = b.continuation(v, ctx, cont); err != nil {
 					return nil, err
 				}
 			}
 			a := &stats[vi]
+			a.kvPeak = max(a.kvPeak, kvPeak)
 			for i, next := range cont {
 				a.nll -= float64(lp[i][next])
 				a.kl += kl(ref[i], lp[i])
@@ -69,6 +71,7 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 		row := v.row(ctxN)
 		row.Samples = b.cfg.samples
 		row.PPL, row.KLVsDense, row.Top1VsDense = math.Exp(a.nll/float64(a.n)), a.kl/float64(a.n), float64(a.top1)/float64(a.n)
+		row.KVBytes = a.kvPeak
 		rows = append(rows, row)
 	}
 	return rows, nil
@@ -76,16 +79,23 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 
 // continuation returns, for each continuation token, the log-probabilities
 // the model assigns to it after a prefill of ctx in this variant: row i
-// predicts cont[i].
-func (b *bench) continuation(v variant, ctx, cont []int32) ([][]float32, error) {
-	pre, err := sdtp.Prefill(context.Background(), b.engine, b.scorer(v.mode), v.sched, ctx, 512)
+// predicts cont[i]; and the most KV bytes the caches held meanwhile. Under
+// a KV policy the tokens go one at a time, each followed by the policy's
+// eviction, so no layer ever holds more than the budget between steps.
+func (b *bench) continuation(v variant, ctx, cont []int32) ([][]float32, int64, error) {
+	pre, kv, err := b.prefill(v, b.scorer(v.mode), ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	peak := b.engine.KVBytes()
 	rows := [][]float32{logSoftmax(pre.Logits)}
 	nv := b.model.NVocab()
-	for start := 0; start < len(cont)-1; start += 32 {
-		end := min(start+32, len(cont)-1)
+	step := 32
+	if kv.Limit() > 0 {
+		step = 1
+	}
+	for start := 0; start < len(cont)-1; start += step {
+		end := min(start+step, len(cont)-1)
 		pos := make([]int32, end-start)
 		for i := range pos {
 			pos[i] = int32(len(ctx) + start + i)
@@ -93,13 +103,17 @@ func (b *bench) continuation(v variant, ctx, cont []int32) ([][]float32, error) 
 		out, err := b.engine.Run(bridge.RunInput{First: 0, Last: b.engine.NLayer(), Tokens: cont[start:end], Positions: pos,
 			WantLogits: true, AllLogits: true})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
+		if err := kv.Enforce(); err != nil {
+			return nil, 0, err
+		}
+		peak = max(peak, b.engine.KVBytes())
 		for r := range end - start {
 			rows = append(rows, logSoftmax(out.Logits[r*nv:(r+1)*nv]))
 		}
 	}
-	return rows, nil
+	return rows, peak, nil
 }
 
 func logSoftmax(logits []float32) []float32 {

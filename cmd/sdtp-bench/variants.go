@@ -19,12 +19,17 @@ type variant struct {
 	custom bool
 	// byDefault: the schedule the mode runs without sweep flags.
 	byDefault bool
+	kv        string  // KV policy after the prefill (sdtp.KVNone: none)
+	kvBudget  float64 // its budget
 }
 
 // row starts a result row for the variant.
 func (v variant) row(promptTokens int) report.Row {
 	r := report.Row{Mode: v.mode, PromptTokens: promptTokens, KeepRatio: 1, PruneLayers: v.sched.Layers,
 		CustomLayers: v.custom, DefaultSchedule: v.byDefault}
+	if v.kv != sdtp.KVNone {
+		r.KVPolicy, r.KVBudget = v.kv, v.kvBudget
+	}
 	if len(v.sched.KeepRatios) > 0 {
 		r.KeepRatio = v.sched.KeepRatios[0]
 		for _, k := range v.sched.KeepRatios {
@@ -37,10 +42,30 @@ func (v variant) row(promptTokens int) report.Row {
 }
 
 func (v variant) String() string {
-	if len(v.sched.Layers) == 0 {
-		return v.mode
+	s := v.mode
+	if len(v.sched.Layers) > 0 {
+		s += fmt.Sprintf(" (layers %v, keep %v)", v.sched.Layers, v.sched.KeepRatios)
 	}
-	return fmt.Sprintf("%s (layers %v, keep %v)", v.mode, v.sched.Layers, v.sched.KeepRatios)
+	if v.kv != sdtp.KVNone {
+		s += fmt.Sprintf(" + %s at %v", v.kv, v.kvBudget)
+	}
+	return s
+}
+
+// withKV expands variants over the --kv-policy list; llamacpp runs only
+// without a policy (llama.cpp's own cache).
+func withKV(vars []variant, policies []string, budget float64) []variant {
+	var out []variant
+	for _, v := range vars {
+		for _, p := range policies {
+			if p != sdtp.KVNone && v.mode == "llamacpp" {
+				continue
+			}
+			v.kv, v.kvBudget = p, budget
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // variants expands --modes over the sweeps: llamacpp and dense once; the
@@ -81,7 +106,7 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 			}
 		}
 	}
-	return out, nil
+	return withKV(out, b.cfg.kvPolicies, b.cfg.kvBudget), nil
 }
 
 // learned says whether the mode prunes with learned predictors.

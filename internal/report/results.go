@@ -69,7 +69,15 @@ type Row struct {
 	KeptTokensPerLayer []int   `json:"kept_tokens_per_layer"`
 	FLOPsPrefill       float64 `json:"flops_prefill"`
 	FLOPRatioVsDense   float64 `json:"flop_ratio_vs_dense"`
-	KVBytes            int64   `json:"kv_bytes"`
+	// KVBytes: the filled cells after the prefill (and the KV policy's
+	// eviction); in quality rows the most the caches held during the
+	// continuation.
+	KVBytes int64 `json:"kv_bytes"`
+	// KVPolicy compressed the per-layer caches after the prefill, to
+	// KVBudget (a fraction of the prompt if <= 1, else tokens; docs/KV.md).
+	// Empty: none.
+	KVPolicy           string  `json:"kv_policy,omitempty"`
+	KVBudget           float64 `json:"kv_budget,omitempty"`
 	Top1VsLlamaCpp     float64 `json:"top1_vs_llamacpp"`
 	MaxAbsLogitDiff    float64 `json:"max_abs_logit_diff_vs_llamacpp"`
 	SpeedupVsLlamaCpp  float64 `json:"prefill_speedup_vs_llamacpp"`
