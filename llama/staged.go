@@ -51,9 +51,9 @@ func WithSDTP(o SDTPOptions) ModelOption { return func(p *ModelOptions) { p.SDTP
 // SDTPStats describes one staged prefill.
 type SDTPStats struct {
 	Mode         string
-	KeptPerStage []int   // live tokens entering each stage
-	KeptPerLayer []int   // K/V entries per layer
-	FLOPRatio    float64 // prefill FLOPs, dense / this mode
+	KeptPerStage []int    // live tokens entering each stage
+	KeptPerLayer []int    // K/V entries per layer
+	FLOPRatio    float64  // prefill FLOPs, dense / this mode
 	KVBytes      int64    // after the prefill (and the KV policy's first eviction)
 	KVPolicy     string   // sdtp.KVNone unless SDTPOptions.KVPolicy
 	KVLimit      int      // cells per layer the policy allows (0: no limit)

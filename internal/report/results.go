@@ -76,11 +76,11 @@ type Row struct {
 	// KVPolicy compressed the per-layer caches after the prefill, to
 	// KVBudget (a fraction of the prompt if <= 1, else tokens; docs/KV.md).
 	// Empty: none.
-	KVPolicy           string  `json:"kv_policy,omitempty"`
-	KVBudget           float64 `json:"kv_budget,omitempty"`
-	Top1VsLlamaCpp     float64 `json:"top1_vs_llamacpp"`
-	MaxAbsLogitDiff    float64 `json:"max_abs_logit_diff_vs_llamacpp"`
-	SpeedupVsLlamaCpp  float64 `json:"prefill_speedup_vs_llamacpp"`
+	KVPolicy          string  `json:"kv_policy,omitempty"`
+	KVBudget          float64 `json:"kv_budget,omitempty"`
+	Top1VsLlamaCpp    float64 `json:"top1_vs_llamacpp"`
+	MaxAbsLogitDiff   float64 `json:"max_abs_logit_diff_vs_llamacpp"`
+	SpeedupVsLlamaCpp float64 `json:"prefill_speedup_vs_llamacpp"`
 	// PredictorMS is the time spent in learned predictors, inside
 	// prefill_ms: ONNX Runtime calls, or the in-graph head nodes.
 	PredictorMS float64 `json:"predictor_ms,omitempty"`
