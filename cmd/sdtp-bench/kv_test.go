@@ -45,6 +45,7 @@ func TestBenchQualityWithKVPolicies(t *testing.T) {
 		if r.KVPolicy == "" {
 			continue
 		}
+		assert.Equal(t, r.KVPolicy, r.Mode[strings.Index(r.Mode, "+")+1:])
 		assert.Equal(t, 0.4, r.KVBudget)
 		assert.LessOrEqual(t, r.KVBytes, int64(80*tinyCellBytes), "%s %s: 0.4 × 200 cells per layer", r.Mode, r.KVPolicy)
 		assert.Positive(t, r.KLVsDense, "%s %s", r.Mode, r.KVPolicy)
@@ -53,7 +54,7 @@ func TestBenchQualityWithKVPolicies(t *testing.T) {
 	stdout.Reset()
 	require.NoError(t, run([]string{"--model", model, "--text", text, "--quality", "--context-tokens", "200", "--continuation-tokens", "8",
 		"--samples", "1", "--modes", "dense", "--kv-policy", "h2o"}, &stdout, &stderr), stderr.String())
-	assert.Contains(t, stdout.String(), "h2o@0.4")
+	assert.Contains(t, stdout.String(), "dense+h2o")
 
 	assert.Error(t, run([]string{"--model", model, "--kv-policy", "lru"}, &stdout, &stderr))
 	assert.Error(t, run([]string{"--model", model, "--kv-policy", "h2o", "--kv-budget", "0"}, &stdout, &stderr))
@@ -71,6 +72,7 @@ func TestBenchSpeedWithKVPolicy(t *testing.T) {
 	require.Len(t, rep.Results, 3, "llamacpp, random, random + streaming")
 	streaming := rep.Results[2]
 	assert.Equal(t, "streaming", streaming.KVPolicy)
+	assert.Equal(t, "random+streaming", streaming.Mode)
 	assert.Equal(t, int64(64*tinyCellBytes), streaming.KVBytes, "64 cells in every layer after the prefill")
 	assert.Positive(t, streaming.DecodeTokS)
 	assert.Less(t, streaming.KVBytes, rep.Results[1].KVBytes)

@@ -594,9 +594,9 @@ func printHeader(w io.Writer, rep report.Run) {
 func printTable(w io.Writer, rep report.Run) {
 	printHeader(w, rep)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tokens\tmode\tlayers\tkeep\tKV policy\tprefill ms\tpredictor ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
+	fmt.Fprintln(tw, "tokens\tmode\tlayers\tkeep\tKV budget\tprefill ms\tpredictor ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, kvName(r),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, kvBudget(r),
 			r.PrefillMS, r.PredictorMS, r.SpeedupVsLlamaCpp, r.FLOPRatioVsDense, r.KeptTokensPerLayer[len(r.KeptTokensPerLayer)-1], r.DecodeTokS,
 			float64(r.KVBytes)/(1<<20), r.Top1VsLlamaCpp, r.MaxAbsLogitDiff)
 	}
@@ -634,20 +634,20 @@ func printMC(w io.Writer, rep report.Run) {
 func printQuality(w io.Writer, rep report.Run) {
 	printHeader(w, rep)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "context\tmode\tlayers\tkeep\tKV policy\tsamples\tppl\tKL vs dense\ttop-1 vs dense\tpeak KV MiB\t")
+	fmt.Fprintln(tw, "context\tmode\tlayers\tkeep\tKV budget\tsamples\tppl\tKL vs dense\ttop-1 vs dense\tpeak KV MiB\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%d\t%.3f\t%.4f\t%.3f\t%.2f\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, kvName(r), r.Samples,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%d\t%.3f\t%.4f\t%.3f\t%.2f\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, kvBudget(r), r.Samples,
 			r.PPL, r.KLVsDense, r.Top1VsDense, float64(r.KVBytes)/(1<<20))
 	}
 	tw.Flush()
 }
 
-// kvName is a row's KV policy and budget, or "none".
-func kvName(r report.Row) string {
+// kvBudget is a row's KV budget, or "-" without a KV policy.
+func kvBudget(r report.Row) string {
 	if r.KVPolicy == "" {
-		return sdtp.KVNone
+		return "-"
 	}
-	return fmt.Sprintf("%s@%g", r.KVPolicy, r.KVBudget)
+	return fmt.Sprint(r.KVBudget)
 }
 
 // buildFlags reports the CPU flags the binary's C code was compiled with.

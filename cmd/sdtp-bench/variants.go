@@ -28,6 +28,9 @@ func (v variant) row(promptTokens int) report.Row {
 	r := report.Row{Mode: v.mode, PromptTokens: promptTokens, KeepRatio: 1, PruneLayers: v.sched.Layers,
 		CustomLayers: v.custom, DefaultSchedule: v.byDefault}
 	if v.kv != sdtp.KVNone {
+		// A mode of its own in reports and plots: "attention+h2o" is
+		// neither attention nor, for dense, the unpruned reference.
+		r.Mode += "+" + v.kv
 		r.KVPolicy, r.KVBudget = v.kv, v.kvBudget
 	}
 	if len(v.sched.KeepRatios) > 0 {

@@ -106,7 +106,7 @@ func (r Row) Reference() bool { return r.Mode == "llamacpp" || r.Mode == "dense"
 // Layers names the row's pruning layers: "default" for the mode's own
 // (the default schedule, or the predictors' trained layers), else the list.
 func (r Row) Layers() string {
-	if r.Reference() {
+	if r.Reference() || (r.KVPolicy != "" && len(r.PruneLayers) == 0) { // e.g. dense+h2o
 		return "-"
 	}
 	if !r.CustomLayers {
