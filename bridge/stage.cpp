@@ -649,6 +649,7 @@ void sdtp_engine_track_attention(sdtp_engine * e, sdtp_attn_stats mode, int n_wi
 }
 
 void sdtp_engine_cell_info(const sdtp_engine * e, int layer, int32_t * pos_out, float * scores_out) {
+    if (layer < 0 || layer >= int(e->hp.n_layer)) return;
     const auto & cells = e->cells[layer];
     const auto & scores = e->attn_scores[layer];
     for (size_t c = 0; c < cells.size(); c++) {

@@ -48,7 +48,7 @@ type SDTPOptions struct {
 // WithSDTP enables a pruning mode (an addition to go-llama.cpp's options).
 func WithSDTP(o SDTPOptions) ModelOption { return func(p *ModelOptions) { p.SDTP = o } }
 
-// SDTPStats describes one staged prefill.
+// SDTPStats describes one staged generation: its prefill and KV caches.
 type SDTPStats struct {
 	Mode         string
 	KeptPerStage []int    // live tokens entering each stage
