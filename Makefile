@@ -74,8 +74,12 @@ bench: build
 		$(PRUNING) --keep-ratios 0.95,0.9,0.85,0.8 > $(RESULTS)/quality.json
 	$(BENCH) --passkey --haystack $(WIKI) --text-from $(HELD_OUT) --lengths 1024,2048,4096 --depths 0.1,0.5,0.9 --trials 1 \
 		$(PRUNING) --keep-ratios 0.9,0.8 > $(RESULTS)/passkey.json
+	$(BENCH) --quality --text $(WIKI) --text-from $(HELD_OUT) --context-tokens 2048 --continuation-tokens 128 --samples 4 \
+		--modes dense,sdtp --kv-policy none,streaming,h2o --kv-budget 0.4 > $(RESULTS)/kv-quality.json
+	$(BENCH) --text $(WIKI) --prompt-tokens 2048 --decode-tokens 512 --repeat 1 \
+		--modes dense,sdtp --kv-policy none,h2o --kv-budget 0.4 > $(RESULTS)/kv-speed.json
 	$(BENCH) --mc $(DATA)/arc-easy/arc_easy_test.jsonl --shots 5 --mc-items 40 $(PRUNING) > $(RESULTS)/mc.json
-	bin/sdtp-bench report --out $(BENCH_DOCS) $(addprefix $(RESULTS)/,speed.json speed-sweep.json quality.json passkey.json mc.json)
+	bin/sdtp-bench report --out $(BENCH_DOCS) $(addprefix $(RESULTS)/,speed.json speed-sweep.json quality.json passkey.json kv-quality.json kv-speed.json mc.json)
 
 print-model:
 	@third_party/fetch-model.sh --print-path

@@ -64,9 +64,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntSliceVar(&c.layers, "layers", nil, "pruning layers (default: 10 stages scaled to the model's depth)")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each stage")
 	fs.Float64Var(&c.lossWindow, "loss-window", 1, "saliency's loss L: the next-token predictions of this final fraction of each sequence (1 = all)")
-	fs.StringVar(&c.target, "target", string(train.TargetAbs), "importance learned from saliency: abs (|x·∂L/∂x|) or signed (−x·∂L/∂x)")
+	fs.StringVar(&c.target, "target", string(train.TargetCumulative), "importance learned from saliency: cumulative (|x·∂L/∂x| summed over this and later stages), abs (this stage's) or signed (−x·∂L/∂x)")
 	fs.StringVar(&c.states, "states", "pruned", "hidden states stage s trains on: pruned (after earlier stages pruned) or dense")
-	fs.BoolVar(&c.compare, "compare", false, "also train the other targets/states and report all held-out figures")
+	fs.BoolVar(&c.compare, "compare", false, "also train the other targets (pruned states) and the dense-states variant, and report all held-out figures")
 	fs.StringVarP(&c.out, "out", "o", "", "output directory: one ONNX per stage + predictors.json")
 	fs.StringVar(&c.embed, "embed", "", "also write a copy of the model with the predictors inside (GGUF)")
 	fs.StringVar(&c.cacheDir, "cache", "", "calibration cache (default: under the go-sdtp cache dir, keyed by model and settings)")
@@ -174,11 +174,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		CalibrationSeconds: calTime.Seconds(), CalibrationCache: c.cacheDir}
 	variants := []variant{{train.Target(c.target), c.states}}
 	if c.compare {
-		for _, t := range []train.Target{train.TargetAbs, train.TargetSigned} {
-			for _, s := range []string{"pruned", "dense"} {
-				if v := (variant{t, s}); v != variants[0] {
-					variants = append(variants, v)
-				}
+		other := map[string]string{"pruned": "dense", "dense": "pruned"}
+		variants = append(variants, variant{train.Target(c.target), other[c.states]})
+		for _, t := range []train.Target{train.TargetCumulative, train.TargetAbs, train.TargetSigned} {
+			if t != train.Target(c.target) {
+				variants = append(variants, variant{t, "pruned"})
 			}
 		}
 	}
@@ -291,15 +291,17 @@ type variant struct {
 	states string
 }
 
-// variantResult is one trained variant's held-out figures per stage. All
-// variants are evaluated on the pruned held-out states, which is what a
-// predictor sees at inference.
+// variantResult is one trained variant's held-out figures per stage: rank
+// agreement with its own target, and Spearman with the stage's |saliency|
+// (comparable across targets). All variants are evaluated on the pruned
+// held-out states, which is what a predictor sees at inference.
 type variantResult struct {
-	Target   string    `json:"target"`
-	States   string    `json:"states"`
-	Spearman []float64 `json:"val_spearman"`
-	Kendall  []float64 `json:"val_kendall"`
-	mlps     []predictor.MLP
+	Target           string    `json:"target"`
+	States           string    `json:"states"`
+	Spearman         []float64 `json:"val_spearman"`
+	Kendall          []float64 `json:"val_kendall"`
+	SpearmanSaliency []float64 `json:"val_spearman_abs_saliency"`
+	mlps             []predictor.MLP
 }
 
 type stageReport struct {
@@ -333,6 +335,8 @@ func fitVariant(trainRecs, valRecs []train.Record, sched sdtp.Schedule, d int, v
 		}
 		sp, kt := train.Evaluate(fit.MLP, val) // the exported MLP, as it will run
 		res.Spearman, res.Kendall = append(res.Spearman, sp), append(res.Kendall, kt)
+		spAbs, _ := train.Evaluate(fit.MLP, train.Examples(valRecs, s, d, true, train.TargetAbs))
+		res.SpearmanSaliency = append(res.SpearmanSaliency, spAbs)
 		res.mlps = append(res.mlps, fit.MLP)
 		tokens := 0
 		for _, ex := range tr {
@@ -373,8 +377,8 @@ type report struct {
 }
 
 func printReport(w io.Writer, r report) {
-	fmt.Fprintf(w, "held-out rank agreement with saliency (%d sequences, pruned states):\n", r.ValSequences)
-	fmt.Fprintf(w, "%-16s", "target/states")
+	fmt.Fprintf(w, "held-out rank agreement (%d sequences, pruned states): s/k = Spearman/Kendall with the variant's target, |s| = Spearman with the stage's |saliency|\n", r.ValSequences)
+	fmt.Fprintf(w, "%-22s", "target/states")
 	for _, l := range r.Layers {
 		fmt.Fprintf(w, " L%-5d", l)
 	}
@@ -383,8 +387,8 @@ func printReport(w io.Writer, r report) {
 		for _, row := range []struct {
 			name string
 			vals []float64
-		}{{"spearman", v.Spearman}, {"kendall", v.Kendall}} {
-			fmt.Fprintf(w, "%-16s", v.Target+"/"+v.States+" "+row.name[:1])
+		}{{"s", v.Spearman}, {"k", v.Kendall}, {"|s|", v.SpearmanSaliency}} {
+			fmt.Fprintf(w, "%-22s", v.Target+"/"+v.States+" "+row.name)
 			for _, x := range row.vals {
 				fmt.Fprintf(w, " %6.3f", x)
 			}

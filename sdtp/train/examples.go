@@ -7,31 +7,57 @@ import (
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
-// Target names the importance a predictor learns from saliency sal:
-//   - TargetAbs: |sal|, how much the token's stream moves the loss either way;
-//   - TargetSigned: −sal, the first-order rise of the loss if the token's
-//     stream were removed (x·∂L/∂x ≈ L(x) − L(0)).
+// Target names the importance a predictor at stage s learns from the
+// saliencies sal_s of a sequence:
+//   - TargetAbs: |sal_s|, how much the token's stream moves the loss
+//     either way;
+//   - TargetSigned: −sal_s, the first-order rise of the loss if the
+//     token's stream were removed (x·∂L/∂x ≈ L(x) − L(0));
+//   - TargetCumulative: Σ over stages s' >= s of |sal_s'| / Σ_tokens |sal_s'|.
+//     A token pruned at stage s is gone from every later layer, so what it
+//     would have contributed there counts too; the sum also averages out
+//     much of one layer's noise.
 type Target string
 
 const (
-	TargetAbs    Target = "abs"
-	TargetSigned Target = "signed"
+	TargetAbs        Target = "abs"
+	TargetSigned     Target = "signed"
+	TargetCumulative Target = "cumulative"
 )
 
-func (t Target) importance(sal float32) float32 {
-	if t == TargetSigned {
-		return -sal
+// importance returns the target of every position of r at stage s.
+func (t Target) importance(r Record, s int) []float32 {
+	out := make([]float32, len(r.Tokens))
+	switch t {
+	case TargetSigned:
+		for i, v := range r.Saliency[s] {
+			out[i] = -v
+		}
+	case TargetAbs:
+		for i, v := range r.Saliency[s] {
+			out[i] = float32(math.Abs(float64(v)))
+		}
+	case TargetCumulative:
+		for _, sal := range r.Saliency[s:] {
+			var total float64
+			for _, v := range sal {
+				total += math.Abs(float64(v))
+			}
+			for i, v := range sal {
+				out[i] += float32(math.Abs(float64(v)) / max(total, 1e-30))
+			}
+		}
 	}
-	return float32(math.Abs(float64(sal)))
+	return out
 }
 
 // ParseTarget checks a --target value.
 func ParseTarget(s string) (Target, error) {
 	switch t := Target(s); t {
-	case TargetAbs, TargetSigned:
+	case TargetAbs, TargetSigned, TargetCumulative:
 		return t, nil
 	}
-	return "", fmt.Errorf("target %q: want abs or signed", s)
+	return "", fmt.Errorf("target %q: want abs, signed or cumulative", s)
 }
 
 // Example is one sequence at one stage: the residual streams of the tokens
@@ -57,13 +83,14 @@ func Examples(recs []Record, s, d int, pruned bool, target Target) []Example {
 		if pruned {
 			hidden, pos = fromBF16(r.PrunedHidden[s]), r.PrunedPos[s]
 		}
+		imp := target.importance(r, s)
 		var ex Example
 		for i, p := range pos {
 			if int(p) < sdtp.HeadKeep || int(p) >= n-tail {
 				continue
 			}
 			ex.Hidden = append(ex.Hidden, hidden[i*d:(i+1)*d]...)
-			ex.Importance = append(ex.Importance, target.importance(r.Saliency[s][p]))
+			ex.Importance = append(ex.Importance, imp[p])
 		}
 		if len(ex.Importance) >= 2 {
 			out = append(out, ex)

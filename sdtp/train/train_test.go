@@ -94,6 +94,9 @@ func TestExamplesSkipProtectedTokens(t *testing.T) {
 	pruned := Examples([]Record{rec}, 0, d, true, TargetSigned)
 	require.Len(t, pruned, 1)
 	assert.Equal(t, []float32{10, 11}, pruned[0].Importance, "signed importance is −saliency")
+	two := Record{Tokens: make([]int32, 2), Saliency: [][]float32{{1, -3}, {2, 2}}}
+	assert.Equal(t, []float32{0.25 + 0.5, 0.75 + 0.5}, TargetCumulative.importance(two, 0), "each stage's share, summed over later stages")
+	assert.Equal(t, []float32{0.5, 0.5}, TargetCumulative.importance(two, 1))
 	_, err := ParseTarget("both")
 	assert.Error(t, err)
 }
