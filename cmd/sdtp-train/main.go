@@ -64,7 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntSliceVar(&c.layers, "layers", nil, "pruning layers (default: 10 stages scaled to the model's depth)")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each stage")
 	fs.Float64Var(&c.lossWindow, "loss-window", 1, "saliency's loss L: the next-token predictions of this final fraction of each sequence (1 = all)")
-	fs.StringVar(&c.target, "target", string(train.TargetCumulative), "importance learned from saliency: cumulative (|x·∂L/∂x| summed over this and later stages), abs (this stage's) or signed (−x·∂L/∂x)")
+	fs.StringVar(&c.target, "target", string(train.TargetAbs), "importance learned from saliency: abs (|x·∂L/∂x| at the stage), cumulative (summed over this and later stages) or signed (−x·∂L/∂x)")
 	fs.StringVar(&c.states, "states", "pruned", "hidden states stage s trains on: pruned (after earlier stages pruned) or dense")
 	fs.BoolVar(&c.compare, "compare", false, "also train the other targets (pruned states) and the dense-states variant, and report all held-out figures")
 	fs.StringVarP(&c.out, "out", "o", "", "output directory: one ONNX per stage + predictors.json")
@@ -201,7 +201,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	training := map[string]any{"tool": "sdtp-train", "data": c.data, "text_portion": []float64{c.textFrom, c.textTo}, "samples": len(trainRecs), "val_samples": len(valRecs),
 		"max_len": c.maxLen, "loss_window": c.lossWindow, "target": c.target, "states": c.states, "epochs": c.fit.Epochs, "lr": c.fit.LR,
 		"rank_weight": c.fit.RankWeight, "pairs": c.fit.Pairs, "seed": c.fit.Seed, "val_spearman": rep.Variants[0].Spearman,
-		"val_kendall": rep.Variants[0].Kendall, "saliency": "x·dL/dx, L = mean next-token cross-entropy"}
+		"val_kendall": rep.Variants[0].Kendall, "saliency": "x·dL/dx, L = mean next-token cross-entropy of the last loss_window of each sequence"}
 	if c.out != "" {
 		var man onnx.Manifest
 		man.Version = 1

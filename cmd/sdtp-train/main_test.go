@@ -33,14 +33,14 @@ func TestTrainTinyModelEndToEnd(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run(args, &stdout, &stderr), stderr.String())
 	assert.Contains(t, stderr.String(), "0 of 6 sequences done")
-	assert.Contains(t, stdout.String(), "cumulative/pruned s")
+	assert.Contains(t, stdout.String(), "abs/pruned s")
 
 	set, err := onnx.LoadFor(out, model, "llama", 4, 64, onnx.Options{})
 	require.NoError(t, err)
 	defer set.Close()
 	assert.Equal(t, []int{1, 2}, set.Manifest.Layers)
 	assert.Equal(t, []float64{0.8, 0.8}, set.Manifest.KeepRatios)
-	assert.Equal(t, "cumulative", set.Manifest.Training["target"])
+	assert.Equal(t, "abs", set.Manifest.Training["target"])
 
 	h, err := gguf.Read(embedded)
 	require.NoError(t, err)
@@ -57,7 +57,7 @@ func TestTrainTinyModelEndToEnd(t *testing.T) {
 	raw, err := os.ReadFile(rep)
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, &r))
-	assert.Len(t, r.Variants, 4, "--compare: cumulative on pruned and dense states, abs and signed on pruned")
+	assert.Len(t, r.Variants, 4, "--compare: abs on pruned and dense states, cumulative and signed on pruned")
 	for _, v := range r.Variants {
 		require.Len(t, v.Spearman, 2)
 		for _, s := range v.Spearman {
