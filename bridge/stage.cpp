@@ -93,10 +93,12 @@ struct sdtp_engine {
 
     // Head timing (sdtp_engine_time_heads).
     bool          time_heads = false;
-    ggml_tensor * timed_from = nullptr; // the heads' input
-    ggml_tensor * timed_to   = nullptr; // their scores
-    int64_t       t_from     = 0;
-    int64_t       head_us    = 0;
+    ggml_tensor * timed_from  = nullptr; // the heads' input
+    ggml_tensor * timed_to    = nullptr; // their scores
+    ggml_tensor * timed_pause = nullptr; // a one-element op after them
+    int64_t       t_from      = 0;
+    int64_t       t_to        = 0;
+    int64_t       head_us     = 0;
 
     // Per-run state, reset by run().
     std::vector<mask_input> masks;
@@ -385,16 +387,23 @@ bool sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char *
 }
 
 // time_head observes the heads' input and output nodes to time the nodes
-// between them (ggml_backend_sched_eval_callback).
+// between them (ggml_backend_sched_eval_callback). Each observed node makes
+// the scheduler pause and restart the graph; the interval from the scores
+// to a one-element op right after them is that pause alone, and is
+// subtracted, so what remains is the heads' compute.
 static bool time_head(ggml_tensor * t, bool ask, void * user_data) {
     auto * e = (sdtp_engine *) user_data;
     if (ask) {
-        return t == e->timed_from || t == e->timed_to;
+        return t == e->timed_from || t == e->timed_to || t == e->timed_pause;
     }
+    const int64_t now = ggml_time_us();
     if (t == e->timed_from) {
-        e->t_from = ggml_time_us();
+        e->t_from = now;
     } else if (t == e->timed_to) {
-        e->head_us += ggml_time_us() - e->t_from;
+        e->t_to = now;
+        e->head_us += now - e->t_from;
+    } else if (t == e->timed_pause) {
+        e->head_us -= now - e->t_to;
     }
     return true;
 }
@@ -555,7 +564,7 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         }
 
         ggml_tensor * scores = nullptr;
-        e->timed_from = e->timed_to = nullptr;
+        e->timed_from = e->timed_to = e->timed_pause = nullptr;
         if (head_out) {
             scores = head_scores(ctx, e->heads.at(last), x);
             ggml_set_output(scores);
@@ -563,6 +572,8 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
             if (e->time_heads) {
                 e->timed_from = x;
                 e->timed_to = scores;
+                e->timed_pause = ggml_scale(ctx, ggml_view_1d(ctx, scores, 1, 0), 1.0f);
+                ggml_build_forward_expand(gf, e->timed_pause);
             }
         }
 

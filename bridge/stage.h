@@ -39,8 +39,10 @@ bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int
                            char * err, size_t n_err);
 
 // Head timing: when on, runs time the in-graph heads where they run (the
-// scheduler pauses after the head's input and after its scores) and add
-// the microseconds to a counter that sdtp_engine_head_us reads and clears.
+// scheduler pauses after the head's input and after its scores; the cost
+// of one such pause, timed on a one-element op after the scores, is
+// subtracted) and add the microseconds to a counter that
+// sdtp_engine_head_us reads and clears.
 void    sdtp_engine_time_heads(sdtp_engine * e, bool on);
 int64_t sdtp_engine_head_us(sdtp_engine * e);
 
