@@ -49,9 +49,9 @@ test: deps
 	$(GO) test -run '^$$' -fuzz '^FuzzPrompt$$' -fuzztime 2000x ./llama/
 
 # bench: the measurements behind docs/BENCHMARKS.md on the default model,
-# then the report (tables, plots, machine, commit, commands). About 17
-# minutes on the 2-core machine with 2 threads: speed 3, speed sweep 3,
-# quality 5, passkey 3, multiple choice 3. DATA holds the data sets
+# then the report (tables, plots, machine, commit, commands). 19 minutes
+# on the 2-core machine with 2 threads: speed 3, KV speed 1.5, speed sweep
+# 2.5, quality 4.5, KV quality 2, passkey 3, multiple choice 3. DATA holds the data sets
 # (wikitext-2-raw, arc-easy); PREDICTORS_DIR, when it holds a
 # predictors.json, gives mode sdtp its learned predictors (otherwise sdtp
 # uses heads inside the GGUF, else the attention scorer, and the report
