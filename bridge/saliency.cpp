@@ -6,35 +6,23 @@
 #include "stage_graph.h"
 
 #include <cmath>
-#include <cstdio>
 #include <exception>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
 #include "llama-context.h"
 
 struct sdtp_grad {
     const llama_model   & model;
     llama_cparams         cp;
     const stage_arch    * arch;
-    ggml_backend_t        cpu   = nullptr;
-    ggml_backend_sched_t  sched = nullptr;
-    size_t                graph_size;
-    std::vector<uint8_t>  meta;
+    cpu_compute           cc;
 
     sdtp_grad(const llama_model & m, const llama_cparams & c, const stage_arch * a) : model(m), cp(c), arch(a) {}
-    ~sdtp_grad() {
-        if (sched) ggml_backend_sched_free(sched);
-        if (cpu) ggml_backend_free(cpu);
-    }
 };
-
-static void grad_err(char * err, size_t n, const std::string & msg) {
-    if (err && n > 0) snprintf(err, n, "%s", msg.c_str());
-}
 
 // causal_mask fills an [n, n] mask: row i sees positions j <= i, and with
 // swa only those inside the sliding window.
@@ -42,8 +30,7 @@ static std::vector<float> causal_mask(const llama_hparams & hp, int n, bool swa)
     std::vector<float> m(size_t(n) * n, -INFINITY);
     for (int i = 0; i < n; i++) {
         for (int j = 0; j <= i; j++) {
-            if (swa && llama_hparams::is_masked_swa(hp.n_swa, hp.swa_type, j, i)) continue;
-            m[size_t(i) * n + j] = 0.0f;
+            if (sdtp_can_attend(hp, j, i, swa)) m[size_t(i) * n + j] = 0.0f;
         }
     }
     return m;
@@ -56,25 +43,15 @@ sdtp_grad * sdtp_grad_new(struct llama_context * lctx, int n_threads, char * err
         const llama_model & model = lctx->get_model();
         const stage_arch * arch = sdtp_arch_for(model);
         if (!arch) {
-            grad_err(err, n_err, "architecture " + std::string(llm_arch_name(model.arch)) + " is not staged");
+            sdtp_set_err(err, n_err, "architecture " + std::string(llm_arch_name(model.arch)) + " is not staged");
             return nullptr;
         }
-        auto * g = new sdtp_grad(model, lctx->get_cparams(), arch);
-        g->cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
-        if (!g->cpu) {
-            delete g;
-            grad_err(err, n_err, "no CPU backend");
-            return nullptr;
-        }
-        ggml_backend_cpu_set_n_threads(g->cpu, n_threads);
+        std::unique_ptr<sdtp_grad> g(new sdtp_grad(model, lctx->get_cparams(), arch));
         // The backward pass roughly triples the forward's nodes.
-        g->graph_size = std::max<size_t>(16384, size_t(model.hparams.n_layer) * 1024);
-        g->meta.resize(ggml_tensor_overhead() * g->graph_size + ggml_graph_overhead_custom(g->graph_size, true));
-        ggml_backend_t backends[] = {g->cpu};
-        g->sched = ggml_backend_sched_new(backends, nullptr, 1, g->graph_size, false, false);
-        return g;
+        g->cc.init(n_threads, std::max<size_t>(16384, size_t(model.hparams.n_layer) * 1024), true);
+        return g.release();
     } catch (const std::exception & ex) {
-        grad_err(err, n_err, ex.what());
+        sdtp_set_err(err, n_err, ex.what());
     }
     return nullptr;
 }
@@ -89,28 +66,28 @@ int sdtp_grad_run(sdtp_grad * G, const int32_t * tokens, int n, int loss_from, c
     const int64_t d = hp.n_embd;
     const int32_t n_vocab = G->model.vocab.n_tokens();
     if (n < 2 || loss_from < 0 || loss_from > n - 2) {
-        grad_err(err, n_err, "a gradient pass needs at least 2 tokens and a loss over at least one prediction");
+        sdtp_set_err(err, n_err, "a gradient pass needs at least 2 tokens and a loss over at least one prediction");
         return -1;
     }
     for (int k = 0; k < n_layers; k++) {
         if (layers[k] < 0 || layers[k] >= n_layer || (k > 0 && layers[k] <= layers[k - 1])) {
-            grad_err(err, n_err, "layers must increase and lie inside the model");
+            sdtp_set_err(err, n_err, "layers must increase and lie inside the model");
             return -1;
         }
     }
     for (int i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= n_vocab) {
-            grad_err(err, n_err, "token id out of range");
+            sdtp_set_err(err, n_err, "token id out of range");
             return -1;
         }
     }
 
     ggml_context * ctx = nullptr;
     try {
-        ggml_init_params gp = {G->meta.size(), G->meta.data(), true};
+        ggml_init_params gp = {G->cc.meta.size(), G->cc.meta.data(), true};
         ctx = ggml_init(gp);
         const bool backward = grad_out != nullptr;
-        ggml_cgraph * gf = ggml_new_graph_custom(ctx, G->graph_size, backward);
+        ggml_cgraph * gf = ggml_new_graph_custom(ctx, G->cc.graph_size, backward);
 
         stage_graph g{ctx, G->model, hp, G->cp, nullptr, n, nullptr, gf};
         g.grad_mode = true;
@@ -170,8 +147,8 @@ int sdtp_grad_run(sdtp_grad * G, const int32_t * tokens, int n, int loss_from, c
             ggml_set_input(loss_grad);
         }
 
-        ggml_backend_sched_reset(G->sched);
-        if (!ggml_backend_sched_alloc_graph(G->sched, gf)) {
+        ggml_backend_sched_reset(G->cc.sched);
+        if (!ggml_backend_sched_alloc_graph(G->cc.sched, gf)) {
             throw std::runtime_error("cannot allocate the gradient graph");
         }
         std::vector<int32_t> pos(n);
@@ -202,7 +179,7 @@ int sdtp_grad_run(sdtp_grad * G, const int32_t * tokens, int n, int loss_from, c
             ggml_backend_tensor_set(loss_grad, &one, 0, sizeof(float));
         }
 
-        const ggml_status st = ggml_backend_sched_graph_compute(G->sched, gf);
+        const ggml_status st = ggml_backend_sched_graph_compute(G->cc.sched, gf);
         if (st != GGML_STATUS_SUCCESS) {
             throw std::runtime_error("graph compute failed: " + std::string(ggml_status_to_string(st)));
         }
@@ -216,7 +193,7 @@ int sdtp_grad_run(sdtp_grad * G, const int32_t * tokens, int n, int loss_from, c
         ggml_free(ctx);
         return 0;
     } catch (const std::exception & ex) {
-        grad_err(err, n_err, ex.what());
+        sdtp_set_err(err, n_err, ex.what());
     }
     if (ctx) ggml_free(ctx);
     return -1;

@@ -15,9 +15,8 @@ import (
 // Grad is a differentiable forward of the whole model for gradient × input
 // saliency (see sdtp_grad in stage.h). It is not safe for concurrent use.
 type Grad struct {
-	ptr    *C.sdtp_grad
-	nEmbd  int
-	nLayer int
+	ptr   *C.sdtp_grad
+	nEmbd int
 }
 
 // NewGrad prepares gradient passes over c's model.
@@ -28,7 +27,7 @@ func (c *Context) NewGrad(threads int) (*Grad, error) {
 	if ptr == nil {
 		return nil, eb.err("gradient pass")
 	}
-	return &Grad{ptr: ptr, nEmbd: c.model.NEmbd(), nLayer: c.model.NLayer()}, nil
+	return &Grad{ptr: ptr, nEmbd: c.model.NEmbd()}, nil
 }
 
 // Free releases the pass.

@@ -11,6 +11,7 @@
 #include <exception>
 #include <stdexcept>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -38,11 +39,26 @@ struct mask_input {
     bool swa;
 };
 
-void set_err(char * err, size_t n, const std::string & msg) {
+} // namespace
+
+void sdtp_set_err(char * err, size_t n, const std::string & msg) {
     if (err && n > 0) snprintf(err, n, "%s", msg.c_str());
 }
 
-} // namespace
+void cpu_compute::init(int n_threads, size_t max_nodes, bool grads) {
+    cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+    if (!cpu) throw std::runtime_error("no CPU backend");
+    ggml_backend_cpu_set_n_threads(cpu, n_threads);
+    graph_size = max_nodes;
+    meta.resize(ggml_tensor_overhead() * graph_size + ggml_graph_overhead_custom(graph_size, grads));
+    ggml_backend_t backends[] = {cpu};
+    sched = ggml_backend_sched_new(backends, nullptr, 1, graph_size, false, false);
+}
+
+cpu_compute::~cpu_compute() {
+    if (sched) ggml_backend_sched_free(sched);
+    if (cpu) ggml_backend_free(cpu);
+}
 
 // The staged architectures; llama/staged.go's ErrUnsupportedArch message
 // and docs/ENGINE.md name them.
@@ -71,8 +87,7 @@ struct sdtp_engine {
     const stage_arch    * arch;
     int                   n_ctx;
 
-    ggml_backend_t        cpu   = nullptr;
-    ggml_backend_sched_t  sched = nullptr;
+    cpu_compute           cc;
     ggml_context        * kv_ctx = nullptr;
     ggml_backend_buffer_t kv_buf = nullptr;
     std::vector<ggml_tensor *> k, v;     // per layer: [n_embd_{k,v}_gqa, n_ctx] F16
@@ -85,11 +100,9 @@ struct sdtp_engine {
     std::vector<std::vector<float>>   attn_scores;
     sdtp_attn_stats stats_mode = SDTP_ATTN_STATS_OFF;
     int             stats_win  = 0;
-    std::vector<uint8_t> meta;           // graph metadata arena
     ggml_context        * heads_ctx = nullptr;
     ggml_backend_buffer_t heads_buf = nullptr;
     std::map<int, head>   heads;         // pruning layer -> head
-    size_t               graph_size;
 
     // Head timing (sdtp_engine_time_heads).
     bool          time_heads = false;
@@ -110,10 +123,8 @@ struct sdtp_engine {
 
     ~sdtp_engine() {
         free_heads();
-        if (sched) ggml_backend_sched_free(sched);
         if (kv_buf) ggml_backend_buffer_free(kv_buf);
         if (kv_ctx) ggml_free(kv_ctx);
-        if (cpu) ggml_backend_free(cpu);
     }
 
     void free_heads() {
@@ -149,9 +160,7 @@ struct sdtp_engine {
             const llama_pos p1 = run_pos[i];
             for (int64_t c = 0; c < n_kv; c++) {
                 const llama_pos p0 = c < (int64_t) cells.size() ? cells[c] : run_pos[c - cells.size()];
-                if (p0 > p1) continue;
-                if (m.swa && llama_hparams::is_masked_swa(hp.n_swa, hp.swa_type, p0, p1)) continue;
-                data[i * n_kv + c] = 0.0f;
+                if (sdtp_can_attend(hp, p0, p1, m.swa)) data[i * n_kv + c] = 0.0f;
             }
         }
         ggml_backend_tensor_set(m.f32, data.data(), 0, data.size() * sizeof(float));
@@ -314,63 +323,51 @@ sdtp_engine * sdtp_engine_new(struct llama_context * lctx, int n_ctx, int n_thre
         const llama_model & model = lctx->get_model();
         const stage_arch * arch = sdtp_arch_for(model);
         if (!arch) {
-            set_err(err, n_err, "architecture " + std::string(llm_arch_name(model.arch)) + " is not staged");
+            sdtp_set_err(err, n_err, "architecture " + std::string(llm_arch_name(model.arch)) + " is not staged");
             return nullptr;
         }
-        auto * e = new sdtp_engine(model, lctx->get_cparams(), arch, n_ctx);
-        e->cpu = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
-        if (!e->cpu) {
-            delete e;
-            set_err(err, n_err, "no CPU backend");
-            return nullptr;
-        }
-        ggml_backend_cpu_set_n_threads(e->cpu, n_threads);
-
+        std::unique_ptr<sdtp_engine> e(new sdtp_engine(model, lctx->get_cparams(), arch, n_ctx));
         const int n_layer = e->hp.n_layer;
+        e->cc.init(n_threads, std::max<size_t>(8192, size_t(n_layer) * 96), false);
+
         ggml_init_params kp = {size_t(2 * n_layer) * ggml_tensor_overhead(), nullptr, true};
         e->kv_ctx = ggml_init(kp);
         for (int il = 0; il < n_layer; il++) {
             e->k.push_back(ggml_new_tensor_2d(e->kv_ctx, GGML_TYPE_F16, e->hp.n_embd_k_gqa(il), n_ctx));
             e->v.push_back(ggml_new_tensor_2d(e->kv_ctx, GGML_TYPE_F16, e->hp.n_embd_v_gqa(il), n_ctx));
         }
-        e->kv_buf = ggml_backend_alloc_ctx_tensors(e->kv_ctx, e->cpu);
+        e->kv_buf = ggml_backend_alloc_ctx_tensors(e->kv_ctx, e->cc.cpu);
         if (!e->kv_buf) {
-            delete e;
-            set_err(err, n_err, "cannot allocate the KV cache");
+            sdtp_set_err(err, n_err, "cannot allocate the KV cache");
             return nullptr;
         }
         ggml_backend_buffer_clear(e->kv_buf, 0);
-
-        e->graph_size = std::max<size_t>(8192, size_t(n_layer) * 96);
-        e->meta.resize(ggml_tensor_overhead() * e->graph_size + ggml_graph_overhead_custom(e->graph_size, false));
-        ggml_backend_t backends[] = {e->cpu};
-        e->sched = ggml_backend_sched_new(backends, nullptr, 1, e->graph_size, false, false);
         const int starts[] = {0};
-        sdtp_engine_reset(e, starts, 1, nullptr, 0);
-        return e;
+        sdtp_engine_reset(e.get(), starts, 1, nullptr, 0);
+        return e.release();
     } catch (const std::exception & ex) {
-        set_err(err, n_err, ex.what());
+        sdtp_set_err(err, n_err, ex.what());
     }
     return nullptr;
 }
 
 void sdtp_engine_free(sdtp_engine * e) { delete e; }
 
-void sdtp_engine_set_threads(sdtp_engine * e, int n_threads) { ggml_backend_cpu_set_n_threads(e->cpu, n_threads); }
+void sdtp_engine_set_threads(sdtp_engine * e, int n_threads) { ggml_backend_cpu_set_n_threads(e->cc.cpu, n_threads); }
 
 void sdtp_engine_set_abort_callback(sdtp_engine * e, ggml_abort_callback cb, void * data) {
-    ggml_backend_cpu_set_abort_callback(e->cpu, cb, data);
+    ggml_backend_cpu_set_abort_callback(e->cc.cpu, cb, data);
 }
 
 bool sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char * err, size_t n_err) {
     const int n_layer = e->hp.n_layer;
     if (n_starts < 1 || starts[0] != 0) {
-        set_err(err, n_err, "segments must start at layer 0");
+        sdtp_set_err(err, n_err, "segments must start at layer 0");
         return false;
     }
     for (int i = 1; i < n_starts; i++) {
         if (starts[i] <= starts[i - 1] || starts[i] >= n_layer) {
-            set_err(err, n_err, "segment starts must increase and stay below n_layer");
+            sdtp_set_err(err, n_err, "segment starts must increase and stay below n_layer");
             return false;
         }
     }
@@ -410,7 +407,7 @@ static bool time_head(ggml_tensor * t, bool ask, void * user_data) {
 
 void sdtp_engine_time_heads(sdtp_engine * e, bool on) {
     e->time_heads = on;
-    ggml_backend_sched_set_eval_callback(e->sched, on ? time_head : nullptr, on ? e : nullptr);
+    ggml_backend_sched_set_eval_callback(e->cc.sched, on ? time_head : nullptr, on ? e : nullptr);
 }
 
 int64_t sdtp_engine_head_us(sdtp_engine * e) {
@@ -434,7 +431,7 @@ bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int
     const int64_t d = e->hp.n_embd;
     e->free_heads();
     if (n_heads <= 0 || h <= 0) {
-        set_err(err, n_err, "no heads");
+        sdtp_set_err(err, n_err, "no heads");
         return false;
     }
     ggml_init_params p = {size_t(4 * n_heads) * ggml_tensor_overhead(), nullptr, true};
@@ -442,17 +439,17 @@ bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int
     for (int i = 0; i < n_heads; i++) {
         if (layers[i] < 1 || layers[i] >= int(e->hp.n_layer) || e->heads.count(layers[i])) {
             e->free_heads();
-            set_err(err, n_err, "head layers must be distinct and inside the model");
+            sdtp_set_err(err, n_err, "head layers must be distinct and inside the model");
             return false;
         }
         e->heads[layers[i]] = {
             ggml_new_tensor_2d(e->heads_ctx, GGML_TYPE_F32, d, h), ggml_new_tensor_1d(e->heads_ctx, GGML_TYPE_F32, h),
             ggml_new_tensor_2d(e->heads_ctx, GGML_TYPE_F32, h, 2), ggml_new_tensor_1d(e->heads_ctx, GGML_TYPE_F32, 2)};
     }
-    e->heads_buf = ggml_backend_alloc_ctx_tensors(e->heads_ctx, e->cpu);
+    e->heads_buf = ggml_backend_alloc_ctx_tensors(e->heads_ctx, e->cc.cpu);
     if (!e->heads_buf) {
         e->free_heads();
-        set_err(err, n_err, "cannot allocate the predictor heads");
+        sdtp_set_err(err, n_err, "cannot allocate the predictor heads");
         return false;
     }
     for (int i = 0; i < n_heads; i++) {
@@ -472,47 +469,47 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
     const int n_layer = e->hp.n_layer;
     const int n_embd  = e->hp.n_embd;
     if (n <= 0 || first < 0 || last > n_layer || first >= last) {
-        set_err(err, n_err, "bad layer range or token count");
+        sdtp_set_err(err, n_err, "bad layer range or token count");
         return -1;
     }
     if (e->segs[e->seg_of[first]].first != first || (last < n_layer && e->segs[e->seg_of[last]].first != last)) {
-        set_err(err, n_err, "a run must cover whole segments");
+        sdtp_set_err(err, n_err, "a run must cover whole segments");
         return -1;
     }
     if ((first == 0) != (tokens != nullptr) || (first > 0 && !hidden_in)) {
-        set_err(err, n_err, "the first segment takes tokens, later ones hidden states");
+        sdtp_set_err(err, n_err, "the first segment takes tokens, later ones hidden states");
         return -1;
     }
     if (logits_out && last != n_layer) {
-        set_err(err, n_err, "logits need the last layer");
+        sdtp_set_err(err, n_err, "logits need the last layer");
         return -1;
     }
     if (attn_out && (n_win <= 0 || n_win > n)) {
-        set_err(err, n_err, "attention window must be in [1, n]");
+        sdtp_set_err(err, n_err, "attention window must be in [1, n]");
         return -1;
     }
     if (head_out && !e->heads.count(last)) {
-        set_err(err, n_err, "no predictor head for layer " + std::to_string(last));
+        sdtp_set_err(err, n_err, "no predictor head for layer " + std::to_string(last));
         return -1;
     }
     for (int il = first; il < last; il++) {
         if (int(e->cells[il].size()) + n > e->n_ctx) {
-            set_err(err, n_err, "context full: layer cache has no room");
+            sdtp_set_err(err, n_err, "context full: layer cache has no room");
             return -1;
         }
     }
     const int32_t n_vocab = e->model.vocab.n_tokens();
     for (int i = 0; i < n; i++) {
         if (pos[i] < 0 || (tokens && (tokens[i] < 0 || tokens[i] >= n_vocab))) {
-            set_err(err, n_err, "token id or position out of range");
+            sdtp_set_err(err, n_err, "token id or position out of range");
             return -1;
         }
     }
 
     try {
-        ggml_init_params gp = {e->meta.size(), e->meta.data(), true};
+        ggml_init_params gp = {e->cc.meta.size(), e->cc.meta.data(), true};
         ggml_context * ctx = ggml_init(gp);
-        ggml_cgraph * gf = ggml_new_graph_custom(ctx, e->graph_size, false);
+        ggml_cgraph * gf = ggml_new_graph_custom(ctx, e->cc.graph_size, false);
         e->masks.clear();
         e->run_pos = pos;
         e->run_n = n;
@@ -577,10 +574,10 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
             }
         }
 
-        ggml_backend_sched_reset(e->sched);
-        if (!ggml_backend_sched_alloc_graph(e->sched, gf)) {
+        ggml_backend_sched_reset(e->cc.sched);
+        if (!ggml_backend_sched_alloc_graph(e->cc.sched, gf)) {
             ggml_free(ctx);
-            set_err(err, n_err, "cannot allocate the stage graph");
+            sdtp_set_err(err, n_err, "cannot allocate the stage graph");
             return -1;
         }
         ggml_backend_tensor_set(g.pos, pos, 0, n * sizeof(int32_t));
@@ -591,14 +588,14 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         }
         for (const auto & m : e->masks) e->fill_mask(m);
 
-        const ggml_status st = ggml_backend_sched_graph_compute(e->sched, gf);
+        const ggml_status st = ggml_backend_sched_graph_compute(e->cc.sched, gf);
         if (st == GGML_STATUS_ABORTED) {
             ggml_free(ctx);
             return 1;
         }
         if (st != GGML_STATUS_SUCCESS) {
             ggml_free(ctx);
-            set_err(err, n_err, "graph compute failed: " + std::string(ggml_status_to_string(st)));
+            sdtp_set_err(err, n_err, "graph compute failed: " + std::string(ggml_status_to_string(st)));
             return -1;
         }
         if (hidden_out) ggml_backend_tensor_get(x, hidden_out, 0, size_t(n) * n_embd * sizeof(float));
@@ -626,7 +623,7 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         }
         return 0;
     } catch (const std::exception & ex) {
-        set_err(err, n_err, ex.what());
+        sdtp_set_err(err, n_err, ex.what());
     }
     return -1;
 }
@@ -671,18 +668,18 @@ void sdtp_engine_cell_info(const sdtp_engine * e, int layer, int32_t * pos_out, 
 
 bool sdtp_engine_evict(sdtp_engine * e, int layer, const int * keep, int n_keep, char * err, size_t n_err) {
     if (layer < 0 || layer >= int(e->hp.n_layer)) {
-        set_err(err, n_err, "layer out of range");
+        sdtp_set_err(err, n_err, "layer out of range");
         return false;
     }
     const int n_cells = int(e->cells[layer].size());
     for (int i = 0; i < n_keep; i++) {
         if (keep[i] < 0 || keep[i] >= n_cells || (i > 0 && keep[i] <= keep[i - 1])) {
-            set_err(err, n_err, "cells to keep must be increasing indices of the layer's cells");
+            sdtp_set_err(err, n_err, "cells to keep must be increasing indices of the layer's cells");
             return false;
         }
     }
     if (!ggml_backend_buffer_is_host(e->kv_buf)) {
-        set_err(err, n_err, "the KV cache is not in host memory");
+        sdtp_set_err(err, n_err, "the KV cache is not in host memory");
         return false;
     }
     sdtp_kv_compact(e->k[layer], e->v[layer], e->cells[layer], e->attn_scores[layer], keep, n_keep);

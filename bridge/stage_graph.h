@@ -5,9 +5,11 @@
 #pragma once
 
 #include <utility>
+#include <string>
 #include <vector>
 
 #include "ggml.h"
+#include "ggml-backend.h"
 #include "llama-model.h"
 #include "llama-cparams.h"
 
@@ -70,6 +72,32 @@ extern const stage_arch sdtp_arch_llama;
 extern const stage_arch sdtp_arch_qwen2;
 extern const stage_arch sdtp_arch_qwen3;
 extern const stage_arch sdtp_arch_gemma3;
+
+// Writes msg into a C caller's error buffer (err may be NULL).
+void sdtp_set_err(char * err, size_t n, const std::string & msg);
+
+// A CPU backend, a scheduler over it and the metadata arena for graphs of
+// up to graph_size nodes: what the engine and the gradient pass compute
+// with.
+struct cpu_compute {
+    ggml_backend_t       cpu   = nullptr;
+    ggml_backend_sched_t sched = nullptr;
+    size_t               graph_size = 0;
+    std::vector<uint8_t> meta;
+
+    cpu_compute() = default;
+    cpu_compute(const cpu_compute &) = delete;
+    ~cpu_compute();
+    // Throws std::runtime_error when the CPU backend cannot start. grads
+    // sizes the arena for graphs with gradients.
+    void init(int n_threads, size_t max_nodes, bool grads);
+};
+
+// Whether a query at position p1 may attend to a cached key at p0: causal,
+// and inside the sliding window when swa is set.
+inline bool sdtp_can_attend(const llama_hparams & hp, llama_pos p0, llama_pos p1, bool swa) {
+    return p0 <= p1 && !(swa && llama_hparams::is_masked_swa(hp.n_swa, hp.swa_type, p0, p1));
+}
 
 // The staged implementation of m's architecture, or nullptr.
 const stage_arch * sdtp_arch_for(const llama_model & m);
