@@ -136,10 +136,7 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 	}
 	var err error
 	if o.Layers != nil {
-		s.sched = sdtp.Schedule{Layers: o.Layers}
-		for range o.Layers {
-			s.sched.KeepRatios = append(s.sched.KeepRatios, ratio)
-		}
+		s.sched = sdtp.Uniform(o.Layers, ratio)
 		err = s.sched.Validate(m.NLayer())
 	} else {
 		s.sched, err = sdtp.DefaultSchedule(m.NLayer(), ratio)
@@ -196,11 +193,7 @@ func withRatio(s sdtp.Schedule, r float64) sdtp.Schedule {
 	if r == 0 {
 		return s
 	}
-	out := sdtp.Schedule{Layers: s.Layers}
-	for range s.Layers {
-		out.KeepRatios = append(out.KeepRatios, r)
-	}
-	return out
+	return sdtp.Uniform(s.Layers, r)
 }
 
 func (s *staged) free() {

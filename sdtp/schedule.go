@@ -46,6 +46,16 @@ func DefaultSchedule(nLayer int, keepRatio float64) (Schedule, error) {
 	return s, s.Validate(nLayer)
 }
 
+// Uniform prunes before each of layers, keeping the same ratio at every
+// stage.
+func Uniform(layers []int, keepRatio float64) Schedule {
+	s := Schedule{Layers: layers}
+	for range layers {
+		s.KeepRatios = append(s.KeepRatios, keepRatio)
+	}
+	return s
+}
+
 // Validate checks the schedule against a model depth.
 func (s Schedule) Validate(nLayer int) error {
 	if len(s.Layers) == 0 {

@@ -87,7 +87,7 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 				continue
 			}
 			for _, k := range b.cfg.keepRatios {
-				s := withRatio(b.learnedSched, k)
+				s := sdtp.Uniform(b.learnedSched.Layers, k)
 				out = append(out, variant{mode: mode, sched: s, byDefault: slices.Equal(s.KeepRatios, b.learnedSched.KeepRatios)})
 			}
 		default:
@@ -98,7 +98,7 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 					if layers == nil {
 						v.sched, err = sdtp.DefaultSchedule(nLayer, k)
 					} else {
-						v.sched = withRatio(sdtp.Schedule{Layers: layers}, k)
+						v.sched = sdtp.Uniform(layers, k)
 						err = v.sched.Validate(nLayer)
 					}
 					if err != nil {
@@ -115,15 +115,6 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 // learned says whether the mode prunes with learned predictors.
 func (b *bench) learned(mode string) bool {
 	return mode == "sdtp-onnx" || mode == "sdtp-gguf" || (mode == "sdtp" && (b.onnxSet != nil || b.heads != nil))
-}
-
-// withRatio is the schedule at layers with keep ratio k at every stage.
-func withRatio(s sdtp.Schedule, k float64) sdtp.Schedule {
-	out := sdtp.Schedule{Layers: s.Layers}
-	for range s.Layers {
-		out.KeepRatios = append(out.KeepRatios, k)
-	}
-	return out
 }
 
 // parsePruneLayers reads --prune-layers values: each holds one or more

@@ -130,10 +130,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(c.layers) > 0 {
-		sched = sdtp.Schedule{Layers: c.layers}
-		for range c.layers {
-			sched.KeepRatios = append(sched.KeepRatios, c.keepRatio)
-		}
+		sched = sdtp.Uniform(c.layers, c.keepRatio)
 	}
 	if err := sched.Validate(m.NLayer()); err != nil {
 		return err
@@ -317,9 +314,10 @@ func fitVariant(trainRecs, valRecs []train.Record, sched sdtp.Schedule, d int, v
 	for s, layer := range sched.Layers {
 		tr := train.Examples(trainRecs, s, d, v.states == "pruned", v.target)
 		val := train.Examples(valRecs, s, d, true, v.target)
-		steps := 0
+		steps, tokens := 0, 0
 		for _, ex := range tr {
 			steps += (len(ex.Importance) + c.fit.Batch - 1) / c.fit.Batch
+			tokens += len(ex.Importance)
 		}
 		bar := newBar(steps*c.fit.Epochs, fmt.Sprintf("stage %d/%d (layer %d, %s/%s)", s+1, len(sched.Layers), layer, v.target, v.states), c.quiet, stderr)
 		n := 0
@@ -335,13 +333,12 @@ func fitVariant(trainRecs, valRecs []train.Record, sched sdtp.Schedule, d int, v
 		}
 		sp, kt := train.Evaluate(fit.MLP, val) // the exported MLP, as it will run
 		res.Spearman, res.Kendall = append(res.Spearman, sp), append(res.Kendall, kt)
-		spAbs, _ := train.Evaluate(fit.MLP, train.Examples(valRecs, s, d, true, train.TargetAbs))
+		spAbs := sp
+		if v.target != train.TargetAbs {
+			spAbs, _ = train.Evaluate(fit.MLP, train.Examples(valRecs, s, d, true, train.TargetAbs))
+		}
 		res.SpearmanSaliency = append(res.SpearmanSaliency, spAbs)
 		res.mlps = append(res.mlps, fit.MLP)
-		tokens := 0
-		for _, ex := range tr {
-			tokens += len(ex.Importance)
-		}
 		stages = append(stages, stageReport{Layer: layer, Train: tokens, BestEpoch: fit.BestEpoch, History: fit.History})
 	}
 	return res, stages, nil

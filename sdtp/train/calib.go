@@ -67,10 +67,7 @@ func (c *Calibrator) Run(tokens []int32) (Record, error) {
 	for s := range c.Schedule.Layers {
 		rec.Saliency = append(rec.Saliency, Saliency(res.Hidden[s], res.Grad[s], d))
 	}
-	keepAll := sdtp.Schedule{Layers: c.Schedule.Layers}
-	for range keepAll.Layers {
-		keepAll.KeepRatios = append(keepAll.KeepRatios, 1)
-	}
+	keepAll := sdtp.Uniform(c.Schedule.Layers, 1)
 	dense := &recorder{}
 	if _, err := sdtp.Prefill(context.Background(), c.Engine, dense, keepAll, tokens, c.UBatch); err != nil {
 		return rec, fmt.Errorf("dense pass: %w", err)

@@ -75,13 +75,15 @@ func Examples(recs []Record, s, d int, pruned bool, target Target) []Example {
 	for _, r := range recs {
 		n := len(r.Tokens)
 		tail := int(math.Ceil(sdtp.TailKeepFrac * float64(n)))
-		hidden := fromBF16(r.Hidden[s])
-		pos := make([]int32, n)
-		for i := range pos {
-			pos[i] = int32(i)
-		}
+		var hidden []float32
+		var pos []int32
 		if pruned {
 			hidden, pos = fromBF16(r.PrunedHidden[s]), r.PrunedPos[s]
+		} else {
+			hidden, pos = fromBF16(r.Hidden[s]), make([]int32, n)
+			for i := range pos {
+				pos[i] = int32(i)
+			}
 		}
 		imp := target.importance(r, s)
 		var ex Example
