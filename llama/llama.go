@@ -22,6 +22,10 @@ import (
 
 var nextID atomic.Uint64
 
+// liveNatives counts models whose native objects are not released yet; the
+// leak tests wait on it for the cleanup of dropped models.
+var liveNatives atomic.Int64
+
 type LLama struct {
 	id       uint64     // creation order, for deadlock-free pair locking
 	mu       sync.Mutex // serialises use of the native objects and cached
@@ -66,6 +70,7 @@ func (n *native) free() {
 	n.model.Free()
 	n.model = nil
 	bridge.ReleaseFreedMemory()
+	liveNatives.Add(-1)
 }
 
 // New loads a GGUF model and creates its context.
@@ -83,6 +88,7 @@ func New(model string, opts ...ModelOption) (*LLama, error) {
 		return nil, err
 	}
 	l := &LLama{id: nextID.Add(1), native: &native{model: m}, opts: mo}
+	liveNatives.Add(1)
 	runtime.AddCleanup(l, (*native).free, l.native)
 	if l.ctx, err = m.NewContext(cp); err != nil {
 		l.Free()
