@@ -98,7 +98,14 @@ func inFreshProcess(t *testing.T) bool {
 	// One malloc arena and no per-thread caches: cleanups free on other OS
 	// threads than the pinned one that allocated, and chunks parked in those
 	// threads' caches or arenas read as growth that is not a leak.
-	cmd.Env = append(os.Environ(), marker+"="+t.Name(), "GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0")
+	// No fastbins: the pinned llama.cpp leaks about 80 small structs per
+	// model load (dummy buffers in weight_buft_supported). Taken from
+	// fastbins, they land in chunks scattered over what earlier models
+	// freed and each pins a page malloc_trim would return; in some runs
+	// every load then kept ~240 KB of RSS instead of ~9 KB (the live bytes
+	// were the same). Without fastbins freed chunks coalesce and the leaked
+	// structs stay packed, so RSS follows what is allocated.
+	cmd.Env = append(os.Environ(), marker+"="+t.Name(), "GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0")
 	out, err := cmd.CombinedOutput()
 	t.Logf("in a fresh process:\n%s", out)
 	require.NoError(t, err)
