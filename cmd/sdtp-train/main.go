@@ -63,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.minLen, "min-len", 64, "skip sequences shorter than this")
 	fs.IntSliceVar(&c.layers, "layers", nil, "pruning layers (default: 10 stages scaled to the model's depth)")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each stage")
-	fs.Float64Var(&c.lossWindow, "loss-window", 1, "saliency's loss L: the next-token predictions of this final fraction of each sequence (1 = all)")
+	fs.Float64Var(&c.lossWindow, "loss-window", 0.1, "saliency's loss L: the next-token predictions of this final fraction of each sequence (1 = all; see docs/TRAINING.md for why 0.1)")
 	fs.StringVar(&c.target, "target", string(train.TargetAbs), "importance learned from saliency: abs (|x·∂L/∂x| at the stage), cumulative (summed over this and later stages) or signed (−x·∂L/∂x)")
 	fs.StringVar(&c.states, "states", "pruned", "hidden states stage s trains on: pruned (after earlier stages pruned) or dense")
 	fs.BoolVar(&c.compare, "compare", false, "also train the other targets (pruned states) and the dense-states variant, and report all held-out figures")
