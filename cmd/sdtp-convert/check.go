@@ -54,6 +54,11 @@ func check(model, dir, textFile string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Beyond its training context a model's scores mean little, and a whole
+	// corpus given by mistake would run for hours.
+	if len(toks) > m.NCtxTrain() {
+		return fmt.Errorf("--text is %d tokens, more than the model's training context (%d): give a shorter prompt", len(toks), m.NCtxTrain())
+	}
 	ctx, err := m.NewContext(bridge.ContextParams{NCtx: len(toks) + 16})
 	if err != nil {
 		return err

@@ -99,4 +99,9 @@ func TestInitAndCheck(t *testing.T) {
 	require.NoError(t, run([]string{"check", "--model", model, "--predictors", preds, "--text", text}, &stdout, &stderr))
 	assert.Contains(t, stdout.String(), "kept sets identical: true")
 	assert.Regexp(t, `max \|ONNX − in-graph score\| = \d\.\d\de-0[5-9]`, stdout.String())
+
+	// A corpus instead of a prompt is refused up front, not run for hours.
+	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 300)), 0o644))
+	err = run([]string{"check", "--model", model, "--predictors", preds, "--text", text}, &stdout, &stderr)
+	assert.ErrorContains(t, err, "more than the model's training context (2048)")
 }
