@@ -55,14 +55,7 @@ func TestEmbedExtractRoundTrip(t *testing.T) {
 		assert.Equal(t, mlps[i], got)
 	}
 
-	// GGUF → embed → extract → embed is byte-identical.
-	again := filepath.Join(dir, "again.gguf")
-	require.NoError(t, run([]string{"embed", "--model", model, "--predictors", back, "-o", again}, &stdout, &stderr))
-	first, err := os.ReadFile(out)
-	require.NoError(t, err)
-	second, err := os.ReadFile(again)
-	require.NoError(t, err)
-	assert.True(t, bytes.Equal(first, second), "embed(extract(embed(M))) == embed(M)")
+	assertReembedIdentical(t, model, back, out)
 
 	stdout.Reset()
 	require.NoError(t, run([]string{"inspect", out}, &stdout, &stderr))
@@ -80,6 +73,21 @@ func TestEmbedExtractRoundTrip(t *testing.T) {
 	assert.ErrorContains(t, run([]string{"embed", "--model", model}, &stdout, &stderr), "--predictors")
 	assert.Error(t, run([]string{"bogus", "--model", model}, &stdout, &stderr))
 	assert.Error(t, run(nil, &stdout, &stderr))
+}
+
+// assertReembedIdentical embeds the extracted predictors in dir into model
+// again and checks the result equals embedded, byte for byte:
+// embed(extract(embed(M))) == embed(M).
+func assertReembedIdentical(t *testing.T, model, dir, embedded string) {
+	t.Helper()
+	again := filepath.Join(t.TempDir(), "again.gguf")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"embed", "--model", model, "--predictors", dir, "-o", again}, &stdout, &stderr))
+	first, err := os.ReadFile(embedded)
+	require.NoError(t, err)
+	second, err := os.ReadFile(again)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(first, second), "embed(extract(embed(M))) == embed(M)")
 }
 
 func TestInitAndCheck(t *testing.T) {
