@@ -33,6 +33,8 @@ type Engine struct {
 	nEmbd  int
 	nLayer int
 	abort  abortFlag
+	// headContext is the heads' Context (SetHeads).
+	headContext int
 }
 
 // NewEngine creates a staged engine over c's model and RoPE settings with
@@ -104,6 +106,9 @@ type RunInput struct {
 	AllLogits   bool // with WantLogits: logits of every token, [n][n_vocab]
 	AttnWindow  int  // > 0: attention scores from the last AttnWindow tokens
 	ScoreHead   bool // in-graph predictor head scores for layer Last (SetHeads)
+	// HeadContext is the heads' context input, [n][Head.Context], when
+	// they have one.
+	HeadContext []float32
 }
 
 // RunOutput holds what Run was asked for.
@@ -114,13 +119,15 @@ type RunOutput struct {
 	Head   []float32 // [n] keep − drop of the head for layer Last
 }
 
-// Head is one in-graph predictor: Linear(d, H) → GELU → Linear(H, 2) on
-// the residual stream entering Layer. W1 is [H][d], W2 [2][H], row-major.
+// Head is one in-graph predictor: Linear(d+Context, H) → GELU →
+// Linear(H, 2) on the residual stream entering Layer, followed by Context
+// per-token values that each run supplies (RunInput.HeadContext). W1 is
+// [H][d+Context], W2 [2][H], row-major.
 type Head struct {
-	Layer  int
-	H      int
-	W1, B1 []float32
-	W2, B2 []float32
+	Layer      int
+	H, Context int
+	W1, B1     []float32
+	W2, B2     []float32
 }
 
 // SetHeads loads predictor heads into the engine (replacing earlier ones).
@@ -128,23 +135,25 @@ func (e *Engine) SetHeads(heads []Head) error {
 	if len(heads) == 0 {
 		return errors.New("engine: no heads")
 	}
-	h := heads[0].H
+	h, k := heads[0].H, heads[0].Context
 	var layers []C.int
 	var w1, b1, w2, b2 []float32
 	for _, hd := range heads {
-		if hd.H != h || len(hd.W1) != h*e.nEmbd || len(hd.B1) != h || len(hd.W2) != 2*h || len(hd.B2) != 2 {
-			return fmt.Errorf("engine: head for layer %d: want hidden width %d and input width %d", hd.Layer, h, e.nEmbd)
+		if hd.H != h || hd.Context != k || k < 0 || len(hd.W1) != h*(e.nEmbd+k) || len(hd.B1) != h || len(hd.W2) != 2*h || len(hd.B2) != 2 {
+			return fmt.Errorf("engine: head for layer %d: want hidden width %d and input width %d+%d", hd.Layer, h, e.nEmbd, k)
 		}
 		layers = append(layers, C.int(hd.Layer))
 		w1, b1, w2, b2 = append(w1, hd.W1...), append(b1, hd.B1...), append(w2, hd.W2...), append(b2, hd.B2...)
 	}
 	eb := newErrBuf()
 	defer eb.free()
-	if !C.sdtp_engine_set_heads(e.ptr, C.int(len(heads)), &layers[0], C.int(h),
+	e.headContext = 0 // the engine drops its heads first
+	if !C.sdtp_engine_set_heads(e.ptr, C.int(len(heads)), &layers[0], C.int(h), C.int(k),
 		(*C.float)(unsafe.Pointer(&w1[0])), (*C.float)(unsafe.Pointer(&b1[0])),
 		(*C.float)(unsafe.Pointer(&w2[0])), (*C.float)(unsafe.Pointer(&b2[0])), eb.p, errBufSize) {
 		return eb.err("engine heads")
 	}
+	e.headContext = k
 	return nil
 }
 
@@ -163,7 +172,7 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 		return out, fmt.Errorf("engine: %d hidden values for %d tokens of width %d", len(in.Hidden), n, e.nEmbd)
 	}
 	var tokens *C.int32_t
-	var hidden, hiddenOut, logitsOut, attnOut, headOut *C.float
+	var hidden, hiddenOut, logitsOut, attnOut, headOut, headCtx *C.float
 	if in.First == 0 {
 		tokens = (*C.int32_t)(unsafe.Pointer(&in.Tokens[0]))
 	} else {
@@ -191,12 +200,18 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 	if in.ScoreHead {
 		out.Head = make([]float32, n)
 		headOut = (*C.float)(unsafe.Pointer(&out.Head[0]))
+		if len(in.HeadContext) != n*e.headContext {
+			return out, fmt.Errorf("engine: %d head context values for %d tokens; the heads read %d each", len(in.HeadContext), n, e.headContext)
+		}
+		if e.headContext > 0 {
+			headCtx = (*C.float)(unsafe.Pointer(&in.HeadContext[0]))
+		}
 	}
 	eb := newErrBuf()
 	defer eb.free()
 	ret := C.sdtp_engine_run(e.ptr, C.int(in.First), C.int(in.Last), tokens, hidden,
 		(*C.int32_t)(unsafe.Pointer(&in.Positions[0])), C.int(n), hiddenOut, logitsOut, C.bool(in.AllLogits), attnOut, C.int(in.AttnWindow),
-		headOut, eb.p, errBufSize)
+		headOut, headCtx, eb.p, errBufSize)
 	switch ret {
 	case 0:
 	case 1:

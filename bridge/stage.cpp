@@ -103,6 +103,7 @@ struct sdtp_engine {
     ggml_context        * heads_ctx = nullptr;
     ggml_backend_buffer_t heads_buf = nullptr;
     std::map<int, head>   heads;         // pruning layer -> head
+    int                   head_ctx = 0;  // context values per token after the stream
 
     // Head timing (sdtp_engine_time_heads).
     bool          time_heads = false;
@@ -133,6 +134,7 @@ struct sdtp_engine {
         heads_buf = nullptr;
         heads_ctx = nullptr;
         heads.clear();
+        head_ctx = 0;
     }
 
     // mask returns the attention mask of layer il for this run: row i
@@ -416,24 +418,27 @@ int64_t sdtp_engine_head_us(sdtp_engine * e) {
     return us;
 }
 
-// head_scores is a predictor on the residual stream x [d, n]: keep − drop
-// per token, so only n floats leave the graph.
-static ggml_tensor * head_scores(ggml_context * ctx, const head & hd, ggml_tensor * x) {
+// head_scores is a predictor on the residual stream x [d, n], followed by
+// the context values c [k, n] when the heads read some: keep − drop per
+// token, so only n floats leave the graph.
+static ggml_tensor * head_scores(ggml_context * ctx, const head & hd, ggml_tensor * x, ggml_tensor * c) {
     const int64_t n = x->ne[1];
+    if (c) x = ggml_concat(ctx, x, c, 0);
     ggml_tensor * y = ggml_gelu_erf(ctx, ggml_add(ctx, ggml_mul_mat(ctx, hd.w1, x), hd.b1));
     y = ggml_add(ctx, ggml_mul_mat(ctx, hd.w2, y), hd.b2); // [2, n]
     return ggml_sub(ctx, ggml_view_2d(ctx, y, 1, n, y->nb[1], 0), ggml_view_2d(ctx, y, 1, n, y->nb[1], ggml_element_size(y)));
 }
 
-bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int h,
+bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int h, int k,
                            const float * w1, const float * b1, const float * w2, const float * b2,
                            char * err, size_t n_err) {
-    const int64_t d = e->hp.n_embd;
+    const int64_t d = e->hp.n_embd + k;
     e->free_heads();
-    if (n_heads <= 0 || h <= 0) {
+    if (n_heads <= 0 || h <= 0 || k < 0) {
         sdtp_set_err(err, n_err, "no heads");
         return false;
     }
+    e->head_ctx = k;
     ggml_init_params p = {size_t(4 * n_heads) * ggml_tensor_overhead(), nullptr, true};
     e->heads_ctx = ggml_init(p);
     for (int i = 0; i < n_heads; i++) {
@@ -465,7 +470,7 @@ bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int
 int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,
-                    float * head_out, char * err, size_t n_err) {
+                    float * head_out, const float * head_ctx, char * err, size_t n_err) {
     const int n_layer = e->hp.n_layer;
     const int n_embd  = e->hp.n_embd;
     if (n <= 0 || first < 0 || last > n_layer || first >= last) {
@@ -490,6 +495,10 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
     }
     if (head_out && !e->heads.count(last)) {
         sdtp_set_err(err, n_err, "no predictor head for layer " + std::to_string(last));
+        return -1;
+    }
+    if (head_out && (e->head_ctx > 0) != (head_ctx != nullptr)) {
+        sdtp_set_err(err, n_err, "the predictor heads read " + std::to_string(e->head_ctx) + " context values per token");
         return -1;
     }
     for (int il = first; il < last; il++) {
@@ -561,9 +570,14 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         }
 
         ggml_tensor * scores = nullptr;
+        ggml_tensor * ctx_in = nullptr;
         e->timed_from = e->timed_to = e->timed_pause = nullptr;
         if (head_out) {
-            scores = head_scores(ctx, e->heads.at(last), x);
+            if (e->head_ctx > 0) {
+                ctx_in = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, e->head_ctx, n);
+                ggml_set_input(ctx_in);
+            }
+            scores = head_scores(ctx, e->heads.at(last), x, ctx_in);
             ggml_set_output(scores);
             ggml_build_forward_expand(gf, scores);
             if (e->time_heads) {
@@ -586,6 +600,7 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         } else {
             ggml_backend_tensor_set(inp, hidden_in, 0, size_t(n) * n_embd * sizeof(float));
         }
+        if (ctx_in) ggml_backend_tensor_set(ctx_in, head_ctx, 0, ggml_nbytes(ctx_in));
         for (const auto & m : e->masks) e->fill_mask(m);
 
         const ggml_status st = ggml_backend_sched_graph_compute(e->cc.sched, gf);

@@ -32,9 +32,11 @@ void          sdtp_engine_set_abort_callback(sdtp_engine * e, ggml_abort_callbac
 bool          sdtp_engine_reset(sdtp_engine * e, const int * starts, int n_starts, char * err, size_t n_err);
 
 // Loads predictor heads scored in-graph, one MLP per pruning layer:
-// w1 [h][n_embd], b1 [h], w2 [2][h], b2 [2] per head, concatenated in the
-// order of layers. Replaces any heads loaded before.
-bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int h,
+// w1 [h][n_embd + k], b1 [h], w2 [2][h], b2 [2] per head, concatenated in
+// the order of layers. The heads' input is the residual stream followed by
+// k per-token context values that each run supplies (head_ctx). Replaces
+// any heads loaded before.
+bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int h, int k,
                            const float * w1, const float * b1, const float * w2, const float * b2,
                            char * err, size_t n_err);
 
@@ -54,13 +56,14 @@ int64_t sdtp_engine_head_us(sdtp_engine * e);
 //               [n][n_vocab] of every token when all_logits is set;
 //   attn_out    [cells]      mean attention the last n_win tokens pay to each
 //                            cached token of layer last-1 (cells after this run);
-//   head_out    [n]          keep − drop of the predictor head for layer last.
+//   head_out    [n]          keep − drop of the predictor head for layer last,
+//               which reads head_ctx [n][k] (k of sdtp_engine_set_heads; NULL when 0).
 // Returns 0; 1 when the abort callback stopped the graph (nothing is
 // appended to the caches); or -1 with err set.
 int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,
-                    float * head_out, char * err, size_t n_err);
+                    float * head_out, const float * head_ctx, char * err, size_t n_err);
 
 // Layer il's shape for FLOPs accounting: {n_head, n_head_kv, head_dim,
 // n_ff, sliding window (0 = full attention)}.

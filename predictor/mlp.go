@@ -4,23 +4,34 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 // MLP is the default SDTP prediction module, pi = W2·GELU(W1·x + b1) + b2,
-// with two outputs per token (keep, drop). Weights are row-major:
-// W1 [H][D], W2 [2][H].
+// with two outputs per token (keep, drop). x is the token's hidden state
+// (D values), followed, when Context > 0, by its sdtp.Context features.
+// Weights are row-major: W1 [H][D+Context], W2 [2][H].
 type MLP struct {
-	D, H   int
-	W1, B1 []float32
-	W2, B2 []float32
+	D, H    int
+	Context int // number of sdtp.ContextFeatures after the hidden state: 0 or all of them
+	W1, B1  []float32
+	W2, B2  []float32
 }
+
+// In is the width of the MLP's input.
+func (m MLP) In() int { return m.D + m.Context }
 
 // Validate checks the weight shapes, and that every weight is finite: a
 // NaN or infinite weight makes every score NaN, which would only surface
 // mid-prefill.
 func (m MLP) Validate() error {
-	if m.D <= 0 || m.H <= 0 || len(m.W1) != m.H*m.D || len(m.B1) != m.H || len(m.W2) != 2*m.H || len(m.B2) != 2 {
-		return fmt.Errorf("predictor: MLP weight shapes do not match D=%d H=%d", m.D, m.H)
+	if m.Context != 0 && m.Context != len(sdtp.ContextFeatures) {
+		return fmt.Errorf("%w: predictor reads %d context features, this build computes %d (%v)",
+			ErrMismatch, m.Context, len(sdtp.ContextFeatures), sdtp.ContextFeatures)
+	}
+	if m.D <= 0 || m.H <= 0 || len(m.W1) != m.H*m.In() || len(m.B1) != m.H || len(m.W2) != 2*m.H || len(m.B2) != 2 {
+		return fmt.Errorf("predictor: MLP weight shapes do not match D=%d context=%d H=%d", m.D, m.Context, m.H)
 	}
 	for _, w := range []struct {
 		name string
@@ -44,17 +55,20 @@ func nonFinite(v []float32) int {
 }
 
 // Scores computes keep − drop per token in Go: the reference for what the
-// ONNX graph must produce. hidden is [n][D].
-func (m MLP) Scores(hidden []float32) []float32 {
+// ONNX graph and the in-graph heads must produce. hidden is [n][D],
+// context [n][Context] (nil when Context is 0).
+func (m MLP) Scores(hidden, context []float32) []float32 {
 	n := len(hidden) / m.D
 	out := make([]float32, n)
 	h := make([]float64, m.H)
+	x := make([]float32, m.In())
 	for t := range n {
-		x := hidden[t*m.D : (t+1)*m.D]
+		copy(x, hidden[t*m.D:(t+1)*m.D])
+		copy(x[m.D:], context[t*m.Context:(t+1)*m.Context])
 		for j := range m.H {
 			s := float64(m.B1[j])
 			for i, v := range x {
-				s += float64(m.W1[j*m.D+i]) * float64(v)
+				s += float64(m.W1[j*m.In()+i]) * float64(v)
 			}
 			h[j] = gelu(s)
 		}

@@ -31,6 +31,9 @@ type Needs struct {
 	Hidden    bool // hidden states entering the pruning layer
 	Attention bool // attention of the last-window queries at the layer before
 	Head      bool // in-graph predictor head scores (bridge.Engine.SetHeads)
+	// Context features (see Context) of the live tokens: in
+	// ScoreInput.Context, and the in-graph heads' second input with Head.
+	Context bool
 }
 
 // ScoreInput is what a scorer sees at stage Stage, before layer Layer.
@@ -41,6 +44,7 @@ type ScoreInput struct {
 	Hidden       []float32 // [live][NEmbd], when Needs.Hidden
 	Attention    []float32 // [live], when Needs.Attention
 	HeadScores   []float32 // [live], when Needs.Head
+	Context      []float32 // [live][len(ContextFeatures)], when Needs.Context
 }
 
 // PrefillResult is a pruned prefill: the last token's logits and what
@@ -103,7 +107,11 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 		if !final {
 			needs = sc.Needs()
 		}
-		out, err := runStage(ctx, r, first, last, tokens, hidden, pos, ubatch, final, needs)
+		var feats []float32
+		if needs.Context {
+			feats = Context(tokens, pos)
+		}
+		out, err := runStage(ctx, r, first, last, tokens, hidden, pos, feats, ubatch, final, needs)
 		if ctx.Err() != nil {
 			return res, fmt.Errorf("sdtp: prefill stopped in the stage of layers [%d, %d): %w", first, last, ctx.Err())
 		}
@@ -114,7 +122,7 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 			res.Logits = out.Logits
 			break
 		}
-		in := ScoreInput{Stage: s, Layer: last, NEmbd: r.NEmbd(), Positions: pos, Attention: out.Attn, HeadScores: out.Head}
+		in := ScoreInput{Stage: s, Layer: last, NEmbd: r.NEmbd(), Positions: pos, Attention: out.Attn, HeadScores: out.Head, Context: feats}
 		if needs.Hidden {
 			in.Hidden = out.Hidden
 		}
@@ -134,8 +142,9 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 // runStage runs layers [first, last) over the live tokens in chunks of
 // ubatch, cut from the end so that the last chunk holds the whole
 // last-window (the attention scorer's queries) whenever it fits.
-func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hidden []float32, pos []int32, ubatch int, final bool, needs Needs) (bridge.RunOutput, error) {
-	n, d := len(pos), r.NEmbd()
+func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hidden []float32, pos []int32, feats []float32,
+	ubatch int, final bool, needs Needs) (bridge.RunOutput, error) {
+	n, d, k := len(pos), r.NEmbd(), len(ContextFeatures)
 	var all bridge.RunOutput
 	if !final {
 		all.Hidden = make([]float32, 0, n*d)
@@ -154,6 +163,9 @@ func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hi
 			in.Tokens = tokens[start:end]
 		} else {
 			in.Hidden = hidden[start*d : end*d]
+		}
+		if needs.Head && needs.Context {
+			in.HeadContext = feats[start*k : end*k]
 		}
 		if needs.Attention && end == n {
 			in.AttnWindow = min(end-start, int(math.Ceil(TailKeepFrac*float64(len(tokens)))))

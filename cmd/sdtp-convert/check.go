@@ -100,7 +100,9 @@ type comparer struct {
 	scale float64 // max |ONNX score|
 }
 
-func (c *comparer) Needs() sdtp.Needs { return sdtp.Needs{Hidden: true, Head: true} }
+func (c *comparer) Needs() sdtp.Needs {
+	return sdtp.Needs{Hidden: true, Head: true, Context: c.onnx.Needs().Context}
+}
 
 func (c *comparer) Score(in sdtp.ScoreInput) ([]float32, error) {
 	s, err := c.onnx.Score(in)

@@ -16,6 +16,7 @@ import (
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 const usage = `usage:
@@ -166,8 +167,11 @@ func inspect(path string, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "%s: %d predictor heads\n  layers      %v\n  keep ratios %v\n  protected   first %d, last %.0f%%\n  model hash  %s\n  training    %s\n",
 		path, len(h.Layers), h.Layers, h.KeepRatios, h.HeadKeep, 100*h.TailKeepFrac, h.ModelHash, h.Training)
+	if h.MLPs[0].Context > 0 {
+		fmt.Fprintf(w, "  context     %v\n", sdtp.ContextFeatures)
+	}
 	for i, m := range h.MLPs {
-		fmt.Fprintf(w, "  stage %d: Linear(%d, %d) → GELU → Linear(%d, 2)\n", i, m.D, m.H, m.H)
+		fmt.Fprintf(w, "  stage %d: Linear(%d, %d) → GELU → Linear(%d, 2)\n", i, m.In(), m.H, m.H)
 	}
 	return nil
 }

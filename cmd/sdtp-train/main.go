@@ -37,7 +37,7 @@ type config struct {
 	layers                              []int
 	keepRatio, lossWindow               float64
 	target, states                      string
-	compare, quiet                      bool
+	compare, quiet, context             bool
 	threads                             int
 	fit                                 train.Config
 }
@@ -66,7 +66,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.lossWindow, "loss-window", 0.1, "saliency's loss L: the next-token predictions of this final fraction of each sequence (1 = all; see docs/TRAINING.md for why 0.1)")
 	fs.StringVar(&c.target, "target", string(train.TargetAbs), "importance learned from saliency: abs (|x·∂L/∂x| at the stage), cumulative (summed over this and later stages) or signed (−x·∂L/∂x)")
 	fs.StringVar(&c.states, "states", "pruned", "hidden states stage s trains on: pruned (after earlier stages pruned) or dense")
-	fs.BoolVar(&c.compare, "compare", false, "also train the other targets (pruned states) and the dense-states variant, and report all held-out figures")
+	fs.BoolVar(&c.context, "context", true, "predictors also read each token's context features (how it relates to the prompt's tail; docs/TRAINING.md); false: the hidden state only")
+	fs.BoolVar(&c.compare, "compare", false, "also train the other targets (pruned states), the dense-states and the other --context variant, and report all held-out figures")
 	fs.StringVarP(&c.out, "out", "o", "", "output directory: one ONNX per stage + predictors.json")
 	fs.StringVar(&c.embed, "embed", "", "also write a copy of the model with the predictors inside (GGUF)")
 	fs.StringVar(&c.cacheDir, "cache", "", "calibration cache (default: under the go-sdtp cache dir, keyed by model and settings)")
@@ -169,13 +170,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rep := report{Model: c.model, Data: c.data, TextPortion: [2]float64{c.textFrom, c.textTo}, TrainSequences: len(trainRecs), ValSequences: len(valRecs),
 		Layers: sched.Layers, KeepRatios: sched.KeepRatios, Config: c.fit, LossWindow: c.lossWindow, Target: c.target, States: c.states,
 		CalibrationSeconds: calTime.Seconds(), CalibrationCache: c.cacheDir}
-	variants := []variant{{train.Target(c.target), c.states}}
+	variants := []variant{{train.Target(c.target), c.states, c.context}}
 	if c.compare {
 		other := map[string]string{"pruned": "dense", "dense": "pruned"}
-		variants = append(variants, variant{train.Target(c.target), other[c.states]})
+		variants = append(variants, variant{train.Target(c.target), other[c.states], c.context},
+			variant{train.Target(c.target), c.states, !c.context})
 		for _, t := range []train.Target{train.TargetCumulative, train.TargetAbs, train.TargetSigned} {
 			if t != train.Target(c.target) {
-				variants = append(variants, variant{t, "pruned"})
+				variants = append(variants, variant{t, "pruned", c.context})
 			}
 		}
 	}
@@ -196,7 +198,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	printReport(stdout, rep)
 
 	training := map[string]any{"tool": "sdtp-train", "data": c.data, "text_portion": []float64{c.textFrom, c.textTo}, "samples": len(trainRecs), "val_samples": len(valRecs),
-		"max_len": c.maxLen, "loss_window": c.lossWindow, "target": c.target, "states": c.states, "epochs": c.fit.Epochs, "lr": c.fit.LR,
+		"max_len": c.maxLen, "loss_window": c.lossWindow, "target": c.target, "states": c.states, "context": c.context, "epochs": c.fit.Epochs, "lr": c.fit.LR,
 		"rank_weight": c.fit.RankWeight, "pairs": c.fit.Pairs, "seed": c.fit.Seed, "val_spearman": rep.Variants[0].Spearman,
 		"val_kendall": rep.Variants[0].Kendall, "saliency": "x·dL/dx, L = mean next-token cross-entropy of the last loss_window of each sequence"}
 	if c.out != "" {
@@ -284,8 +286,9 @@ func calibrate(ctx *bridge.Context, sched sdtp.Schedule, seqs [][]int32, cc trai
 }
 
 type variant struct {
-	target train.Target
-	states string
+	target  train.Target
+	states  string
+	context bool
 }
 
 // variantResult is one trained variant's held-out figures per stage: rank
@@ -295,6 +298,7 @@ type variant struct {
 type variantResult struct {
 	Target           string    `json:"target"`
 	States           string    `json:"states"`
+	Context          bool      `json:"context"`
 	Spearman         []float64 `json:"val_spearman"`
 	Kendall          []float64 `json:"val_kendall"`
 	SpearmanSaliency []float64 `json:"val_spearman_abs_saliency"`
@@ -309,11 +313,15 @@ type stageReport struct {
 }
 
 func fitVariant(trainRecs, valRecs []train.Record, sched sdtp.Schedule, d int, v variant, c config, stderr io.Writer) (variantResult, []stageReport, error) {
-	res := variantResult{Target: string(v.target), States: v.states}
+	res := variantResult{Target: string(v.target), States: v.states, Context: v.context}
+	k := 0
+	if v.context {
+		k = len(sdtp.ContextFeatures)
+	}
 	var stages []stageReport
 	for s, layer := range sched.Layers {
-		tr := train.Examples(trainRecs, s, d, v.states == "pruned", v.target)
-		val := train.Examples(valRecs, s, d, true, v.target)
+		tr := train.Examples(trainRecs, s, d, v.states == "pruned", v.context, v.target)
+		val := train.Examples(valRecs, s, d, true, v.context, v.target)
 		steps, tokens := 0, 0
 		for _, ex := range tr {
 			steps += (len(ex.Importance) + c.fit.Batch - 1) / c.fit.Batch
@@ -321,7 +329,7 @@ func fitVariant(trainRecs, valRecs []train.Record, sched sdtp.Schedule, d int, v
 		}
 		bar := newBar(steps*c.fit.Epochs, fmt.Sprintf("stage %d/%d (layer %d, %s/%s)", s+1, len(sched.Layers), layer, v.target, v.states), c.quiet, stderr)
 		n := 0
-		fit, err := train.Train(tr, val, d, c.fit, func(loss float64) {
+		fit, err := train.Train(tr, val, d, k, c.fit, func(loss float64) {
 			if n++; n%20 == 0 {
 				bar.Describe(fmt.Sprintf("stage %d/%d (layer %d, %s/%s) loss %.3f", s+1, len(sched.Layers), layer, v.target, v.states, loss))
 			}
@@ -335,7 +343,7 @@ func fitVariant(trainRecs, valRecs []train.Record, sched sdtp.Schedule, d int, v
 		res.Spearman, res.Kendall = append(res.Spearman, sp), append(res.Kendall, kt)
 		spAbs := sp
 		if v.target != train.TargetAbs {
-			spAbs, _ = train.Evaluate(fit.MLP, train.Examples(valRecs, s, d, true, train.TargetAbs))
+			spAbs, _ = train.Evaluate(fit.MLP, train.Examples(valRecs, s, d, true, v.context, train.TargetAbs))
 		}
 		res.SpearmanSaliency = append(res.SpearmanSaliency, spAbs)
 		res.mlps = append(res.mlps, fit.MLP)
@@ -375,7 +383,7 @@ type report struct {
 
 func printReport(w io.Writer, r report) {
 	fmt.Fprintf(w, "held-out rank agreement (%d sequences, pruned states): s/k = Spearman/Kendall with the variant's target, |s| = Spearman with the stage's |saliency|\n", r.ValSequences)
-	fmt.Fprintf(w, "%-22s", "target/states")
+	fmt.Fprintf(w, "%-30s", "target/states[/no context]")
 	for _, l := range r.Layers {
 		fmt.Fprintf(w, " L%-5d", l)
 	}
@@ -385,7 +393,11 @@ func printReport(w io.Writer, r report) {
 			name string
 			vals []float64
 		}{{"s", v.Spearman}, {"k", v.Kendall}, {"|s|", v.SpearmanSaliency}} {
-			fmt.Fprintf(w, "%-22s", v.Target+"/"+v.States+" "+row.name)
+			name := v.Target + "/" + v.States
+			if !v.Context {
+				name += "/no context"
+			}
+			fmt.Fprintf(w, "%-30s", name+" "+row.name)
 			for _, x := range row.vals {
 				fmt.Fprintf(w, " %6.3f", x)
 			}

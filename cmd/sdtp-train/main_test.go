@@ -14,6 +14,7 @@ import (
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 // End to end on a tiny model: calibration, training, ONNX + manifest, the
@@ -41,6 +42,7 @@ func TestTrainTinyModelEndToEnd(t *testing.T) {
 	assert.Equal(t, []int{1, 2}, set.Manifest.Layers)
 	assert.Equal(t, []float64{0.8, 0.8}, set.Manifest.KeepRatios)
 	assert.Equal(t, "abs", set.Manifest.Training["target"])
+	assert.Equal(t, sdtp.ContextFeatures, set.Manifest.ContextFeatures, "context features by default")
 
 	h, err := gguf.Read(embedded)
 	require.NoError(t, err)
@@ -51,13 +53,16 @@ func TestTrainTinyModelEndToEnd(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, m, h.MLPs[i], "the GGUF heads are the ONNX predictors")
 		assert.Equal(t, 16, m.H, "n_embd/4")
+		assert.Equal(t, len(sdtp.ContextFeatures), m.Context)
 	}
 
 	var r report
 	raw, err := os.ReadFile(rep)
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, &r))
-	assert.Len(t, r.Variants, 4, "--compare: abs on pruned and dense states, cumulative and signed on pruned")
+	require.Len(t, r.Variants, 5, "--compare: abs on pruned and dense states, without context, cumulative and signed on pruned")
+	assert.Equal(t, []bool{true, true, false, true, true}, []bool{r.Variants[0].Context, r.Variants[1].Context,
+		r.Variants[2].Context, r.Variants[3].Context, r.Variants[4].Context})
 	for _, v := range r.Variants {
 		require.Len(t, v.Spearman, 2)
 		for _, s := range v.Spearman {

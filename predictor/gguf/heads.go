@@ -6,8 +6,10 @@
 // arrays sdtp.<stage>.fc1.weight ([H][d] row-major), sdtp.<stage>.fc1.bias,
 // sdtp.<stage>.fc2.weight ([2][H]), sdtp.<stage>.fc2.bias, beside
 // sdtp.version, sdtp.layers, sdtp.keep_ratios, sdtp.head_keep,
-// sdtp.tail_keep_frac, sdtp.model_hash and sdtp.training (JSON). The
-// model file still loads in stock llama.cpp.
+// sdtp.tail_keep_frac, sdtp.model_hash, sdtp.training (JSON) and, for
+// heads that read context features, sdtp.context_features (their names;
+// fc1.weight is then [H][d+K]). The model file still loads in stock
+// llama.cpp.
 package gguf
 
 import (
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/go-sdtp/sdtp/bridge"
@@ -76,16 +79,26 @@ func Read(modelPath string) (*Heads, error) {
 	h.HeadKeep, h.TailKeepFrac = int(hk), shortest(float32(tk))
 	h.ModelHash, _ = f.GetString("sdtp.model_hash")
 	h.Training, _ = f.GetString("sdtp.training")
+	nContext := 0
+	if f.KV.Has("sdtp.context_features") {
+		names, err := f.GetStrings("sdtp.context_features")
+		keep(err)
+		if err == nil && !slices.Equal(names, sdtp.ContextFeatures) {
+			return nil, fmt.Errorf("%w: predictor heads in %s read context features %v, this build computes %v",
+				predictor.ErrMismatch, modelPath, names, sdtp.ContextFeatures)
+		}
+		nContext = len(names)
+	}
 	for s := range h.Layers {
 		get := func(name string) []float32 {
 			v, err := f.GetFloat32s(fmt.Sprintf("sdtp.%d.%s", s, name))
 			keep(err)
 			return v
 		}
-		m := predictor.MLP{W1: get("fc1.weight"), B1: get("fc1.bias"), W2: get("fc2.weight"), B2: get("fc2.bias")}
+		m := predictor.MLP{Context: nContext, W1: get("fc1.weight"), B1: get("fc1.bias"), W2: get("fc2.weight"), B2: get("fc2.bias")}
 		m.H = len(m.B1)
 		if m.H > 0 {
-			m.D = len(m.W1) / m.H
+			m.D = len(m.W1)/m.H - nContext
 		}
 		keep(m.Validate())
 		h.MLPs = append(h.MLPs, m)
@@ -145,6 +158,12 @@ func Embed(in, out string, h *Heads) error {
 		if err := m.Validate(); err != nil {
 			return err
 		}
+		if m.Context != h.MLPs[0].Context {
+			return errors.New("predictor heads: the stages must all read context features, or none")
+		}
+		if m.Context > 0 {
+			w.Set("sdtp.context_features", ggufio.Slice(sdtp.ContextFeatures))
+		}
 		w.Set(fmt.Sprintf("sdtp.%d.fc1.weight", s), ggufio.Slice(m.W1))
 		w.Set(fmt.Sprintf("sdtp.%d.fc1.bias", s), ggufio.Slice(m.B1))
 		w.Set(fmt.Sprintf("sdtp.%d.fc2.weight", s), ggufio.Slice(m.W2))
@@ -195,18 +214,18 @@ func (h *Heads) Scorer(e *bridge.Engine) (sdtp.Scorer, error) {
 		if m.D != e.NEmbd() {
 			return nil, fmt.Errorf("%w: predictor heads of width %d, model %d", predictor.ErrMismatch, m.D, e.NEmbd())
 		}
-		hs = append(hs, bridge.Head{Layer: h.Layers[i], H: m.H, W1: m.W1, B1: m.B1, W2: m.W2, B2: m.B2})
+		hs = append(hs, bridge.Head{Layer: h.Layers[i], H: m.H, Context: m.Context, W1: m.W1, B1: m.B1, W2: m.W2, B2: m.B2})
 	}
 	if err := e.SetHeads(hs); err != nil {
 		return nil, err
 	}
-	return inGraph{}, nil
+	return inGraph{context: hs[0].Context > 0}, nil
 }
 
 // inGraph passes through the scores the engine computed in-graph.
-type inGraph struct{}
+type inGraph struct{ context bool }
 
-func (inGraph) Needs() sdtp.Needs { return sdtp.Needs{Head: true} }
+func (g inGraph) Needs() sdtp.Needs { return sdtp.Needs{Head: true, Context: g.context} }
 
 func (inGraph) Score(in sdtp.ScoreInput) ([]float32, error) {
 	if len(in.HeadScores) != len(in.Positions) {

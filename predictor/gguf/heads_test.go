@@ -17,11 +17,19 @@ import (
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
-func randomHeads(d int, layers []int) *Heads {
+// randomHeads makes random heads of width d/4 on d-wide hidden states,
+// followed by the context features when withContext.
+func randomHeads(d int, layers []int, withContext bool) *Heads {
 	h := &Heads{Layers: layers, HeadKeep: sdtp.HeadKeep, TailKeepFrac: sdtp.TailKeepFrac, Training: `{"note":"random"}`}
+	k := 0
+	if withContext {
+		k = len(sdtp.ContextFeatures)
+	}
 	for i := range layers {
 		h.KeepRatios = append(h.KeepRatios, 0.6)
-		h.MLPs = append(h.MLPs, predictor.RandomMLP(d, d/4, uint64(i+3)))
+		m := predictor.RandomMLP(d+k, d/4, uint64(i+3))
+		m.D, m.Context = d, k
+		h.MLPs = append(h.MLPs, m)
 	}
 	return h
 }
@@ -34,10 +42,12 @@ type compareScorer struct {
 	calls int
 }
 
-func (c *compareScorer) Needs() sdtp.Needs { return sdtp.Needs{Head: true, Hidden: true} }
+func (c *compareScorer) Needs() sdtp.Needs {
+	return sdtp.Needs{Head: true, Hidden: true, Context: c.heads.MLPs[0].Context > 0}
+}
 
 func (c *compareScorer) Score(in sdtp.ScoreInput) ([]float32, error) {
-	want := c.heads.MLPs[slices.Index(c.heads.Layers, in.Layer)].Scores(in.Hidden)
+	want := c.heads.MLPs[slices.Index(c.heads.Layers, in.Layer)].Scores(in.Hidden, in.Context)
 	for i := range want {
 		c.diff = math.Max(c.diff, math.Abs(float64(want[i]-in.HeadScores[i])))
 	}
@@ -46,6 +56,11 @@ func (c *compareScorer) Score(in sdtp.ScoreInput) ([]float32, error) {
 }
 
 func TestHeadsInsideGGUF(t *testing.T) {
+	t.Run("hidden state", func(t *testing.T) { testHeadsInsideGGUF(t, false) })
+	t.Run("with context", func(t *testing.T) { testHeadsInsideGGUF(t, true) })
+}
+
+func testHeadsInsideGGUF(t *testing.T, withContext bool) {
 	dir := t.TempDir()
 	in, out := filepath.Join(dir, "model.gguf"), filepath.Join(dir, "model-sdtp.gguf")
 	require.NoError(t, testmodel.Write(in, testmodel.Gemma3()))
@@ -53,7 +68,7 @@ func TestHeadsInsideGGUF(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, none, "a plain model has no heads")
 
-	heads := randomHeads(64, []int{2, 4})
+	heads := randomHeads(64, []int{2, 4}, withContext)
 	require.NoError(t, Embed(in, out, heads))
 	got, err := Read(out)
 	require.NoError(t, err)
@@ -72,12 +87,14 @@ func TestHeadsInsideGGUF(t *testing.T) {
 	sc, err := got.Scorer(e)
 	require.NoError(t, err)
 	assert.True(t, sc.Needs().Head)
+	assert.Equal(t, withContext, sc.Needs().Context)
 
 	toks := make([]int32, 300)
 	toks[0] = 2
 	for i := 1; i < len(toks); i++ {
 		toks[i] = int32(270 + (i*13)%300)
 	}
+	copy(toks[280:], toks[100:120]) // some tokens recur in the tail: context features vary
 	check := &compareScorer{heads: got}
 	res, err := sdtp.Prefill(context.Background(), e, check, got.Schedule(), toks, 96)
 	require.NoError(t, err)
@@ -90,12 +107,13 @@ func TestHeadsInsideGGUF(t *testing.T) {
 	assert.Equal(t, got.Schedule().Expected(len(toks)), viaScorer.KeptPerStage)
 
 	// Re-embedding replaces the heads; bad heads are refused.
-	require.NoError(t, Embed(out, out, randomHeads(64, []int{3})))
+	require.NoError(t, Embed(out, out, randomHeads(64, []int{3}, !withContext)))
 	again, err := Read(out)
 	require.NoError(t, err)
 	assert.Equal(t, []int{3}, again.Layers)
-	assert.Error(t, Embed(in, out, randomHeads(64, []int{0})))
-	_, err = randomHeads(32, []int{2}).Scorer(e)
+	assert.Equal(t, !withContext, again.MLPs[0].Context > 0)
+	assert.Error(t, Embed(in, out, randomHeads(64, []int{0}, withContext)))
+	_, err = randomHeads(32, []int{2}, withContext).Scorer(e)
 	assert.ErrorContains(t, err, "width")
 }
 
@@ -103,7 +121,7 @@ func TestReadRefusesBadHeads(t *testing.T) {
 	dir := t.TempDir()
 	model, good := filepath.Join(dir, "model.gguf"), filepath.Join(dir, "heads.gguf")
 	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
-	require.NoError(t, Embed(model, good, randomHeads(64, []int{2, 4}))) // H = 16
+	require.NoError(t, Embed(model, good, randomHeads(64, []int{2, 4}, false))) // H = 16
 	edit := func(change func(w *ggufio.Writer)) string {
 		f, err := ggufio.Open(good)
 		require.NoError(t, err)
@@ -122,6 +140,8 @@ func TestReadRefusesBadHeads(t *testing.T) {
 		"stage count":        {edit(func(w *ggufio.Writer) { w.Set("sdtp.keep_ratios", ggufio.Slice([]float32{0.6})) }), "2 pruning layers but 1 keep ratios"},
 		"layer out of range": {edit(func(w *ggufio.Writer) { w.Set("sdtp.layers", ggufio.Slice([]int32{2, 6})) }), "out of range"},
 		"missing head":       {edit(func(w *ggufio.Writer) { w.Delete("sdtp.1.fc2.bias") }), "sdtp.1.fc2.bias"},
+		"other context": {edit(func(w *ggufio.Writer) { w.Set("sdtp.context_features", ggufio.Slice([]string{"in_tail"})) }),
+			"read context features [in_tail], this build computes"},
 	} {
 		h, err := Read(c.path)
 		assert.Nil(t, h, name)

@@ -15,8 +15,9 @@ import (
 )
 
 // WriteMLP saves m as an ONNX model (opset 17) with input
-// "hidden_states" [N, D] and output "logits" [N, 2]. GELU is the exact
-// erf form, x·(1 + erf(x/√2))/2, which every opset has.
+// "hidden_states" [N, D] — and "context" [N, Context] when m reads
+// context features, concatenated after it — and output "logits" [N, 2].
+// GELU is the exact erf form, x·(1 + erf(x/√2))/2, which every opset has.
 func WriteMLP(path string, m predictor.MLP) error {
 	if err := m.Validate(); err != nil {
 		return err
@@ -59,12 +60,12 @@ func mlpModel(m predictor.MLP) *pb.ModelProto {
 	g := &pb.GraphProto{
 		Name: "sdtp_predictor",
 		Initializer: []*pb.TensorProto{
-			tensor("fc1.weight", []int64{int64(m.H), int64(m.D)}, m.W1), tensor("fc1.bias", []int64{int64(m.H)}, m.B1),
+			tensor("fc1.weight", []int64{int64(m.H), int64(m.In())}, m.W1), tensor("fc1.bias", []int64{int64(m.H)}, m.B1),
 			tensor("fc2.weight", []int64{2, int64(m.H)}, m.W2), tensor("fc2.bias", []int64{2}, m.B2),
 			scalar("sqrt2", 1.4142135623730951), scalar("one", 1), scalar("half", 0.5),
 		},
 		Node: []*pb.NodeProto{
-			gemm("hidden_states", "fc1.weight", "fc1.bias", "h"),
+			gemm("x", "fc1.weight", "fc1.bias", "h"),
 			node("Div", []string{"h", "sqrt2"}, "h_scaled"),
 			node("Erf", []string{"h_scaled"}, "h_erf"),
 			node("Add", []string{"h_erf", "one"}, "h_erf1"),
@@ -74,6 +75,14 @@ func mlpModel(m predictor.MLP) *pb.ModelProto {
 		},
 		Input:  []*pb.ValueInfoProto{io("hidden_states", "N", m.D)},
 		Output: []*pb.ValueInfoProto{io("logits", "N", 2)},
+	}
+	if m.Context > 0 {
+		concat := node("Concat", []string{"hidden_states", "context"}, "x")
+		concat.Attribute = []*pb.AttributeProto{{Name: "axis", Type: pb.AttributeProto_INT, I: 1}}
+		g.Node = append([]*pb.NodeProto{concat}, g.Node...)
+		g.Input = append(g.Input, io("context", "N", m.Context))
+	} else {
+		g.Node[0].Input[0] = "hidden_states"
 	}
 	return &pb.ModelProto{IrVersion: 8, ProducerName: "go-sdtp", Graph: g,
 		OpsetImport: []*pb.OperatorSetIdProto{{Domain: "", Version: 17}}}
@@ -118,9 +127,10 @@ func checkWeights(path string) error {
 }
 
 // ReadMLP reads the weights of a default-architecture predictor from an
-// ONNX file: initializers fc1.weight [H, D], fc1.bias [H], fc2.weight
+// ONNX file: initializers fc1.weight [H, D+K], fc1.bias [H], fc2.weight
 // [2, H] and fc2.bias [2] (the names PyTorch gives nn.Linear layers called
-// fc1 and fc2, and the ones WriteMLP uses).
+// fc1 and fc2, and the ones WriteMLP uses), where K is the width of the
+// "context" input if the model has one.
 func ReadMLP(path string) (predictor.MLP, error) {
 	var m predictor.MLP
 	raw, err := os.ReadFile(path)
@@ -152,7 +162,13 @@ func ReadMLP(path string) (predictor.MLP, error) {
 		return m, fmt.Errorf("onnx: %s has no 2-D initializer fc1.weight (only the default Linear-GELU-Linear predictor can be embedded)", path)
 	}
 	m.H, m.D = int(w1.GetDims()[0]), int(w1.GetDims()[1])
-	m.W1 = get("fc1.weight", int64(m.H), int64(m.D))
+	for _, in := range model.GetGraph().GetInput() {
+		if dims := in.GetType().GetTensorType().GetShape().GetDim(); in.GetName() == "context" && len(dims) == 2 {
+			m.Context = int(dims[1].GetDimValue())
+			m.D -= m.Context
+		}
+	}
+	m.W1 = get("fc1.weight", int64(m.H), int64(m.In()))
 	m.B1 = get("fc1.bias", int64(m.H))
 	m.W2 = get("fc2.weight", 2, int64(m.H))
 	m.B2 = get("fc2.bias", 2)

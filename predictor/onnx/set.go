@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -29,12 +30,15 @@ type Manifest struct {
 		NEmbd    int    `json:"n_embd"`
 		EmbdHash string `json:"embd_hash"` // sha256 of token_embd.weight's bytes
 	} `json:"model"`
-	Layers       []int          `json:"layers"`
-	KeepRatios   []float64      `json:"keep_ratios"`
-	HeadKeep     int            `json:"head_keep"`
-	TailKeepFrac float64        `json:"tail_keep_frac"`
-	Files        []string       `json:"files"`
-	Training     map[string]any `json:"training,omitempty"`
+	Layers       []int     `json:"layers"`
+	KeepRatios   []float64 `json:"keep_ratios"`
+	HeadKeep     int       `json:"head_keep"`
+	TailKeepFrac float64   `json:"tail_keep_frac"`
+	// ContextFeatures are the sdtp.ContextFeatures every predictor reads
+	// beside the hidden state (input "context"); empty: none.
+	ContextFeatures []string       `json:"context_features,omitempty"`
+	Files           []string       `json:"files"`
+	Training        map[string]any `json:"training,omitempty"`
 }
 
 // Set is one ONNX session per stage; it scores tokens from the hidden
@@ -87,7 +91,7 @@ func LoadWith(dir string, o Options) (*Set, error) {
 	defer so.Destroy()
 	s := &Set{Manifest: m, Dir: dir, Provider: provider}
 	for i, f := range m.Files {
-		sess, out, err := open(filepath.Join(dir, f), m.Model.NEmbd, so)
+		sess, out, err := open(filepath.Join(dir, f), m.Model.NEmbd, len(m.ContextFeatures), so)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("onnx predictors: stage %d: %w", i, err)
@@ -133,6 +137,10 @@ func (m Manifest) validate() error {
 		return fmt.Errorf("%w: onnx predictors trained with head %d / tail %.2f, this build protects %d / %.2f",
 			predictor.ErrMismatch, m.HeadKeep, m.TailKeepFrac, sdtp.HeadKeep, sdtp.TailKeepFrac)
 	}
+	if len(m.ContextFeatures) > 0 && !slices.Equal(m.ContextFeatures, sdtp.ContextFeatures) {
+		return fmt.Errorf("%w: onnx predictors read context features %v, this build computes %v",
+			predictor.ErrMismatch, m.ContextFeatures, sdtp.ContextFeatures)
+	}
 	return m.Schedule().Validate(m.Model.NLayer)
 }
 
@@ -142,7 +150,7 @@ func (m Manifest) Schedule() sdtp.Schedule {
 }
 
 // open checks the I/O contract of one predictor and opens a session.
-func open(path string, nEmbd int, so *ort.SessionOptions) (*ort.DynamicAdvancedSession, string, error) {
+func open(path string, nEmbd, nContext int, so *ort.SessionOptions) (*ort.DynamicAdvancedSession, string, error) {
 	ins, outs, err := ort.GetInputOutputInfo(path)
 	if err != nil {
 		return nil, "", err
@@ -150,9 +158,18 @@ func open(path string, nEmbd int, so *ort.SessionOptions) (*ort.DynamicAdvancedS
 	if err := checkWeights(path); err != nil {
 		return nil, "", err
 	}
-	if len(ins) != 1 || ins[0].Name != "hidden_states" || len(ins[0].Dimensions) != 2 || ins[0].Dimensions[1] != int64(nEmbd) ||
-		ins[0].DataType != ort.TensorElementDataTypeFloat {
-		return nil, "", fmt.Errorf("%s: want one float input hidden_states [N, %d], have %v", path, nEmbd, ins)
+	names, widths := []string{"hidden_states"}, []int64{int64(nEmbd)}
+	if nContext > 0 {
+		names, widths = append(names, "context"), append(widths, int64(nContext))
+	}
+	if !slices.EqualFunc(ins, names, func(in ort.InputOutputInfo, name string) bool {
+		return in.Name == name && in.DataType == ort.TensorElementDataTypeFloat && len(in.Dimensions) == 2 && in.Dimensions[1] == widths[slices.Index(names, name)]
+	}) {
+		var want []string
+		for i, name := range names {
+			want = append(want, fmt.Sprintf("%s [N, %d]", name, widths[i]))
+		}
+		return nil, "", fmt.Errorf("%s: want float inputs %s, have %v", path, strings.Join(want, " and "), ins)
 	}
 	if len(outs) != 1 || outs[0].DataType != ort.TensorElementDataTypeFloat {
 		return nil, "", fmt.Errorf("%s: want one float output, scores [N] or logits [N, 2], have %v", path, outs)
@@ -164,7 +181,7 @@ func open(path string, nEmbd int, so *ort.SessionOptions) (*ort.DynamicAdvancedS
 	default:
 		return nil, "", fmt.Errorf("%s: output %s %v is neither scores [N] nor logits [N, 2]", path, out.Name, out.Dimensions)
 	}
-	sess, err := ort.NewDynamicAdvancedSession(path, []string{"hidden_states"}, []string{out.Name}, so)
+	sess, err := ort.NewDynamicAdvancedSession(path, names, []string{out.Name}, so)
 	return sess, out.Name, err
 }
 
@@ -229,7 +246,9 @@ func (s *Set) Close() {
 	s.sessions = nil
 }
 
-func (s *Set) Needs() sdtp.Needs { return sdtp.Needs{Hidden: true} }
+func (s *Set) Needs() sdtp.Needs {
+	return sdtp.Needs{Hidden: true, Context: len(s.Manifest.ContextFeatures) > 0}
+}
 
 // Score runs the stage's predictor on the live tokens' hidden states.
 func (s *Set) Score(in sdtp.ScoreInput) ([]float32, error) {
@@ -246,8 +265,20 @@ func (s *Set) Score(in sdtp.ScoreInput) ([]float32, error) {
 		return nil, err
 	}
 	defer x.Destroy()
+	ins := []ort.Value{x}
+	if k := len(s.Manifest.ContextFeatures); k > 0 {
+		if len(in.Context) != n*k {
+			return nil, fmt.Errorf("onnx predictors: %d context values for %d tokens of %d features", len(in.Context), n, k)
+		}
+		c, err := ort.NewTensor(ort.NewShape(int64(n), int64(k)), in.Context)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Destroy()
+		ins = append(ins, c)
+	}
 	outs := []ort.Value{nil}
-	if err := s.sessions[i].Run([]ort.Value{x}, outs); err != nil {
+	if err := s.sessions[i].Run(ins, outs); err != nil {
 		return nil, fmt.Errorf("onnx predictors: stage %d: %w", i, err)
 	}
 	defer outs[0].Destroy()
@@ -279,8 +310,14 @@ func WriteSet(dir string, m Manifest, mlps []predictor.MLP) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	m.Files = nil
+	m.Files, m.ContextFeatures = nil, nil
 	for i, mlp := range mlps {
+		if mlp.Context != mlps[0].Context {
+			return errors.New("onnx: the stages' predictors must all read context features, or none")
+		}
+		if mlp.Context > 0 {
+			m.ContextFeatures = sdtp.ContextFeatures
+		}
 		name := fmt.Sprintf("stage%d.onnx", i)
 		if err := WriteMLP(filepath.Join(dir, name), mlp); err != nil {
 			return err

@@ -16,8 +16,20 @@ import (
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
+// randomMLP is a random predictor on d-wide hidden states, followed by the
+// context features when withContext.
+func randomMLP(d, h int, seed uint64, withContext bool) predictor.MLP {
+	if !withContext {
+		return predictor.RandomMLP(d, h, seed)
+	}
+	k := len(sdtp.ContextFeatures)
+	m := predictor.RandomMLP(d+k, h, seed)
+	m.D, m.Context = d, k
+	return m
+}
+
 // writeSet writes a predictor set for a model of nLayer layers and width d.
-func writeSet(t *testing.T, d, nLayer int, layers []int) (string, []predictor.MLP) {
+func writeSet(t *testing.T, d, nLayer int, layers []int, withContext bool) (string, []predictor.MLP) {
 	t.Helper()
 	dir := t.TempDir()
 	var m Manifest
@@ -26,7 +38,7 @@ func writeSet(t *testing.T, d, nLayer int, layers []int) (string, []predictor.ML
 	m.Layers, m.HeadKeep, m.TailKeepFrac = layers, sdtp.HeadKeep, sdtp.TailKeepFrac
 	var mlps []predictor.MLP
 	for i := range layers {
-		mlps = append(mlps, predictor.RandomMLP(d, d/4, uint64(i+1)))
+		mlps = append(mlps, randomMLP(d, d/4, uint64(i+1), withContext))
 		m.KeepRatios = append(m.KeepRatios, 0.7)
 	}
 	require.NoError(t, WriteSet(dir, m, mlps))
@@ -34,12 +46,18 @@ func writeSet(t *testing.T, d, nLayer int, layers []int) (string, []predictor.ML
 }
 
 func TestONNXPredictorMatchesGoMLP(t *testing.T) {
+	t.Run("hidden state", func(t *testing.T) { testONNXPredictorMatchesGoMLP(t, false) })
+	t.Run("with context", func(t *testing.T) { testONNXPredictorMatchesGoMLP(t, true) })
+}
+
+func testONNXPredictorMatchesGoMLP(t *testing.T, withContext bool) {
 	const d = 64
-	dir, mlps := writeSet(t, d, 6, []int{1, 3})
+	dir, mlps := writeSet(t, d, 6, []int{1, 3}, withContext)
 	set, err := Load(dir)
 	require.NoError(t, err)
 	defer set.Close()
 	assert.Equal(t, sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.7, 0.7}}, set.Manifest.Schedule())
+	assert.Equal(t, withContext, set.Needs().Context)
 
 	r := rand.New(rand.NewPCG(9, 9))
 	n := 37
@@ -47,19 +65,30 @@ func TestONNXPredictorMatchesGoMLP(t *testing.T) {
 	for i := range hidden {
 		hidden[i] = float32(r.NormFloat64())
 	}
-	for stage, layer := range []int{1, 3} {
-		got, err := set.Score(sdtp.ScoreInput{Layer: layer, Positions: make([]int32, n), Hidden: hidden})
-		require.NoError(t, err)
-		assert.InDeltaSlice(t, mlps[stage].Scores(hidden), got, 1e-4, "stage %d", stage)
+	var context []float32
+	if withContext {
+		context = make([]float32, n*len(sdtp.ContextFeatures))
+		for i := range context {
+			context[i] = r.Float32()
+		}
 	}
-	_, err = set.Score(sdtp.ScoreInput{Layer: 2, Positions: make([]int32, n), Hidden: hidden})
+	for stage, layer := range []int{1, 3} {
+		got, err := set.Score(sdtp.ScoreInput{Layer: layer, Positions: make([]int32, n), Hidden: hidden, Context: context})
+		require.NoError(t, err)
+		assert.InDeltaSlice(t, mlps[stage].Scores(hidden, context), got, 1e-4, "stage %d", stage)
+	}
+	_, err = set.Score(sdtp.ScoreInput{Layer: 2, Positions: make([]int32, n), Hidden: hidden, Context: context})
 	assert.ErrorContains(t, err, "no predictor for layer 2")
-	_, err = set.Score(sdtp.ScoreInput{Layer: 1, Positions: make([]int32, n), Hidden: hidden[:10]})
+	_, err = set.Score(sdtp.ScoreInput{Layer: 1, Positions: make([]int32, n), Hidden: hidden[:10], Context: context})
 	assert.Error(t, err)
+	if withContext {
+		_, err = set.Score(sdtp.ScoreInput{Layer: 1, Positions: make([]int32, n), Hidden: hidden})
+		assert.ErrorContains(t, err, "0 context values for 37 tokens")
+	}
 }
 
 func TestONNXPredictorBadInputs(t *testing.T) {
-	dir, _ := writeSet(t, 64, 6, []int{1, 3})
+	dir, _ := writeSet(t, 64, 6, []int{1, 3}, false)
 	edit := func(f func(m *Manifest)) string {
 		raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
 		require.NoError(t, err)
@@ -88,6 +117,9 @@ func TestONNXPredictorBadInputs(t *testing.T) {
 		"layer range":    {edit(func(m *Manifest) { m.Layers = []int{1, 9} }), "out of range"},
 		"protection":     {edit(func(m *Manifest) { m.HeadKeep = 8 }), "protects"},
 		"bad keep ratio": {edit(func(m *Manifest) { m.KeepRatios[0] = 0 }), "keep ratio"},
+		"other context":  {edit(func(m *Manifest) { m.ContextFeatures = []string{"in_tail"} }), "read context features [in_tail]"},
+		"no context input": {edit(func(m *Manifest) { m.ContextFeatures = sdtp.ContextFeatures }),
+			"want float inputs hidden_states [N, 64] and context [N, 7]"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(c.dir)
@@ -116,18 +148,20 @@ func TestONNXPredictorBadInputs(t *testing.T) {
 }
 
 func TestReadMLPRoundTrip(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "p.onnx")
-	want := predictor.RandomMLP(32, 8, 4)
-	require.NoError(t, WriteMLP(path, want))
-	got, err := ReadMLP(path)
-	require.NoError(t, err)
-	assert.Equal(t, want, got)
-	_, err = ReadMLP(filepath.Join(t.TempDir(), "missing.onnx"))
+	for _, withContext := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "p.onnx")
+		want := randomMLP(32, 8, 4, withContext)
+		require.NoError(t, WriteMLP(path, want))
+		got, err := ReadMLP(path)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	_, err := ReadMLP(filepath.Join(t.TempDir(), "missing.onnx"))
 	assert.Error(t, err)
 }
 
 func TestExecutionProviders(t *testing.T) {
-	dir, _ := writeSet(t, 64, 6, []int{1})
+	dir, _ := writeSet(t, 64, 6, []int{1}, false)
 	set, err := LoadWith(dir, Options{Provider: ProviderAuto})
 	require.NoError(t, err, "auto falls back to what the library has")
 	assert.Contains(t, []string{ProviderCPU, ProviderCUDA, ProviderCoreML}, set.Provider)

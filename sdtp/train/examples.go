@@ -60,17 +60,19 @@ func ParseTarget(s string) (Target, error) {
 	return "", fmt.Errorf("target %q: want abs, signed or cumulative", s)
 }
 
-// Example is one sequence at one stage: the residual streams of the tokens
-// that compete for survival (not in the protected head or tail) and their
-// importance.
+// Example is one sequence at one stage: the predictor inputs of the tokens
+// that compete for survival (not in the protected head or tail) — each
+// token's residual stream, followed by its sdtp.Context features when the
+// predictor reads them — and their importance.
 type Example struct {
-	Hidden     []float32 // [m][d]
+	Input      []float32 // [m][d] or [m][d + len(sdtp.ContextFeatures)]
 	Importance []float32 // [m]
 }
 
 // Examples collects stage s of every record, from the dense streams or the
-// pruned ones (see Record).
-func Examples(recs []Record, s, d int, pruned bool, target Target) []Example {
+// pruned ones (see Record), with or without context features.
+func Examples(recs []Record, s, d int, pruned, context bool, target Target) []Example {
+	k := len(sdtp.ContextFeatures)
 	var out []Example
 	for _, r := range recs {
 		n := len(r.Tokens)
@@ -86,12 +88,19 @@ func Examples(recs []Record, s, d int, pruned bool, target Target) []Example {
 			}
 		}
 		imp := target.importance(r, s)
+		var feats []float32
+		if context {
+			feats = sdtp.Context(r.Tokens, pos)
+		}
 		var ex Example
 		for i, p := range pos {
 			if int(p) < sdtp.HeadKeep || int(p) >= n-tail {
 				continue
 			}
-			ex.Hidden = append(ex.Hidden, hidden[i*d:(i+1)*d]...)
+			ex.Input = append(ex.Input, hidden[i*d:(i+1)*d]...)
+			if context {
+				ex.Input = append(ex.Input, feats[i*k:(i+1)*k]...)
+			}
 			ex.Importance = append(ex.Importance, imp[p])
 		}
 		if len(ex.Importance) >= 2 {

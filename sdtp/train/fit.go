@@ -39,8 +39,10 @@ type Result struct {
 
 // mlp is the trainable form: pi = v·GELU(W1·x̂ + b1) + c on standardized
 // inputs x̂ = (x − mu)/sigma; Export folds the standardization into W1, b1.
+// d is the input width: the hidden state's plus context's.
 type mlp struct {
 	d, h      int
+	context   int // of d, context features
 	mu, sigma []float32
 	w1, b1    []float32 // [h][d], [h]
 	v         []float32 // [h]
@@ -51,7 +53,8 @@ type mlp struct {
 // plus a pairwise ranking loss log(1+exp(−(pi_i−pi_j)·sign(s_i−s_j))) over
 // Pairs partners per token drawn from its batch, with Adam; the epoch with
 // the best held-out Spearman wins. progress, if set, sees every step.
-func Train(train, val []Example, d int, cfg Config, progress func(loss float64)) (Result, error) {
+// The inputs are d-wide hidden states followed by k context features.
+func Train(train, val []Example, d, k int, cfg Config, progress func(loss float64)) (Result, error) {
 	var res Result
 	if len(train) == 0 || len(val) == 0 {
 		return res, errors.New("train: no training or validation examples")
@@ -60,7 +63,8 @@ func Train(train, val []Example, d int, cfg Config, progress func(loss float64))
 		return res, fmt.Errorf("train: bad config %+v", cfg)
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5a11))
-	m := newMLP(d, cfg.Hidden, train, rng)
+	m := newMLP(d+k, cfg.Hidden, train, rng)
+	m.context = k
 	opt := newAdam(m, cfg.LR)
 
 	type batch struct {
@@ -114,7 +118,7 @@ func newMLP(d, h int, train []Example, rng *rand.Rand) *mlp {
 	var n float64
 	sum, sq := make([]float64, d), make([]float64, d)
 	for _, ex := range train {
-		for i, x := range ex.Hidden {
+		for i, x := range ex.Input {
 			sum[i%d] += float64(x)
 			sq[i%d] += float64(x) * float64(x)
 		}
@@ -143,7 +147,7 @@ func (m *mlp) clone() *mlp {
 // export folds the standardization into the first layer and splits the
 // scalar score into the (keep, drop) pair of the predictor contract.
 func (m *mlp) export() predictor.MLP {
-	out := predictor.MLP{D: m.d, H: m.h, W1: make([]float32, m.h*m.d), B1: make([]float32, m.h),
+	out := predictor.MLP{D: m.d - m.context, Context: m.context, H: m.h, W1: make([]float32, m.h*m.d), B1: make([]float32, m.h),
 		W2: make([]float32, 2*m.h), B2: []float32{m.c / 2, -m.c / 2}}
 	for j := range m.h {
 		b := float64(m.b1[j])
@@ -164,7 +168,7 @@ func (m *mlp) forward(ex Example, rows []int) (x, z, pi []float32) {
 	d, h, b := m.d, m.h, len(rows)
 	x = make([]float32, b*d)
 	for r, i := range rows {
-		src := ex.Hidden[i*d : (i+1)*d]
+		src := ex.Input[i*d : (i+1)*d]
 		for k, v := range src {
 			x[r*d+k] = (v - m.mu[k]) / m.sigma[k]
 		}
@@ -255,7 +259,13 @@ func (m *mlp) evaluate(val []Example) (spearman, kendall float64) {
 // Evaluate scores held-out examples with a trained predictor.
 func Evaluate(p predictor.MLP, val []Example) (spearman, kendall float64) {
 	for _, ex := range val {
-		pi := p.Scores(ex.Hidden)
+		m := len(ex.Importance)
+		hidden, context := make([]float32, 0, m*p.D), make([]float32, 0, m*p.Context)
+		for i := range m {
+			row := ex.Input[i*p.In() : (i+1)*p.In()]
+			hidden, context = append(hidden, row[:p.D]...), append(context, row[p.D:]...)
+		}
+		pi := p.Scores(hidden, context)
 		spearman += Spearman(pi, ex.Importance)
 		kendall += Kendall(pi, ex.Importance)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 func TestRankCorrelations(t *testing.T) {
@@ -40,7 +42,7 @@ func synthetic(rng *rand.Rand, n, m, d int) []Example {
 				if j < 2 {
 					x = 300 + 50*x // massive activations
 				}
-				ex.Hidden = append(ex.Hidden, float32(x))
+				ex.Input = append(ex.Input, float32(x))
 				if j >= 2 {
 					dot += w[j] * x
 				}
@@ -57,7 +59,7 @@ func TestTrainLearnsARanking(t *testing.T) {
 	all := synthetic(rand.New(rand.NewPCG(3, 4)), 48, 64, d)
 	trainSet, val := all[:40], all[40:]
 	cfg := Config{Hidden: 16, Epochs: 30, LR: 3e-3, Batch: 32, Pairs: 4, RankWeight: 1, Seed: 1}
-	res, err := Train(trainSet, val, d, cfg, nil)
+	res, err := Train(trainSet, val, d, 0, cfg, nil)
 	require.NoError(t, err)
 	t.Logf("held-out Spearman %.3f Kendall %.3f (best epoch %d)", res.ValSpearman, res.ValKendall, res.BestEpoch)
 	assert.Greater(t, res.ValSpearman, 0.8)
@@ -70,13 +72,23 @@ func TestTrainLearnsARanking(t *testing.T) {
 	assert.InDelta(t, res.ValKendall, kt, 1e-3)
 	require.NoError(t, res.MLP.Validate())
 
-	again, err := Train(trainSet, val, d, cfg, nil)
+	// The same inputs read as a hidden state followed by context features:
+	// the exported predictor splits them and still ranks as trained.
+	k := len(sdtp.ContextFeatures)
+	withContext, err := Train(trainSet, val, d-k, k, cfg, nil)
+	require.NoError(t, err)
+	assert.Equal(t, d-k, withContext.MLP.D)
+	assert.Equal(t, k, withContext.MLP.Context)
+	sp, _ = Evaluate(withContext.MLP, val)
+	assert.InDelta(t, withContext.ValSpearman, sp, 1e-3)
+
+	again, err := Train(trainSet, val, d, 0, cfg, nil)
 	require.NoError(t, err)
 	assert.Equal(t, res.MLP, again.MLP, "same seed, same predictor")
 
-	_, err = Train(nil, val, d, cfg, nil)
+	_, err = Train(nil, val, d, 0, cfg, nil)
 	assert.Error(t, err)
-	_, err = Train(trainSet, val, d, Config{}, nil)
+	_, err = Train(trainSet, val, d, 0, Config{}, nil)
 	assert.Error(t, err)
 }
 
@@ -87,13 +99,14 @@ func TestExamplesSkipProtectedTokens(t *testing.T) {
 	for i := range n {
 		rec.Saliency[0][i] = float32(-i)
 	}
-	dense := Examples([]Record{rec}, 0, d, false, TargetAbs)
+	dense := Examples([]Record{rec}, 0, d, false, false, TargetAbs)
 	require.Len(t, dense, 1)
 	assert.Len(t, dense[0].Importance, n-4-4, "first 4 and last 10% (4 of 40) are protected")
 	assert.Equal(t, float32(4), dense[0].Importance[0])
-	pruned := Examples([]Record{rec}, 0, d, true, TargetSigned)
+	pruned := Examples([]Record{rec}, 0, d, true, true, TargetSigned)
 	require.Len(t, pruned, 1)
 	assert.Equal(t, []float32{10, 11}, pruned[0].Importance, "signed importance is −saliency")
+	assert.Len(t, pruned[0].Input, 2*(d+len(sdtp.ContextFeatures)), "each row: hidden state, then context features")
 	two := Record{Tokens: make([]int32, 2), Saliency: [][]float32{{1, -3}, {2, 2}}}
 	assert.Equal(t, []float32{0.25 + 0.5, 0.75 + 0.5}, TargetCumulative.importance(two, 0), "each stage's share, summed over later stages")
 	assert.Equal(t, []float32{0.5, 0.5}, TargetCumulative.importance(two, 1))
