@@ -141,6 +141,20 @@ func TestAttentionScoresAreADistributionOverLiveTokens(t *testing.T) {
 	}
 }
 
+func TestContextFeaturesReachTheScorer(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Llama())
+	sc := &captureScorer{needs: sdtp.Needs{Context: true}}
+	toks := prompt(200)
+	sched := sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.6, 0.6}}
+	_, err := sdtp.Prefill(context.Background(), e, sc, sched, toks, 64)
+	require.NoError(t, err)
+	require.Len(t, sc.seen, 2)
+	for _, in := range sc.seen {
+		assert.Equal(t, sdtp.Context(toks, in.Positions), in.Context, "stage %d: the live tokens' features", in.Stage)
+	}
+	assert.Less(t, len(sc.seen[1].Positions), len(sc.seen[0].Positions))
+}
+
 // cancelAfterRuns is the engine with a cancel after its n-th Run.
 type cancelAfterRuns struct {
 	*bridge.Engine
