@@ -91,7 +91,7 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 		pos[i] = int32(i)
 	}
 	res.DroppedAt = make([]int, n)
-	var hidden []float32
+	var hidden, table []float32 // table: the prompt's ContextTable, if the scorer reads it
 	for s, first := range starts {
 		last := r.NLayer()
 		final := s == len(starts)-1
@@ -109,7 +109,10 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 		}
 		var feats []float32
 		if needs.Context {
-			feats = Context(tokens, pos)
+			if table == nil {
+				table = ContextTable(tokens)
+			}
+			feats = contextRows(table, pos)
 		}
 		out, err := runStage(ctx, r, first, last, tokens, hidden, pos, feats, ubatch, final, needs)
 		if ctx.Err() != nil {

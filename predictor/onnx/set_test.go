@@ -119,7 +119,7 @@ func TestONNXPredictorBadInputs(t *testing.T) {
 		"bad keep ratio": {edit(func(m *Manifest) { m.KeepRatios[0] = 0 }), "keep ratio"},
 		"other context":  {edit(func(m *Manifest) { m.ContextFeatures = []string{"in_tail"} }), "read context features [in_tail]"},
 		"no context input": {edit(func(m *Manifest) { m.ContextFeatures = sdtp.ContextFeatures }),
-			"want float inputs hidden_states [N, 64] and context [N, 7]"},
+			"want float inputs hidden_states [N, 64] and context [N, 12]"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(c.dir)
