@@ -18,7 +18,7 @@ type Shape struct {
 // prompt, the counts Select produces: ceil(r · live), never below the
 // protected tokens.
 func (s Schedule) Expected(nPrompt int) []int {
-	tail := int(math.Ceil(TailKeepFrac * float64(nPrompt)))
+	tail := TailLen(nPrompt)
 	protected := min(nPrompt, min(HeadKeep, nPrompt-tail)+tail)
 	out := []int{nPrompt}
 	live := nPrompt

@@ -57,7 +57,7 @@ func ContextTable(tokens []int32) []float32 {
 	if n == 0 {
 		return out
 	}
-	tail := n - int(math.Ceil(TailKeepFrac*float64(n)))
+	tail := n - TailLen(n)
 	inTail := map[int32]int{}
 	for _, t := range tokens[tail:] {
 		inTail[t]++
@@ -114,31 +114,28 @@ func ContextTable(tokens []int32) []float32 {
 // maxMatch) ending at p that also ends at some other position q >= tail.
 func tailMatches(tokens []int32, tail int) []int {
 	n := len(tokens)
-	// ends[l] holds the l-token runs that end inside the tail, by their
-	// hash, with the last position they end at (to skip p itself).
-	type end struct{ q, count int }
-	ends := make([]map[uint64]end, maxMatch+1)
+	// ends[l] counts the l-token runs that end inside the tail, by hash.
+	ends := make([]map[uint64]int, maxMatch+1)
 	hash := func(p, l int) uint64 {
-		h := uint64(14695981039346656037)
+		h := uint64(14695981039346656037) // FNV-1a
 		for _, t := range tokens[p-l+1 : p+1] {
 			h = (h ^ uint64(uint32(t))) * 1099511628211
 		}
 		return h
 	}
 	for l := 1; l <= maxMatch; l++ {
-		ends[l] = map[uint64]end{}
+		ends[l] = map[uint64]int{}
 		for q := max(tail, l-1); q < n; q++ {
-			e := ends[l][hash(q, l)]
-			ends[l][hash(q, l)] = end{q, e.count + 1}
+			ends[l][hash(q, l)]++
 		}
 	}
 	out := make([]int, n)
 	for p := range n {
-		for l := 1; l <= maxMatch && l <= p+1; l++ {
-			e, ok := ends[l][hash(p, l)]
-			if !ok || (e.count == 1 && e.q == p) {
-				break
-			}
+		self := 0 // a run ending at p inside the tail counts p itself
+		if p >= tail {
+			self = 1
+		}
+		for l := 1; l <= maxMatch && l <= p+1 && ends[l][hash(p, l)] > self; l++ {
 			out[p] = l
 		}
 	}

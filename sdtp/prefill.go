@@ -3,7 +3,6 @@ package sdtp
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/go-sdtp/sdtp/bridge"
 )
@@ -171,7 +170,7 @@ func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hi
 			in.HeadContext = feats[start*k : end*k]
 		}
 		if needs.Attention && end == n {
-			in.AttnWindow = min(end-start, int(math.Ceil(TailKeepFrac*float64(len(tokens)))))
+			in.AttnWindow = min(end-start, TailLen(len(tokens)))
 		}
 		out, err := r.Run(in)
 		if err != nil {

@@ -13,11 +13,14 @@ const (
 	TailKeepFrac = 0.10
 )
 
+// TailLen is the number of tokens at the end of an nPrompt-token prompt
+// that are always kept.
+func TailLen(nPrompt int) int { return int(math.Ceil(TailKeepFrac * float64(nPrompt))) }
+
 // Protected reports whether the token at original position pos of an
 // nPrompt-token prompt is always kept.
 func Protected(pos, nPrompt int) bool {
-	tail := int(math.Ceil(TailKeepFrac * float64(nPrompt)))
-	return pos < HeadKeep || pos >= nPrompt-tail
+	return pos < HeadKeep || pos >= nPrompt-TailLen(nPrompt)
 }
 
 // Select returns the indices (ascending) of the live tokens that survive a

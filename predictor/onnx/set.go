@@ -162,9 +162,12 @@ func open(path string, nEmbd, nContext int, so *ort.SessionOptions) (*ort.Dynami
 	if nContext > 0 {
 		names, widths = append(names, "context"), append(widths, int64(nContext))
 	}
-	if !slices.EqualFunc(ins, names, func(in ort.InputOutputInfo, name string) bool {
-		return in.Name == name && in.DataType == ort.TensorElementDataTypeFloat && len(in.Dimensions) == 2 && in.Dimensions[1] == widths[slices.Index(names, name)]
-	}) {
+	ok := len(ins) == len(names)
+	for i := 0; ok && i < len(ins); i++ {
+		ok = ins[i].Name == names[i] && ins[i].DataType == ort.TensorElementDataTypeFloat &&
+			len(ins[i].Dimensions) == 2 && ins[i].Dimensions[1] == widths[i]
+	}
+	if !ok {
 		var want []string
 		for i, name := range names {
 			want = append(want, fmt.Sprintf("%s [N, %d]", name, widths[i]))

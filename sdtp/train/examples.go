@@ -76,7 +76,6 @@ func Examples(recs []Record, s, d int, pruned, context bool, target Target) []Ex
 	var out []Example
 	for _, r := range recs {
 		n := len(r.Tokens)
-		tail := int(math.Ceil(sdtp.TailKeepFrac * float64(n)))
 		var hidden []float32
 		var pos []int32
 		if pruned {
@@ -94,7 +93,7 @@ func Examples(recs []Record, s, d int, pruned, context bool, target Target) []Ex
 		}
 		var ex Example
 		for i, p := range pos {
-			if int(p) < sdtp.HeadKeep || int(p) >= n-tail {
+			if sdtp.Protected(int(p), n) {
 				continue
 			}
 			ex.Input = append(ex.Input, hidden[i*d:(i+1)*d]...)
