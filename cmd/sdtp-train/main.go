@@ -64,10 +64,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntSliceVar(&c.layers, "layers", nil, "pruning layers (default: 10 stages scaled to the model's depth)")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each stage")
 	fs.Float64Var(&c.lossWindow, "loss-window", 0.1, "saliency's loss L: the next-token predictions of this final fraction of each sequence (1 = all; see docs/TRAINING.md for why 0.1)")
-	fs.StringVar(&c.target, "target", string(train.TargetAbs), "importance learned from saliency: abs (|x·∂L/∂x| at the stage), cumulative (summed over this and later stages) or signed (−x·∂L/∂x)")
+	fs.StringVar(&c.target, "target", string(train.TargetAbs), "importance learned from saliency: abs (|x·∂L/∂x| at the stage), cumulative (summed over this and later stages), signed (−x·∂L/∂x), or one factor of |x·∂L/∂x| to study it: grad-norm (‖∂L/∂x‖) or alignment (|cos(x, ∂L/∂x)|)")
 	fs.StringVar(&c.states, "states", "pruned", "hidden states stage s trains on: pruned (after earlier stages pruned) or dense")
 	fs.BoolVar(&c.context, "context", true, "predictors also read each token's context features (how it relates to the prompt's tail; docs/TRAINING.md); false: the hidden state only")
-	fs.BoolVar(&c.compare, "compare", false, "also train the other targets (pruned states), the dense-states and the other --context variant, and report all held-out figures")
+	fs.BoolVar(&c.compare, "compare", false, "also train the other targets (pruned states), the dense-states and the other --context variant, and report all held-out figures and how |saliency| splits into ‖∂L/∂x‖ and |cos|")
 	fs.StringVarP(&c.out, "out", "o", "", "output directory: one ONNX per stage + predictors.json")
 	fs.StringVar(&c.embed, "embed", "", "also write a copy of the model with the predictors inside (GGUF)")
 	fs.StringVar(&c.cacheDir, "cache", "", "calibration cache (default: under the go-sdtp cache dir, keyed by model and settings)")
@@ -175,10 +175,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		other := map[string]string{"pruned": "dense", "dense": "pruned"}
 		variants = append(variants, variant{train.Target(c.target), other[c.states], c.context},
 			variant{train.Target(c.target), c.states, !c.context})
-		for _, t := range []train.Target{train.TargetCumulative, train.TargetAbs, train.TargetSigned} {
+		for _, t := range train.Targets {
 			if t != train.Target(c.target) {
 				variants = append(variants, variant{t, "pruned", c.context})
 			}
+		}
+		for s := range sched.Layers {
+			rep.Decomposition = append(rep.Decomposition, train.Decompose(valRecs, s))
 		}
 	}
 	fitStart := time.Now()
@@ -245,16 +248,23 @@ func cacheKey(modelHash string, s sdtp.Schedule, c config) string {
 func calibrate(ctx *bridge.Context, sched sdtp.Schedule, seqs [][]int32, cc train.Cache, c config, stderr io.Writer) ([]train.Record, time.Duration, error) {
 	start := time.Now()
 	recs := make([]train.Record, len(seqs))
-	var todo []int
+	var todo, old []int // not cached; cached before records had GradNorm
 	for i, s := range seqs {
-		if rec, ok := cc.Load(s); ok {
-			recs[i] = rec
-		} else {
+		rec, ok := cc.Load(s)
+		switch {
+		case !ok:
 			todo = append(todo, i)
+		case len(rec.GradNorm) == 0:
+			old = append(old, i)
 		}
+		recs[i] = rec
 	}
-	fmt.Fprintf(stderr, "sdtp-train: calibration cache %s: %d of %d sequences done\n", cc.Dir, len(seqs)-len(todo), len(seqs))
-	if len(todo) == 0 {
+	fmt.Fprintf(stderr, "sdtp-train: calibration cache %s: %d of %d sequences done", cc.Dir, len(seqs)-len(todo), len(seqs))
+	if len(old) > 0 {
+		fmt.Fprintf(stderr, ", %d of them without gradient norms (a gradient pass each)", len(old))
+	}
+	fmt.Fprintln(stderr)
+	if len(todo)+len(old) == 0 {
 		return recs, 0, nil
 	}
 	g, err := ctx.NewGrad(c.threads)
@@ -268,9 +278,14 @@ func calibrate(ctx *bridge.Context, sched sdtp.Schedule, seqs [][]int32, cc trai
 	}
 	defer eng.Free()
 	cal := train.Calibrator{Grad: g, Engine: eng, Schedule: sched, UBatch: 512, LossWindow: c.lossWindow}
-	bar := newBar(len(todo), "calibration", c.quiet, stderr)
-	for _, i := range todo {
-		rec, err := cal.Run(seqs[i])
+	bar := newBar(len(todo)+len(old), "calibration", c.quiet, stderr)
+	for _, i := range append(todo, old...) {
+		rec := recs[i]
+		if len(rec.Tokens) == 0 {
+			rec, err = cal.Run(seqs[i])
+		} else {
+			err = cal.AddGradNorms(&rec)
+		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("sequence %d: %w", i, err)
 		}
@@ -378,7 +393,9 @@ type report struct {
 	TrainingSeconds    float64         `json:"training_seconds"`
 	TotalSeconds       float64         `json:"total_seconds"`
 	Variants           []variantResult `json:"variants"`
-	Stages             []stageReport   `json:"stages"`
+	// Decomposition of the held-out |saliency| per stage (--compare).
+	Decomposition []train.Decomposition `json:"saliency_decomposition,omitempty"`
+	Stages        []stageReport         `json:"stages"`
 }
 
 func printReport(w io.Writer, r report) {
@@ -400,6 +417,21 @@ func printReport(w io.Writer, r report) {
 			fmt.Fprintf(w, "%-30s", name+" "+row.name)
 			for _, x := range row.vals {
 				fmt.Fprintf(w, " %6.3f", x)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+	if len(r.Decomposition) > 0 {
+		fmt.Fprintln(w, "held-out |saliency| = ‖x‖·‖∂L/∂x‖·|cos|: Spearman of |saliency| with ‖∂L/∂x‖ and with |cos|, and mean |cos| (×1000)")
+		for _, row := range []struct {
+			name string
+			val  func(train.Decomposition) float64
+		}{{"|s| vs ‖∂L/∂x‖", func(d train.Decomposition) float64 { return d.WithGradNorm }},
+			{"|s| vs |cos|", func(d train.Decomposition) float64 { return d.WithAlignment }},
+			{"mean |cos| ×1000", func(d train.Decomposition) float64 { return 1000 * d.MeanAlignment }}} {
+			fmt.Fprintf(w, "%-30s", row.name)
+			for _, d := range r.Decomposition {
+				fmt.Fprintf(w, " %6.3f", row.val(d))
 			}
 			fmt.Fprintln(w)
 		}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/gob"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
+	"github.com/go-sdtp/sdtp/sdtp/train"
 )
 
 // End to end on a tiny model: calibration, training, ONNX + manifest, the
@@ -60,9 +63,19 @@ func TestTrainTinyModelEndToEnd(t *testing.T) {
 	raw, err := os.ReadFile(rep)
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(raw, &r))
-	require.Len(t, r.Variants, 5, "--compare: abs on pruned and dense states, without context, cumulative and signed on pruned")
-	assert.Equal(t, []bool{true, true, false, true, true}, []bool{r.Variants[0].Context, r.Variants[1].Context,
-		r.Variants[2].Context, r.Variants[3].Context, r.Variants[4].Context})
+	require.Len(t, r.Variants, 7, "--compare: abs on pruned and dense states, without context, and the four other targets on pruned")
+	var targets []string
+	for _, v := range r.Variants {
+		targets = append(targets, v.Target)
+	}
+	assert.Equal(t, []string{"abs", "abs", "abs", "cumulative", "signed", "grad-norm", "alignment"}, targets)
+	assert.Equal(t, []bool{true, true, false}, []bool{r.Variants[0].Context, r.Variants[1].Context, r.Variants[2].Context})
+	require.Len(t, r.Decomposition, 2)
+	for _, d := range r.Decomposition {
+		assert.True(t, d.MeanAlignment > 0 && d.MeanAlignment <= 1, "|cos| %v", d.MeanAlignment)
+		assert.True(t, d.WithGradNorm > -1 && d.WithGradNorm <= 1 && d.WithAlignment >= -1 && d.WithAlignment <= 1, "%+v", d)
+	}
+	assert.Contains(t, stdout.String(), "mean |cos| ×1000")
 	for _, v := range r.Variants {
 		require.Len(t, v.Spearman, 2)
 		for _, s := range v.Spearman {
@@ -84,6 +97,33 @@ func TestTrainTinyModelEndToEnd(t *testing.T) {
 	second, err := os.ReadFile(filepath.Join(out, "stage0.onnx"))
 	require.NoError(t, err)
 	assert.Equal(t, first, second, "deterministic: same data, same seed, same predictors")
+
+	// A record cached before records had gradient norms gets them from a
+	// gradient pass; the predictors do not change.
+	cc := train.Cache{Dir: cacheDir}
+	raw, err = os.ReadFile(files[1])
+	require.NoError(t, err)
+	var rec train.Record
+	require.NoError(t, gob.NewDecoder(bytes.NewReader(raw)).Decode(&rec))
+	want := rec.GradNorm
+	rec.GradNorm = nil
+	require.NoError(t, cc.Store(rec))
+	stderr.Reset()
+	require.NoError(t, run(args, &stdout, &stderr), stderr.String())
+	assert.Contains(t, stderr.String(), "6 of 6 sequences done, 1 of them without gradient norms")
+	got, ok := cc.Load(rec.Tokens)
+	require.True(t, ok)
+	assert.Equal(t, want, got.GradNorm)
+	third, err := os.ReadFile(filepath.Join(out, "stage0.onnx"))
+	require.NoError(t, err)
+	assert.Equal(t, first, third)
+
+	// ... unless its saliency is not what this model computes.
+	slices.Reverse(rec.Saliency[0])
+	require.NoError(t, cc.Store(rec))
+	err = run(args, &stdout, &stderr)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "disagrees with the cached saliency")
 }
 
 func TestBadFlags(t *testing.T) {

@@ -27,6 +27,10 @@ type Record struct {
 	// Saliency[s][i] = Σ_d x·∂L/∂x for token i's residual stream x entering
 	// stage s's layer, in the dense model (signed; training takes |·|).
 	Saliency [][]float32
+	// GradNorm[s][i] = ‖∂L/∂x‖ of the same stream. With the stream's own
+	// norm it splits |sal| = ‖x‖·‖∂L/∂x‖·|cos(x, ∂L/∂x)| (TargetGradNorm,
+	// TargetAlignment, Decompose).
+	GradNorm [][]float32
 	// Hidden[s] are those streams ([n·d]) as the staged engine computes
 	// them for inference.
 	Hidden [][]uint16
@@ -66,6 +70,7 @@ func (c *Calibrator) Run(tokens []int32) (Record, error) {
 	d := c.Engine.NEmbd()
 	for s := range c.Schedule.Layers {
 		rec.Saliency = append(rec.Saliency, Saliency(res.Hidden[s], res.Grad[s], d))
+		rec.GradNorm = append(rec.GradNorm, rowNorms(res.Grad[s], d))
 	}
 	keepAll := sdtp.Uniform(c.Schedule.Layers, 1)
 	dense := &recorder{}
@@ -78,6 +83,38 @@ func (c *Calibrator) Run(tokens []int32) (Record, error) {
 	}
 	rec.Hidden, rec.PrunedPos, rec.PrunedHidden = dense.hidden, oracle.pos, oracle.hidden
 	return rec, nil
+}
+
+// AddGradNorms fills in the GradNorm of a record cached before records
+// had it: the gradient pass alone, whose saliency must match the cached
+// one.
+func (c *Calibrator) AddGradNorms(rec *Record) error {
+	res, err := c.Grad.Run(bridge.GradInput{Tokens: rec.Tokens, LossFrom: rec.LossFrom, Layers: c.Schedule.Layers, Backward: true})
+	if err != nil {
+		return err
+	}
+	d := c.Engine.NEmbd()
+	rec.GradNorm = nil
+	for s := range c.Schedule.Layers {
+		if sal := Saliency(res.Hidden[s], res.Grad[s], d); Spearman(sal, rec.Saliency[s]) < 0.99 {
+			return fmt.Errorf("gradient pass at layer %d disagrees with the cached saliency: the cache is from another model or build", c.Schedule.Layers[s])
+		}
+		rec.GradNorm = append(rec.GradNorm, rowNorms(res.Grad[s], d))
+	}
+	return nil
+}
+
+// rowNorms is the Euclidean norm of each d-wide row of v.
+func rowNorms(v []float32, d int) []float32 {
+	out := make([]float32, len(v)/d)
+	for i := range out {
+		var s float64
+		for _, x := range v[i*d : (i+1)*d] {
+			s += float64(x) * float64(x)
+		}
+		out[i] = float32(math.Sqrt(s))
+	}
+	return out
 }
 
 // Saliency is gradient × input summed over the hidden dimension, per token:

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/go-sdtp/sdtp/sdtp"
 )
@@ -16,14 +17,26 @@ import (
 //   - TargetCumulative: Σ over stages s' >= s of |sal_s'| / Σ_tokens |sal_s'|.
 //     A token pruned at stage s is gone from every later layer, so what it
 //     would have contributed there counts too; the sum also averages out
-//     much of one layer's noise.
+//     much of one layer's noise;
+//   - TargetGradNorm: ‖∂L/∂x‖, how strongly the loss depends on the
+//     stream in any direction;
+//   - TargetAlignment: |cos(x, ∂L/∂x)| = |sal_s| / (‖x‖·‖∂L/∂x‖), the
+//     rest of |sal_s|.
+//
+// The last two are the factors of |sal_s| and are there to study it
+// (Decompose, docs/TRAINING.md): predictors learn the first far better.
 type Target string
 
 const (
 	TargetAbs        Target = "abs"
 	TargetSigned     Target = "signed"
 	TargetCumulative Target = "cumulative"
+	TargetGradNorm   Target = "grad-norm"
+	TargetAlignment  Target = "alignment"
 )
+
+// Targets lists every target, the default first.
+var Targets = []Target{TargetAbs, TargetCumulative, TargetSigned, TargetGradNorm, TargetAlignment}
 
 // importance returns the target of every position of r at stage s.
 func (t Target) importance(r Record, s int) []float32 {
@@ -47,17 +60,23 @@ func (t Target) importance(r Record, s int) []float32 {
 				out[i] += float32(math.Abs(float64(v)) / max(total, 1e-30))
 			}
 		}
+	case TargetGradNorm:
+		copy(out, r.GradNorm[s])
+	case TargetAlignment:
+		xNorm := rowNorms(fromBF16(r.Hidden[s]), len(r.Hidden[s])/len(r.Tokens))
+		for i, v := range r.Saliency[s] {
+			out[i] = float32(math.Abs(float64(v)) / max(float64(xNorm[i])*float64(r.GradNorm[s][i]), 1e-30))
+		}
 	}
 	return out
 }
 
 // ParseTarget checks a --target value.
 func ParseTarget(s string) (Target, error) {
-	switch t := Target(s); t {
-	case TargetAbs, TargetSigned, TargetCumulative:
+	if t := Target(s); slices.Contains(Targets, t) {
 		return t, nil
 	}
-	return "", fmt.Errorf("target %q: want abs, signed or cumulative", s)
+	return "", fmt.Errorf("target %q: want one of %v", s, Targets)
 }
 
 // Example is one sequence at one stage: the predictor inputs of the tokens
@@ -105,6 +124,48 @@ func Examples(recs []Record, s, d int, pruned, context bool, target Target) []Ex
 		if len(ex.Importance) >= 2 {
 			out = append(out, ex)
 		}
+	}
+	return out
+}
+
+// Decomposition is how the factors of |sal| rank the tokens of one stage
+// like |sal| does: the mean per-sequence Spearman over the competing
+// tokens of |sal| with ‖∂L/∂x‖ and with |cos(x, ∂L/∂x)|, and the mean
+// |cos| itself.
+type Decomposition struct {
+	WithGradNorm  float64 `json:"spearman_with_grad_norm"`
+	WithAlignment float64 `json:"spearman_with_alignment"`
+	MeanAlignment float64 `json:"mean_alignment"`
+}
+
+// Decompose splits stage s's |sal| of the dense streams of recs.
+func Decompose(recs []Record, s int) Decomposition {
+	var out Decomposition
+	var seqs int
+	for _, r := range recs {
+		var abs, norm, align []float32
+		all := [][]float32{TargetAbs.importance(r, s), TargetGradNorm.importance(r, s), TargetAlignment.importance(r, s)}
+		for i := range r.Tokens {
+			if !sdtp.Protected(i, len(r.Tokens)) {
+				abs, norm, align = append(abs, all[0][i]), append(norm, all[1][i]), append(align, all[2][i])
+			}
+		}
+		if len(abs) < 2 {
+			continue
+		}
+		seqs++
+		out.WithGradNorm += Spearman(abs, norm)
+		out.WithAlignment += Spearman(abs, align)
+		var mean float64
+		for _, a := range align {
+			mean += float64(a) / float64(len(align))
+		}
+		out.MeanAlignment += mean
+	}
+	if seqs > 0 {
+		out.WithGradNorm /= float64(seqs)
+		out.WithAlignment /= float64(seqs)
+		out.MeanAlignment /= float64(seqs)
 	}
 	return out
 }

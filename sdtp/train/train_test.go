@@ -114,6 +114,42 @@ func TestExamplesSkipProtectedTokens(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// |sal| = ‖x‖·‖∂L/∂x‖·|cos|: a record whose gradient norms and angles both
+// rise along the sequence, with streams of norm 3.
+func TestGradientFactors(t *testing.T) {
+	n, d := 40, 3
+	x := make([]float32, n*d)
+	rec := Record{Tokens: make([]int32, n), Saliency: [][]float32{make([]float32, n)}, GradNorm: [][]float32{make([]float32, n)}}
+	var want []float64
+	for i := range n {
+		x[i*d] = 3
+		gNorm, cos := 0.5+float64(i), 0.1+0.02*float64(i)
+		rec.Saliency[0][i] = float32(-3 * gNorm * cos)
+		rec.GradNorm[0][i] = float32(gNorm)
+		if !sdtp.Protected(i, n) {
+			want = append(want, cos)
+		}
+	}
+	rec.Hidden = [][]uint16{toBF16(x)}
+	assert.Equal(t, rec.GradNorm[0], TargetGradNorm.importance(rec, 0))
+	align := TargetAlignment.importance(rec, 0)
+	for i := range n {
+		assert.InDelta(t, 0.1+0.02*float64(i), align[i], 1e-6, "token %d", i)
+	}
+	dec := Decompose([]Record{rec}, 0)
+	assert.InDelta(t, 1, dec.WithGradNorm, 1e-9)
+	assert.InDelta(t, 1, dec.WithAlignment, 1e-9)
+	var mean float64
+	for _, c := range want {
+		mean += c / float64(len(want))
+	}
+	assert.InDelta(t, mean, dec.MeanAlignment, 1e-6, "over the competing tokens only")
+	for _, name := range []string{"grad-norm", "alignment"} {
+		_, err := ParseTarget(name)
+		assert.NoError(t, err)
+	}
+}
+
 func TestLoadSequences(t *testing.T) {
 	dir := t.TempDir()
 	tok := func(s string) ([]int32, error) {
