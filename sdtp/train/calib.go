@@ -62,16 +62,11 @@ func (c *Calibrator) LossFrom(n int) int {
 // Run calibrates one sequence.
 func (c *Calibrator) Run(tokens []int32) (Record, error) {
 	rec := Record{Tokens: tokens, LossFrom: c.LossFrom(len(tokens))}
-	res, err := c.Grad.Run(bridge.GradInput{Tokens: tokens, LossFrom: rec.LossFrom, Layers: c.Schedule.Layers, Backward: true})
+	g, err := c.gradient(rec)
 	if err != nil {
 		return rec, err
 	}
-	rec.Loss = res.Loss
-	d := c.Engine.NEmbd()
-	for s := range c.Schedule.Layers {
-		rec.Saliency = append(rec.Saliency, Saliency(res.Hidden[s], res.Grad[s], d))
-		rec.GradNorm = append(rec.GradNorm, rowNorms(res.Grad[s], d))
-	}
+	rec.Loss, rec.Saliency, rec.GradNorm = g.loss, g.saliency, g.gradNorm
 	keepAll := sdtp.Uniform(c.Schedule.Layers, 1)
 	dense := &recorder{}
 	if _, err := sdtp.Prefill(context.Background(), c.Engine, dense, keepAll, tokens, c.UBatch); err != nil {
@@ -89,19 +84,39 @@ func (c *Calibrator) Run(tokens []int32) (Record, error) {
 // had it: the gradient pass alone, whose saliency must match the cached
 // one.
 func (c *Calibrator) AddGradNorms(rec *Record) error {
-	res, err := c.Grad.Run(bridge.GradInput{Tokens: rec.Tokens, LossFrom: rec.LossFrom, Layers: c.Schedule.Layers, Backward: true})
+	g, err := c.gradient(*rec)
 	if err != nil {
 		return err
 	}
-	d := c.Engine.NEmbd()
-	rec.GradNorm = nil
-	for s := range c.Schedule.Layers {
-		if sal := Saliency(res.Hidden[s], res.Grad[s], d); Spearman(sal, rec.Saliency[s]) < 0.99 {
-			return fmt.Errorf("gradient pass at layer %d disagrees with the cached saliency: the cache is from another model or build", c.Schedule.Layers[s])
+	for s, layer := range c.Schedule.Layers {
+		if Spearman(g.saliency[s], rec.Saliency[s]) < 0.99 {
+			return fmt.Errorf("gradient pass at layer %d disagrees with the cached saliency: the cache is from another model or build", layer)
 		}
-		rec.GradNorm = append(rec.GradNorm, rowNorms(res.Grad[s], d))
 	}
+	rec.GradNorm = g.gradNorm
 	return nil
+}
+
+// gradientPass is what a record keeps of the gradient pass, per stage.
+type gradientPass struct {
+	loss               float64
+	saliency, gradNorm [][]float32
+}
+
+// gradient runs the gradient pass over rec's tokens and loss window.
+func (c *Calibrator) gradient(rec Record) (gradientPass, error) {
+	var g gradientPass
+	res, err := c.Grad.Run(bridge.GradInput{Tokens: rec.Tokens, LossFrom: rec.LossFrom, Layers: c.Schedule.Layers, Backward: true})
+	if err != nil {
+		return g, err
+	}
+	g.loss = res.Loss
+	d := c.Engine.NEmbd()
+	for s := range c.Schedule.Layers {
+		g.saliency = append(g.saliency, Saliency(res.Hidden[s], res.Grad[s], d))
+		g.gradNorm = append(g.gradNorm, rowNorms(res.Grad[s], d))
+	}
+	return g, nil
 }
 
 // rowNorms is the Euclidean norm of each d-wide row of v.
