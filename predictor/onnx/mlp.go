@@ -8,10 +8,10 @@ import (
 	"os"
 	"slices"
 
-	pb "github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/go-sdtp/sdtp/predictor"
+	pb "github.com/go-sdtp/sdtp/predictor/onnx/internal/onnxpb"
 )
 
 // WriteMLP saves m as an ONNX model (opset 17) with input
