@@ -59,7 +59,7 @@ type SDTPStats struct {
 	KVLimit      int      // cells per layer the policy allows (0: no limit)
 	KVPeakBytes  int64    // the most the caches held after any step of the generation
 	DroppedAt    []int    // per prompt position: stage that dropped it (0 = kept)
-	Pieces       []string // per prompt position: the token's text
+	Pieces       []string // per prompt position: the token's bytes, maybe part of a character (PromptSpans groups them)
 	Schedule     sdtp.Schedule
 }
 

@@ -4,22 +4,26 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/go-sdtp/sdtp/llama"
 )
 
 // explainANSI prints the prompt with every pruned token dimmed: the earlier
-// the stage that dropped it, the darker.
+// the stage that dropped it, the darker. Tokens are styled in spans of whole
+// characters (llama.PromptSpans), so a character spelled by several byte
+// tokens is never cut by a colour code; it takes the earliest stage that
+// dropped one of its tokens.
 func explainANSI(w io.Writer, st *llama.SDTPStats) {
 	stages := len(st.Schedule.Layers)
 	var b strings.Builder
-	for p, piece := range st.Pieces {
-		if s := st.DroppedAt[p]; s > 0 {
+	for _, sp := range st.PromptSpans() {
+		if s := sp.DroppedAt; s > 0 {
 			gray := 236 + (s-1)*14/max(1, stages) // 236 (dark) … 250
-			fmt.Fprintf(&b, "\x1b[38;5;%dm%s\x1b[0m", gray, piece)
+			fmt.Fprintf(&b, "\x1b[38;5;%dm%s\x1b[0m", gray, sp.Text)
 		} else {
-			b.WriteString(piece)
+			b.WriteString(sp.Text)
 		}
 	}
 	fmt.Fprintf(w, "%s\n\x1b[2m[dimmed: pruned; darker = earlier stage; %d of %d tokens reach the last layer]\x1b[0m\n",
@@ -38,7 +42,8 @@ table { border-collapse: collapse; } td, th { padding: 0 .6rem; text-align: righ
 </style></head><body>
 <h1>Which prompt tokens SDTP pruned</h1>
 <p>Mode <b>{{.Mode}}</b>. {{.Kept}} of {{.Total}} prompt tokens reach the last layer; prefill FLOPs are {{printf "%.2f" .FLOPRatio}}× fewer than dense.
-Bold tokens were kept to the end; grey ones were dropped, the lighter the earlier the stage (hover for the stage).</p>
+Bold tokens were kept to the end; grey ones were dropped, the lighter the earlier the stage (hover for the stage).
+A character spelled by several tokens is shown once, with the earliest stage that dropped one of them.</p>
 <pre>{{range .Tokens}}<span class="{{.Class}}" title="{{.Title}}">{{.Text}}</span>{{end}}</pre>
 <table><tr><th>stage</th><th>before layer</th><th>keep ratio</th><th>tokens entering</th></tr>
 {{range .Stages}}<tr><td>{{.N}}</td><td>{{.Layer}}</td><td>{{.Ratio}}</td><td>{{.Entering}}</td></tr>
@@ -46,7 +51,8 @@ Bold tokens were kept to the end; grey ones were dropped, the lighter the earlie
 </body></html>
 `))
 
-// explainHTML writes the same view as a self-contained HTML page.
+// explainHTML writes the same view as a self-contained HTML page, with the
+// same spans of whole characters as explainANSI.
 func explainHTML(w io.Writer, st *llama.SDTPStats) error {
 	type token struct{ Text, Class, Title string }
 	type stage struct {
@@ -66,13 +72,29 @@ func explainHTML(w io.Writer, st *llama.SDTPStats) error {
 		data.Stages = append(data.Stages, stage{N: i + 1, Layer: l, Ratio: st.Schedule.KeepRatios[i],
 			Entering: st.KeptPerStage[i], Light: 80 - i*40/max(1, n)})
 	}
-	for p, piece := range st.Pieces {
-		t := token{Text: piece, Class: "kept", Title: "kept to the last layer"}
-		if s := st.DroppedAt[p]; s > 0 {
+	for _, sp := range st.PromptSpans() {
+		t := token{Text: sp.Text, Class: "kept", Title: "kept to the last layer"}
+		if s := sp.DroppedAt; s > 0 {
 			t.Class = fmt.Sprintf("s%d", s)
 			t.Title = fmt.Sprintf("pruned at stage %d (before layer %d)", s, st.Schedule.Layers[s-1])
+		}
+		if n := sp.To - sp.From; n > 1 {
+			t.Title += fmt.Sprintf("; %d tokens, by stage that dropped each: %s", n, stagesOf(st.DroppedAt[sp.From:sp.To]))
 		}
 		data.Tokens = append(data.Tokens, t)
 	}
 	return explainPage.Execute(w, data)
+}
+
+// stagesOf lists the stage that dropped each token, "kept" for none.
+func stagesOf(droppedAt []int) string {
+	var s []string
+	for _, d := range droppedAt {
+		if d == 0 {
+			s = append(s, "kept")
+		} else {
+			s = append(s, strconv.Itoa(d))
+		}
+	}
+	return strings.Join(s, ", ")
 }
