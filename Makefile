@@ -3,6 +3,8 @@
 # llama.cpp and ggml are compiled by cgo. Their cgo directives carry no CPU
 # flags, so we pass them here; without them ggml runs ~20x slower. Every
 # target uses the same flags: different flags mean a second full build.
+# (The one exception, test's race run, is a second full build anyway: see
+# test.)
 # PORTABLE=1 builds for any x86-64/arm64 CPU (much slower); CPU_FLAGS
 # overrides the flags entirely.
 ifeq ($(PORTABLE),1)
@@ -15,12 +17,21 @@ export CGO_CXXFLAGS := $(CPU_FLAGS)
 export CGO_ENABLED  := 1
 
 GO      ?= go
+# Go commands run through third_party/go-quiet.sh, which hides the C/C++
+# compiler warnings cgo prints for the vendored llama.cpp and ggml sources
+# on a first build (dozens of -Wstringop-overflow lines from ggml's
+# repack.cpp: third-party noise, and silencing it with flags would mean
+# another full compile). A failing command shows them after all. V=1 shows
+# everything as the go command prints it.
+export GO V
+GOQ = third_party/go-quiet.sh
+
 PROMPT  ?= The three most important ideas in computer science are
 NPREDICT ?= 64
 # The predictors trained for the default model (docs/TRAINING.md).
 PREDICTORS_DIR ?= predictors/gemma-3-270m
 
-.PHONY: all deps build run test bench print-model print-predictors print-flags clean
+.PHONY: all deps build run test fuzz bench print-model print-predictors print-flags clean
 
 all: build
 
@@ -32,21 +43,49 @@ deps:
 	@third_party/fetch-model.sh >/dev/null
 
 build: deps
-	$(GO) build -o bin/ ./cmd/...
+	@$(GOQ) --note build -o bin/ ./cmd/...
 
 run: build
 	bin/sdtp-run --predictors $(PREDICTORS_DIR) -p "$(PROMPT)" -n $(NPREDICT)
 
+# test: vet and every test in the build `make build` uses (same flags, so
+# each reuses the other's compile of llama.cpp), then the race detector on
+# ./llama's concurrency tests and fuzzing of gguf.
+#
+# Compiles of llama.cpp: -race and -fuzz instrument every package of the
+# test binary, so each is a full compile of llama.cpp of its own (about
+# 3.5 min at -O3 -march=native on the 2-core machine, against 2-3 min for
+# every test). Hence:
+# - race: its compile is unavoidable (the C code is the same, but the Go
+#   code around it must be instrumented), so it is made cheap: the
+#   concurrency tests run tiny models, where ggml's speed does not matter,
+#   and INSTRUMENTED_FLAGS (-O0) compiles llama.cpp several times faster
+#   than -O3. Nothing else uses that build.
+# - fuzz: only packages that do not link llama.cpp are fuzzed here (gguf);
+#   sdtp, predictor/onnx and llama link it through bridge, and fuzzing them
+#   would mean one more compile. Their fuzz targets' seed corpora run in the
+#   plain `go test` above; `make fuzz` fuzzes every target.
+# So a fresh `make test` compiles llama.cpp once at -O3 and once at -O0
+# (before: three times at -O3).
+#
 # -p 1: packages one at a time. ggml's worker threads spin while they wait,
 # so two test binaries sharing the cores slow each other down many times.
+INSTRUMENTED_FLAGS ?= -O0
+INSTRUMENTED = CGO_CFLAGS="$(INSTRUMENTED_FLAGS)" CGO_CXXFLAGS="$(INSTRUMENTED_FLAGS)"
 test: deps
-	$(GO) vet ./...
-	$(GO) test -count=1 -p 1 -timeout 30m ./...
-	$(GO) test -count=1 -race -run 'Concurrent' ./llama/
-	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s ./gguf/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseSchedule$$' -fuzztime 5s ./sdtp/
-	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime 5s ./predictor/onnx/
-	$(GO) test -run '^$$' -fuzz '^FuzzPrompt$$' -fuzztime 2000x ./llama/
+	$(GOQ) --note vet ./...
+	$(GOQ) test -count=1 -p 1 -timeout 30m ./...
+	$(INSTRUMENTED) $(GOQ) test -count=1 -race -run 'Concurrent' ./llama/
+	$(GOQ) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s ./gguf/
+
+# fuzz: every fuzz target for FUZZTIME each. The targets in packages that
+# link llama.cpp share one instrumented compile of it, at INSTRUMENTED_FLAGS.
+FUZZTIME ?= 1m
+fuzz: deps
+	$(GOQ) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./gguf/
+	$(INSTRUMENTED) $(GOQ) test -run '^$$' -fuzz '^FuzzParseSchedule$$' -fuzztime $(FUZZTIME) ./sdtp/
+	$(INSTRUMENTED) $(GOQ) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./predictor/onnx/
+	$(INSTRUMENTED) $(GOQ) test -run '^$$' -fuzz '^FuzzPrompt$$' -fuzztime $(FUZZTIME) ./llama/
 
 # bench: the measurements behind docs/BENCHMARKS.md on the default model,
 # then the report (tables, plots, machine, commit, commands). 19 minutes
