@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/schollz/progressbar/v3"
 	flag "github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/fetch"
 	"github.com/go-sdtp/sdtp/llama"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
@@ -77,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("sdtp-run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVarP(&c.model, "model", "m", cache.DefaultModel(), "GGUF model file")
+	fs.StringVarP(&c.model, "model", "m", cache.DefaultModel(), "GGUF model file, or a known model name ("+strings.Join(fetch.Names(), ", ")+"), fetched if missing")
 	fs.StringVarP(&c.prompt, "prompt", "p", "", "prompt text")
 	fs.StringVarP(&c.promptFile, "file", "f", "", "read the prompt from a file")
 	fs.IntVarP(&c.nPredict, "n-predict", "n", 128, "tokens to generate (0 = until end of text or full context)")
@@ -137,6 +139,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if _, err := os.Stat(c.model); err != nil && c.model == cache.DefaultModel() {
 		return fmt.Errorf("default model not found at %s: run `make deps` first, or pass -m MODEL.gguf", c.model)
+	}
+	if c.model, err = fetch.ResolveModel(c.model, stderr); err != nil {
+		return err
 	}
 	l, err := load(c, stderr)
 	if err != nil {

@@ -67,6 +67,7 @@ func TestRunErrors(t *testing.T) {
 		"both prompts":    {"-m", model, "-p", "x", "-f", "y"},
 		"missing file":    {"-m", model, "-f", "/nonexistent/prompt.txt"},
 		"missing model":   {"-m", "/nonexistent/model.gguf", "-p", "x"},
+		"unknown model":   {"-m", "llama-7b", "-p", "x"},
 		"negative n":      {"-m", model, "-p", "x", "-n", "-3"},
 		"stray arg":       {"-m", model, "-p", "x", "extra"},
 		"unknown flag":    {"--bogus"},
