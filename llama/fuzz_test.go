@@ -6,14 +6,16 @@ import (
 )
 
 // FuzzPrompt: any prompt text tokenizes without crashing, and invalid
-// UTF-8 is an error. (Round trips are TestTokenizeRoundTrip's job.)
+// UTF-8 is an error. (Round trips are TestTokenizeRoundTrip's job.) Every
+// go test runs the seeds below; `make fuzz` fuzzes it (an instrumented
+// compile of llama.cpp, which `make test` does not spend).
 func FuzzPrompt(f *testing.F) {
 	l, err := New(tiny.llama, SetContext(256))
 	if err != nil {
 		f.Fatal(err)
 	}
 	f.Cleanup(l.Free)
-	for _, s := range []string{"", "hello world", "ünïcödé 日本 🙂", "\x00\xff", "<s></s>"} {
+	for _, s := range []string{"", "hello world", "ünïcödé 日本 🙂", "\x00\xff", "<s></s>", "\U00013000\U0002000B\U0001F756"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
