@@ -19,6 +19,6 @@
 // answer prefix.
 //
 // Records caches each answer under a key of model, mode, schedule, budget
-// and prompt tokens, so long runs resume; Wilson and Paired give each
+// and prompt tokens, so long runs resume; numeric.Wilson and numeric.Paired give each
 // accuracy its 95% interval and the per-prompt comparison with dense.
 package fidelity

@@ -1,4 +1,4 @@
-package fidelity
+package numeric
 
 import (
 	"fmt"
@@ -32,7 +32,7 @@ func Wilson(correct, n int) (lo, hi float64) {
 // hold one verdict per prompt, in the same order.
 func Paired(ref, mode []bool) (refOnly, modeOnly int, err error) {
 	if len(ref) != len(mode) {
-		return 0, 0, fmt.Errorf("fidelity: paired comparison of %d and %d verdicts", len(ref), len(mode))
+		return 0, 0, fmt.Errorf("numeric: paired comparison of %d and %d verdicts", len(ref), len(mode))
 	}
 	for i := range ref {
 		switch {
