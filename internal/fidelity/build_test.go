@@ -62,10 +62,9 @@ func TestRulerPrompts(t *testing.T) {
 		g := &Generator{Tok: m, Format: format, Haystack: hay, Seed: 3}
 		for _, task := range RulerTasks {
 			for _, n := range []int{1024, 1536} {
-				const count = 4
 				var depths []float64
-				for i := range count {
-					p, err := g.Ruler(task, n, i, count)
+				for i := range 8 {
+					p, err := g.Ruler(task, n, i)
 					require.NoError(t, err, "%s %s %d #%d", format.Name(), task, n, i)
 					checkPlacement(t, p)
 					require.NotEmpty(t, p.Answers)
@@ -91,17 +90,17 @@ func TestRulerPrompts(t *testing.T) {
 					}
 					depths = append(depths, p.Depth)
 					// Same inputs, same prompt.
-					again, err := g.Ruler(task, n, i, count)
+					again, err := g.Ruler(task, n, i)
 					require.NoError(t, err)
 					assert.Equal(t, p.Tokens, again.Tokens)
 				}
 				if task == TaskSingleNumber {
-					// Stratified: prompt i's needle lies in the i-th quarter of the room.
-					for i := 1; i < len(depths); i++ {
-						assert.Greater(t, depths[i], depths[i-1], "depths %v", depths)
+					// Spread: 8 prompts put the asked needle in every depth band.
+					seen := map[int]bool{}
+					for _, d := range depths {
+						seen[Band(d)] = true
 					}
-					assert.Less(t, depths[0], 0.3)
-					assert.Greater(t, depths[count-1], 0.65)
+					assert.Len(t, seen, len(DepthBands)-1, "depths %v", depths)
 				}
 			}
 		}
@@ -112,7 +111,7 @@ func TestVariableTrackingChainOrder(t *testing.T) {
 	m := tinyModel(t)
 	g := &Generator{Tok: m, Haystack: testHaystack(t), Seed: 1}
 	for i := range 6 {
-		p, err := g.Ruler(TaskVarTracking, 1536, i, 6)
+		p, err := g.Ruler(TaskVarTracking, 1536, i)
 		require.NoError(t, err)
 		hops := 2 + i%3
 		require.Len(t, p.Answers, hops)
@@ -174,7 +173,7 @@ func TestQAPrompts(t *testing.T) {
 	require.NoError(t, err)
 	g := &Generator{Tok: m, Seed: 2}
 	for i := range 4 {
-		p, err := g.QA(set, 1024, i, 4)
+		p, err := g.QA(set, 1024, i)
 		require.NoError(t, err)
 		checkPlacement(t, p)
 		require.Len(t, p.Needles, 2, "both gold paragraphs")
@@ -188,5 +187,27 @@ func TestQAPrompts(t *testing.T) {
 		assert.True(t, strings.HasSuffix(text, "Answer:"), "completion prompts end in the answer prefix")
 	}
 	_, err = NewQASet("qa-bogus", items)
+	assert.Error(t, err)
+}
+
+func TestSpreadIsPrefixStable(t *testing.T) {
+	// Prompt i goes to the i-th van der Corput point, jittered within its
+	// cell: the first 2^k - 1 prompts tile the room.
+	g := &Generator{Seed: 9}
+	cells := [][2]float64{{0.25, 0.75}, {0.125, 0.375}, {0.625, 0.875}, {1.0 / 16, 3.0 / 16}, {9.0 / 16, 11.0 / 16}, {5.0 / 16, 7.0 / 16}, {13.0 / 16, 15.0 / 16}}
+	for i, c := range cells {
+		f := spread(i, g.rng("t", 1, i))
+		assert.True(t, f >= c[0] && f < c[1], "prompt %d at %v, want in %v", i, f, c)
+	}
+}
+
+func TestHaystackSentences(t *testing.T) {
+	text := strings.Repeat("A line that wraps\nin the middle. Another one! Is it? Yes.\n\nNew paragraph", 3)
+	h, err := NewHaystack(text)
+	require.NoError(t, err)
+	assert.Equal(t, text, strings.Join(h.sentences, ""), "nothing lost")
+	assert.Equal(t, "A line that wraps\nin the middle.", h.sentences[0], "a wrapped line does not end a sentence")
+	assert.Equal(t, []string{" Another one!", " Is it?", " Yes.", "\n\nNew paragraphA line that wraps\nin the middle."}, h.sentences[1:5])
+	_, err = NewHaystack("Too short. Really.")
 	assert.Error(t, err)
 }

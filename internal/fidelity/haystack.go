@@ -15,18 +15,18 @@ type Haystack struct {
 }
 
 // NewHaystack splits text into sentences: a sentence ends at '.', '!' or
-// '?' followed by whitespace, or at a line break.
+// '?' followed by whitespace, or at a blank line (a paragraph's end). A
+// single line break does not end one: the essays wrap their lines.
 func NewHaystack(text string) (*Haystack, error) {
 	h := &Haystack{toks: map[int][]int32{}}
 	start := 0
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		end := c == '\n' || ((c == '.' || c == '!' || c == '?') && i+1 < len(text) && (text[i+1] == ' ' || text[i+1] == '\n'))
-		if end {
-			if s := text[start : i+1]; strings.TrimSpace(s) != "" {
+	for i := 0; i+1 < len(text); i++ {
+		c, next := text[i], text[i+1]
+		if (c == '.' || c == '!' || c == '?') && (next == ' ' || next == '\n') || c == '\n' && next == '\n' {
+			if s := text[start : i+1]; strings.TrimSpace(s) != "" { // blank: it leads the next sentence
 				h.sentences = append(h.sentences, s)
+				start = i + 1
 			}
-			start = i + 1
 		}
 	}
 	if s := text[start:]; strings.TrimSpace(s) != "" {

@@ -43,7 +43,7 @@ func docText(d Doc) string {
 	return "\n\nDocument: " + d.Text
 }
 
-// QA builds prompt index (of count in its cell) of set at n tokens: the
+// QA builds prompt index of set at n tokens: the
 // question, the documents, the question again (RULER's QA layout). The
 // documents are the gold paragraph(s), placed outside the protected
 // window like needles (Prompt.Depth: the first one), among distractors:
@@ -51,7 +51,7 @@ func docText(d Doc) string {
 // drawn at random, shuffled, the one that crosses the budget cut short.
 // Item index i of a cell is question i of a seeded permutation, the same
 // at every length.
-func (g *Generator) QA(set *QASet, n, index, count int) (Prompt, error) {
+func (g *Generator) QA(set *QASet, n, index int) (Prompt, error) {
 	perm := g.rng(set.Task, 0, 0).Perm(len(set.Items))
 	it := set.Items[perm[index%len(perm)]]
 	rng := g.rng(set.Task, n, index)
@@ -73,7 +73,7 @@ func (g *Generator) QA(set *QASet, n, index, count int) (Prompt, error) {
 		needles[i].frac = rng.Float64()
 	}
 	if len(needles) > 0 {
-		needles[0].frac = spread(index, count, rng)
+		needles[0].frac = spread(index, rng)
 	}
 	p.Tokens, p.Needles, err = assemble(n, fr, needles, g.AllowProtected, func(k int) (filler, error) {
 		return g.distractors(set, it, gold, k, rng)

@@ -28,6 +28,11 @@ type Record struct {
 	Output   string  `json:"output"`
 	Verdict
 	Seconds float64 `json:"seconds"` // prefill and decode time of this answer
+	// Commit is the code that answered (git HEAD, marked when it had
+	// uncommitted changes). It is not part of the key: records made
+	// before a change to the pruning code are reused after it, so a
+	// measurement of new code starts from empty records.
+	Commit string `json:"commit,omitempty"`
 }
 
 // RecordKey hashes what an answer depends on: the model's identity, the

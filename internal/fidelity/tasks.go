@@ -1,7 +1,6 @@
 package fidelity
 
 import (
-	"cmp"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -77,13 +76,22 @@ func (g *Generator) rng(task string, n, index int) *rand.Rand {
 	return rand.New(rand.NewPCG(g.Seed, h.Sum64()))
 }
 
-// spread is the position of the asked needle of prompt index out of count:
-// stratified, so the prompts of a cell cover the whole room evenly.
-func spread(index, count int, rng *rand.Rand) float64 {
-	if count < 1 {
-		count = 1
+// spread is where the asked needle of prompt index goes, as a fraction of
+// the room: the van der Corput sequence 1/2, 1/4, 3/4, 1/8, 5/8, … jittered
+// within its own grid cell. Any first k prompts of a cell cover the room
+// evenly, so a cell of k prompts is the first k of a larger one (and
+// reuses its records).
+func spread(index int, rng *rand.Rand) float64 {
+	i := uint(index + 1)
+	v, f, cell := 0.0, 0.5, 1.0
+	for ; i > 0; i >>= 1 {
+		if i&1 == 1 {
+			v += f
+		}
+		f /= 2
+		cell /= 2
 	}
-	return (float64(index%count) + rng.Float64()) / float64(count)
+	return v + (rng.Float64()-0.5)*cell
 }
 
 // fact is a needle as text, and where it goes.
@@ -92,9 +100,8 @@ type fact struct {
 	frac float64
 }
 
-// Ruler builds prompt index (of count in its cell) of a synthetic task at
-// n tokens.
-func (g *Generator) Ruler(task string, n, index, count int) (Prompt, error) {
+// Ruler builds prompt index of a synthetic task at n tokens.
+func (g *Generator) Ruler(task string, n, index int) (Prompt, error) {
 	rng := g.rng(task, n, index)
 	p := Prompt{Task: task, Length: n, Index: index, AnswerTokens: answerTokens[task], Depth: -1}
 	if task == TaskCommonWords {
@@ -103,7 +110,7 @@ func (g *Generator) Ruler(task string, n, index, count int) (Prompt, error) {
 	if g.Haystack == nil {
 		return p, fmt.Errorf("fidelity: task %s needs a haystack", task)
 	}
-	at := spread(index, count, rng)
+	at := spread(index, rng)
 	keys := pick(4, func() string { return adjectives[rng.IntN(len(adjectives))] + " " + nouns[rng.IntN(len(nouns))] })
 	var facts []fact
 	var question, prefix string
@@ -200,9 +207,10 @@ func (g *Generator) Ruler(task string, n, index, count int) (Prompt, error) {
 	return p, nil
 }
 
-// commonWords fills the prompt with a list of words in which 5 words
-// make up about 40% of the entries and the rest are spread over 150
-// others, and asks for the 5 most frequent.
+// commonWords fills the prompt with a list of words built in rounds: each
+// round holds the 5 common words and 5 of the ~145 others (in turn), in
+// random order, so the common words make half the list and each appears
+// ~30 times as often as any other; it asks for the 5 most frequent.
 func (g *Generator) commonWords(p Prompt, rng *rand.Rand) (Prompt, error) {
 	pool := slices.Clone(nouns)
 	rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
@@ -215,13 +223,21 @@ func (g *Generator) commonWords(p Prompt, rng *rand.Rand) (Prompt, error) {
 		return p, err
 	}
 	count := map[string]int{}
+	var round []string
+	nextRare := 0
 	p.Tokens, _, err = assemble(p.Length, fr, nil, true, func(k int) (filler, error) {
 		used := 0
 		return chunks(k, func() ([]int32, error) {
-			w := rare[rng.IntN(len(rare))]
-			if rng.Float64() < 0.4 {
-				w = common[rng.IntN(len(common))]
+			if len(round) == 0 {
+				round = slices.Clone(common)
+				for range 5 {
+					round = append(round, rare[nextRare%len(rare)])
+					nextRare++
+				}
+				rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
 			}
+			w := round[0]
+			round = round[1:]
 			t, err := g.Tok.Tokenize(" "+w+",", false, false)
 			if used += len(t); used <= k {
 				count[w]++ // an entry the budget does not cut short
@@ -232,19 +248,18 @@ func (g *Generator) commonWords(p Prompt, rng *rand.Rand) (Prompt, error) {
 	if err != nil {
 		return p, fmt.Errorf("%s at %d tokens: %w", p.Task, p.Length, err)
 	}
-	// The answer is what the list shows: the 5 most counted whole entries.
-	words := slices.Collect(func(yield func(string) bool) {
-		for w := range count {
-			if !yield(w) {
-				return
-			}
+	least, most := p.Length, 0 // fewest of a common word, most of another
+	for w, c := range count {
+		if slices.Contains(common, w) {
+			least = min(least, c)
+		} else {
+			most = max(most, c)
 		}
-	})
-	slices.SortFunc(words, func(a, b string) int { return cmp.Or(cmp.Compare(count[b], count[a]), cmp.Compare(a, b)) })
-	if len(words) < 6 || count[words[4]] <= count[words[5]] {
+	}
+	if least <= most {
 		return p, fmt.Errorf("%s at %d tokens: the list is too short for 5 clearly most frequent words", p.Task, p.Length)
 	}
-	p.Answers = words[:5]
+	p.Answers = slices.Clone(common)
 	return p, nil
 }
 
@@ -279,4 +294,14 @@ func varName(rng *rand.Rand) string {
 		b[i] = byte('A' + rng.IntN(26))
 	}
 	return string(b)
+}
+
+// MaxAnswerTokens is the largest answer budget of any task, for sizing
+// the context: a prompt of n tokens needs n + MaxAnswerTokens() cells.
+func MaxAnswerTokens() int {
+	m := 0
+	for _, n := range answerTokens {
+		m = max(m, n)
+	}
+	return m
 }
