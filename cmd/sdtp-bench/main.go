@@ -73,6 +73,8 @@ type config struct {
 	mcLabels string
 	shots    int
 	mcItems  int
+
+	fid fidelityConfig
 }
 
 func main() {
@@ -118,17 +120,21 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
 	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
 	fs.IntVar(&c.samples, "samples", 16, "quality: windows of --text")
-	fs.Uint64Var(&c.seed, "seed", 1, "seed for --quality windows and --passkey keys")
+	fs.Uint64Var(&c.seed, "seed", 1, "seed for --quality windows, --passkey keys and the --ruler/--qa prompts")
 	fs.BoolVar(&c.passkey, "passkey", false, "passkey retrieval: a 5-digit key hidden in --haystack text, asked for at the end")
-	fs.StringVar(&c.haystack, "haystack", "", "passkey: filler text file")
-	fs.IntSliceVar(&c.lengths, "lengths", []int{1024, 2048, 4096}, "passkey: prompt lengths")
+	fs.StringVar(&c.haystack, "haystack", "", "passkey, ruler: filler text file, plain or JSON {\"text\": ...} (ruler default: the Paul Graham essays of make data)")
+	fs.IntSliceVar(&c.lengths, "lengths", []int{1024, 2048, 4096}, "passkey, ruler, qa: prompt lengths")
 	fs.Float64SliceVar(&c.depths, "depths", []float64{0.1, 0.3, 0.5, 0.7, 0.9}, "passkey: where the key sits (fraction of the prompt)")
 	fs.IntVar(&c.trials, "trials", 2, "passkey: keys per length and depth")
 	fs.StringVar(&c.mc, "mc", "", "multiple-choice accuracy on a JSONL file (ARC/COPA {query,choices,gold}, WinoGrande, PIQA)")
 	fs.StringVar(&c.mcLabels, "mc-labels", "", "mc: labels file for PIQA-style items")
 	fs.IntVar(&c.shots, "shots", 5, "mc: solved examples from the same file before each question")
 	fs.IntVar(&c.mcItems, "mc-items", 100, "mc: questions to evaluate (the first ones in the file)")
+	c.fid.addFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := c.fid.check(&c, fs); err != nil {
 		return c, err
 	}
 	c.keepRatiosSet = fs.Changed("keep-ratios")
@@ -190,7 +196,9 @@ type bench struct {
 	onnxSet      *onnx.Set     // --predictors through ONNX Runtime
 	heads        sdtp.Scorer   // in-graph heads (from --predictors or the GGUF)
 	learnedSched sdtp.Schedule // the learned predictors' schedule
-	log          io.Writer
+	// predictorHash identifies --predictors' files in fidelity records.
+	predictorHash string
+	log           io.Writer
 }
 
 // sample is one run of one mode.
@@ -222,6 +230,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if c.passkey {
 		nCtx = slices.Max(c.lengths) + 16
+	}
+	if c.kind() == report.KindFidelity {
+		nCtx = slices.Max(c.lengths) + fidelityMaxAnswer + 16
 	}
 	if c.mc != "" {
 		nCtx = 8192
@@ -265,6 +276,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		CPU: bridge.SystemInfo(), CPUModel: cpuModel(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
 		DefaultKeepRatio: sdtp.DefaultKeepRatio, DefaultPruneLayers: defSched.Layers, SDTPScorer: b.sdtpScorer()}
 	switch rep.Kind {
+	case report.KindFidelity:
+		rep.PromptFormat, rep.AnswerCommits, rep.Results, err = b.fidelity()
 	case report.KindMC:
 		rep.Results, err = b.multipleChoice()
 	case report.KindPasskey:
@@ -298,6 +311,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 // kind is what the flags ask to measure.
 func (c config) kind() string {
 	switch {
+	case c.fid.ruler || c.fid.qa != "":
+		return report.KindFidelity
 	case c.mc != "":
 		return report.KindMC
 	case c.passkey:
@@ -315,6 +330,8 @@ func (b *bench) print(stdout io.Writer, rep report.Run) error {
 		return enc.Encode(rep)
 	}
 	switch rep.Kind {
+	case report.KindFidelity:
+		printFidelity(stdout, rep)
 	case report.KindMC:
 		printMC(stdout, rep)
 	case report.KindPasskey:
@@ -351,6 +368,9 @@ func (b *bench) loadLearned() error {
 	var h *gguf.Heads
 	var err error
 	if b.cfg.predictors != "" {
+		if b.predictorHash, err = hashDir(b.cfg.predictors); err != nil {
+			return err
+		}
 		if b.onnxSet, err = onnx.LoadFor(b.cfg.predictors, b.cfg.model, b.model.Arch(), b.model.NLayer(), b.model.NEmbd(), onnx.Options{Provider: b.cfg.onnxProvider}); err != nil {
 			return err
 		}
