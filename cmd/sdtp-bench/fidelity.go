@@ -148,7 +148,7 @@ func (b *bench) fidelity() (format string, commits []string, rows []report.Row, 
 					if hit {
 						cached[vi]++
 					}
-					if !slices.Contains(commits, rec.Commit) {
+					if rec.Commit != "" && !slices.Contains(commits, rec.Commit) {
 						commits = append(commits, rec.Commit)
 					}
 					got[vi] = append(got[vi], rec)

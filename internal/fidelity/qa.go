@@ -75,7 +75,7 @@ func (g *Generator) QA(set *QASet, n, index int) (Prompt, error) {
 	if len(needles) > 0 {
 		needles[0].frac = spread(index, rng)
 	}
-	p.Tokens, p.Needles, err = assemble(n, fr, needles, g.AllowProtected, func(k int) (filler, error) {
+	p.Tokens, p.Needles, err = assemble(n, fr, needles, false, func(k int) (filler, error) {
 		return g.distractors(set, it, gold, k, rng)
 	})
 	if err != nil {

@@ -63,10 +63,6 @@ type Generator struct {
 	Format   Format
 	Haystack *Haystack
 	Seed     uint64
-	// AllowProtected lets needles go into the window pruning never drops
-	// (the first sdtp.HeadKeep tokens and the last sdtp.TailLen); off, they
-	// stay where pruning may drop them.
-	AllowProtected bool
 }
 
 // rng is the prompt's own random stream.
@@ -197,7 +193,7 @@ func (g *Generator) Ruler(task string, n, index int) (Prompt, error) {
 		}
 		needles[i].frac = f.frac
 	}
-	p.Tokens, p.Needles, err = assemble(n, fr, needles, g.AllowProtected, func(k int) (filler, error) {
+	p.Tokens, p.Needles, err = assemble(n, fr, needles, false, func(k int) (filler, error) {
 		return g.Haystack.fill(g.Tok, k, rng)
 	})
 	if err != nil {

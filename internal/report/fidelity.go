@@ -252,7 +252,7 @@ func fidelityPlot(model string, cs []cell) (*plot.Plot, error) {
 		return nil, nil
 	}
 	p := plot.New()
-	p.Title.Text = "Fidelity suite accuracy (all tasks), " + strings.TrimSuffix(model, ".gguf")
+	p.Title.Text = "Fidelity accuracy, all tasks pooled (intervals: tables), " + strings.TrimSuffix(model, ".gguf")
 	p.X.Label.Text = "prompt tokens"
 	p.Y.Label.Text = "accuracy"
 	p.Y.Min, p.Y.Max = 0, 1.3 // headroom for the legend
