@@ -20,6 +20,7 @@ import (
 	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/sdtp"
+	"github.com/go-sdtp/sdtp/sdtp/train"
 )
 
 // fidelityConfig holds the flags of the fidelity suite (--ruler, --qa);
@@ -59,6 +60,12 @@ func (c *fidelityConfig) check(cfg *config, fs *flag.FlagSet) error {
 	if c.ruler && c.qa != "" {
 		return errors.New("--ruler and --qa are separate runs: give one")
 	}
+	for _, name := range []string{"passkey", "quality", "mc", "text", "prompt-tokens", "repeat", "decode-tokens",
+		"samples", "context-tokens", "continuation-tokens", "shots", "mc-items", "mc-labels", "depths", "trials"} {
+		if fs.Changed(name) {
+			return fmt.Errorf("--%s does not apply to --ruler/--qa (each task has a fixed answer budget; needles are spread over every depth band)", name)
+		}
+	}
 	if c.qa != "" && c.qa != "squad" && c.qa != "hotpot" {
 		return fmt.Errorf("--qa %q: want squad or hotpot", c.qa)
 	}
@@ -67,6 +74,9 @@ func (c *fidelityConfig) check(cfg *config, fs *flag.FlagSet) error {
 	}
 	if c.ruler && fs.Changed("qa-data") {
 		return errors.New("--qa-data applies to --qa")
+	}
+	if c.qa != "" && (fs.Changed("haystack") || fs.Changed("text-from") || fs.Changed("text-to")) {
+		return errors.New("--haystack, --text-from and --text-to apply to --ruler; --qa reads its documents from --qa-data")
 	}
 	for _, t := range c.tasks {
 		if !slices.Contains(fidelity.RulerTasks, t) {
@@ -89,9 +99,6 @@ func (c *fidelityConfig) check(cfg *config, fs *flag.FlagSet) error {
 	}
 	if slices.Contains(cfg.modes, "llamacpp") {
 		return errors.New("--ruler/--qa compare the staged modes: drop llamacpp (dense is the same model path)")
-	}
-	if fs.Changed("depths") || fs.Changed("trials") {
-		return errors.New("--depths and --trials are --passkey's: the fidelity suite spreads needles over every depth band itself")
 	}
 	return nil
 }
@@ -279,6 +286,8 @@ func (b *bench) fidelityTasks(gen *fidelity.Generator) ([]fidelityTask, error) {
 	if err != nil {
 		return nil, err
 	}
+	// --text-from/--text-to: e.g. WikiText's part the predictors never saw.
+	text = string(train.Portion([]byte(text), b.cfg.textFrom, b.cfg.textTo))
 	if gen.Haystack, err = fidelity.NewHaystack(text); err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@
 // answer prefix.
 //
 // Records caches each answer under a key of model, mode, schedule, budget
-// and prompt tokens, so long runs resume; numeric.Wilson and numeric.Paired give each
-// accuracy its 95% interval and the per-prompt comparison with dense.
+// and prompt tokens, so long runs resume. The statistics (95% Wilson
+// intervals, paired counts against dense) are numeric.Wilson and
+// numeric.Paired.
 package fidelity
