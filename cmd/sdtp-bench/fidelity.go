@@ -180,12 +180,14 @@ func mark(ok bool) string {
 	return "✗"
 }
 
-// answer returns the variant's verdict on p: from the records when they
-// hold it, else by a greedy answer, then recorded.
+// answer returns the variant's answer to p and its verdict: from the
+// records when they hold it (scored again, so a change of scoring applies
+// to old answers), else by a greedy answer, then recorded.
 func (b *bench) answer(recs *fidelity.Records, modelID, commit string, v variant, p fidelity.Prompt) (fidelity.Record, bool, error) {
 	key := fidelity.RecordKey(modelID, b.variantIdentity(v), p.AnswerTokens, p.Tokens)
 	if recs != nil {
 		if rec, ok := recs.Get(key); ok {
+			rec.Verdict = fidelity.Score(p, rec.Output)
 			return rec, true, nil
 		}
 	}
