@@ -69,7 +69,7 @@ func TestBadInputsAreRefused(t *testing.T) {
 				want string
 			}{
 				"invalid UTF-8":         {"bad \xff utf-8", nil, "not valid UTF-8"},
-				"negative tokens":       {"the cat", []PredictOption{SetTokens(-1)}, "tokens to predict -1 is negative"},
+				"negative tokens":       {"the cat", []PredictOption{SetTokens(-3)}, "tokens to predict -3"},
 				"negative threads":      {"the cat", []PredictOption{SetThreads(-2)}, "threads -2 is negative"},
 				"negative batch":        {"the cat", []PredictOption{SetBatch(-3)}, "batch -3 is negative"},
 				"prompt over context":   {strings.Repeat("the cat ", 600), nil, "needs a context of at least"},

@@ -1,5 +1,10 @@
 package llama
 
+import (
+	"errors"
+	"fmt"
+)
+
 // ModelOptions are the load-time settings of a model. The field set and
 // defaults are go-skynet/go-llama.cpp's, so existing code keeps compiling;
 // fields that current llama.cpp no longer has are accepted and documented
@@ -73,6 +78,43 @@ type PredictOptions struct {
 	// Classifier-free guidance was removed from llama.cpp: no-ops.
 	NegativePromptScale float32
 	NegativePrompt      string
+
+	nDraftSet bool // SetNDraft was given: 0 then means no drafting
+}
+
+// check refuses values with no meaning and maps llama.cpp's special values
+// onto this package's: Tokens −1 ("infinity") and −2 ("until the context
+// is full") become 0, and Threads −1 ("auto") becomes 0 (all cores).
+// Repeat −1 (the whole context) is resolved where the context size is
+// known (newSampler). docs/ERRORS.md has the table of edge values.
+func (po *PredictOptions) check() error {
+	if po.Tokens == -1 || po.Tokens == -2 {
+		po.Tokens = 0
+	}
+	if po.Threads == -1 {
+		po.Threads = 0
+	}
+	switch {
+	case po.Tokens < 0:
+		return fmt.Errorf("llama: tokens to predict %d: want a count, 0 or -1 (until end of generation), or -2 (until the context is full)", po.Tokens)
+	case po.Threads < 0:
+		return fmt.Errorf("llama: threads %d is negative (0 or -1 = all cores)", po.Threads)
+	case po.Batch < 0:
+		return fmt.Errorf("llama: batch %d is negative", po.Batch)
+	case po.Batch == 0:
+		return errors.New("llama: batch 0: want at least 1 token per llama_decode call")
+	case po.Repeat < -1:
+		return fmt.Errorf("llama: repeat (last tokens penalised) %d: want a count, 0 (off) or -1 (the whole context)", po.Repeat)
+	case !(po.Penalty > 0):
+		return fmt.Errorf("llama: repeat penalty %v: want a positive factor (1 = off)", po.Penalty)
+	case po.NKeep < -1:
+		return fmt.Errorf("llama: NKeep %d: want a count, 0, or -1 (the whole prompt)", po.NKeep)
+	case po.NDraft < 0:
+		return fmt.Errorf("llama: NDraft %d is negative", po.NDraft)
+	case po.Temperature != po.Temperature || po.TopP != po.TopP || po.TypicalP != po.TypicalP:
+		return errors.New("llama: temperature, top-p and typical-p must not be NaN")
+	}
+	return nil
 }
 
 type PredictOption func(p *PredictOptions)
@@ -180,7 +222,7 @@ func SetPenalty(penalty float32) PredictOption {
 func SetRepeat(repeat int) PredictOption      { return func(p *PredictOptions) { p.Repeat = repeat } }
 func SetBatch(size int) PredictOption         { return func(p *PredictOptions) { p.Batch = size } }
 func SetNKeep(n int) PredictOption            { return func(p *PredictOptions) { p.NKeep = n } }
-func SetNDraft(nd int) PredictOption          { return func(p *PredictOptions) { p.NDraft = nd } }
+func SetNDraft(nd int) PredictOption          { return func(p *PredictOptions) { p.NDraft, p.nDraftSet = nd, true } }
 func SetMirostat(m int) PredictOption         { return func(p *PredictOptions) { p.Mirostat = m } }
 func SetMirostatETA(me float32) PredictOption { return func(p *PredictOptions) { p.MirostatETA = me } }
 func SetMirostatTAU(mt float32) PredictOption { return func(p *PredictOptions) { p.MirostatTAU = mt } }

@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -27,12 +28,18 @@ const (
 
 // SDTPOptions turn on Saliency-driven Dynamic Token Pruning.
 type SDTPOptions struct {
-	Mode       string  // one of the Mode constants; "" = ModeLlamaCpp
-	KeepRatio  float64 // per stage; 0 = sdtp.DefaultKeepRatio
-	Layers     []int   // pruning layers; nil = sdtp.DefaultSchedule
-	Predictors string  // directory with predictors.json + ONNX files; "" = MODEL.predictors/ if present
-	Seed       uint64  // for the random scorer
-	UBatch     int     // tokens per graph in prefill; 0 = 512
+	Mode string // one of the Mode constants; "" = ModeLlamaCpp
+	// KeepRatio is the fraction of live tokens each stage keeps, in
+	// (0, 1]. 0 = unset: sdtp.DefaultKeepRatio, or learned predictors'
+	// trained ratios. (A command that lets a user type 0 must refuse it.)
+	KeepRatio float64
+	// Layers are the pruning layers; nil = sdtp.DefaultSchedule, or
+	// learned predictors' own layers. With learned predictors every layer
+	// must be one they were trained for (they are then used at a subset).
+	Layers     []int
+	Predictors string // directory with predictors.json + ONNX files; "" = MODEL.predictors/ if present
+	Seed       uint64 // for the random scorer
+	UBatch     int    // tokens per graph in prefill; 0 = 512
 	// ONNXProvider runs ONNX predictors on "cpu" (default), "cuda",
 	// "coreml" or "auto" (the first that loads).
 	ONNXProvider string
@@ -78,21 +85,25 @@ type staged struct {
 // own path: mode llamacpp, or mode dense on an architecture the engine does
 // not stage (llama_decode computes the same thing). A pruning mode on such
 // an architecture is ErrUnsupportedArch.
-func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (*staged, error) {
+func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions, lora bool) (*staged, error) {
 	mode := o.Mode
 	if _, err := sdtp.NewKVLimiter(nil, o.KVPolicy, o.KVBudget); err != nil {
 		return nil, fmt.Errorf("llama: %w", err)
 	}
 	kvPolicy := o.KVPolicy != "" && o.KVPolicy != sdtp.KVNone
 	switch mode {
-	case "", ModeLlamaCpp:
+	case "", ModeLlamaCpp, ModeDense, ModeSDTP, ModeRandom, ModeAttention:
+	default:
+		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, dense, sdtp, random, attention)", mode)
+	}
+	if err := o.refuseUnused(lora); err != nil {
+		return nil, err
+	}
+	if mode == "" || mode == ModeLlamaCpp {
 		if kvPolicy {
 			return nil, fmt.Errorf("llama: KV policy %s needs a staged mode (dense, sdtp, random, attention)", o.KVPolicy)
 		}
 		return nil, nil
-	case ModeDense, ModeSDTP, ModeRandom, ModeAttention:
-	default:
-		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, dense, sdtp, random, attention)", mode)
 	}
 	if _, ok := bridge.StagedArch(m); !ok {
 		if mode == ModeDense && !kvPolicy {
@@ -103,7 +114,7 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (
 			mode, ErrUnsupportedArch, m.Arch(), ModeLlamaCpp)
 	}
 	s := &staged{mode: mode, ubatch: o.UBatch}
-	if s.ubatch <= 0 {
+	if s.ubatch == 0 {
 		s.ubatch = 512
 	}
 	var err error
@@ -123,6 +134,53 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (
 	layers, nEmbd, nVocab := s.engine.Shape()
 	s.shape = sdtp.Shape{Layers: layers, NEmbd: nEmbd, NVocab: nVocab}
 	return s, nil
+}
+
+// refuseUnused refuses settings that the mode would ignore: pruning
+// settings outside the pruning modes, predictors outside mode sdtp, and a
+// LoRA adapter in the staged modes (the staged graphs read the base
+// weights only).
+func (o SDTPOptions) refuseUnused(lora bool) error {
+	pruning := o.Mode == ModeSDTP || o.Mode == ModeRandom || o.Mode == ModeAttention
+	staged := pruning || o.Mode == ModeDense
+	mode := cmp.Or(o.Mode, ModeLlamaCpp)
+	switch {
+	case o.UBatch < 0:
+		return fmt.Errorf("llama: SDTP ubatch %d is negative (0 = 512 tokens per graph)", o.UBatch)
+	case !pruning && o.KeepRatio != 0:
+		return fmt.Errorf("llama: keep ratio %v given in mode %s, which prunes nothing (modes sdtp, random, attention prune)", o.KeepRatio, mode)
+	case !pruning && o.Layers != nil:
+		return fmt.Errorf("llama: pruning layers %v given in mode %s, which prunes nothing (modes sdtp, random, attention prune)", o.Layers, mode)
+	case (o.KVPolicy == "" || o.KVPolicy == sdtp.KVNone) && o.KVBudget != 0:
+		return fmt.Errorf("llama: KV budget %v given without a KV policy (streaming, h2o, snapkv)", o.KVBudget)
+	case o.Predictors != "" && o.Mode != ModeSDTP:
+		return fmt.Errorf("llama: predictors %s given in mode %s; learned predictors prune in mode sdtp", o.Predictors, mode)
+	case !staged && o.UBatch != 0:
+		return fmt.Errorf("llama: SDTP ubatch %d given in mode %s; it sizes the staged engine's graphs (llama.cpp's batch is SetNBatch)", o.UBatch, mode)
+	case staged && lora:
+		return fmt.Errorf("llama: LoRA adapter: %w (mode %s; the staged graphs read the base weights); use mode %s", ErrStagedUnsupported, mode, ModeLlamaCpp)
+	}
+	return nil
+}
+
+// unsupported is the error for a call or option the staged engine cannot
+// honour.
+func (s *staged) unsupported(what string) error {
+	return fmt.Errorf("llama: %s: %w (mode %s); load the model in mode %s for it", what, ErrStagedUnsupported, s.mode, ModeLlamaCpp)
+}
+
+// refusePromptCache refuses the prompt-cache options: the staged engine
+// starts every call from an empty cache and writes no state file.
+func (s *staged) refusePromptCache(po PredictOptions) error {
+	switch {
+	case po.PathPromptCache != "":
+		return s.unsupported("prompt cache file (SetPathPromptCache)")
+	case po.PromptCacheAll:
+		return s.unsupported("EnablePromptCacheAll")
+	case po.PromptCacheRO:
+		return s.unsupported("EnablePromptCacheRO")
+	}
+	return nil
 }
 
 // pickScorer sets the scorer and schedule for o.Mode. Mode sdtp uses, in
@@ -146,11 +204,12 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 	}
 	name := o.Mode
 	if o.Mode == ModeSDTP {
-		learned, sched, err := s.learned(path, m, o)
+		learned, trained, err := s.learned(path, m, o)
+		if learned != nil {
+			s.scorer = learned // closed by free, also when the schedule is refused
+			s.sched, err = learnedSchedule(trained, o.Layers, o.KeepRatio)
+		}
 		if err != nil || learned != nil {
-			if learned != nil {
-				s.scorer, s.sched = learned, withRatio(sched, o.KeepRatio)
-			}
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "sdtp: no learned predictors for this model; pruning with the attention scorer")
@@ -188,12 +247,21 @@ func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scor
 	return nil, sdtp.Schedule{}, nil
 }
 
-// withRatio replaces every keep ratio by r, unless r is 0.
-func withRatio(s sdtp.Schedule, r float64) sdtp.Schedule {
-	if r == 0 {
-		return s
+// learnedSchedule is the learned predictors' schedule, narrowed to layers
+// when given (each needs its predictor), with every keep ratio r unless r
+// is 0 (then the trained ratios).
+func learnedSchedule(trained sdtp.Schedule, layers []int, r float64) (sdtp.Schedule, error) {
+	s := trained
+	if layers != nil {
+		var err error
+		if s, err = trained.Subset(layers); err != nil {
+			return s, fmt.Errorf("llama: %w; use mode %s or %s for other layers", err, ModeAttention, ModeRandom)
+		}
 	}
-	return sdtp.Uniform(s.Layers, r)
+	if r != 0 {
+		s = sdtp.Uniform(s.Layers, r)
+	}
+	return s, nil
 }
 
 func (s *staged) free() {

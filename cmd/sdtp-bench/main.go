@@ -93,12 +93,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringSliceVar(&c.modes, "modes", []string{"llamacpp", "dense", "sdtp", "random", "attention"},
 		"modes to compare; also sdtp-onnx and sdtp-gguf (the same predictors through ONNX Runtime and in-graph)")
 	fs.IntVar(&c.repeat, "repeat", 3, "measured runs per mode and length (after one warm-up)")
-	fs.IntVar(&c.threads, "threads", bridge.MaxThreads(), "CPU threads (default: cores, or SDTP_THREADS)")
+	fs.IntVar(&c.threads, "threads", bridge.MaxThreads(), "CPU threads (default, 0 or -1: cores, or SDTP_THREADS)")
 	fs.Float64SliceVar(&c.keepRatios, "keep-ratios", []float64{sdtp.DefaultKeepRatio},
 		"keep ratio per stage; a list runs every pruning mode at each (learned predictors keep their trained ratios unless this is given)")
 	var pruneLayers []string
 	fs.StringArrayVar(&pruneLayers, "prune-layers", []string{"default"},
-		"pruning layers of random, attention and sdtp without learned predictors: \"default\" or a list like 3,6,9; repeat the flag or separate lists with ';' to sweep")
+		"pruning layers: \"default\" or a list like 3,6,9; repeat the flag or separate lists with ';' to sweep (learned predictors: default = their own layers, a list must be a subset of them)")
 	// --keep-ratio (one value) is what sdtp-run calls it.
 	fs.SetNormalizeFunc(func(_ *flag.FlagSet, name string) flag.NormalizedName {
 		if name == "keep-ratio" {
@@ -133,8 +133,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c.keepRatiosSet = fs.Changed("keep-ratios")
 	for _, k := range c.keepRatios {
 		if !(k > 0 && k <= 1) {
-			return c, fmt.Errorf("keep ratio %v must be in (0, 1]", k)
+			return c, fmt.Errorf("--keep-ratios %v: a keep ratio (fraction of live tokens each stage keeps) must be in (0, 1]", k)
 		}
+	}
+	if c.threads == 0 || c.threads == -1 { // llama.cpp's -t -1: all cores
+		c.threads = bridge.MaxThreads()
+	}
+	if fs.Changed("kv-budget") && !slices.ContainsFunc(c.kvPolicies, func(p string) bool { return p != sdtp.KVNone }) {
+		return c, errors.New("--kv-budget needs a --kv-policy other than none")
 	}
 	var err error
 	if c.pruneLayers, err = parsePruneLayers(pruneLayers); err != nil {

@@ -35,6 +35,9 @@ type config struct {
 
 	mode        string
 	modeGiven   bool // --mode on the command line, not the default
+	// keepRatioGiven: --keep-ratio on the command line; pruningGiven: it,
+	// --prune-layers or --predictors.
+	keepRatioGiven, pruningGiven bool
 	keepRatio   float64
 	pruneLayers []int
 	explain     bool
@@ -76,17 +79,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVarP(&c.model, "model", "m", cache.DefaultModel(), "GGUF model file")
 	fs.StringVarP(&c.prompt, "prompt", "p", "", "prompt text")
 	fs.StringVarP(&c.promptFile, "file", "f", "", "read the prompt from a file")
-	fs.IntVarP(&c.nPredict, "n-predict", "n", 128, "tokens to generate (0 = until end of text or full context)")
-	fs.IntVarP(&c.threads, "threads", "t", 0, "CPU threads (0 = all cores)")
+	fs.IntVarP(&c.nPredict, "n-predict", "n", 128, "tokens to generate (-1 = until end of text or full context)")
+	fs.IntVarP(&c.threads, "threads", "t", 0, "CPU threads (0 or -1 = all cores)")
 	fs.IntVarP(&c.ctxSize, "ctx-size", "c", 4096, "context window in tokens (0 = the model's training context)")
 	fs.Float32Var(&c.temp, "temp", 0.8, "sampling temperature (0 = greedy)")
 	fs.IntVar(&c.topK, "top-k", 40, "top-k sampling (0 = off)")
-	fs.Float32Var(&c.topP, "top-p", 0.95, "top-p sampling (1 = off)")
+	fs.Float32Var(&c.topP, "top-p", 0.95, "top-p sampling (1 = off, 0 = the most likely token only)")
 	fs.IntVar(&c.seed, "seed", -1, "sampling seed (-1 = random)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object with the text, token counts and timings at the end")
 	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention")
-	fs.Float64Var(&c.keepRatio, "keep-ratio", 0.9, "fraction of live tokens kept at each pruning stage")
-	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth)")
+	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each pruning stage, in (0, 1] (default: 0.9, or learned predictors' trained ratios)")
+	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth, or learned predictors' own layers; with predictors, a subset of theirs)")
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: MODEL.predictors/ if present)")
 	fs.StringVar(&c.provider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
 	fs.StringVar(&c.kvPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
@@ -97,6 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.modeGiven = fs.Changed("mode")
+	if err := c.checkExplicit(fs); err != nil {
+		return c, err
+	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (the prompt goes after -p)", fs.Arg(0))
 	}
@@ -112,10 +118,35 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	case c.prompt == "":
 		return c, errors.New("no prompt: use -p TEXT or -f FILE")
 	}
-	if c.nPredict < 0 || c.threads < 0 || c.ctxSize < 0 {
-		return c, errors.New("--n-predict, --threads and --ctx-size must not be negative")
-	}
 	return c, nil
+}
+
+// checkExplicit refuses values a user typed that would otherwise be read
+// as "unset" or ignored, with llama-cli's meanings for -1 (-n -1: no limit,
+// -n -2: until the context is full, -t -1: all cores).
+func (c *config) checkExplicit(fs *flag.FlagSet) error {
+	switch {
+	case c.nPredict == 0:
+		return errors.New("--n-predict 0 generates nothing; -1 generates until the end of text or a full context")
+	case c.nPredict < -2:
+		return fmt.Errorf("--n-predict %d: want a token count, -1 (until end of text) or -2 (until the context is full)", c.nPredict)
+	case c.threads < -1:
+		return fmt.Errorf("--threads %d: want a count, or 0 or -1 for all cores", c.threads)
+	case c.ctxSize < 0:
+		return fmt.Errorf("--ctx-size %d is negative (0 = the model's training context)", c.ctxSize)
+	case !(c.keepRatio > 0 && c.keepRatio <= 1):
+		return fmt.Errorf("--keep-ratio %v: the keep ratio (fraction of live tokens each stage keeps) must be in (0, 1]", c.keepRatio)
+	case fs.Changed("kv-budget") && c.kvPolicy == sdtp.KVNone:
+		return errors.New("--kv-budget needs a --kv-policy (streaming, h2o, snapkv)")
+	}
+	if c.nPredict < 0 {
+		c.nPredict = 0 // the library's "until end of generation or a full context"
+	}
+	// Unset pruning settings stay zero, so learned predictors keep their
+	// trained layers and ratios, and the non-pruning modes see none.
+	c.keepRatioGiven = fs.Changed("keep-ratio")
+	c.pruningGiven = c.keepRatioGiven || fs.Changed("prune-layers") || fs.Changed("predictors")
+	return nil
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -170,8 +201,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // load loads the model in c.mode. When the architecture cannot be pruned,
 // the default mode falls back to llama.cpp's own prefill with a notice; a
-// pruning mode asked for with --mode, or a --kv-policy, is an error (which
-// names the mode that works).
+// pruning mode asked for with --mode, pruning settings, or a --kv-policy,
+// is an error (which names the mode that works).
 func load(c config, stderr io.Writer) (*llama.LLama, error) {
 	opts := []llama.ModelOption{llama.SetContext(c.ctxSize)}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -183,10 +214,16 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		}))
 		defer bar.Finish()
 	}
-	sdtpOpts := llama.SDTPOptions{Mode: c.mode, KeepRatio: c.keepRatio, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
-		KVPolicy: c.kvPolicy, KVBudget: c.kvBudget}
+	sdtpOpts := llama.SDTPOptions{Mode: c.mode, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
+		KVPolicy: c.kvPolicy}
+	if c.keepRatioGiven {
+		sdtpOpts.KeepRatio = c.keepRatio
+	}
+	if c.kvPolicy != sdtp.KVNone {
+		sdtpOpts.KVBudget = c.kvBudget
+	}
 	l, err := llama.New(c.model, append(opts, llama.WithSDTP(sdtpOpts))...)
-	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven || c.kvPolicy != sdtp.KVNone {
+	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven || c.pruningGiven || c.kvPolicy != sdtp.KVNone {
 		return l, err
 	}
 	fmt.Fprintf(stderr, "sdtp-run: %v\nsdtp-run: running with --mode llamacpp (no pruning)\n", err)
