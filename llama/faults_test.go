@@ -161,7 +161,10 @@ func TestLearnedPredictorsAtChosenLayers(t *testing.T) {
 	require.NoError(t, gguf.Embed(tiny.gemma3, withHeads, heads))
 
 	for name, load := range map[string]func(o SDTPOptions) (*LLama, error){
-		"onnx":       func(o SDTPOptions) (*LLama, error) { o.Predictors = dir; return New(tiny.gemma3, SetContext(1024), WithSDTP(o)) },
+		"onnx": func(o SDTPOptions) (*LLama, error) {
+			o.Predictors = dir
+			return New(tiny.gemma3, SetContext(1024), WithSDTP(o))
+		},
 		"gguf-heads": func(o SDTPOptions) (*LLama, error) { return New(withHeads, SetContext(1024), WithSDTP(o)) },
 	} {
 		t.Run(name, func(t *testing.T) {

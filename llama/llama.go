@@ -45,11 +45,11 @@ type LLama struct {
 	// read only the vocabulary and so do not take mu (they are safe
 	// beside a running decode, and may be made from a callback).
 	freeing   sync.RWMutex
-	freeLater bool     // Free was called from inside a callback; under mu
-	*native            // fields are nil after Free
-	cached    []int32  // tokens whose K/V the context holds; index = position
-	opts     ModelOptions
-	callback struct {
+	freeLater bool    // Free was called from inside a callback; under mu
+	*native           // fields are nil after Free
+	cached    []int32 // tokens whose K/V the context holds; index = position
+	opts      ModelOptions
+	callback  struct {
 		sync.Mutex
 		fn func(string) bool // set by SetTokenCallback
 	}

@@ -219,10 +219,12 @@ func SetTemperature(temp float32) PredictOption {
 func SetPenalty(penalty float32) PredictOption {
 	return func(p *PredictOptions) { p.Penalty = penalty }
 }
-func SetRepeat(repeat int) PredictOption      { return func(p *PredictOptions) { p.Repeat = repeat } }
-func SetBatch(size int) PredictOption         { return func(p *PredictOptions) { p.Batch = size } }
-func SetNKeep(n int) PredictOption            { return func(p *PredictOptions) { p.NKeep = n } }
-func SetNDraft(nd int) PredictOption          { return func(p *PredictOptions) { p.NDraft, p.nDraftSet = nd, true } }
+func SetRepeat(repeat int) PredictOption { return func(p *PredictOptions) { p.Repeat = repeat } }
+func SetBatch(size int) PredictOption    { return func(p *PredictOptions) { p.Batch = size } }
+func SetNKeep(n int) PredictOption       { return func(p *PredictOptions) { p.NKeep = n } }
+func SetNDraft(nd int) PredictOption {
+	return func(p *PredictOptions) { p.NDraft, p.nDraftSet = nd, true }
+}
 func SetMirostat(m int) PredictOption         { return func(p *PredictOptions) { p.Mirostat = m } }
 func SetMirostatETA(me float32) PredictOption { return func(p *PredictOptions) { p.MirostatETA = me } }
 func SetMirostatTAU(mt float32) PredictOption { return func(p *PredictOptions) { p.MirostatTAU = mt } }

@@ -33,19 +33,19 @@ type config struct {
 	seed       int
 	json       bool
 
-	mode        string
-	modeGiven   bool // --mode on the command line, not the default
+	mode      string
+	modeGiven bool // --mode on the command line, not the default
 	// keepRatioGiven: --keep-ratio on the command line; pruningGiven: it,
 	// --prune-layers or --predictors.
 	keepRatioGiven, pruningGiven bool
-	keepRatio   float64
-	pruneLayers []int
-	explain     bool
-	explainHTML string
-	predictors  string
-	provider    string
-	kvPolicy    string
-	kvBudget    float64
+	keepRatio                    float64
+	pruneLayers                  []int
+	explain                      bool
+	explainHTML                  string
+	predictors                   string
+	provider                     string
+	kvPolicy                     string
+	kvBudget                     float64
 }
 
 // report is what --json prints.
