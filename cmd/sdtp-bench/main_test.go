@@ -123,7 +123,7 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 		assert.ErrorContains(t, err, "pruning layer 3 has no learned predictor: the predictors cover layers [2 4]", mode)
 	}
 	assert.Equal(t, 200, rep.Results[1].KeptTokensPerLayer[5], "keep 1 prunes nothing")
-	assert.Less(t, rep.Results[0].KeptTokensPerLayer[5], byMode["sdtp-gguf"].KeptTokensPerLayer[5], "keep 0.5 prunes more than the trained 0.7")
+	assert.Less(t, rep.Results[0].KeptTokensPerLayer[4], 120, "keep 0.5 at layer 4 drops about half")
 
 	assert.ErrorContains(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--modes", "sdtp-onnx"}, &stdout, &stderr), "needs learned predictors")
 }
