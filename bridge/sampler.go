@@ -18,7 +18,9 @@ type LogitBias struct {
 }
 
 // SamplerParams configure a llama.cpp sampler chain. The chain is built in
-// llama.cpp's usual order: logit bias, grammar, the IgnoreEOS ban, penalties, then either
+// llama.cpp's usual order: logit bias, grammar, the IgnoreEOS ban, penalties,
+// a guard that fails when no token is left (rather than llama.cpp aborting
+// the process), then either
 // greedy (Temperature <= 0), mirostat, or top-k → typical → top-p → min-p →
 // temperature → seeded draw.
 type SamplerParams struct {
@@ -91,6 +93,7 @@ func NewSampler(m *Model, p SamplerParams) (*Sampler, error) {
 	if p.RepeatLastN != 0 && (p.RepeatPenalty != 1 || p.FreqPenalty != 0 || p.PresencePenalty != 0) {
 		add(C.llama_sampler_init_penalties(C.int32_t(p.RepeatLastN), C.float(p.RepeatPenalty), C.float(p.FreqPenalty), C.float(p.PresencePenalty)))
 	}
+	add(C.sdtp_sampler_init_guard())
 	switch {
 	case p.Temperature <= 0:
 		add(C.llama_sampler_init_greedy())

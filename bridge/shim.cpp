@@ -7,6 +7,7 @@
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 #ifdef __GLIBC__
@@ -190,7 +191,32 @@ struct llama_sampler * ban_eog_clone(const struct llama_sampler * smpl) {
     return llama_sampler_init(&ban_eog_iface, new ban_eog(*static_cast<const ban_eog *>(smpl->ctx)));
 }
 
+// guard: fails the sampling with a C++ exception (caught in sdtp_sample*)
+// when no token is possible any more, before llama.cpp's dist sampler
+// would abort the process on it.
+void guard_apply(struct llama_sampler *, llama_token_data_array * cur_p) {
+    for (size_t i = 0; i < cur_p->size; i++) {
+        if (cur_p->data[i].logit != -INFINITY) {
+            return;
+        }
+    }
+    throw std::runtime_error("no token is possible: the grammar and the logit biases rule out every token");
+}
+
+const char * guard_name(const struct llama_sampler *) { return "sdtp-guard"; }
+
+const llama_sampler_i guard_iface = {
+    /* .name   = */ guard_name,
+    /* .accept = */ nullptr,
+    /* .apply  = */ guard_apply,
+    /* .reset  = */ nullptr,
+    /* .clone  = */ nullptr,
+    /* .free   = */ nullptr,
+};
+
 } // namespace
+
+struct llama_sampler * sdtp_sampler_init_guard(void) { return llama_sampler_init(&guard_iface, nullptr); }
 
 struct llama_sampler * sdtp_sampler_init_ban_eog(const struct llama_vocab * vocab) {
     auto * b = new ban_eog;

@@ -6,8 +6,10 @@ package llama
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +34,9 @@ func within(t *testing.T, d time.Duration, f func()) {
 	select {
 	case <-done:
 	case <-time.After(d):
-		t.Fatalf("no return within %v: deadlock", d)
+		// The deadlocked call holds the model, so the test's cleanup
+		// (Free) would wait forever too: end the test binary instead.
+		panic(fmt.Sprintf("%s: no return within %v: deadlock", t.Name(), d))
 	}
 }
 
@@ -411,6 +415,17 @@ func TestCompletedGrammarEndsGenerationWithIgnoreEOS(t *testing.T) {
 				assert.Regexp(t, regexp.MustCompile(`^(yes|no)$`), res.Text)
 				assert.Less(t, res.GeneratedTokens, 8, "ended at the grammar's end")
 			}
+			// A completed grammar with every end-of-generation token banned
+			// by the caller's logit bias leaves no token: an error, where
+			// llama.cpp's sampler would abort the process.
+			var ban []string
+			for _, t := range l.model.EOGTokens() {
+				ban = append(ban, fmt.Sprintf("%d-inf", t))
+			}
+			_, err := l.Predict("answer:", SetThreads(2), SetTemperature(1), SetTokens(8), SetLogitBias(strings.Join(ban, " ")),
+				WithGrammar(`root ::= "yes" | "no"`))
+			assert.ErrorContains(t, err, "no token is possible")
+
 			// IgnoreEOS still holds where the grammar may go on.
 			res, err := l.Generate("answer:", opts(IgnoreEOS, SetTokens(6), WithGrammar(`root ::= [a-z]+`))...)
 			require.NoError(t, err)
