@@ -35,6 +35,14 @@ func TestErrorsAreTestable(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, cancelledErr := loadTiny(t, tiny.llama).PredictContext(cancelled, "the cat")
+	reentrant := loadTiny(t, tiny.llama)
+	var reentrantErr error
+	_, err = reentrant.Predict("the cat", opts(SetTokens(1), IgnoreEOS, SetTokenCallback(func(string) bool {
+		_, reentrantErr = reentrant.Predict("x")
+		return true
+	}))...)
+	require.NoError(t, err)
+	stagedErr := loadTiny(t, tiny.gemma3, WithSDTP(SDTPOptions{Mode: ModeAttention})).Eval("the cat")
 	other := filepath.Join(dir, "preds")
 	writePredictors(t, other, []int{2}, "")
 
@@ -48,7 +56,9 @@ func TestErrorsAreTestable(t *testing.T) {
 			WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: other})), ErrPredictorMismatch},
 		"pruning an unstaged architecture": {newErr(tiny.mistral3, SetContext(256),
 			WithSDTP(SDTPOptions{Mode: ModeAttention})), ErrUnsupportedArch},
-		"cancelled": {cancelledErr, ErrCancelled},
+		"cancelled":                     {cancelledErr, ErrCancelled},
+		"re-entrant call from callback": {reentrantErr, ErrReentrant},
+		"Eval in a staged mode":         {stagedErr, ErrStagedUnsupported},
 	} {
 		t.Run(name, func(t *testing.T) {
 			require.Error(t, c.err)
