@@ -279,7 +279,9 @@ func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOpti
 	l.resetCache() // the llama.cpp context's cache no longer matches
 	start := time.Now()
 	s.kv.Start()
-	pre, err := sdtp.Prefill(ctx, s.engine, s.scorer, s.sched, toks, s.ubatch)
+	// PredictOptions.Batch bounds the tokens per graph as it bounds the
+	// tokens per llama_decode call in mode llamacpp.
+	pre, err := sdtp.Prefill(ctx, s.engine, s.scorer, s.sched, toks, min(s.ubatch, po.Batch))
 	if err == nil {
 		err = s.kv.Prefilled(len(toks))
 	}

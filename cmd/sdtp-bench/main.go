@@ -131,6 +131,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.keepRatiosSet = fs.Changed("keep-ratios")
+	if err := refuseOtherKinds(fs, c.kind()); err != nil {
+		return c, err
+	}
 	for _, k := range c.keepRatios {
 		if !(k > 0 && k <= 1) {
 			return c, fmt.Errorf("--keep-ratios %v: a keep ratio (fraction of live tokens each stage keeps) must be in (0, 1]", k)
@@ -298,6 +301,28 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // kind is what the flags ask to measure.
+// kindFlags are the flags only some kinds of run read.
+var kindFlags = map[string][]string{
+	"prompt-tokens": {report.KindSpeed}, "repeat": {report.KindSpeed}, "decode-tokens": {report.KindSpeed},
+	"text":           {report.KindSpeed, report.KindQuality},
+	"context-tokens": {report.KindQuality}, "continuation-tokens": {report.KindQuality}, "samples": {report.KindQuality},
+	"haystack": {report.KindPasskey}, "lengths": {report.KindPasskey}, "depths": {report.KindPasskey}, "trials": {report.KindPasskey},
+	"mc-labels": {report.KindMC}, "shots": {report.KindMC}, "mc-items": {report.KindMC},
+	"seed": {report.KindQuality, report.KindPasskey, report.KindMC},
+}
+
+// refuseOtherKinds refuses a flag that this kind of run would ignore
+// (e.g. --depths without --passkey).
+func refuseOtherKinds(fs *flag.FlagSet, kind string) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if kinds, ok := kindFlags[f.Name]; ok && err == nil && !slices.Contains(kinds, kind) {
+			err = fmt.Errorf("--%s applies to %s runs, not to this %s run", f.Name, strings.Join(kinds, "/"), kind)
+		}
+	})
+	return err
+}
+
 func (c config) kind() string {
 	switch {
 	case c.mc != "":

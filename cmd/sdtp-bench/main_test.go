@@ -246,6 +246,15 @@ func TestBenchRefusesExplicitEdgeValues(t *testing.T) {
 	}
 	_, err := parseFlags([]string{"--kv-budget", "0.5"}, &stderr)
 	assert.ErrorContains(t, err, "--kv-budget needs a --kv-policy")
+	// A flag of another kind of run is refused, not ignored.
+	for _, args := range [][]string{
+		{"--depths", "0.5"}, {"--samples", "3"}, {"--shots", "0"}, {"--seed", "3"},
+		{"--quality", "--text", "t", "--prompt-tokens", "64"}, {"--passkey", "--haystack", "h", "--text", "t"},
+		{"--mc", "m.jsonl", "--decode-tokens", "4"},
+	} {
+		_, err := parseFlags(args, &stderr)
+		assert.ErrorContains(t, err, "applies to", args)
+	}
 	for _, threads := range []string{"0", "-1"} {
 		c, err := parseFlags([]string{"--threads", threads}, &stderr)
 		require.NoError(t, err)

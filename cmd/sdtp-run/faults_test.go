@@ -36,6 +36,8 @@ func TestRunRefusesExplicitEdgeValues(t *testing.T) {
 		"prune layers, dense":     {[]string{"--mode", "dense", "--prune-layers", "3"}, "pruning layers [3] given in mode dense"},
 		"predictors, attention":   {[]string{"--mode", "attention", "--predictors", "p"}, "predictors p given in mode attention"},
 		"keep ratio 0, llamacpp ": {[]string{"--mode", "llamacpp", "--keep-ratio", "0"}, "--keep-ratio 0"},
+		"onnx provider, random":   {[]string{"--mode", "random", "--onnx-provider", "cuda"}, "--onnx-provider applies to ONNX predictors"},
+		"explain, llamacpp":       {[]string{"--mode", "llamacpp", "--explain"}, "--explain needs a staged mode"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -138,6 +138,10 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 		return fmt.Errorf("--keep-ratio %v: the keep ratio (fraction of live tokens each stage keeps) must be in (0, 1]", c.keepRatio)
 	case fs.Changed("kv-budget") && c.kvPolicy == sdtp.KVNone:
 		return errors.New("--kv-budget needs a --kv-policy (streaming, h2o, snapkv)")
+	case fs.Changed("onnx-provider") && c.mode != llama.ModeSDTP:
+		return fmt.Errorf("--onnx-provider applies to ONNX predictors in --mode sdtp, not --mode %s", c.mode)
+	case (c.explain || c.explainHTML != "") && c.mode == llama.ModeLlamaCpp:
+		return errors.New("--explain needs a staged mode (dense, sdtp, random, attention) on a staged architecture")
 	}
 	if c.nPredict < 0 {
 		c.nPredict = 0 // the library's "until end of generation or a full context"
