@@ -43,6 +43,7 @@ func TestErrorsAreTestable(t *testing.T) {
 	}))...)
 	require.NoError(t, err)
 	stagedErr := loadTiny(t, tiny.gemma3, WithSDTP(SDTPOptions{Mode: ModeAttention})).Eval("the cat")
+	_, noTemplateErr := loadTiny(t, tiny.llama).ApplyChatTemplate([]ChatMessage{{Role: "user", Content: "hi"}}, true)
 	other := filepath.Join(dir, "preds")
 	writePredictors(t, other, []int{2}, "")
 
@@ -59,6 +60,7 @@ func TestErrorsAreTestable(t *testing.T) {
 		"cancelled":                     {cancelledErr, ErrCancelled},
 		"re-entrant call from callback": {reentrantErr, ErrReentrant},
 		"Eval in a staged mode":         {stagedErr, ErrStagedUnsupported},
+		"chat template of a base model": {noTemplateErr, ErrNoChatTemplate},
 	} {
 		t.Run(name, func(t *testing.T) {
 			require.Error(t, c.err)

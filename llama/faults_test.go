@@ -247,6 +247,9 @@ func TestCallbackMayTokenize(t *testing.T) {
 				d, err := l.Detokenize(toks)
 				errs = append(errs, err)
 				detok += d
+				if _, err := l.ApplyChatTemplate([]ChatMessage{{Role: "user", Content: piece}}, true); !errors.Is(err, ErrNoChatTemplate) {
+					errs = append(errs, err)
+				}
 				return true
 			}
 			var out string

@@ -9,8 +9,8 @@
 //
 // Token callbacks: a callback runs while its call holds the context, so
 // from inside it only the calls that read the vocabulary alone may be made
-// on the same *LLama (TokenizeString, Detokenize, TokenToPiece) as well as
-// SetTokenCallback and Free (which then takes effect when the call
+// on the same *LLama (TokenizeString, Detokenize, TokenToPiece,
+// ApplyChatTemplate) as well as SetTokenCallback and Free (which then takes effect when the call
 // returns). Any other call there returns ErrReentrant instead of waiting
 // for itself. A callback must not wait for another goroutine that calls
 // the same *LLama: that goroutine waits for the callback's call to end.
@@ -270,15 +270,17 @@ func (l *LLama) LoadState(state string) error {
 }
 
 // TokenizeString returns the number of tokens and the tokens of text,
-// starting with BOS where the model adds one. It reads only the
-// vocabulary: it runs beside a generation and may be called from a token
-// callback.
+// starting with BOS where the model adds one. Prompts are tokenized this
+// way everywhere: special-token text such as "<|im_start|>" becomes that
+// token (as in llama.cpp's tools), and a text that starts with the BOS
+// text gets no second BOS. It reads only the vocabulary: it runs beside a
+// generation and may be called from a token callback.
 func (l *LLama) TokenizeString(text string, opts ...PredictOption) (int32, []int32, error) {
 	if err := l.readModel(); err != nil {
 		return 0, nil, err
 	}
 	defer l.freeing.RUnlock()
-	toks, err := l.model.Tokenize(text, true, false)
+	toks, err := l.model.TokenizePrompt(text)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -333,7 +335,7 @@ func (l *LLama) Embeddings(text string, opts ...PredictOption) ([]float32, error
 		return nil, err
 	}
 	defer l.unlock()
-	toks, err := l.model.Tokenize(text, true, false)
+	toks, err := l.model.TokenizePrompt(text)
 	if err != nil {
 		return nil, err
 	}
