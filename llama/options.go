@@ -42,7 +42,13 @@ type ModelOptions struct {
 }
 
 // PredictOptions are the per-call settings of Predict, Eval, Embeddings,
-// TokenizeString and SpeculativeSampling.
+// TokenizeString and SpeculativeSampling. Edge values mean what llama.cpp
+// and go-llama.cpp mean by them (docs/ERRORS.md has the table): Tokens 0,
+// −1 or −2 = until end of generation or a full window; Threads 0 or −1 =
+// all cores; Repeat 0 = no penalty, −1 = the whole context; TopK 0 and
+// TopP/TypicalP 1 = off, TopP 0 = the most likely token only; Seed −1 =
+// random; NKeep −1 = the whole prompt. Values without a meaning (Batch 0,
+// Penalty 0, Repeat −2, ...) are refused with an error naming them.
 type PredictOptions struct {
 	Seed, Threads, Tokens, TopK, Repeat, Batch, NKeep int
 	TopP, Temperature, Penalty                        float32

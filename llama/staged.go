@@ -207,6 +207,8 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 		learned, trained, err := s.learned(path, m, o)
 		if learned != nil {
 			s.scorer = learned // closed by free, also when the schedule is refused
+		}
+		if err == nil && learned != nil {
 			s.sched, err = learnedSchedule(trained, o.Layers, o.KeepRatio)
 		}
 		if err != nil || learned != nil {
