@@ -38,6 +38,8 @@ func TestRunRefusesExplicitEdgeValues(t *testing.T) {
 		"keep ratio 0, llamacpp ": {[]string{"--mode", "llamacpp", "--keep-ratio", "0"}, "--keep-ratio 0"},
 		"onnx provider, random":   {[]string{"--mode", "random", "--onnx-provider", "cuda"}, "--onnx-provider applies to ONNX predictors"},
 		"explain, llamacpp":       {[]string{"--mode", "llamacpp", "--explain"}, "--explain needs a staged mode"},
+		"empty mode":              {[]string{"--mode", ""}, `--mode ""`},
+		"empty kv policy":         {[]string{"--kv-policy", ""}, `--kv-policy ""`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -45,9 +47,16 @@ func TestRunRefusesExplicitEdgeValues(t *testing.T) {
 			assert.ErrorContains(t, err, c.want)
 		})
 	}
+	// -p "" is an empty prompt (BOS alone), not a missing one.
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"-m", model, "-p", "", "-n", "2", "--temp", "0", "-c", "64", "--json"}, &stdout, &stderr), stderr.String())
+	var empty report
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &empty))
+	assert.Equal(t, 1, empty.PromptTokens)
+	stdout.Reset()
+
 	// llama-cli's -1s: -n -1 generates to the end of text or a full
 	// context, -t -1 uses every core.
-	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"-m", model, "-p", "the cat", "-c", "64", "-n", "-1", "-t", "-1", "--temp", "0", "--json"}, &stdout, &stderr), stderr.String())
 	var r report
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &r))

@@ -120,16 +120,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (the prompt goes after -p)", fs.Arg(0))
 	}
-	switch {
-	case c.prompt != "" && c.promptFile != "":
+	// -p "" is an empty prompt (BOS alone), as in llama-cli.
+	switch given := fs.Changed("prompt"); {
+	case given && fs.Changed("file"):
 		return c, errors.New("give either --prompt or --file, not both")
-	case c.promptFile != "":
+	case fs.Changed("file"):
 		b, err := os.ReadFile(c.promptFile)
 		if err != nil {
 			return c, err
 		}
 		c.prompt = string(b)
-	case c.prompt == "":
+	case !given:
 		return c, errors.New("no prompt: use -p TEXT or -f FILE")
 	}
 	return c, nil
@@ -146,6 +147,8 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 		return fmt.Errorf("--n-predict %d: want a token count, -1 (until end of text) or -2 (until the context is full)", c.nPredict)
 	case c.threads < -1:
 		return fmt.Errorf("--threads %d: want a count, or 0 or -1 for all cores", c.threads)
+	case c.mode == "" || c.kvPolicy == "":
+		return fmt.Errorf("--mode %q / --kv-policy %q: name one (e.g. --mode llamacpp, --kv-policy none)", c.mode, c.kvPolicy)
 	case c.ctxSize < 0:
 		return fmt.Errorf("--ctx-size %d is negative (0 = the model's training context)", c.ctxSize)
 	case !(c.keepRatio > 0 && c.keepRatio <= 1):
