@@ -26,6 +26,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/cliflag"
 	"github.com/go-sdtp/sdtp/internal/fetch"
 	"github.com/go-sdtp/sdtp/internal/numeric"
 	"github.com/go-sdtp/sdtp/internal/report"
@@ -132,6 +133,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.keepRatiosSet = fs.Changed("keep-ratios")
+	if err := cliflag.RefuseEmpty(fs, "model", "text", "haystack", "mc", "mc-labels", "predictors", "onnx-provider"); err != nil {
+		return c, err
+	}
 	if err := refuseOtherKinds(fs, c.kind()); err != nil {
 		return c, err
 	}

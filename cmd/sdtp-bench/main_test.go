@@ -246,6 +246,8 @@ func TestBenchRefusesExplicitEdgeValues(t *testing.T) {
 	}
 	_, err := parseFlags([]string{"--kv-budget", "0.5"}, &stderr)
 	assert.ErrorContains(t, err, "--kv-budget needs a --kv-policy")
+	_, err = parseFlags([]string{"--predictors", ""}, &stderr)
+	assert.ErrorContains(t, err, `--predictors ""`)
 	// A flag of another kind of run is refused, not ignored.
 	for _, args := range [][]string{
 		{"--depths", "0.5"}, {"--samples", "3"}, {"--shots", "0"}, {"--seed", "3"},

@@ -14,6 +14,7 @@ import (
 	flag "github.com/spf13/pflag"
 
 	ggufio "github.com/go-sdtp/sdtp/gguf"
+	"github.com/go-sdtp/sdtp/internal/cliflag"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
@@ -49,6 +50,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := refuseUnused(fs, args[0]); err != nil {
+		return err
+	}
+	if err := cliflag.RefuseEmpty(fs, "model", "predictors", "out", "text"); err != nil {
 		return err
 	}
 	need := func(flags ...string) error {

@@ -127,4 +127,5 @@ func TestFlagsACommandIgnoresAreRefused(t *testing.T) {
 		err := run(args, &stdout, &stderr)
 		assert.ErrorContains(t, err, args[0]+" does not use --", args)
 	}
+	assert.ErrorContains(t, run([]string{"extract", "--model", "m", "-o", ""}, &stdout, &stderr), `--out ""`)
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/cliflag"
 	"github.com/go-sdtp/sdtp/internal/fetch"
 	"github.com/go-sdtp/sdtp/llama"
 	"github.com/go-sdtp/sdtp/sdtp"
@@ -140,6 +141,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 // as "unset" or ignored, with llama-cli's meanings for -1 (-n -1: no limit,
 // -n -2: until the context is full, -t -1: all cores).
 func (c *config) checkExplicit(fs *flag.FlagSet) error {
+	if err := cliflag.RefuseEmpty(fs, "model", "file", "mode", "kv-policy", "predictors", "onnx-provider", "explain-html"); err != nil {
+		return err
+	}
 	switch {
 	case c.nPredict == 0:
 		return errors.New("--n-predict 0 generates nothing; -1 generates until the end of text or a full context")
@@ -147,8 +151,6 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 		return fmt.Errorf("--n-predict %d: want a token count, -1 (until end of text) or -2 (until the context is full)", c.nPredict)
 	case c.threads < -1:
 		return fmt.Errorf("--threads %d: want a count, or 0 or -1 for all cores", c.threads)
-	case c.mode == "" || c.kvPolicy == "":
-		return fmt.Errorf("--mode %q / --kv-policy %q: name one (e.g. --mode llamacpp, --kv-policy none)", c.mode, c.kvPolicy)
 	case c.ctxSize < 0:
 		return fmt.Errorf("--ctx-size %d is negative (0 = the model's training context)", c.ctxSize)
 	case !(c.keepRatio > 0 && c.keepRatio <= 1):

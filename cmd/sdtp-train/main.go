@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/cliflag"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
@@ -83,6 +84,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.fit.Patience, "patience", 3, "stop after this many epochs without a better held-out Spearman (0 = never)")
 	fs.Uint64Var(&c.fit.Seed, "seed", 1, "seed for the split, initialisation and pair sampling")
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := cliflag.RefuseEmpty(fs, "model", "out", "embed", "cache", "report", "target", "states"); err != nil {
 		return c, err
 	}
 	switch {

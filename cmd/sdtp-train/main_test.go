@@ -160,6 +160,8 @@ func TestTrainRefusesExplicitEdgeValues(t *testing.T) {
 		{"--pairs", "-1", "--pairs -1"},
 		{"--patience", "-1", "--patience -1"},
 		{"--threads", "-2", "--threads -2"},
+		{"--cache", "", `--cache ""`},
+		{"--embed", "", `--embed ""`},
 	} {
 		_, err := parseFlags(append(base, c.flag, c.value), &stderr)
 		assert.ErrorContains(t, err, c.want, c.flag+" "+c.value)
