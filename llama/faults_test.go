@@ -75,6 +75,8 @@ func TestPredictEdgeValues(t *testing.T) {
 				"repeat -2":  {SetRepeat(-2), "repeat (last tokens penalised) -2"},
 				"penalty 0":  {SetPenalty(0), "repeat penalty 0"},
 				"nkeep -2":   {SetNKeep(-2), "NKeep -2"},
+				"tfs 0.9":    {SetTailFreeSamplingZ(0.9), "tail-free sampling"},
+				"negative":   {SetNegativePrompt("no"), "NegativePrompt"},
 			} {
 				_, err := l.Predict("the cat", append(opts(SetTokens(2)), c.opt)...)
 				assert.ErrorContains(t, err, c.want, name)

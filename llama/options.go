@@ -58,7 +58,7 @@ type PredictOptions struct {
 	StopPrompts                                       []string
 	IgnoreEOS                                         bool
 
-	TailFreeSamplingZ float32 // no-op: tail-free sampling was removed from llama.cpp
+	TailFreeSamplingZ float32 // tail-free sampling was removed from llama.cpp: 1 or 0 (off) only
 	TypicalP          float32
 	FrequencyPenalty  float32
 	PresencePenalty   float32
@@ -81,7 +81,8 @@ type PredictOptions struct {
 	RopeFreqBase  float32
 	RopeFreqScale float32
 
-	// Classifier-free guidance was removed from llama.cpp: no-ops.
+	// Classifier-free guidance was removed from llama.cpp: a NegativePrompt
+	// is refused, and the scale is a no-op.
 	NegativePromptScale float32
 	NegativePrompt      string
 
@@ -117,6 +118,10 @@ func (po *PredictOptions) check() error {
 		return fmt.Errorf("llama: NKeep %d: want a count, 0, or -1 (the whole prompt)", po.NKeep)
 	case po.NDraft < 0:
 		return fmt.Errorf("llama: NDraft %d is negative", po.NDraft)
+	case po.TailFreeSamplingZ > 0 && po.TailFreeSamplingZ < 1:
+		return fmt.Errorf("llama: tail-free sampling (TailFreeSamplingZ %v) was removed from llama.cpp; 1 or 0 = off", po.TailFreeSamplingZ)
+	case po.NegativePrompt != "":
+		return errors.New("llama: NegativePrompt: classifier-free guidance was removed from llama.cpp")
 	case po.Temperature != po.Temperature || po.TopP != po.TopP || po.TypicalP != po.TypicalP:
 		return errors.New("llama: temperature, top-p and typical-p must not be NaN")
 	}
