@@ -310,3 +310,26 @@ func (e *Engine) Evict(layer int, keep []int) error {
 	}
 	return nil
 }
+
+// Remove drops, in every layer, the cells at positions [from, to) (to < 0:
+// every position >= from) and returns how many cells went: the engine's
+// llama_memory_seq_rm. A prompt that diverges from the cached one at
+// position p keeps what it shares with Remove(p, -1).
+func (e *Engine) Remove(from, to int) int {
+	return int(C.sdtp_engine_remove(e.ptr, C.int(from), C.int(to)))
+}
+
+// Shift moves every layer's cells at positions >= from by delta and
+// re-rotates their cached keys to match (llama.cpp's K-shift,
+// llama_memory_seq_add). The cells must stay after the earlier ones, so a
+// context shift first Removes [from+delta, from). A failed shift (an error,
+// or the abort flag stopping the graph) leaves keys half-rotated: the
+// caller must Reset.
+func (e *Engine) Shift(from, delta int) error {
+	eb := newErrBuf()
+	defer eb.free()
+	if !C.sdtp_engine_shift(e.ptr, C.int(from), C.int(delta), eb.p, errBufSize) {
+		return eb.err("engine shift")
+	}
+	return nil
+}
