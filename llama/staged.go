@@ -4,13 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/predictor"
-	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/predictors"
 	"github.com/go-sdtp/sdtp/sdtp"
@@ -182,39 +179,28 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 
 // Scorer kinds of the learned predictors (SDTPStats.Scorer).
 const (
-	ScorerONNX      = "onnx"       // ONNX Runtime predictors (predictors.json + .onnx files)
-	ScorerGGUFHeads = "gguf-heads" // predictor heads inside the model's GGUF, run in-graph
+	ScorerONNX      = predictors.ScorerONNX      // ONNX Runtime predictors
+	ScorerGGUFHeads = predictors.ScorerGGUFHeads // heads inside the model's GGUF, in-graph
 )
 
-// learned finds learned predictors for the model, or returns nil.
+// learned finds learned predictors for the model (predictors.Locate), or
+// returns nil.
 func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scorer, string, sdtp.Schedule, error) {
-	loadONNX := func(dir string) (sdtp.Scorer, string, sdtp.Schedule, error) {
-		set, err := onnx.LoadFor(dir, path, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{Provider: o.ONNXProvider})
+	src, err := predictors.Locate(o.Predictors, predictors.Model{Path: path, Arch: m.Arch(), NLayer: m.NLayer(), NEmbd: m.NEmbd()})
+	switch {
+	case err != nil:
+		return nil, "", sdtp.Schedule{}, err
+	case src.Kind == ScorerGGUFHeads:
+		sc, err := src.Heads.Scorer(s.engine)
+		return sc, src.Kind, src.Heads.Schedule(), err
+	case src.Kind == ScorerONNX:
+		set, err := onnx.LoadFor(src.Dir, path, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{Provider: o.ONNXProvider})
 		if err != nil {
 			return nil, "", sdtp.Schedule{}, err
 		}
-		return set, ScorerONNX, set.Manifest.Schedule(), nil
+		return set, src.Kind, set.Manifest.Schedule(), nil
 	}
-	if o.Predictors != "" {
-		return loadONNX(o.Predictors)
-	}
-	heads, err := gguf.Read(path)
-	if err != nil {
-		return nil, "", sdtp.Schedule{}, err
-	}
-	if heads != nil {
-		sc, err := heads.Scorer(s.engine)
-		return sc, ScorerGGUFHeads, heads.Schedule(), err
-	}
-	beside := strings.TrimSuffix(path, filepath.Ext(path)) + ".predictors"
-	if _, err := os.Stat(filepath.Join(beside, onnx.ManifestName)); err == nil {
-		return loadONNX(beside)
-	}
-	dir, _, err := predictors.For(predictors.Model{Path: path, Arch: m.Arch(), NLayer: m.NLayer(), NEmbd: m.NEmbd()})
-	if err != nil || dir == "" {
-		return nil, "", sdtp.Schedule{}, err
-	}
-	return loadONNX(dir)
+	return nil, "", sdtp.Schedule{}, nil
 }
 
 // withRatio replaces every keep ratio by r, unless r is 0.

@@ -99,3 +99,25 @@ func TestShippedSetMatchesTheDefaultModel(t *testing.T) {
 	assert.Equal(t, "gemma-3-270m", name)
 	assert.FileExists(t, filepath.Join(dir, onnx.ManifestName))
 }
+
+// Locate's order: the named directory, heads in the GGUF, a directory
+// beside the model, the shipped set; nothing for a model with none.
+func TestLocateOrder(t *testing.T) {
+	m := tinyModel(t)
+	src, err := Locate("", m)
+	require.NoError(t, err)
+	assert.Equal(t, Source{}, src, "no predictors anywhere")
+
+	src, err = Locate("/some/dir", m)
+	require.NoError(t, err)
+	assert.Equal(t, Source{Kind: ScorerONNX, Dir: "/some/dir", From: "--predictors"}, src)
+
+	hash, err := predictor.EmbeddingHash(m.Path)
+	require.NoError(t, err)
+	writeSet(t, filepath.Dir(m.Path), "tiny.predictors", "gemma3", 6, hash)
+	src, err = Locate("", m)
+	require.NoError(t, err)
+	assert.Equal(t, ScorerONNX, src.Kind)
+	assert.Equal(t, filepath.Join(filepath.Dir(m.Path), "tiny.predictors"), src.Dir)
+	assert.Equal(t, "beside the model", src.From)
+}
