@@ -829,3 +829,43 @@ bool sdtp_engine_shift(sdtp_engine * e, int p0, int delta, char * err, size_t n_
 }
 
 } // extern "C"
+
+// ---- saving and restoring the caches (stage.h) ------------------------------
+
+extern "C" {
+
+int64_t sdtp_engine_row_bytes(const sdtp_engine * e, int il, bool v) {
+    if (il < 0 || il >= int(e->hp.n_layer)) return -1;
+    return int64_t(v ? e->v[il]->nb[1] : e->k[il]->nb[1]);
+}
+
+void sdtp_engine_layer_get(const sdtp_engine * e, int il, int32_t * pos, void * k, void * v) {
+    if (il < 0 || il >= int(e->hp.n_layer)) return;
+    const auto & cells = e->cells[il];
+    if (pos) std::copy(cells.begin(), cells.end(), pos);
+    if (k) ggml_backend_tensor_get(e->k[il], k, 0, cells.size() * e->k[il]->nb[1]);
+    if (v) ggml_backend_tensor_get(e->v[il], v, 0, cells.size() * e->v[il]->nb[1]);
+}
+
+bool sdtp_engine_layer_set(sdtp_engine * e, int il, const int32_t * pos, int n, const void * k, const void * v,
+                           char * err, size_t n_err) {
+    if (il < 0 || il >= int(e->hp.n_layer) || n < 0 || n > e->n_ctx) {
+        sdtp_set_err(err, n_err, "layer out of range or more cells than the context holds");
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        if (pos[i] < 0 || (i > 0 && pos[i] <= pos[i - 1])) {
+            sdtp_set_err(err, n_err, "cell positions must increase");
+            return false;
+        }
+    }
+    if (n > 0) {
+        ggml_backend_tensor_set(e->k[il], k, 0, size_t(n) * e->k[il]->nb[1]);
+        ggml_backend_tensor_set(e->v[il], v, 0, size_t(n) * e->v[il]->nb[1]);
+    }
+    e->cells[il].assign(pos, pos + n);
+    e->attn_scores[il].clear();
+    return true;
+}
+
+} // extern "C"

@@ -108,6 +108,19 @@ int sdtp_engine_remove(sdtp_engine * e, int p0, int p1);
 // Returns false with err set otherwise or when the graph fails.
 bool sdtp_engine_shift(sdtp_engine * e, int p0, int delta, char * err, size_t n_err);
 
+// ---- saving and restoring the caches (prompt cache files) -----------------
+
+// Bytes of one cached row of layer il's keys (v = false) or values (v = true).
+int64_t sdtp_engine_row_bytes(const sdtp_engine * e, int il, bool v);
+// Copies layer il's cells: positions, then their K and V rows (each
+// output optional; sdtp_engine_cells rows).
+void sdtp_engine_layer_get(const sdtp_engine * e, int il, int32_t * pos, void * k, void * v);
+// Replaces layer il's cells by n cells at positions pos (increasing) with
+// the given K and V rows (n rows each); their attention statistics start
+// at 0. Returns false with err set on bad input.
+bool sdtp_engine_layer_set(sdtp_engine * e, int il, const int32_t * pos, int n, const void * k, const void * v,
+                           char * err, size_t n_err);
+
 // ---- gradient pass (saliency) -------------------------------------------
 
 typedef struct sdtp_grad sdtp_grad;

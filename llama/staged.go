@@ -221,12 +221,17 @@ func (s *staged) free() {
 // generateStaged is Generate on the staged engine: a pruned prefill, then
 // decoding over the per-layer caches. A prompt that starts with tokens the
 // caches have seen (the previous prompt and the tokens generated after
-// it) reuses them and prefills only the rest; see staged.reuse.
+// it) reuses them and prefills only the rest; see staged.reuse. The
+// prompt cache file (SetPathPromptCache) holds the per-layer caches
+// (staged_cache.go), read and written when mode llamacpp does.
 func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOptions, res *Result, out *output) error {
 	s := l.staged
 	s.engine.SetThreads(po.Threads)
 	l.resetCache() // the llama.cpp context's cache no longer matches
 	start := time.Now()
+	if err := s.restorePromptCache(po, toks); err != nil {
+		return err
+	}
 	from := s.reuse(toks)
 	s.kv.Start()
 	pre, err := sdtp.Extend(ctx, s.engine, s.scorer, s.sched, toks, from, s.ubatch)
@@ -246,6 +251,9 @@ func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOpti
 	}
 	s.tokens = append(s.tokens, toks[from:]...)
 	s.dropped = append(s.dropped, pre.DroppedAt...)
+	if err := s.savePromptCache(po, true); err != nil {
+		return err
+	}
 	res.SDTP = s.stats(pre, len(toks)-from)
 	res.SDTP.KeptPerLayer = cells
 	st := res.SDTP
@@ -264,7 +272,7 @@ func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOpti
 	defer func() { res.Decode = time.Since(start) }()
 	logits := pre.Logits
 	sample := func() (int32, error) { return smp.SampleLogits(logits) }
-	return l.loop(ctx, po, res, out, sample, func(tok int32) (bool, error) {
+	err = l.loop(ctx, po, res, out, sample, func(tok int32) (bool, error) {
 		if len(s.tokens) >= l.ctx.NCtx() {
 			if po.Tokens == 0 {
 				return true, nil // "until EOS": the window bounds the output
@@ -286,6 +294,10 @@ func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOpti
 		logits = step.Logits
 		return false, nil
 	})
+	if err == nil {
+		err = s.savePromptCache(po, po.PromptCacheAll)
+	}
+	return err
 }
 
 // reuse keeps the longest prefix of toks the caches hold, short of the
