@@ -61,7 +61,7 @@ type SDTPStats struct {
 	Scorer       string
 	KeptPerStage []int    // live tokens entering each stage (of the tokens prefilled by this call)
 	KeptPerLayer []int    // K/V entries per layer after the prefill, reused ones included
-	FLOPRatio    float64  // prefill FLOPs of this call's new tokens, dense / this mode (attention to reused cells not counted)
+	FLOPRatio    float64  // prefill FLOPs of this call's new tokens (attending to the reused cells included), dense / this mode
 	KVBytes      int64    // after the prefill (and the KV policy's first eviction)
 	KVPolicy     string   // sdtp.KVNone unless SDTPOptions.KVPolicy
 	KVLimit      int      // cells per layer the policy allows (0: no limit)
@@ -233,6 +233,10 @@ func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOpti
 		return err
 	}
 	from := s.reuse(toks)
+	cached := make([][]int32, s.engine.NLayer()) // for the FLOPs of attending to them
+	for il := range cached {
+		cached[il] = s.engine.Positions(il)
+	}
 	s.kv.Start()
 	pre, err := sdtp.Extend(ctx, s.engine, s.scorer, s.sched, toks, from, s.ubatch)
 	cells := make([]int, s.engine.NLayer())
@@ -254,7 +258,7 @@ func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOpti
 	if err := s.savePromptCache(po, true); err != nil {
 		return err
 	}
-	res.SDTP = s.stats(pre, len(toks)-from)
+	res.SDTP = s.stats(pre, cached, from, len(toks)-from)
 	res.SDTP.KeptPerLayer = cells
 	st := res.SDTP
 	for _, t := range toks {
@@ -339,15 +343,16 @@ func (s *staged) shift(nKeep, promptLen int) error {
 	return nil
 }
 
-// stats describes a prefill of n new tokens; DroppedAt covers s.tokens.
-func (s *staged) stats(pre sdtp.PrefillResult, n int) *SDTPStats {
+// stats describes a prefill of n new tokens after from reused ones, over
+// caches that held cached; DroppedAt covers s.tokens.
+func (s *staged) stats(pre sdtp.PrefillResult, cached [][]int32, from, n int) *SDTPStats {
 	pruned := sdtp.LivePerLayer(s.sched, len(s.shape.Layers), pre.LivePositions)
 	return &SDTPStats{
 		Mode:         s.mode,
 		Scorer:       s.scorerName,
 		KeptPerStage: pre.KeptPerStage,
 		KeptPerLayer: pre.KeptPerLayer,
-		FLOPRatio:    sdtp.DenseFLOPs(s.shape, n) / sdtp.PrefillFLOPs(s.shape, pruned),
+		FLOPRatio:    sdtp.DenseExtendFLOPs(s.shape, from, n) / sdtp.ExtendFLOPs(s.shape, cached, pruned),
 		KVBytes:      s.engine.KVBytes(),
 		KVPolicy:     s.kv.Policy(),
 		KVLimit:      s.kv.Limit(),
