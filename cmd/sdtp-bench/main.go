@@ -74,6 +74,10 @@ type config struct {
 	mcLabels string
 	shots    int
 	mcItems  int
+
+	chat      bool
+	doc       string
+	questions []string
 }
 
 func main() {
@@ -129,8 +133,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.mcLabels, "mc-labels", "", "mc: labels file for PIQA-style items")
 	fs.IntVar(&c.shots, "shots", 5, "mc: solved examples from the same file before each question")
 	fs.IntVar(&c.mcItems, "mc-items", 100, "mc: questions to evaluate (the first ones in the file)")
+	fs.BoolVar(&c.chat, "chat", false, "a scripted conversation (--doc with the first of --questions, one question per later turn) in every mode, per-turn prefill latency vs llamacpp")
+	fs.StringVar(&c.doc, "doc", "docs/examples/frank-headlam.txt", "chat: the document of the first turn")
+	fs.StringArrayVar(&c.questions, "questions", defaultChatQuestions, "chat: one question per turn (repeat the flag)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.chat && len(c.questions) == 0 {
+		return c, errors.New("--chat needs --questions")
 	}
 	c.keepRatiosSet = fs.Changed("keep-ratios")
 	for _, k := range c.keepRatios {
@@ -215,6 +225,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	c, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if c.chat {
+		return runChat(c, args, stdout, stderr)
 	}
 	maxN := slices.Max(c.promptTokens)
 	nCtx := maxN + c.decodeTokens + 16
