@@ -258,7 +258,7 @@ func passkeySweep(d *doc, run Run) {
 	var lengths []int
 	acc := map[key]map[int]Row{}
 	for _, r := range run.Results {
-		k := key{r.Mode, r.Layers(), r.KeepRatio}
+		k := key{r.Label(), r.Layers(), r.KeepRatio}
 		if acc[k] == nil {
 			acc[k] = map[int]Row{}
 			keys = append(keys, k)
