@@ -86,4 +86,5 @@ func TestRunChatFromStdin(t *testing.T) {
 	assert.Contains(t, stderr.String(), "unknown command /bogus")
 
 	assert.ErrorContains(t, run([]string{"-m", model, "--chat", "-p", "x"}, &out, &stderr), "stdin")
+	assert.ErrorContains(t, run([]string{"-m", model, "--chat", "--explain"}, &out, &stderr), "do not apply to --chat")
 }

@@ -127,6 +127,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	switch {
 	case c.chat && (c.prompt != "" || c.promptFile != ""):
 		return c, errors.New("--chat reads its messages from stdin; -p and -f do not apply")
+	case c.chat && (c.explain || c.explainHTML != ""):
+		return c, errors.New("--explain and --explain-html show one prompt; they do not apply to --chat")
 	case c.chat:
 	case c.prompt != "" && c.promptFile != "":
 		return c, errors.New("give either --prompt or --file, not both")
