@@ -226,6 +226,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if c.model, err = fetch.ResolveModel(c.model, stderr); err != nil {
+		return err
+	}
 	if c.chat {
 		return runChat(c, args, stdout, stderr)
 	}
@@ -240,9 +243,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if c.mc != "" {
 		nCtx = 8192
-	}
-	if c.model, err = fetch.ResolveModel(c.model, stderr); err != nil {
-		return err
 	}
 	m, err := bridge.LoadModel(c.model, bridge.ModelParams{UseMMap: true})
 	if err != nil {
