@@ -100,7 +100,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", 0.9, "fraction of live tokens kept at each pruning stage")
 	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth)")
-	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: MODEL.predictors/ if present)")
+	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: heads in the GGUF, MODEL.predictors/, or the set shipped for the model)")
 	fs.StringVar(&c.provider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
 	fs.StringVar(&c.kvPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells each layer's cache keeps under --kv-policy: a fraction of the prompt if <= 1, else tokens")
