@@ -1,8 +1,12 @@
-// Command sdtp-run generates a continuation of a prompt with a GGUF model.
+// Command sdtp-run generates a continuation of a prompt with a GGUF model,
+// answers a question about a document (--doc, doc.go), or chats (--chat,
+// chat.go).
 //
 //	sdtp-run -p "The capital of France is" -n 32
 //	sdtp-run -f prompt.txt --json
 //	sdtp-run -m qwen2.5-coder-0.5b-instruct --chat-template --system "Be brief." -p "What is 2+2?"
+//	sdtp-run -m qwen2.5-coder-0.5b-instruct --doc article.txt -p "Where was he born?"
+//	sdtp-run -m qwen2.5-coder-0.5b-instruct --chat --doc article.txt
 package main
 
 import (
