@@ -73,9 +73,6 @@ func (l *LLama) generate(ctx context.Context, text string, po PredictOptions) (R
 		return res, err
 	}
 	if l.staged != nil {
-		if err := l.staged.refusePromptCache(po); err != nil {
-			return res, err
-		}
 		out := l.newOutput(po)
 		err := l.generateStaged(ctx, toks, po, &res, out)
 		res.Text = out.finish()
@@ -113,7 +110,7 @@ func (l *LLama) Eval(text string, opts ...PredictOption) error {
 	}
 	defer l.unlock()
 	if l.staged != nil {
-		return l.staged.unsupported("Eval (the staged engine starts every call from an empty cache, so nothing would be reused)")
+		return l.staged.unsupported("Eval (staged modes extend their caches through Predict and Generate)")
 	}
 	po := NewPredictOptions(opts...)
 	toks, err := l.promptTokens(text, &po)

@@ -245,7 +245,7 @@ func (l *LLama) SaveState(dst string) error {
 	}
 	defer l.unlock()
 	if l.staged != nil {
-		return l.staged.unsupported("SaveState (the staged engine's per-layer caches are not saved)")
+		return l.staged.unsupported("SaveState (staged modes save their per-layer caches with SetPathPromptCache)")
 	}
 	return l.ctx.SaveState(dst, l.cached)
 }
@@ -258,7 +258,7 @@ func (l *LLama) LoadState(state string) error {
 	}
 	defer l.unlock()
 	if l.staged != nil {
-		return l.staged.unsupported("LoadState (the staged engine starts every call from an empty cache)")
+		return l.staged.unsupported("LoadState (staged modes restore their per-layer caches with SetPathPromptCache)")
 	}
 	toks, err := l.ctx.LoadState(state)
 	if err != nil {

@@ -33,6 +33,7 @@ import (
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/predictors"
 	"github.com/go-sdtp/sdtp/sdtp"
 	"github.com/go-sdtp/sdtp/sdtp/train"
 )
@@ -74,6 +75,10 @@ type config struct {
 	mcLabels string
 	shots    int
 	mcItems  int
+
+	chat      bool
+	doc       string
+	questions []string
 }
 
 func main() {
@@ -109,7 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return flag.NormalizedName(name)
 	})
 	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
-	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; default: heads inside the GGUF, else the attention scorer")
+	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; default: heads inside the GGUF, MODEL.predictors/, the shipped set for the model, else the attention scorer")
 	fs.StringVar(&c.onnxProvider, "onnx-provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, coreml, auto")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.StringSliceVar(&c.kvPolicies, "kv-policy", []string{sdtp.KVNone},
@@ -129,8 +134,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.mcLabels, "mc-labels", "", "mc: labels file for PIQA-style items")
 	fs.IntVar(&c.shots, "shots", 5, "mc: solved examples from the same file before each question")
 	fs.IntVar(&c.mcItems, "mc-items", 100, "mc: questions to evaluate (the first ones in the file)")
+	fs.BoolVar(&c.chat, "chat", false, "a scripted conversation (--doc with the first of --questions, one question per later turn) in every mode, per-turn prefill latency vs llamacpp")
+	fs.StringVar(&c.doc, "doc", "docs/examples/frank-headlam.txt", "chat: the document of the first turn")
+	fs.StringArrayVar(&c.questions, "questions", defaultChatQuestions, "chat: one question per turn (repeat the flag)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if c.chat && len(c.questions) == 0 {
+		return c, errors.New("--chat needs --questions")
 	}
 	c.keepRatiosSet = fs.Changed("keep-ratios")
 	if err := cliflag.RefuseEmpty(fs, "model", "text", "haystack", "mc", "mc-labels", "predictors", "onnx-provider"); err != nil {
@@ -202,6 +213,7 @@ type bench struct {
 	vars         []variant     // the modes over the sweeps; a row each
 	onnxSet      *onnx.Set     // --predictors through ONNX Runtime
 	heads        sdtp.Scorer   // in-graph heads (from --predictors or the GGUF)
+	learnedFrom  string        // where the learned predictors were found (predictors.Source.From)
 	learnedSched sdtp.Schedule // the learned predictors' schedule
 	log          io.Writer
 }
@@ -227,6 +239,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if c.model, err = fetch.ResolveModel(c.model, stderr); err != nil {
+		return err
+	}
+	if c.chat {
+		return runChat(c, args, stdout, stderr)
+	}
 	maxN := slices.Max(c.promptTokens)
 	nCtx := maxN + c.decodeTokens + 16
 	if c.quality {
@@ -238,9 +256,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if c.mc != "" {
 		nCtx = 8192
-	}
-	if c.model, err = fetch.ResolveModel(c.model, stderr); err != nil {
-		return err
 	}
 	m, err := bridge.LoadModel(c.model, bridge.ModelParams{UseMMap: true})
 	if err != nil {
@@ -380,20 +395,24 @@ func (b *bench) readText(path string) ([]byte, error) {
 	return train.Portion(raw, b.cfg.textFrom, b.cfg.textTo), nil
 }
 
-// loadLearned loads the learned predictors: --predictors (as ONNX sessions
-// and as in-graph heads), else heads inside the GGUF.
+// loadLearned loads the learned predictors where the library finds them
+// (predictors.Locate): --predictors, heads inside the GGUF,
+// MODEL.predictors/, or the shipped set for the model. An ONNX set runs
+// both through ONNX Runtime and as in-graph heads.
 func (b *bench) loadLearned() error {
-	var h *gguf.Heads
-	var err error
-	if b.cfg.predictors != "" {
+	src, err := predictors.Locate(b.cfg.predictors, predictors.Model{Path: b.cfg.model, Arch: b.model.Arch(), NLayer: b.model.NLayer(), NEmbd: b.model.NEmbd()})
+	if err != nil {
+		return err
+	}
+	b.cfg.predictors, b.learnedFrom = src.Dir, src.From
+	h := src.Heads
+	if src.Kind == predictors.ScorerONNX {
 		if b.onnxSet, err = onnx.LoadFor(b.cfg.predictors, b.cfg.model, b.model.Arch(), b.model.NLayer(), b.model.NEmbd(), onnx.Options{Provider: b.cfg.onnxProvider}); err != nil {
 			return err
 		}
 		if h, err = gguf.FromONNX(b.onnxSet); err != nil {
 			return err
 		}
-	} else if h, err = gguf.Read(b.cfg.model); err != nil {
-		return err
 	}
 	if h != nil {
 		b.learnedSched = h.Schedule()
@@ -413,11 +432,27 @@ func (b *bench) loadLearned() error {
 func (b *bench) sdtpScorer() string {
 	switch {
 	case b.onnxSet != nil:
-		return fmt.Sprintf("learned predictors %s (ONNX Runtime, %s)", b.cfg.predictors, b.cfg.onnxProvider)
+		return fmt.Sprintf("learned predictors %s, %s (ONNX Runtime, %s)", b.learnedFrom, b.cfg.predictors, b.cfg.onnxProvider)
 	case b.heads != nil:
 		return "learned predictor heads inside the GGUF"
 	}
-	return "the attention scorer (no learned predictors)"
+	return "the attention scorer (no learned predictors for this model)"
+}
+
+// scorerName names what prunes in a mode, as llama.SDTPStats.Scorer does
+// (report.Row.Scorer): "" for the unpruned modes.
+func (b *bench) scorerName(mode string) string {
+	switch {
+	case mode == "llamacpp" || mode == "dense":
+		return ""
+	case mode == "sdtp-onnx" || (mode == "sdtp" && b.onnxSet != nil):
+		return predictors.ScorerONNX
+	case mode == "sdtp-gguf" || (mode == "sdtp" && b.heads != nil):
+		return predictors.ScorerGGUFHeads
+	case mode == "random":
+		return "random"
+	}
+	return "attention"
 }
 
 // scorer returns a fresh scorer for a mode (the random one restarts from
@@ -635,7 +670,7 @@ func printTable(w io.Writer, rep report.Run) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "tokens\tmode\tlayers\tkeep\tKV budget\tprefill ms\tpredictor ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, kvBudget(r),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Label(), r.Layers(), r.KeepRatio, kvBudget(r),
 			r.PrefillMS, r.PredictorMS, r.SpeedupVsLlamaCpp, r.FLOPRatioVsDense, r.KeptTokensPerLayer[len(r.KeptTokensPerLayer)-1], r.DecodeTokS,
 			float64(r.KVBytes)/(1<<20), r.Top1VsLlamaCpp, r.MaxAbsLogitDiff)
 	}
@@ -651,7 +686,7 @@ func printPasskey(w io.Writer, rep report.Run) {
 	}
 	fmt.Fprintln(tw, head)
 	for _, r := range rep.Results {
-		line := fmt.Sprintf("%d\t%s\t%s\t%.2f\t%d\t%.2f\t", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, r.Samples, r.PasskeyAcc)
+		line := fmt.Sprintf("%d\t%s\t%s\t%.2f\t%d\t%.2f\t", r.PromptTokens, r.Label(), r.Layers(), r.KeepRatio, r.Samples, r.PasskeyAcc)
 		for _, a := range r.PasskeyDepthAcc {
 			line += fmt.Sprintf("%.2f\t", a)
 		}
@@ -665,7 +700,7 @@ func printMC(w io.Writer, rep report.Run) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "mean prompt\tmode\tlayers\tkeep\titems\taccuracy\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%d\t%.3f\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, r.Samples, r.MCAcc)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%d\t%.3f\t\n", r.PromptTokens, r.Label(), r.Layers(), r.KeepRatio, r.Samples, r.MCAcc)
 	}
 	tw.Flush()
 }
@@ -675,7 +710,7 @@ func printQuality(w io.Writer, rep report.Run) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "context\tmode\tlayers\tkeep\tKV budget\tsamples\tppl\tKL vs dense\ttop-1 vs dense\tpeak KV MiB\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%d\t%.3f\t%.4f\t%.3f\t%.2f\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, kvBudget(r), r.Samples,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%d\t%.3f\t%.4f\t%.3f\t%.2f\t\n", r.PromptTokens, r.Label(), r.Layers(), r.KeepRatio, kvBudget(r), r.Samples,
 			r.PPL, r.KLVsDense, r.Top1VsDense, float64(r.KVBytes)/(1<<20))
 	}
 	tw.Flush()

@@ -48,7 +48,13 @@ func TestBenchJSONOnTinyModel(t *testing.T) {
 			assert.Zero(t, r.MaxAbsLogitDiff, r.Mode)
 			assert.Equal(t, 1.0, r.FLOPRatioVsDense)
 			assert.Equal(t, r.PromptTokens, r.KeptTokensPerLayer[11])
+			assert.Empty(t, r.Scorer)
 		default:
+			want := r.Mode
+			if r.Mode == "sdtp" {
+				want = "attention" // no predictors for the tiny model
+			}
+			assert.Equal(t, want, r.Scorer, "the scorer that ran")
 			assert.Greater(t, r.FLOPRatioVsDense, 1.3, r.Mode)
 			assert.Less(t, r.KeptTokensPerLayer[11], r.PromptTokens/2, r.Mode)
 		}
@@ -56,9 +62,10 @@ func TestBenchJSONOnTinyModel(t *testing.T) {
 
 	// The readable table names every mode.
 	stdout.Reset()
-	require.NoError(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "128", "--repeat", "1", "--decode-tokens", "2", "--modes", "llamacpp,random"}, &stdout, &stderr))
+	require.NoError(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "128", "--repeat", "1", "--decode-tokens", "2", "--modes", "llamacpp,random,sdtp"}, &stdout, &stderr))
 	assert.Contains(t, stdout.String(), "random")
 	assert.Contains(t, stdout.String(), "llamacpp")
+	assert.Contains(t, stdout.String(), "sdtp (attention)", "the row says what ran")
 
 	assert.Error(t, run([]string{"--model", model, "--modes", "bogus"}, &stdout, &stderr))
 	assert.Error(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "100000"}, &stdout, &stderr))
@@ -98,6 +105,8 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 	assert.Equal(t, 0.7, byMode["sdtp-gguf"].KeepRatio, "the trained ratio")
 	assert.True(t, byMode["sdtp-gguf"].Default(), "the trained schedule is the learned modes' default")
 	assert.Equal(t, []int{2, 4}, byMode["sdtp"].PruneLayers, "sdtp uses the predictors")
+	assert.Equal(t, "onnx", byMode["sdtp"].Scorer)
+	assert.Equal(t, "gguf-heads", byMode["sdtp-gguf"].Scorer)
 
 	// --keep-ratios replaces the learned predictors' trained ratio, and
 	// --prune-layers picks a subset of their layers (the random scorer

@@ -21,12 +21,13 @@ type variant struct {
 	byDefault bool
 	kv        string  // KV policy after the prefill (sdtp.KVNone: none)
 	kvBudget  float64 // its budget
+	scorer    string  // what prunes (report.Row.Scorer)
 }
 
 // row starts a result row for the variant.
 func (v variant) row(promptTokens int) report.Row {
 	r := report.Row{Mode: v.mode, PromptTokens: promptTokens, KeepRatio: 1, PruneLayers: v.sched.Layers,
-		CustomLayers: v.custom, DefaultSchedule: v.byDefault}
+		CustomLayers: v.custom, DefaultSchedule: v.byDefault, Scorer: v.scorer}
 	if v.kv != sdtp.KVNone {
 		// A mode of its own in reports and plots: "attention+h2o" is
 		// neither attention nor, for dense, the unpruned reference.
@@ -119,6 +120,9 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 				}
 			}
 		}
+	}
+	for i := range out {
+		out[i].scorer = b.scorerName(out[i].mode)
 	}
 	return withKV(out, b.cfg.kvPolicies, b.cfg.kvBudget), nil
 }

@@ -1,8 +1,12 @@
-// Command sdtp-run generates a continuation of a prompt with a GGUF model.
+// Command sdtp-run generates a continuation of a prompt with a GGUF model,
+// answers a question about a document (--doc, doc.go), or chats (--chat,
+// chat.go).
 //
 //	sdtp-run -p "The capital of France is" -n 32
 //	sdtp-run -f prompt.txt --json
 //	sdtp-run -m qwen2.5-coder-0.5b-instruct --chat-template --system "Be brief." -p "What is 2+2?"
+//	sdtp-run -m qwen2.5-coder-0.5b-instruct --doc article.txt -p "Where was he born?"
+//	sdtp-run -m qwen2.5-coder-0.5b-instruct --chat --doc article.txt
 package main
 
 import (
@@ -39,6 +43,8 @@ type config struct {
 
 	chatTemplate bool
 	system       *string // --system, nil when not given
+	doc          string  // --doc: document question answering (doc.go)
+	chat         bool    // --chat: a conversation on stdin (chat.go)
 
 	mode      string
 	modeGiven bool // --mode on the command line, not the default
@@ -70,6 +76,9 @@ type report struct {
 	KVPolicy        string  `json:"kv_policy,omitempty"`
 	KVLimit         int     `json:"kv_limit,omitempty"`      // cells per layer
 	KVPeakBytes     int64   `json:"kv_peak_bytes,omitempty"` // the most the caches held while generating
+	Scorer          string  `json:"scorer,omitempty"`        // what pruned: onnx, gguf-heads, attention, random
+	ReusedTokens    int     `json:"reused_tokens"`           // prompt tokens served from the cache (earlier turns)
+	KeptTokens      int     `json:"kept_tokens,omitempty"`   // prefilled tokens that reached the last layer
 }
 
 func main() {
@@ -99,18 +108,23 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each pruning stage, in (0, 1] (default: 0.9, or learned predictors' trained ratios)")
 	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth, or learned predictors' own layers; with predictors, a subset of theirs)")
-	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: MODEL.predictors/ if present)")
+	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: heads in the GGUF, MODEL.predictors/, or the set shipped for the model)")
 	fs.StringVar(&c.provider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
 	fs.StringVar(&c.kvPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells each layer's cache keeps under --kv-policy: a fraction of the prompt if <= 1, else tokens")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
+	fs.StringVar(&c.doc, "doc", "", "answer the question -p about the document `FILE` (through the chat template; the prefill line goes to stderr)")
+	fs.BoolVar(&c.chat, "chat", false, "chat: one user message per line of stdin (a REPL on a terminal; /reset, /stats, /quit); with --doc the document goes with the first message")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	c.modeGiven = fs.Changed("mode")
 	if err := c.checkExplicit(fs); err != nil {
 		return c, err
+	}
+	if c.doc != "" || c.chat {
+		c.chatTemplate = true // both talk to an instruct model through its template
 	}
 	if fs.Changed("system") {
 		if !c.chatTemplate {
@@ -123,6 +137,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	// -p "" is an empty prompt (BOS alone), as in llama-cli.
 	switch given := fs.Changed("prompt"); {
+	case c.chat && (given || fs.Changed("file")):
+		return c, errors.New("--chat reads its messages from stdin; -p and -f do not apply")
+	case c.chat && (c.explain || c.explainHTML != ""):
+		return c, errors.New("--explain and --explain-html show one prompt; they do not apply to --chat")
+	case c.chat:
 	case given && fs.Changed("file"):
 		return c, errors.New("give either --prompt or --file, not both")
 	case fs.Changed("file"):
@@ -131,6 +150,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, err
 		}
 		c.prompt = string(b)
+	case !given && c.doc != "":
+		return c, errors.New("--doc needs the question: -p TEXT")
 	case !given:
 		return c, errors.New("no prompt: use -p TEXT or -f FILE")
 	}
@@ -188,10 +209,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.Free()
-	prompt, err := chatPrompt(c, l)
-	if err != nil {
-		return err
-	}
 
 	stream := func(piece string) bool {
 		if !c.json {
@@ -199,11 +216,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return true
 	}
-	res, err := l.Generate(prompt,
-		llama.SetTokens(c.nPredict), llama.SetThreads(c.threads), llama.SetTemperature(c.temp),
-		llama.SetTopK(c.topK), llama.SetTopP(c.topP), llama.SetSeed(c.seed), llama.SetTokenCallback(stream))
+	gen := []llama.PredictOption{llama.SetTokens(c.nPredict), llama.SetThreads(c.threads), llama.SetTemperature(c.temp),
+		llama.SetTopK(c.topK), llama.SetTopP(c.topP), llama.SetSeed(c.seed), llama.SetTokenCallback(stream)}
+	if c.chat {
+		return chat(c, l, gen, stdout, stderr)
+	}
+	prompt, err := chatPrompt(c, l)
 	if err != nil {
 		return err
+	}
+	res, err := l.Generate(prompt, gen...)
+	if err != nil {
+		return err
+	}
+	if c.doc != "" {
+		fmt.Fprintln(stderr, prefillLine(res))
 	}
 	if err := explain(c, res.SDTP, stderr); err != nil {
 		return err
@@ -212,6 +239,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout)
 		return nil
 	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(newReport(res))
+}
+
+// newReport is --json's object for one generation.
+func newReport(res llama.Result) report {
 	r := report{
 		PromptTokens:    res.PromptTokens,
 		GeneratedTokens: res.GeneratedTokens,
@@ -219,14 +253,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		DecodeMS:        float64(res.Decode.Microseconds()) / 1000,
 		Text:            res.Text,
 		Mode:            llama.ModeLlamaCpp,
+		ReusedTokens:    res.ReusedTokens,
 	}
 	if st := res.SDTP; st != nil {
 		r.Mode, r.KeptPerStage, r.KeptPerLayer, r.FLOPRatio, r.KVBytes = st.Mode, st.KeptPerStage, st.KeptPerLayer, st.FLOPRatio, st.KVBytes
-		r.KVPolicy, r.KVLimit, r.KVPeakBytes = st.KVPolicy, st.KVLimit, st.KVPeakBytes
+		r.KVPolicy, r.KVLimit, r.KVPeakBytes, r.Scorer = st.KVPolicy, st.KVLimit, st.KVPeakBytes, st.Scorer
+		r.KeptTokens = st.KeptPerStage[len(st.KeptPerStage)-1]
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return r
 }
 
 // load loads the model in c.mode. When the architecture cannot be pruned,
@@ -261,24 +295,25 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 	return llama.New(c.model, append(opts, llama.WithSDTP(sdtpOpts))...)
 }
 
-// chatPrompt is the prompt text: as given, or with --chat-template the
-// model's chat template applied to [--system] and the prompt as one user
-// message, ending with the opening of the assistant's turn.
+// chatPrompt is the prompt text: as given, or with --chat-template (or
+// --doc) the model's chat template applied to [--system] and the prompt
+// (with --doc: the document and the question) as one user message,
+// ending with the opening of the assistant's turn.
 func chatPrompt(c config, l *llama.LLama) (string, error) {
 	if !c.chatTemplate {
 		return c.prompt, nil
 	}
-	var msgs []llama.ChatMessage
-	if c.system != nil {
-		msgs = append(msgs, llama.ChatMessage{Role: "system", Content: *c.system})
+	user, option := c.prompt, "--chat-template"
+	if c.doc != "" {
+		var err error
+		if user, err = docMessage(c); err != nil {
+			return "", err
+		}
+		option = "--doc"
 	}
-	msgs = append(msgs, llama.ChatMessage{Role: "user", Content: c.prompt})
-	p, err := l.ApplyChatTemplate(msgs, true)
-	if errors.Is(err, llama.ErrNoChatTemplate) {
-		return "", fmt.Errorf("--chat-template: %s: %w; it is a base model, prompt it without --chat-template", c.model, err)
-	}
+	p, err := l.ApplyChatTemplate(append(opening(c), llama.ChatMessage{Role: "user", Content: user}), true)
 	if err != nil {
-		return "", fmt.Errorf("--chat-template: %w", err)
+		return "", templateErr(c, option, err)
 	}
 	return p, nil
 }
