@@ -50,20 +50,14 @@ func (c *fidelityConfig) addFlags(fs *flag.FlagSet) {
 // check refuses what cannot apply.
 func (c *fidelityConfig) check(cfg *config, fs *flag.FlagSet) error {
 	if !c.ruler && c.qa == "" {
-		for _, name := range []string{"tasks", "prompts", "records", "prompt-format", "system", "qa-data"} {
-			if fs.Changed(name) {
-				return fmt.Errorf("--%s applies to --ruler and --qa only", name)
-			}
-		}
-		return nil
+		return nil // its flags are refused elsewhere (kindFlags)
 	}
 	if c.ruler && c.qa != "" {
 		return errors.New("--ruler and --qa are separate runs: give one")
 	}
-	for _, name := range []string{"passkey", "quality", "mc", "text", "prompt-tokens", "repeat", "decode-tokens",
-		"samples", "context-tokens", "continuation-tokens", "shots", "mc-items", "mc-labels", "depths", "trials"} {
+	for _, name := range []string{"passkey", "quality", "mc", "chat", "doc", "questions"} {
 		if fs.Changed(name) {
-			return fmt.Errorf("--%s does not apply to --ruler/--qa (each task has a fixed answer budget; needles are spread over every depth band)", name)
+			return fmt.Errorf("--%s is another kind of run than --ruler/--qa", name)
 		}
 	}
 	if c.qa != "" && c.qa != "squad" && c.qa != "hotpot" {

@@ -132,6 +132,8 @@ func TestFidelityFlagsRefused(t *testing.T) {
 		{"--ruler", "--prompt-format", "yaml"},
 		{"--ruler", "--prompt-format", "completion", "--system", "Be brief."},
 		{"--records", "x"},
+		{"--ruler", "--records", ""},
+		{"--ruler", "--chat"},
 		{"--prompts", "4"},
 	} {
 		_, err := parseFlags(args, &stderr)
