@@ -2,12 +2,15 @@ package report
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
 
 	"github.com/go-sdtp/sdtp/internal/numeric"
 )
@@ -241,22 +244,70 @@ func bandEdges(cs []cell) []float64 {
 }
 
 // fidelityPlot: accuracy over all tasks against prompt length, one line
-// per mode.
+// per mode, with its 95% Wilson interval; the modes are dodged a little
+// along x so their intervals do not hide each other.
 func fidelityPlot(model string, cs []cell) (*plot.Plot, error) {
 	keys, correct, total := pooled(cs, "")
-	var s series
+	var modes []string
+	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, k := range keys {
-		s.add(k.mode, float64(k.n), float64(correct[k])/float64(total[k]))
+		if !slices.Contains(modes, k.mode) {
+			modes = append(modes, k.mode)
+		}
+		lo, hi = min(lo, float64(k.n)), max(hi, float64(k.n))
 	}
-	if s.names == nil {
+	if len(keys) == 0 {
 		return nil, nil
 	}
+	step := 0.015 * max(hi-lo, hi/4) // the dodge between modes
+	var s series
+	bars := map[string]*intervals{}
+	for _, k := range keys {
+		x := float64(k.n) + step*(float64(slices.Index(modes, k.mode))-float64(len(modes)-1)/2)
+		acc := float64(correct[k]) / float64(total[k])
+		l, h := numeric.Wilson(correct[k], total[k])
+		s.add(k.mode, x, acc)
+		if bars[k.mode] == nil {
+			bars[k.mode] = &intervals{}
+		}
+		bars[k.mode].add(x, acc, l, h)
+	}
 	p := plot.New()
-	p.Title.Text = "Fidelity accuracy, all tasks pooled (intervals: tables), " + strings.TrimSuffix(model, ".gguf")
+	p.Title.Text = "Fidelity accuracy, all tasks pooled, 95% intervals: " + strings.TrimSuffix(model, ".gguf")
 	p.X.Label.Text = "prompt tokens"
 	p.Y.Label.Text = "accuracy"
 	p.Y.Min, p.Y.Max = 0, 1.3 // headroom for the legend
 	p.Y.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: "0"}, {Value: 0.25}, {Value: 0.5, Label: "0.5"}, {Value: 0.75}, {Value: 1, Label: "1"}}
 	p.Legend.Top, p.Legend.Left = true, true
-	return p, s.draw(p)
+	if err := s.draw(p); err != nil {
+		return nil, err
+	}
+	for _, m := range modes {
+		eb, err := plotter.NewYErrorBars(bars[m])
+		if err != nil {
+			return nil, err
+		}
+		k := slices.Index(modeOrder, m)
+		if k < 0 {
+			k = len(modeOrder) + slices.Index(modes, m)
+		}
+		eb.Color = plotutil.Color(k)
+		p.Add(eb)
+	}
+	return p, nil
 }
+
+// intervals are points with asymmetric error bars (plotter.YErrorer).
+type intervals struct {
+	plotter.XYs
+	lo, hi []float64
+}
+
+func (iv *intervals) add(x, y, lo, hi float64) {
+	iv.XYs = append(iv.XYs, plotter.XY{X: x, Y: y})
+	iv.lo, iv.hi = append(iv.lo, y-lo), append(iv.hi, hi-y)
+}
+
+// YError is the distance from the point down to the interval's low end
+// and up to its high end.
+func (iv *intervals) YError(i int) (float64, float64) { return iv.lo[i], iv.hi[i] }
