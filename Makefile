@@ -104,20 +104,23 @@ bench: build
 # of SQuAD and HotpotQA, on Gemma 3 270M (base: completion prompts; sdtp
 # with its shipped predictors) and Qwen2.5-Coder-0.5B-Instruct (its chat
 # template; sdtp falls back to the attention scorer), at FID_LENGTHS,
-# modes FID_MODES, FID_PROMPTS prompts per task and length: 2 models × 10
-# tasks × 2 lengths × 24 prompts × 4 modes = 3,840 answers. Estimated at
-# about 11 h on the idle 2-core machine with 2 threads: Gemma ~12.5 s per
-# 2K prompt for the four modes and ~26.5 s per 4K prompt (the prefill times
-# of docs/BENCHMARKS.md plus the greedy answers), 2.6 h; Qwen 0.5B 3.3× the
-# Gemma cost per prompt (218 vs 66 s of CPU for one 2K prompt measured with
-# 1 thread on the loaded machine), ~9 h. So each answer is a JSONL line
-# under docs/fidelity/records/, committed: an interrupted run, on any
-# machine, continues where it stopped. Records are keyed by model,
-# schedule and prompt, not by code: to measure changed pruning code,
-# remove docs/fidelity/records first.
+# modes FID_MODES; FID_PROMPTS prompts per needle task and length (8 tasks:
+# 192 per length) and FID_QA_PROMPTS per QA set (2 sets: 100 per length),
+# so each family average rests on 100+ prompts: 2 models × 292 prompts × 2
+# lengths × 4 modes = 4,672 answers. Estimated at about 14 h on the idle
+# 2-core machine with 2 threads: Gemma ~12.5 s per 2K prompt for the four
+# modes and ~26.5 s per 4K prompt (the prefill times of docs/BENCHMARKS.md
+# plus the greedy answers), 3.2 h; Qwen 0.5B 3.3× the Gemma cost per
+# prompt (218 vs 66 s of CPU for one 2K prompt measured with 1 thread on
+# the loaded machine), ~10.6 h. So each answer is a JSONL line under
+# docs/fidelity/records/, committed: an interrupted run, on any machine,
+# continues where it stopped. Records are keyed by model, schedule and
+# prompt, not by code: to measure changed pruning code, remove
+# docs/fidelity/records first.
 FID_MODELS  ?= gemma-3-270m qwen2.5-coder-0.5b-instruct
 FID_LENGTHS ?= 2048,4096
 FID_PROMPTS ?= 24
+FID_QA_PROMPTS ?= 50
 FID_MODES   ?= dense,sdtp,attention,random
 FID_DIR      = $(BENCH_DOCS)/fidelity
 FID_RUN      = bin/sdtp-bench --json --modes $(FID_MODES)
@@ -128,8 +131,9 @@ fidelity: build data
 	  pred=$$(test -f predictors/$$m/predictors.json && echo "--predictors predictors/$$m"); \
 	  for suite in ruler "qa squad" "qa hotpot"; do \
 	    out=$(FID_DIR)/$$m-$$(echo $$suite | sed 's/^qa //').json; \
-	    echo "$(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $(FID_PROMPTS) --records $(FID_DIR)/records > $$out"; \
-	    $(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $(FID_PROMPTS) \
+	    n=$(FID_QA_PROMPTS); test "$$suite" = ruler && n=$(FID_PROMPTS); \
+	    echo "$(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $$n --records $(FID_DIR)/records > $$out"; \
+	    $(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $$n \
 	      --records $(FID_DIR)/records > $$out.tmp && mv $$out.tmp $$out || exit 1; \
 	  done; \
 	done
