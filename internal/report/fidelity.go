@@ -65,7 +65,7 @@ func pooled(cells []cell, family string) (keys []pooledKey, correct, total map[p
 		if family != "" && c.Fidelity.Family != family {
 			continue
 		}
-		k := pooledKey{c.PromptTokens, c.Mode}
+		k := pooledKey{c.PromptTokens, c.Label()}
 		if _, ok := total[k]; !ok {
 			keys = append(keys, k)
 		}
@@ -187,7 +187,7 @@ func fidelityMarkdown(runs []Run, models []string, cells map[string][]cell, meta
 			if fd.Family == FamilyQA {
 				em, f1 = f(fd.EM, 2), f(fd.F1, 2)
 			}
-			r := []string{fd.Task, fmt.Sprint(c.PromptTokens), c.Mode, fmt.Sprint(c.Samples), accCI(fd.Correct, c.Samples), em, f1}
+			r := []string{fd.Task, fmt.Sprint(c.PromptTokens), c.Label(), fmt.Sprint(c.Samples), accCI(fd.Correct, c.Samples), em, f1}
 			for i := 0; i+1 < len(edges); i++ {
 				if i < len(fd.Bands) && fd.Bands[i].N > 0 {
 					r = append(r, fmt.Sprintf("%d/%d", fd.Bands[i].Correct, fd.Bands[i].N))
@@ -202,7 +202,7 @@ func fidelityMarkdown(runs []Run, models []string, cells map[string][]cell, meta
 		rows = nil
 		for _, c := range cs {
 			if fd := c.Fidelity; fd.Paired {
-				rows = append(rows, []string{fd.Task, fmt.Sprint(c.PromptTokens), c.Mode, fmt.Sprint(c.Samples),
+				rows = append(rows, []string{fd.Task, fmt.Sprint(c.PromptTokens), c.Label(), fmt.Sprint(c.Samples),
 					fmt.Sprint(fd.DenseOnly), fmt.Sprint(fd.ModeOnly), fmt.Sprint(c.Samples - fd.DenseOnly - fd.ModeOnly)})
 			}
 		}
@@ -287,7 +287,8 @@ func fidelityPlot(model string, cs []cell) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		k := slices.Index(modeOrder, m)
+		base, _, _ := strings.Cut(m, " (") // "sdtp (attention)" keeps sdtp's colour
+		k := slices.Index(modeOrder, base)
 		if k < 0 {
 			k = len(modeOrder) + slices.Index(modes, m)
 		}

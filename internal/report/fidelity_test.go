@@ -34,6 +34,7 @@ func syntheticFidelity() []Run {
 	qa := header(KindFidelity, "bin/sdtp-bench --json --qa squad --lengths 2048")
 	qa.PromptFormat, qa.AnswerCommits = "completion", []string{"c1", "c2"}
 	qa.Results = []Row{fidRow("dense", "qa-squad", FamilyQA, 2048, 10, 24, false, 0, 0), fidRow("sdtp", "qa-squad", FamilyQA, 2048, 6, 24, true, 6, 2)}
+	qa.Results[1].Scorer = "attention" // no learned predictors: the table says so
 	return []Run{ruler, qa}
 }
 
@@ -54,7 +55,8 @@ func TestWriteFidelity(t *testing.T) {
 		"| 4096 | sdtp | 48 | 0.10 [0.05, 0.22] | 0 | - | 48 | 0.10 [0.05, 0.22] |",
 		// Per task, with EM/F1 for QA only, and depth bands as k/n.
 		"| single-number | 2048 | sdtp | 24 | 0.21 [0.09, 0.40] | - | - | 2/12 | - | 3/12 | - |",
-		"| qa-squad | 2048 | sdtp | 24 | 0.25 [0.12, 0.45] | 0.25 | 0.50 | 3/12 | - | 3/12 | - |",
+		"| qa-squad | 2048 | sdtp (attention) | 24 | 0.25 [0.12, 0.45] | 0.25 | 0.50 | 3/12 | - | 3/12 | - |",
+		"| qa-squad | 2048 | sdtp (attention) | 24 | 6 | 2 | 16 |",
 		"| depth 0–0.25 | depth 0.25–0.5 |",
 		// Paired counts, dense itself left out.
 		"| single-number | 2048 | sdtp | 24 | 16 | 1 | 7 |",
