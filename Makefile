@@ -71,14 +71,13 @@ run: build
 # ./llama's concurrency tests and fuzzing of gguf.
 #
 # Compiles of llama.cpp: -race and -fuzz instrument every package of the
-# test binary, so each is a full compile of llama.cpp of its own (about
-# 3.5 min at -O3 -march=native on the 2-core machine, against 2-3 min for
-# every test). Hence:
+# test binary, so each is a full compile of llama.cpp of its own, minutes
+# on the 2-core machine: most of a fresh `make test`. Hence:
 # - race: its compile is unavoidable (the C code is the same, but the Go
-#   code around it must be instrumented), so it is made cheap: the
-#   concurrency tests run tiny models, where ggml's speed does not matter,
-#   and INSTRUMENTED_FLAGS (-O0) compiles llama.cpp several times faster
-#   than -O3. Nothing else uses that build.
+#   code around it must be instrumented), so it is made as cheap as gcc
+#   allows: the concurrency tests run tiny models, where ggml's speed does
+#   not matter, so INSTRUMENTED_FLAGS is -O0 (no optimisation passes).
+#   Nothing else uses that build.
 # - fuzz: only packages that do not link llama.cpp are fuzzed here (gguf);
 #   sdtp, predictor/onnx and llama link it through bridge, and fuzzing them
 #   would mean one more compile. Their fuzz targets' seed corpora run in the
