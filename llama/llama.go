@@ -28,6 +28,7 @@ var liveNatives atomic.Int64
 
 type LLama struct {
 	id       uint64     // creation order, for deadlock-free pair locking
+	path     string     // the GGUF file, where SetSDTP looks for predictors
 	mu       sync.Mutex // serialises use of the native objects and cached
 	*native             // fields are nil after Free
 	cached   []int32    // tokens whose K/V the context holds; index = position
@@ -87,7 +88,7 @@ func New(model string, opts ...ModelOption) (*LLama, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &LLama{id: nextID.Add(1), native: &native{model: m}, opts: mo}
+	l := &LLama{id: nextID.Add(1), path: model, native: &native{model: m}, opts: mo}
 	liveNatives.Add(1)
 	runtime.AddCleanup(l, (*native).free, l.native)
 	if l.ctx, err = m.NewContext(cp); err != nil {

@@ -208,6 +208,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "report" {
 		return runReport(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "server-load" {
+		return runServerLoad(args[1:], stdout, stderr)
+	}
 	started := time.Now()
 	c, err := parseFlags(args, stderr)
 	if err != nil {
