@@ -5,7 +5,9 @@
 // request is served from another's cache). It reports throughput,
 // time-to-first-token percentiles, errors by status, and the server's
 // resident memory before and after (from its /metrics, when it exports
-// process_resident_memory_bytes).
+// process_resident_memory_bytes). A warm-up round of one request per
+// client, not counted, goes first, so "before" is measured once the
+// server's buffers have grown to their working size.
 package loadtest
 
 import (
@@ -85,26 +87,37 @@ func Run(ctx context.Context, c Config) (Report, error) {
 	if len(words) < c.Words {
 		return r, fmt.Errorf("loadtest: the text has %d words, fewer than one prompt of %d", len(words), c.Words)
 	}
+	// Prompt n starts at its own place in the text; the warm-up round
+	// uses the numbers after the measured ones.
+	prompt := func(n int) string {
+		from := n * 7919 * c.Words / 10 % (len(words) - c.Words + 1)
+		return strings.Join(words[from:from+c.Words], " ")
+	}
+	load := func(perClient, first int) ([]result, time.Duration) {
+		results := make([]result, c.Clients*perClient)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for client := range c.Clients {
+			wg.Go(func() {
+				for i := range perClient {
+					n := client*perClient + i
+					results[n] = send(ctx, c, r.Endpoint, prompt(first+n))
+				}
+			})
+		}
+		wg.Wait()
+		return results, time.Since(start)
+	}
+	if _, err := rss(ctx, c.URL); err != nil {
+		return r, err
+	}
+	load(1, r.Requests)
 	var err error
 	if r.RSSBefore, err = rss(ctx, c.URL); err != nil {
 		return r, err
 	}
-
-	results := make([]result, r.Requests)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for client := range c.Clients {
-		wg.Go(func() {
-			for i := range c.Requests {
-				n := client*c.Requests + i
-				// Prompt n starts at its own place in the text.
-				from := n * 7919 * c.Words / 10 % (len(words) - c.Words + 1)
-				results[n] = send(ctx, c, r.Endpoint, strings.Join(words[from:from+c.Words], " "))
-			}
-		})
-	}
-	wg.Wait()
-	r.WallSeconds = time.Since(start).Seconds()
+	results, wall := load(c.Requests, 0)
+	r.WallSeconds = wall.Seconds()
 	if r.RSSAfter, err = rss(ctx, c.URL); err != nil {
 		return r, err
 	}
