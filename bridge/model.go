@@ -203,6 +203,21 @@ func (m *Model) Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, e
 	return toks[:n], nil
 }
 
+// TokenizePrompt tokenizes a prompt as llama.cpp's own tools do:
+// special-token text ("<|im_start|>", "<bos>", as chat templates write it)
+// becomes those tokens, and BOS is added where the model asks for it
+// unless the text already starts with one (no doubled BOS).
+func (m *Model) TokenizePrompt(text string) ([]int32, error) {
+	toks, err := m.Tokenize(text, true, true)
+	if err != nil {
+		return nil, err
+	}
+	if bos := m.BOS(); bool(C.llama_vocab_get_add_bos(m.vocab)) && len(toks) >= 2 && toks[0] == bos && toks[1] == bos {
+		toks = toks[1:]
+	}
+	return toks, nil
+}
+
 // TokenPiece returns the raw bytes of one token; a piece may be part of a
 // multi-byte UTF-8 character. Special tokens render as empty.
 func (m *Model) TokenPiece(tok int32) []byte {

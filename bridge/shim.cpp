@@ -174,6 +174,18 @@ void sdtp_release_free_memory(void) {
 #endif
 }
 
+int32_t sdtp_chat_apply_template(const char * tmpl, const struct llama_chat_message * chat, size_t n_msg,
+                                 bool add_ass, char * buf, int32_t length, char * err, size_t n_err) {
+    try {
+        return llama_chat_apply_template(tmpl, chat, n_msg, add_ass, buf, length);
+    } catch (const std::exception & e) {
+        set_err(err, n_err, e.what());
+    } catch (...) {
+        set_err(err, n_err, "unknown C++ exception");
+    }
+    return -100;
+}
+
 bool sdtp_state_save(struct llama_context * ctx, const char * path, const llama_token * tokens, size_t n, char * err, size_t n_err) {
     try {
         return llama_state_save_file(ctx, path, tokens, n);

@@ -54,6 +54,12 @@ bool         sdtp_abort_poll(void * a);
 // library keeps it otherwise (glibc's malloc_trim); a no-op elsewhere.
 void        sdtp_release_free_memory(void);
 
+// llama_chat_apply_template with exceptions caught: returns its result
+// (the formatted length, or a negative value for a template it cannot
+// apply), or -100 with err filled when it threw.
+int32_t     sdtp_chat_apply_template(const char * tmpl, const struct llama_chat_message * chat, size_t n_msg,
+                                     bool add_ass, char * buf, int32_t length, char * err, size_t n_err);
+
 bool        sdtp_state_save(struct llama_context * ctx, const char * path, const llama_token * tokens, size_t n, char * err, size_t n_err);
 bool        sdtp_state_load(struct llama_context * ctx, const char * path, llama_token * tokens, size_t cap, size_t * n_out, char * err, size_t n_err);
 

@@ -24,4 +24,10 @@ var (
 	// ended the call; the error also matches the context's own error
 	// (context.Canceled or context.DeadlineExceeded).
 	ErrCancelled = errors.New("llama: cancelled")
+	// ErrNoChatTemplate: ApplyChatTemplate on a model without
+	// tokenizer.chat_template (a base model).
+	ErrNoChatTemplate = bridge.ErrNoChatTemplate
+	// ErrUnsupportedChatTemplate: the model's chat template is none of the
+	// formats llama_chat_apply_template knows.
+	ErrUnsupportedChatTemplate = bridge.ErrUnsupportedChatTemplate
 )

@@ -35,6 +35,7 @@ func TestErrorsAreTestable(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, cancelledErr := loadTiny(t, tiny.llama).PredictContext(cancelled, "the cat")
+	_, noTemplateErr := loadTiny(t, tiny.llama).ApplyChatTemplate([]ChatMessage{{Role: "user", Content: "hi"}}, true)
 	other := filepath.Join(dir, "preds")
 	writePredictors(t, other, []int{2}, "")
 
@@ -48,7 +49,8 @@ func TestErrorsAreTestable(t *testing.T) {
 			WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: other})), ErrPredictorMismatch},
 		"pruning an unstaged architecture": {newErr(tiny.mistral3, SetContext(256),
 			WithSDTP(SDTPOptions{Mode: ModeAttention})), ErrUnsupportedArch},
-		"cancelled": {cancelledErr, ErrCancelled},
+		"cancelled":                     {cancelledErr, ErrCancelled},
+		"chat template of a base model": {noTemplateErr, ErrNoChatTemplate},
 	} {
 		t.Run(name, func(t *testing.T) {
 			require.Error(t, c.err)

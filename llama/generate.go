@@ -25,7 +25,8 @@ type Result struct {
 }
 
 // Predict generates a continuation of text and returns it (without the
-// prompt).
+// prompt). Special-token text in the prompt becomes those tokens (see
+// TokenizeString), so the output of ApplyChatTemplate is a prompt as is.
 func (l *LLama) Predict(text string, opts ...PredictOption) (string, error) {
 	return l.PredictContext(context.Background(), text, opts...)
 }
@@ -127,7 +128,7 @@ func (l *LLama) promptTokens(text string, po PredictOptions) ([]int32, error) {
 	case po.Batch < 0:
 		return nil, fmt.Errorf("llama: batch %d is negative", po.Batch)
 	}
-	toks, err := l.model.Tokenize(text, true, false)
+	toks, err := l.model.TokenizePrompt(text)
 	if err != nil {
 		return nil, err
 	}

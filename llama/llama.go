@@ -191,13 +191,16 @@ func (l *LLama) LoadState(state string) error {
 }
 
 // TokenizeString returns the number of tokens and the tokens of text,
-// starting with BOS where the model adds one.
+// starting with BOS where the model adds one. Prompts are tokenized this
+// way everywhere: special-token text such as "<|im_start|>" becomes that
+// token (as in llama.cpp's tools), and a text that starts with the BOS
+// text gets no second BOS.
 func (l *LLama) TokenizeString(text string, opts ...PredictOption) (int32, []int32, error) {
 	if err := l.lock(); err != nil {
 		return 0, nil, err
 	}
 	defer l.mu.Unlock()
-	toks, err := l.model.Tokenize(text, true, false)
+	toks, err := l.model.TokenizePrompt(text)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -212,7 +215,7 @@ func (l *LLama) Embeddings(text string, opts ...PredictOption) ([]float32, error
 		return nil, err
 	}
 	defer l.mu.Unlock()
-	toks, err := l.model.Tokenize(text, true, false)
+	toks, err := l.model.TokenizePrompt(text)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/fetch"
 	"github.com/go-sdtp/sdtp/internal/numeric"
 	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/predictor"
@@ -85,7 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("sdtp-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.model, "model", cache.DefaultModel(), "GGUF model")
+	fs.StringVar(&c.model, "model", cache.DefaultModel(), "GGUF model file, or a known model name ("+strings.Join(fetch.Names(), ", ")+"), fetched if missing")
 	fs.IntSliceVar(&c.promptTokens, "prompt-tokens", []int{512, 2048, 4096}, "prompt lengths")
 	fs.StringVar(&c.text, "text", "", "prompt source text (default: text the model generates itself)")
 	fs.Float64Var(&c.textFrom, "text-from", 0, "use --text and --haystack from this fraction of their length (e.g. 0.7: the part sdtp-train --text-to 0.7 held out)")
@@ -227,6 +228,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if c.mc != "" {
 		nCtx = 8192
+	}
+	if c.model, err = fetch.ResolveModel(c.model, stderr); err != nil {
+		return err
 	}
 	m, err := bridge.LoadModel(c.model, bridge.ModelParams{UseMMap: true})
 	if err != nil {

@@ -2,6 +2,7 @@
 //
 //	sdtp-run -p "The capital of France is" -n 32
 //	sdtp-run -f prompt.txt --json
+//	sdtp-run -m qwen2.5-coder-0.5b-instruct --chat-template --system "Be brief." -p "What is 2+2?"
 package main
 
 import (
@@ -10,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/schollz/progressbar/v3"
 	flag "github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/fetch"
 	"github.com/go-sdtp/sdtp/llama"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
@@ -32,6 +35,9 @@ type config struct {
 	topP       float32
 	seed       int
 	json       bool
+
+	chatTemplate bool
+	system       *string // --system, nil when not given
 
 	mode        string
 	modeGiven   bool // --mode on the command line, not the default
@@ -73,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("sdtp-run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVarP(&c.model, "model", "m", cache.DefaultModel(), "GGUF model file")
+	fs.StringVarP(&c.model, "model", "m", cache.DefaultModel(), "GGUF model file, or a known model name ("+strings.Join(fetch.Names(), ", ")+"), fetched if missing")
 	fs.StringVarP(&c.prompt, "prompt", "p", "", "prompt text")
 	fs.StringVarP(&c.promptFile, "file", "f", "", "read the prompt from a file")
 	fs.IntVarP(&c.nPredict, "n-predict", "n", 128, "tokens to generate (0 = until end of text or full context)")
@@ -83,6 +89,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.topK, "top-k", 40, "top-k sampling (0 = off)")
 	fs.Float32Var(&c.topP, "top-p", 0.95, "top-p sampling (1 = off)")
 	fs.IntVar(&c.seed, "seed", -1, "sampling seed (-1 = random)")
+	fs.BoolVar(&c.chatTemplate, "chat-template", false, "format the prompt as one user message with the model's chat template (instruct models)")
+	system := fs.String("system", "", "a system message before the prompt (needs --chat-template)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object with the text, token counts and timings at the end")
 	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", 0.9, "fraction of live tokens kept at each pruning stage")
@@ -97,6 +105,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.modeGiven = fs.Changed("mode")
+	if fs.Changed("system") {
+		if !c.chatTemplate {
+			return c, errors.New("--system needs --chat-template (a system message exists only in a chat template)")
+		}
+		c.system = system
+	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (the prompt goes after -p)", fs.Arg(0))
 	}
@@ -126,11 +140,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(c.model); err != nil && c.model == cache.DefaultModel() {
 		return fmt.Errorf("default model not found at %s: run `make deps` first, or pass -m MODEL.gguf", c.model)
 	}
+	if c.model, err = fetch.ResolveModel(c.model, stderr); err != nil {
+		return err
+	}
 	l, err := load(c, stderr)
 	if err != nil {
 		return err
 	}
 	defer l.Free()
+	prompt, err := chatPrompt(c, l)
+	if err != nil {
+		return err
+	}
 
 	stream := func(piece string) bool {
 		if !c.json {
@@ -138,7 +159,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return true
 	}
-	res, err := l.Generate(c.prompt,
+	res, err := l.Generate(prompt,
 		llama.SetTokens(c.nPredict), llama.SetThreads(c.threads), llama.SetTemperature(c.temp),
 		llama.SetTopK(c.topK), llama.SetTopP(c.topP), llama.SetSeed(c.seed), llama.SetTokenCallback(stream))
 	if err != nil {
@@ -192,6 +213,28 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 	fmt.Fprintf(stderr, "sdtp-run: %v\nsdtp-run: running with --mode llamacpp (no pruning)\n", err)
 	sdtpOpts.Mode = llama.ModeLlamaCpp
 	return llama.New(c.model, append(opts, llama.WithSDTP(sdtpOpts))...)
+}
+
+// chatPrompt is the prompt text: as given, or with --chat-template the
+// model's chat template applied to [--system] and the prompt as one user
+// message, ending with the opening of the assistant's turn.
+func chatPrompt(c config, l *llama.LLama) (string, error) {
+	if !c.chatTemplate {
+		return c.prompt, nil
+	}
+	var msgs []llama.ChatMessage
+	if c.system != nil {
+		msgs = append(msgs, llama.ChatMessage{Role: "system", Content: *c.system})
+	}
+	msgs = append(msgs, llama.ChatMessage{Role: "user", Content: c.prompt})
+	p, err := l.ApplyChatTemplate(msgs, true)
+	if errors.Is(err, llama.ErrNoChatTemplate) {
+		return "", fmt.Errorf("--chat-template: %s: %w; it is a base model, prompt it without --chat-template", c.model, err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("--chat-template: %w", err)
+	}
+	return p, nil
 }
 
 // explain renders --explain and --explain-html.

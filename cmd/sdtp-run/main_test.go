@@ -67,6 +67,7 @@ func TestRunErrors(t *testing.T) {
 		"both prompts":    {"-m", model, "-p", "x", "-f", "y"},
 		"missing file":    {"-m", model, "-f", "/nonexistent/prompt.txt"},
 		"missing model":   {"-m", "/nonexistent/model.gguf", "-p", "x"},
+		"unknown model":   {"-m", "llama-7b", "-p", "x"},
 		"negative n":      {"-m", model, "-p", "x", "-n", "-3"},
 		"stray arg":       {"-m", model, "-p", "x", "extra"},
 		"unknown flag":    {"--bogus"},
@@ -151,4 +152,30 @@ func TestRunUnstagedArchitecture(t *testing.T) {
 	err = run([]string{"-m", model, "-p", "the cat", "-c", "256", "--mode", "attention"}, &stdout, &stderr)
 	assert.ErrorIs(t, err, llama.ErrUnsupportedArch)
 	assert.ErrorContains(t, err, "mode llamacpp runs any model")
+}
+
+// --chat-template formats -p as one user message (after --system) with the
+// model's template: the same run as the formatted text given by hand.
+func TestRunChatTemplate(t *testing.T) {
+	model := filepath.Join(t.TempDir(), "qwen2-chat.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Qwen2Chat()))
+	common := []string{"-m", model, "-n", "6", "--temp", "0", "-c", "256", "--json"}
+	var templated, byHand, stderr bytes.Buffer
+	require.NoError(t, run(append(common, "--chat-template", "--system", "Be brief.", "-p", "the cat"), &templated, &stderr), stderr.String())
+	require.NoError(t, run(append(common, "-p", "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nthe cat<|im_end|>\n<|im_start|>assistant\n"), &byHand, &stderr))
+	var a, b report
+	require.NoError(t, json.Unmarshal(templated.Bytes(), &a))
+	require.NoError(t, json.Unmarshal(byHand.Bytes(), &b))
+	assert.Equal(t, b.PromptTokens, a.PromptTokens)
+	assert.Equal(t, b.Text, a.Text)
+
+	var out bytes.Buffer
+
+	base := filepath.Join(t.TempDir(), "llama.gguf")
+	require.NoError(t, testmodel.Write(base, testmodel.Llama()))
+	err := run([]string{"-m", base, "-p", "x", "--chat-template"}, &out, &stderr)
+	assert.ErrorIs(t, err, llama.ErrNoChatTemplate)
+	assert.ErrorContains(t, err, "without --chat-template")
+	err = run([]string{"-m", model, "-p", "x", "--system", "Be brief."}, &out, &stderr)
+	assert.ErrorContains(t, err, "--system needs --chat-template")
 }

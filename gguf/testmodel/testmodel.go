@@ -60,6 +60,10 @@ type Config struct {
 	AddSpacePrefix bool
 	// ChatTemplate, if non-empty, is stored as tokenizer.chat_template.
 	ChatTemplate string
+	// ControlTokens are appended to the vocabulary as control tokens (e.g.
+	// ChatML's "<|im_start|>", "<|im_end|>"), after every other token, so
+	// the ids of BuildVocab's tokens do not move.
+	ControlTokens []string
 
 	// WeightStd is the standard deviation of the random weight matrices
 	// (default 0.05). Norm weights are 1.
@@ -105,6 +109,18 @@ func Qwen3() Config {
 	c.Arch, c.HeadDim, c.RopeFreqBase, c.RMSNormEps = ArchQwen3, 32, 1e6, 1e-6
 	return c
 }
+
+// Qwen2Chat is Qwen2() as an instruct model: ChatML control tokens and a
+// ChatML chat template, which llama.cpp recognises as its "chatml" format.
+func Qwen2Chat() Config {
+	c := Qwen2()
+	c.ChatTemplate, c.ControlTokens = ChatMLTemplate, []string{"<|im_start|>", "<|im_end|>"}
+	return c
+}
+
+// ChatMLTemplate is a ChatML chat template in Jinja, as Qwen2 instruct
+// models ship it (without the tool-calling branches).
+const ChatMLTemplate = `{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}`
 
 // Mistral3 is Llama() as a mistral3 model.
 func Mistral3() Config {
@@ -198,6 +214,14 @@ func Build(cfg Config) (*gguf.Writer, error) {
 	vocab, err := BuildVocab(cfg.Arch)
 	if err != nil {
 		return nil, err
+	}
+	for _, t := range cfg.ControlTokens {
+		if vocab.ID(t) >= 0 {
+			return nil, fmt.Errorf("testmodel: control token %q is already in the vocabulary", t)
+		}
+		vocab.Tokens = append(vocab.Tokens, t)
+		vocab.Scores = append(vocab.Scores, 0)
+		vocab.Types = append(vocab.Types, TokenTypeControl)
 	}
 	w := gguf.NewWriter()
 	a := cfg.Arch

@@ -8,11 +8,11 @@ import (
 )
 
 // DefaultModelName is the file name of the default model, Gemma 3 270M
-// Q4_K_M, as third_party/fetch-model.sh installs it.
+// Q4_K_M, as internal/fetch installs the model named gemma-3-270m.
 const DefaultModelName = "gemma-3-270m-q4_k_m.gguf"
 
-// Dir is ${XDG_CACHE_HOME:-$HOME/.cache}/go-sdtp, the directory the
-// third_party/ scripts write to.
+// Dir is ${XDG_CACHE_HOME:-$HOME/.cache}/go-sdtp, the directory that
+// `make deps` and `make data` (internal/fetch, third_party/) write to.
 func Dir() string {
 	base := os.Getenv("XDG_CACHE_HOME")
 	if base == "" {
