@@ -21,21 +21,21 @@ import (
 	"github.com/go-sdtp/sdtp/llama"
 )
 
-// Tiny random-weight models: a 6-layer gemma3 with a chat template for the
-// API tests, and a wider 8-layer llama whose long prefill takes seconds,
-// for cancelling one mid-way.
-var tiny struct{ gemma3, slow string }
+// Tiny random-weight models: a qwen2 with a ChatML template (and its
+// control tokens) for the API tests, and a wider 8-layer llama whose long
+// prefill takes seconds, for cancelling one mid-way.
+var tiny struct{ chat, slow string }
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sdtp-server-test")
 	if err != nil {
 		panic(err)
 	}
-	tiny.gemma3 = filepath.Join(dir, "gemma3.gguf")
+	tiny.chat = filepath.Join(dir, "chat.gguf")
 	tiny.slow = filepath.Join(dir, "slow.gguf")
 	slow := testmodel.Llama()
 	slow.NLayer, slow.NEmbd, slow.HeadDim, slow.NFF, slow.ContextLength = 8, 256, 64, 1024, 8192
-	for path, cfg := range map[string]testmodel.Config{tiny.gemma3: testmodel.Gemma3(), tiny.slow: slow} {
+	for path, cfg := range map[string]testmodel.Config{tiny.chat: testmodel.Qwen2Chat(), tiny.slow: slow} {
 		if err := testmodel.Write(path, cfg); err != nil {
 			panic(err)
 		}
@@ -45,12 +45,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// start serves cfg (on the tiny gemma3 unless cfg.Model is set) on a random
+// start serves cfg (on the tiny chat model unless cfg.Model is set) on a random
 // loopback port and returns the server and its base URL.
 func start(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
 	if cfg.Model == "" {
-		cfg.Model = tiny.gemma3
+		cfg.Model = tiny.chat
 	}
 	if cfg.Parallel == 0 {
 		cfg.Parallel = 1
@@ -207,12 +207,12 @@ func TestCompletion(t *testing.T) {
 }
 
 func TestModelsList(t *testing.T) {
-	_, url := start(t, Config{ModelID: "tiny-gemma"})
+	_, url := start(t, Config{ModelID: "tiny-chat"})
 	c := client(url)
 	page, err := c.Models.List(context.Background())
 	require.NoError(t, err)
 	require.Len(t, page.Data, 1)
-	assert.Equal(t, "tiny-gemma", page.Data[0].ID)
+	assert.Equal(t, "tiny-chat", page.Data[0].ID)
 	assert.Equal(t, "model", string(page.Data[0].Object))
 
 	resp, err := http.Get(url + "/health")

@@ -18,12 +18,14 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	flag "github.com/spf13/pflag"
 
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/fetch"
 	"github.com/go-sdtp/sdtp/llama"
 	"github.com/go-sdtp/sdtp/sdtp"
 	"github.com/go-sdtp/sdtp/server"
@@ -49,7 +51,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("sdtp-server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVarP(&c.Model, "model", "m", cache.DefaultModel(), "GGUF model file")
+	fs.StringVarP(&c.Model, "model", "m", cache.DefaultModel(), "GGUF model file, or a known model name ("+strings.Join(fetch.Names(), ", ")+"), fetched if missing")
 	fs.StringVar(&c.ModelID, "alias", "", "model id reported by /v1/models and in responses (default: the file name)")
 	fs.StringVar(&c.host, "host", "127.0.0.1", "address to listen on")
 	fs.IntVar(&c.port, "port", 8080, "port to listen on (0 = any free port)")
@@ -98,6 +100,12 @@ func run(args []string, stderr io.Writer, ready func(addr string)) error {
 	}
 	if _, err := os.Stat(c.Model); err != nil && c.Model == cache.DefaultModel() {
 		return fmt.Errorf("default model not found at %s: run `make deps` first, or pass -m MODEL.gguf", c.Model)
+	}
+	if _, err := os.Stat(c.Model); err != nil && c.ModelID == "" {
+		c.ModelID = c.Model // a known name is the id clients see
+	}
+	if c.Model, err = fetch.ResolveModel(c.Model, stderr); err != nil {
+		return err
 	}
 	c.Log = func(format string, args ...any) { fmt.Fprintf(stderr, "sdtp-server: "+format+"\n", args...) }
 	srv, err := load(c, stderr)
