@@ -4,7 +4,8 @@
 // "attention"). Modes are interleaved run by run; each figure is the median
 // of --repeat runs after one warm-up. --keep-ratios and --prune-layers
 // sweep the pruning modes over schedules; `sdtp-bench report` turns --json
-// results into docs/BENCHMARKS.md with plots.
+// results into docs/BENCHMARKS.md with plots; `sdtp-bench server-load URL`
+// load-tests a running sdtp-server (docs/SERVER.md).
 package main
 
 import (
