@@ -484,3 +484,48 @@ func TestMetrics(t *testing.T) {
 	}
 	assert.NotContains(t, text, "sdtp_pruned_tokens_total 0\n", "the attention scorer pruned")
 }
+
+// A request's keep ratio overrides the server's for that request only.
+func TestKeepRatioOverride(t *testing.T) {
+	_, url := start(t, Config{})
+	c := client(url)
+	complete := func(opts ...option.RequestOption) sdtpUsage {
+		resp, err := c.Completions.New(context.Background(), openai.CompletionNewParams{Model: "x", MaxTokens: openai.Int(2),
+			Temperature: openai.Float(0), Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String(strings.Repeat(question, 4))}}, opts...)
+		require.NoError(t, err)
+		return sdtpOf(t, resp.Usage.JSON.ExtraFields["sdtp"].Raw())
+	}
+	def := complete()
+	half := complete(option.WithJSONSet("sdtp", map[string]any{"keep_ratio": 0.5}))
+	after := complete()
+	assert.Equal(t, 0.9, def.KeepRatio)
+	assert.Equal(t, 0.5, half.KeepRatio)
+	assert.Greater(t, half.PrunedTokens, def.PrunedTokens)
+	assert.Greater(t, half.FLOPRatio, def.FLOPRatio)
+	assert.Equal(t, def, withTimes(after, def), "the next request is back on the server's settings")
+}
+
+// withTimes copies the timings of b into a, for comparing the rest.
+func withTimes(a, b sdtpUsage) sdtpUsage {
+	a.PrefillMS, a.DecodeMS, a.Slot = b.PrefillMS, b.DecodeMS, b.Slot
+	return a
+}
+
+// A client that gives up while queued leaves the queue.
+func TestClientGoneFromQueue(t *testing.T) {
+	srv, url := start(t, Config{Queue: 2})
+	sl := hold(t, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := client(url).Completions.New(ctx, openai.CompletionNewParams{Model: "x",
+			Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("Hello")}})
+		done <- err
+	}()
+	waitFor(t, "the request is queued", func() bool { return srv.pool.depth() == 1 })
+	cancel()
+	require.ErrorIs(t, <-done, context.Canceled)
+	waitFor(t, "the queue is empty", func() bool { return srv.pool.depth() == 0 })
+	srv.pool.release(sl, time.Second)
+	waitFor(t, "the slot is idle", func() bool { return !srv.pool.busy() })
+}
