@@ -94,7 +94,9 @@ func (s *Server) run(ctx context.Context, j *job) (outcome, *httpError) {
 	res, err := sl.l.GenerateContext(ctx, prompt, opts...)
 	out := outcome{res: res, finish: "stop", slot: sl.id, sdtp: j.sdtp}
 	s.metrics.observe(j.sdtp.Mode, res, pruned(res))
-	sl.history = j.key
+	if res.PromptTokens > 0 { // the cache now holds (part of) this prompt
+		sl.history = j.key
+	}
 	switch {
 	case err == nil:
 		sl.history = j.key + answerKey(j, res.Text)
