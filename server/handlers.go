@@ -51,7 +51,14 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		return st.send(chunk(chatChoice{Delta: &chatDelta{Content: piece}}, nil)) == nil
 	}
 	o, herr := s.run(r.Context(), j)
-	st.finish(herr, func() any { return chunk(chatChoice{Delta: &chatDelta{}, FinishReason: &o.finish}, s.usage(o)) })
+	st.finish(herr, func() []any {
+		last := chatChoice{Delta: &chatDelta{}, FinishReason: &o.finish}
+		if req.StreamOptions.IncludeUsage {
+			return []any{chunk(last, nil), chatCompletion{ID: id, Object: "chat.completion.chunk", Created: created, Model: s.id,
+				Choices: []chatChoice{}, Usage: s.usage(o)}}
+		}
+		return []any{chunk(last, s.usage(o))}
+	})
 }
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
@@ -85,7 +92,14 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	st := &stream{w: w}
 	j.stream = func(piece string) bool { return st.send(body(completionChoice{Text: piece}, nil)) == nil }
 	o, herr := s.run(r.Context(), j)
-	st.finish(herr, func() any { return body(completionChoice{FinishReason: &o.finish}, s.usage(o)) })
+	st.finish(herr, func() []any {
+		last := completionChoice{FinishReason: &o.finish}
+		if req.StreamOptions.IncludeUsage {
+			return []any{body(last, nil), completion{ID: id, Object: "text_completion", Created: created, Model: s.id,
+				Choices: []completionChoice{}, Usage: s.usage(o)}}
+		}
+		return []any{body(last, s.usage(o))}
+	})
 }
 
 // stream writes server-sent events: "data: JSON\n\n" per chunk, ending with
@@ -121,9 +135,9 @@ func (st *stream) send(v any) error {
 	return http.NewResponseController(st.w).Flush()
 }
 
-// finish ends the stream: with the final chunk from last, or with the
+// finish ends the stream: with the final chunks from last, or with the
 // error (as a status if nothing was sent yet, else as an error event).
-func (st *stream) finish(herr *httpError, last func() any) {
+func (st *stream) finish(herr *httpError, last func() []any) {
 	switch {
 	case herr != nil && !st.started:
 		herr.write(st.w)
@@ -135,7 +149,11 @@ func (st *stream) finish(herr *httpError, last func() any) {
 		e.Error.Message, e.Error.Type = herr.msg, herr.typ
 		_ = st.send(e)
 	default:
-		_ = st.send(last())
+		for _, c := range last() {
+			if st.send(c) != nil {
+				return
+			}
+		}
 	}
 	fmt.Fprint(st.w, "data: [DONE]\n\n")
 	_ = http.NewResponseController(st.w).Flush()

@@ -15,8 +15,14 @@ import (
 
 // params are the fields chat and completion requests share.
 type params struct {
-	Model            string   `json:"model"`
-	Stream           bool     `json:"stream"`
+	Model  string `json:"model"`
+	Stream bool   `json:"stream"`
+	// StreamOptions.IncludeUsage moves the usage block of a stream from
+	// its last chunk to a chunk of its own with no choices, as OpenAI does.
+	// Without it the usage rides on the last chunk (every response has one).
+	StreamOptions struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
 	MaxTokens        *int     `json:"max_tokens"`
 	Temperature      *float32 `json:"temperature"`
 	TopP             *float32 `json:"top_p"`

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -160,22 +161,42 @@ func TestChatCompletionStreamedMatches(t *testing.T) {
 	}
 }
 
-// The raw stream is OpenAI's: data lines ending with "data: [DONE]".
-func TestStreamEndsWithDone(t *testing.T) {
+// The raw stream is OpenAI's: data lines ending with "data: [DONE]"; the
+// usage rides on the last chunk, or with stream_options.include_usage on a
+// chunk of its own with no choices.
+func TestStreamFormat(t *testing.T) {
 	_, url := start(t, Config{})
-	body := `{"model":"x","stream":true,"temperature":0,"max_tokens":4,"messages":[{"role":"user","content":"Hi"}]}`
-	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	events := strings.Split(strings.TrimSpace(string(b)), "\n\n")
-	for _, e := range events {
-		assert.True(t, strings.HasPrefix(e, "data: "), "%q", e)
+	for _, includeUsage := range []bool{false, true} {
+		body := fmt.Sprintf(`{"model":"x","stream":true,"temperature":0,"max_tokens":4,"stream_options":{"include_usage":%v},
+			"messages":[{"role":"user","content":"Hi"}]}`, includeUsage)
+		resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		events := strings.Split(strings.TrimSpace(string(b)), "\n\n")
+		for _, e := range events {
+			assert.True(t, strings.HasPrefix(e, "data: "), "%q", e)
+		}
+		require.Greater(t, len(events), 3)
+		assert.Equal(t, "data: [DONE]", events[len(events)-1])
+		var last, before chatCompletion
+		require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(events[len(events)-2], "data: ")), &last))
+		require.NoError(t, json.Unmarshal([]byte(strings.TrimPrefix(events[len(events)-3], "data: ")), &before))
+		require.NotNil(t, last.Usage)
+		assert.Positive(t, last.Usage.PromptTokens)
+		if includeUsage {
+			assert.Empty(t, last.Choices)
+			assert.Nil(t, before.Usage)
+			require.Len(t, before.Choices, 1)
+			assert.NotNil(t, before.Choices[0].FinishReason)
+		} else {
+			require.Len(t, last.Choices, 1)
+			assert.NotNil(t, last.Choices[0].FinishReason)
+		}
 	}
-	assert.Equal(t, "data: [DONE]", events[len(events)-1])
 }
 
 func TestCompletion(t *testing.T) {
