@@ -15,7 +15,11 @@ export CGO_CXXFLAGS := $(CPU_FLAGS)
 export CGO_ENABLED  := 1
 
 GO      ?= go
-PROMPT  ?= The three most important ideas in computer science are
+# make run: an instruct model answers PROMPT about the document DOC (a
+# WikiText-2 article, docs/examples/README.md), pruning the prefill.
+RUN_MODEL ?= qwen2.5-coder-0.5b-instruct
+DOC      ?= docs/examples/frank-headlam.txt
+PROMPT   ?= Where was Frank Headlam born?
 NPREDICT ?= 64
 # The predictors trained for the default model (docs/TRAINING.md).
 PREDICTORS_DIR ?= predictors/gemma-3-270m
@@ -45,8 +49,11 @@ data:
 build: deps
 	$(GO) build -o bin/ ./cmd/...
 
+# There are no trained predictors for RUN_MODEL yet: mode sdtp prunes with
+# the attention scorer and says so (stderr and the prefill line).
 run: build
-	bin/sdtp-run --predictors $(PREDICTORS_DIR) -p "$(PROMPT)" -n $(NPREDICT)
+	@$(FETCH) model $(RUN_MODEL) >/dev/null
+	bin/sdtp-run -m $(RUN_MODEL) --doc $(DOC) -p "$(PROMPT)" -n $(NPREDICT) --temp 0
 
 # -p 1: packages one at a time. ggml's worker threads spin while they wait,
 # so two test binaries sharing the cores slow each other down many times.

@@ -32,6 +32,7 @@ type Engine struct {
 	model  *Model
 	nEmbd  int
 	nLayer int
+	nCtx   int
 	abort  abortFlag
 	// headContext is the heads' Context (SetHeads).
 	headContext int
@@ -49,7 +50,7 @@ func (c *Context) NewEngine(nCtx, threads int) (*Engine, error) {
 	if ptr == nil {
 		return nil, eb.err("engine")
 	}
-	e := &Engine{ptr: ptr, model: c.model, nEmbd: c.model.NEmbd(), nLayer: c.model.NLayer(), abort: newAbortFlag()}
+	e := &Engine{ptr: ptr, model: c.model, nEmbd: c.model.NEmbd(), nLayer: c.model.NLayer(), nCtx: nCtx, abort: newAbortFlag()}
 	C.sdtp_engine_set_abort_callback(ptr, C.ggml_abort_callback(C.sdtp_abort_poll), unsafe.Pointer(e.abort.p))
 	return e, nil
 }
@@ -70,6 +71,9 @@ func (e *Engine) AbortWhen(ctx context.Context) (release func()) { return e.abor
 func (e *Engine) NLayer() int { return e.nLayer }
 func (e *Engine) NEmbd() int  { return e.nEmbd }
 func (e *Engine) NVocab() int { return e.model.NVocab() }
+
+// NCtx is the cells every layer's cache has room for.
+func (e *Engine) NCtx() int { return e.nCtx }
 
 // SetThreads sets the compute threads (0 = all cores).
 func (e *Engine) SetThreads(n int) { C.sdtp_engine_set_threads(e.ptr, C.int(resolveThreads(n))) }
@@ -307,6 +311,70 @@ func (e *Engine) Evict(layer int, keep []int) error {
 	defer eb.free()
 	if !C.sdtp_engine_evict(e.ptr, C.int(layer), &idx[0], C.int(len(keep)), eb.p, errBufSize) {
 		return eb.err("engine evict in layer %d", layer)
+	}
+	return nil
+}
+
+// Remove drops, in every layer, the cells at positions [from, to) (to < 0:
+// every position >= from) and returns how many cells went: the engine's
+// llama_memory_seq_rm. A prompt that diverges from the cached one at
+// position p keeps what it shares with Remove(p, -1).
+func (e *Engine) Remove(from, to int) int {
+	return int(C.sdtp_engine_remove(e.ptr, C.int(from), C.int(to)))
+}
+
+// Shift moves every layer's cells at positions >= from by delta and
+// re-rotates their cached keys to match (llama.cpp's K-shift,
+// llama_memory_seq_add). The cells must stay after the earlier ones, so a
+// context shift first Removes [from+delta, from). A failed shift (an error,
+// or the abort flag stopping the graph) leaves keys half-rotated: the
+// caller must Reset.
+func (e *Engine) Shift(from, delta int) error {
+	eb := newErrBuf()
+	defer eb.free()
+	if !C.sdtp_engine_shift(e.ptr, C.int(from), C.int(delta), eb.p, errBufSize) {
+		return eb.err("engine shift")
+	}
+	return nil
+}
+
+// LayerState copies a layer's cells: their positions and their cached K
+// and V rows (RowBytes each), for saving the caches to a file.
+func (e *Engine) LayerState(layer int) (pos []int32, k, v []byte) {
+	n := max(e.Cells(layer), 0)
+	pos = make([]int32, n)
+	kb, vb := e.RowBytes(layer)
+	k, v = make([]byte, n*kb), make([]byte, n*vb)
+	if n > 0 {
+		C.sdtp_engine_layer_get(e.ptr, C.int(layer), (*C.int32_t)(unsafe.Pointer(&pos[0])), unsafe.Pointer(&k[0]), unsafe.Pointer(&v[0]))
+	}
+	return pos, k, v
+}
+
+// RowBytes is the size of one cached K row and V row of a layer.
+func (e *Engine) RowBytes(layer int) (k, v int) {
+	return int(C.sdtp_engine_row_bytes(e.ptr, C.int(layer), false)), int(C.sdtp_engine_row_bytes(e.ptr, C.int(layer), true))
+}
+
+// SetLayerState replaces a layer's cells by what LayerState returned
+// (after Reset with the same segments).
+func (e *Engine) SetLayerState(layer int, pos []int32, k, v []byte) error {
+	if layer < 0 || layer >= e.nLayer {
+		return fmt.Errorf("engine: layer %d out of range", layer)
+	}
+	kb, vb := e.RowBytes(layer)
+	if len(k) != len(pos)*kb || len(v) != len(pos)*vb {
+		return fmt.Errorf("engine: layer %d: %d cells need %d K and %d V bytes, got %d and %d", layer, len(pos), len(pos)*kb, len(pos)*vb, len(k), len(v))
+	}
+	var pp *C.int32_t
+	var kp, vp unsafe.Pointer
+	if len(pos) > 0 {
+		pp, kp, vp = (*C.int32_t)(unsafe.Pointer(&pos[0])), unsafe.Pointer(&k[0]), unsafe.Pointer(&v[0])
+	}
+	eb := newErrBuf()
+	defer eb.free()
+	if !C.sdtp_engine_layer_set(e.ptr, C.int(layer), pp, C.int(len(pos)), kp, vp, eb.p, errBufSize) {
+		return eb.err("engine layer %d state", layer)
 	}
 	return nil
 }

@@ -156,3 +156,46 @@ func TestEvictRejectsBadCells(t *testing.T) {
 	assert.Equal(t, 0, e.Cells(1))
 	assert.Equal(t, 10, e.Cells(0), "eviction is per layer")
 }
+
+// A context shift (Remove then Shift, llama_memory_seq_rm + seq_add) gives
+// the logits of llama.cpp's own shifted cache: the same keys re-rotated by
+// the same RoPE. llama.cpp leaves the shifted cells in their slots and
+// writes new tokens into the freed ones, hence kvOrderTolerance.
+func TestShiftMatchesLlamaCppKShift(t *testing.T) {
+	for name, cfg := range map[string]testmodel.Config{"llama": testmodel.Llama(), "gemma3": testmodel.Gemma3(), "qwen2": testmodel.Qwen2()} {
+		t.Run(name, func(t *testing.T) {
+			c, e := tinyEngine(t, cfg)
+			require.True(t, c.CanShift())
+			prompt := kvPrompt(120)
+			n := len(prompt)
+			require.NoError(t, c.Decode(prompt, 0, OutputLast))
+			require.NoError(t, e.Reset([]int{0}))
+			_, err := e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: prompt, Positions: seq(0, n)})
+			require.NoError(t, err)
+
+			const keep, discard = 10, 50
+			require.True(t, c.Discard(keep, discard, n))
+			assert.Equal(t, discard*e.NLayer(), e.Remove(keep, keep+discard))
+			assert.Error(t, e.Shift(keep+discard, -discard-1), "onto a kept cell")
+			require.NoError(t, e.Shift(keep+discard, -discard))
+			for il := range e.NLayer() {
+				assert.Equal(t, append(seq(0, keep), seq(keep, n-keep-discard)...), e.Positions(il), "layer %d", il)
+			}
+
+			tok := prompt[n-1]
+			for step := range 6 {
+				pos := n - discard + step
+				require.NoError(t, c.Decode([]int32{tok}, pos, OutputLast))
+				want, err := c.Logits(-1)
+				require.NoError(t, err)
+				out, err := e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(pos)}, WantLogits: true})
+				require.NoError(t, err)
+				d := numeric.MaxAbsDiff(want, out.Logits)
+				t.Logf("decode step %d after the shift: max |Δlogit| %.2e", step, d)
+				assert.Less(t, d, kvOrderTolerance, "decode step %d", step)
+				assert.Equal(t, numeric.Argmax(want), numeric.Argmax(out.Logits))
+				tok = int32(numeric.Argmax(want))
+			}
+		})
+	}
+}

@@ -18,7 +18,9 @@ type LogitBias struct {
 }
 
 // SamplerParams configure a llama.cpp sampler chain. The chain is built in
-// llama.cpp's usual order: logit bias, grammar, penalties, then either
+// llama.cpp's usual order: logit bias, grammar, the IgnoreEOS ban, penalties,
+// a guard that fails when no token is left (rather than llama.cpp aborting
+// the process), then either
 // greedy (Temperature <= 0), mirostat, or top-k → typical → top-p → min-p →
 // temperature → seeded draw.
 type SamplerParams struct {
@@ -28,7 +30,7 @@ type SamplerParams struct {
 	TopP            float32
 	MinP            float32
 	TypicalP        float32
-	RepeatLastN     int // -1 = whole context, 0 = no penalties
+	RepeatLastN     int // tokens of history penalised; 0 = no penalties (llama.cpp reads -1 as 0: resolve "whole context" first)
 	RepeatPenalty   float32
 	FreqPenalty     float32
 	PresencePenalty float32
@@ -37,6 +39,10 @@ type SamplerParams struct {
 	MirostatEta     float32
 	LogitBias       []LogitBias
 	Grammar         string // GBNF with a "root" rule; empty = none
+	// IgnoreEOS bans end-of-generation tokens while any other token is
+	// possible: a grammar that has matched completely still ends the
+	// generation (it admits only EOG tokens then).
+	IgnoreEOS bool
 }
 
 // Sampler is a llama.cpp sampler chain; not safe for concurrent use.
@@ -77,9 +83,17 @@ func NewSampler(m *Model, p SamplerParams) (*Sampler, error) {
 		}
 		add(smpl)
 	}
+	if p.IgnoreEOS {
+		add(C.sdtp_sampler_init_ban_eog(m.vocab))
+	}
+	if p.RepeatLastN < 0 {
+		s.Free()
+		return nil, fmt.Errorf("sampler: repeat-last-n %d is negative", p.RepeatLastN)
+	}
 	if p.RepeatLastN != 0 && (p.RepeatPenalty != 1 || p.FreqPenalty != 0 || p.PresencePenalty != 0) {
 		add(C.llama_sampler_init_penalties(C.int32_t(p.RepeatLastN), C.float(p.RepeatPenalty), C.float(p.FreqPenalty), C.float(p.PresencePenalty)))
 	}
+	add(C.sdtp_sampler_init_guard())
 	switch {
 	case p.Temperature <= 0:
 		add(C.llama_sampler_init_greedy())
@@ -93,10 +107,12 @@ func NewSampler(m *Model, p SamplerParams) (*Sampler, error) {
 		if p.TopK > 0 {
 			add(C.llama_sampler_init_top_k(C.int32_t(p.TopK)))
 		}
-		if p.TypicalP > 0 && p.TypicalP < 1 {
+		// As in llama.cpp, 1 turns typical-p and top-p off and 0 keeps
+		// only the most likely token.
+		if p.TypicalP < 1 {
 			add(C.llama_sampler_init_typical(C.float(p.TypicalP), 1))
 		}
-		if p.TopP > 0 && p.TopP < 1 {
+		if p.TopP < 1 {
 			add(C.llama_sampler_init_top_p(C.float(p.TopP), 1))
 		}
 		if p.MinP > 0 {

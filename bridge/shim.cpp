@@ -1,11 +1,13 @@
 #include "shim.h"
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib> // defines __GLIBC__ under glibc
 #include <cstring>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 #ifdef __GLIBC__
@@ -145,6 +147,85 @@ llama_token sdtp_sample_logits(struct llama_sampler * smpl, const float * logits
         set_err(err, n, "unknown C++ exception");
     }
     return -1;
+}
+
+namespace {
+
+struct ban_eog {
+    std::vector<bool> eog; // by token id
+};
+
+void ban_eog_apply(struct llama_sampler * smpl, llama_token_data_array * cur_p) {
+    const auto & eog = static_cast<const ban_eog *>(smpl->ctx)->eog;
+    auto is_eog = [&](llama_token id) { return id >= 0 && (size_t) id < eog.size() && eog[id]; };
+    bool other = false;
+    for (size_t i = 0; i < cur_p->size && !other; i++) {
+        other = !is_eog(cur_p->data[i].id) && cur_p->data[i].logit != -INFINITY;
+    }
+    if (!other) {
+        return; // only an end of generation is possible: let it end
+    }
+    for (size_t i = 0; i < cur_p->size; i++) {
+        if (is_eog(cur_p->data[i].id)) {
+            cur_p->data[i].logit = -INFINITY;
+        }
+    }
+}
+
+const char * ban_eog_name(const struct llama_sampler *) { return "sdtp-ban-eog"; }
+
+struct llama_sampler * ban_eog_clone(const struct llama_sampler * smpl);
+
+void ban_eog_free(struct llama_sampler * smpl) { delete static_cast<ban_eog *>(smpl->ctx); }
+
+const llama_sampler_i ban_eog_iface = {
+    /* .name   = */ ban_eog_name,
+    /* .accept = */ nullptr,
+    /* .apply  = */ ban_eog_apply,
+    /* .reset  = */ nullptr,
+    /* .clone  = */ ban_eog_clone,
+    /* .free   = */ ban_eog_free,
+};
+
+struct llama_sampler * ban_eog_clone(const struct llama_sampler * smpl) {
+    return llama_sampler_init(&ban_eog_iface, new ban_eog(*static_cast<const ban_eog *>(smpl->ctx)));
+}
+
+// guard: fails the sampling with a C++ exception (caught in sdtp_sample*)
+// when no token is possible any more, before llama.cpp's dist sampler
+// would abort the process on it.
+void guard_apply(struct llama_sampler *, llama_token_data_array * cur_p) {
+    for (size_t i = 0; i < cur_p->size; i++) {
+        if (cur_p->data[i].logit != -INFINITY) {
+            return;
+        }
+    }
+    throw std::runtime_error("no token is possible: the grammar and the logit biases rule out every token");
+}
+
+const char * guard_name(const struct llama_sampler *) { return "sdtp-guard"; }
+
+const llama_sampler_i guard_iface = {
+    /* .name   = */ guard_name,
+    /* .accept = */ nullptr,
+    /* .apply  = */ guard_apply,
+    /* .reset  = */ nullptr,
+    /* .clone  = */ nullptr,
+    /* .free   = */ nullptr,
+};
+
+} // namespace
+
+struct llama_sampler * sdtp_sampler_init_guard(void) { return llama_sampler_init(&guard_iface, nullptr); }
+
+struct llama_sampler * sdtp_sampler_init_ban_eog(const struct llama_vocab * vocab) {
+    auto * b = new ban_eog;
+    const int n = llama_vocab_n_tokens(vocab);
+    b->eog.resize(n);
+    for (int i = 0; i < n; i++) {
+        b->eog[i] = llama_vocab_is_eog(vocab, i);
+    }
+    return llama_sampler_init(&ban_eog_iface, b);
 }
 
 void sdtp_accept_history(struct llama_sampler * chain, const llama_token * tokens, int n) {

@@ -37,6 +37,16 @@ llama_token sdtp_sample(struct llama_sampler * smpl, struct llama_context * ctx,
 // accepts the token. Returns -1 (and fills err) on failure.
 llama_token sdtp_sample_logits(struct llama_sampler * smpl, const float * logits, int n_vocab, char * err, size_t n);
 
+// A sampler that sets the logits of end-of-generation tokens to -inf
+// (ignore EOS) while any other token is still possible. When nothing else
+// is (a grammar that has matched completely admits only EOG tokens), it
+// leaves them, so the generation ends instead of failing.
+struct llama_sampler * sdtp_sampler_init_ban_eog(const struct llama_vocab * vocab);
+
+// A sampler that throws (so sdtp_sample* return an error) when every logit
+// is -inf, where llama.cpp's dist sampler would abort the process.
+struct llama_sampler * sdtp_sampler_init_guard(void);
+
 // Feeds prompt tokens to the chain's history (penalties) but not to a
 // grammar, which constrains only what is generated.
 void        sdtp_accept_history(struct llama_sampler * chain, const llama_token * tokens, int n);

@@ -741,3 +741,131 @@ bool sdtp_engine_evict(sdtp_engine * e, int layer, const int * keep, int n_keep,
 }
 
 } // extern "C"
+
+// ---- prefix reuse and context shift (stage.h) -------------------------------
+
+extern "C" {
+
+int sdtp_engine_remove(sdtp_engine * e, int p0, int p1) {
+    int dropped = 0;
+    std::vector<int> keep;
+    for (int il = 0; il < int(e->hp.n_layer); il++) {
+        const auto & cells = e->cells[il];
+        keep.clear();
+        for (int c = 0; c < int(cells.size()); c++) {
+            if (cells[c] < p0 || (p1 >= 0 && cells[c] >= p1)) keep.push_back(c);
+        }
+        dropped += int(cells.size() - keep.size());
+        if (keep.size() < cells.size()) {
+            sdtp_kv_compact(e->k[il], e->v[il], e->cells[il], e->attn_scores[il], keep.data(), int(keep.size()));
+        }
+    }
+    return dropped;
+}
+
+bool sdtp_engine_shift(sdtp_engine * e, int p0, int delta, char * err, size_t n_err) {
+    const int n_layer = e->hp.n_layer;
+    // first[il]: the first cell at a position >= p0 (cells increase).
+    std::vector<int> first(n_layer);
+    int n_max = 0;
+    for (int il = 0; il < n_layer; il++) {
+        const auto & cells = e->cells[il];
+        int c = 0;
+        while (c < int(cells.size()) && cells[c] < p0) c++;
+        first[il] = c;
+        if (c < int(cells.size())) {
+            const int lower = c > 0 ? cells[c - 1] : -1;
+            if (cells[c] + delta <= lower) {
+                sdtp_set_err(err, n_err, "shift would move cells onto or before earlier ones (remove them first)");
+                return false;
+            }
+            n_max = std::max(n_max, int(cells.size()) - c);
+        }
+    }
+    if (n_max == 0 || delta == 0) return true;
+    try {
+        ggml_init_params gp = {e->cc.meta.size(), e->cc.meta.data(), true};
+        ggml_context * ctx = ggml_init(gp);
+        ggml_cgraph * gf = ggml_new_graph_custom(ctx, e->cc.graph_size, false);
+        ggml_tensor * shift = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n_max);
+        ggml_set_input(shift);
+        const int64_t hd = e->hp.n_embd_head_k;
+        for (int il = 0; il < n_layer; il++) {
+            const int m = int(e->cells[il].size()) - first[il];
+            if (m == 0) continue;
+            ggml_tensor * kc = e->k[il];
+            ggml_tensor * k = ggml_view_3d(ctx, kc, hd, e->hp.n_head_kv(il), m, ggml_row_size(kc->type, hd), kc->nb[1],
+                                           size_t(first[il]) * kc->nb[1]);
+            // The same rotation the layer applied at its positions, by delta:
+            // RoPE angles add, so rotating by delta moves a key from p to p + delta.
+            ggml_tensor * r = ggml_rope_ext_inplace(ctx, k, ggml_view_1d(ctx, shift, m, 0), e->model.get_rope_factors(e->cp, il),
+                                                    e->hp.n_rot, e->hp.rope_type, e->cp.n_ctx_orig_yarn,
+                                                    e->model.get_rope_freq_base(e->cp, il), e->model.get_rope_freq_scale(e->cp, il),
+                                                    e->cp.yarn_ext_factor, e->cp.yarn_attn_factor, e->cp.yarn_beta_fast, e->cp.yarn_beta_slow);
+            ggml_build_forward_expand(gf, r);
+        }
+        ggml_backend_sched_reset(e->cc.sched);
+        if (!ggml_backend_sched_alloc_graph(e->cc.sched, gf)) {
+            ggml_free(ctx);
+            sdtp_set_err(err, n_err, "cannot allocate the shift graph");
+            return false;
+        }
+        std::vector<int32_t> d(n_max, delta);
+        ggml_backend_tensor_set(shift, d.data(), 0, d.size() * sizeof(int32_t));
+        const ggml_status st = ggml_backend_sched_graph_compute(e->cc.sched, gf);
+        ggml_free(ctx);
+        if (st != GGML_STATUS_SUCCESS) {
+            sdtp_set_err(err, n_err, "shift graph failed: " + std::string(ggml_status_to_string(st)));
+            return false;
+        }
+    } catch (const std::exception & ex) {
+        sdtp_set_err(err, n_err, ex.what());
+        return false;
+    }
+    for (int il = 0; il < n_layer; il++) {
+        for (size_t c = first[il]; c < e->cells[il].size(); c++) e->cells[il][c] += delta;
+    }
+    return true;
+}
+
+} // extern "C"
+
+// ---- saving and restoring the caches (stage.h) ------------------------------
+
+extern "C" {
+
+int64_t sdtp_engine_row_bytes(const sdtp_engine * e, int il, bool v) {
+    if (il < 0 || il >= int(e->hp.n_layer)) return -1;
+    return int64_t(v ? e->v[il]->nb[1] : e->k[il]->nb[1]);
+}
+
+void sdtp_engine_layer_get(const sdtp_engine * e, int il, int32_t * pos, void * k, void * v) {
+    if (il < 0 || il >= int(e->hp.n_layer)) return;
+    const auto & cells = e->cells[il];
+    if (pos) std::copy(cells.begin(), cells.end(), pos);
+    if (k) ggml_backend_tensor_get(e->k[il], k, 0, cells.size() * e->k[il]->nb[1]);
+    if (v) ggml_backend_tensor_get(e->v[il], v, 0, cells.size() * e->v[il]->nb[1]);
+}
+
+bool sdtp_engine_layer_set(sdtp_engine * e, int il, const int32_t * pos, int n, const void * k, const void * v,
+                           char * err, size_t n_err) {
+    if (il < 0 || il >= int(e->hp.n_layer) || n < 0 || n > e->n_ctx) {
+        sdtp_set_err(err, n_err, "layer out of range or more cells than the context holds");
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        if (pos[i] < 0 || (i > 0 && pos[i] <= pos[i - 1])) {
+            sdtp_set_err(err, n_err, "cell positions must increase");
+            return false;
+        }
+    }
+    if (n > 0) {
+        ggml_backend_tensor_set(e->k[il], k, 0, size_t(n) * e->k[il]->nb[1]);
+        ggml_backend_tensor_set(e->v[il], v, 0, size_t(n) * e->v[il]->nb[1]);
+    }
+    e->cells[il].assign(pos, pos + n);
+    e->attn_scores[il].clear();
+    return true;
+}
+
+} // extern "C"

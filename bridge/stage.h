@@ -94,6 +94,33 @@ void sdtp_engine_cell_info(const sdtp_engine * e, int layer, int32_t * pos_out, 
 // shrink; positions are unchanged. Returns false with err set on bad input.
 bool sdtp_engine_evict(sdtp_engine * e, int layer, const int * keep, int n_keep, char * err, size_t n_err);
 
+// ---- prefix reuse and context shift (docs/ENGINE.md) -----------------------
+
+// Drops, in every layer, the cells at positions [p0, p1) (p1 < 0: no upper
+// bound), compacting the layers' caches like sdtp_engine_evict; llama.cpp's
+// llama_memory_seq_rm for the per-layer caches. Returns the cells dropped.
+int sdtp_engine_remove(sdtp_engine * e, int p0, int p1);
+
+// Moves, in every layer, the cells at positions >= p0 by delta (negative:
+// towards 0) and re-rotates their cached keys by delta with the layer's
+// RoPE, as llama.cpp's K-shift does (llama_memory_seq_add). Positions must
+// stay >= 0 and increasing: the caller removes [p0 + delta, p0) first.
+// Returns false with err set otherwise or when the graph fails.
+bool sdtp_engine_shift(sdtp_engine * e, int p0, int delta, char * err, size_t n_err);
+
+// ---- saving and restoring the caches (prompt cache files) -----------------
+
+// Bytes of one cached row of layer il's keys (v = false) or values (v = true).
+int64_t sdtp_engine_row_bytes(const sdtp_engine * e, int il, bool v);
+// Copies layer il's cells: positions, then their K and V rows (each
+// output optional; sdtp_engine_cells rows).
+void sdtp_engine_layer_get(const sdtp_engine * e, int il, int32_t * pos, void * k, void * v);
+// Replaces layer il's cells by n cells at positions pos (increasing) with
+// the given K and V rows (n rows each); their attention statistics start
+// at 0. Returns false with err set on bad input.
+bool sdtp_engine_layer_set(sdtp_engine * e, int il, const int32_t * pos, int n, const void * k, const void * v,
+                           char * err, size_t n_err);
+
 // ---- gradient pass (saliency) -------------------------------------------
 
 typedef struct sdtp_grad sdtp_grad;

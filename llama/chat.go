@@ -12,10 +12,11 @@ type ChatMessage = bridge.ChatMessage
 // result is a prompt for Predict/Generate, which parse its special tokens.
 // Errors: ErrNoChatTemplate (a base model), ErrUnsupportedChatTemplate (a
 // template llama.cpp does not recognise), an unknown role, no messages.
+// It reads only the model, so it may be called from a token callback.
 func (l *LLama) ApplyChatTemplate(msgs []ChatMessage, addAssistant bool) (string, error) {
-	if err := l.lock(); err != nil {
+	if err := l.readModel(); err != nil {
 		return "", err
 	}
-	defer l.mu.Unlock()
+	defer l.freeing.RUnlock()
 	return l.model.ApplyChatTemplate(msgs, addAssistant)
 }

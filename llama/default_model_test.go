@@ -132,3 +132,14 @@ func TestDefaultModelCancelStopsPrefillQuickly(t *testing.T) {
 		})
 	}
 }
+
+// Mode sdtp finds the predictors shipped for the default model with no
+// option naming them (package predictors).
+func TestDefaultModelFindsShippedPredictors(t *testing.T) {
+	l := loadDefault(t, WithSDTP(SDTPOptions{Mode: ModeSDTP}))
+	res, err := l.Generate("The capital of France is", SetTemperature(0), SetTokens(2), SetThreads(1))
+	require.NoError(t, err)
+	require.NotNil(t, res.SDTP)
+	assert.Equal(t, ScorerONNX, res.SDTP.Scorer)
+	assert.Equal(t, []int{2, 4, 5, 7, 9, 10, 12, 14, 15, 17}, res.SDTP.Schedule.Layers, "the shipped set's schedule")
+}

@@ -30,4 +30,14 @@ var (
 	// ErrUnsupportedChatTemplate: the model's chat template is none of the
 	// formats llama_chat_apply_template knows.
 	ErrUnsupportedChatTemplate = bridge.ErrUnsupportedChatTemplate
+	// ErrReentrant: a token callback called a method that needs the
+	// model's context (Predict, Eval, Embeddings, SaveState, ...) on the
+	// *LLama that is calling it. Only TokenizeString, Detokenize,
+	// TokenToPiece, ApplyChatTemplate, SetTokenCallback and Free (deferred
+	// to the end of the call) may be used there.
+	ErrReentrant = errors.New("llama: called from inside a token callback of the same model")
+	// ErrStagedUnsupported: an option or call that the staged engine
+	// cannot honour (e.g. a prompt cache file) in a staged mode; the
+	// message names it. Mode llamacpp supports it.
+	ErrStagedUnsupported = errors.New("not supported in the staged modes")
 )

@@ -35,6 +35,14 @@ func TestErrorsAreTestable(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, cancelledErr := loadTiny(t, tiny.llama).PredictContext(cancelled, "the cat")
+	reentrant := loadTiny(t, tiny.llama)
+	var reentrantErr error
+	_, err = reentrant.Predict("the cat", opts(SetTokens(1), IgnoreEOS, SetTokenCallback(func(string) bool {
+		_, reentrantErr = reentrant.Predict("x")
+		return true
+	}))...)
+	require.NoError(t, err)
+	stagedErr := loadTiny(t, tiny.gemma3, WithSDTP(SDTPOptions{Mode: ModeAttention})).Eval("the cat")
 	_, noTemplateErr := loadTiny(t, tiny.llama).ApplyChatTemplate([]ChatMessage{{Role: "user", Content: "hi"}}, true)
 	other := filepath.Join(dir, "preds")
 	writePredictors(t, other, []int{2}, "")
@@ -50,6 +58,8 @@ func TestErrorsAreTestable(t *testing.T) {
 		"pruning an unstaged architecture": {newErr(tiny.mistral3, SetContext(256),
 			WithSDTP(SDTPOptions{Mode: ModeAttention})), ErrUnsupportedArch},
 		"cancelled":                     {cancelledErr, ErrCancelled},
+		"re-entrant call from callback": {reentrantErr, ErrReentrant},
+		"Eval in a staged mode":         {stagedErr, ErrStagedUnsupported},
 		"chat template of a base model": {noTemplateErr, ErrNoChatTemplate},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -71,7 +81,7 @@ func TestBadInputsAreRefused(t *testing.T) {
 				want string
 			}{
 				"invalid UTF-8":         {"bad \xff utf-8", nil, "not valid UTF-8"},
-				"negative tokens":       {"the cat", []PredictOption{SetTokens(-1)}, "tokens to predict -1 is negative"},
+				"negative tokens":       {"the cat", []PredictOption{SetTokens(-3)}, "tokens to predict -3"},
 				"negative threads":      {"the cat", []PredictOption{SetThreads(-2)}, "threads -2 is negative"},
 				"negative batch":        {"the cat", []PredictOption{SetBatch(-3)}, "batch -3 is negative"},
 				"prompt over context":   {strings.Repeat("the cat ", 600), nil, "needs a context of at least"},

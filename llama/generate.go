@@ -55,7 +55,7 @@ func (l *LLama) GenerateContext(ctx context.Context, text string, opts ...Predic
 	if err := l.lock(); err != nil {
 		return Result{}, err
 	}
-	defer l.mu.Unlock()
+	defer l.unlock()
 	res, err := l.generate(ctx, text, NewPredictOptions(opts...))
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w: %w", ErrCancelled, ctx.Err())
@@ -68,7 +68,7 @@ func (l *LLama) generate(ctx context.Context, text string, po PredictOptions) (R
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	toks, err := l.promptTokens(text, po)
+	toks, err := l.promptTokens(text, &po)
 	if err != nil {
 		return res, err
 	}
@@ -108,9 +108,12 @@ func (l *LLama) Eval(text string, opts ...PredictOption) error {
 	if err := l.lock(); err != nil {
 		return err
 	}
-	defer l.mu.Unlock()
+	defer l.unlock()
+	if l.staged != nil {
+		return l.staged.unsupported("Eval (staged modes extend their caches through Predict and Generate)")
+	}
 	po := NewPredictOptions(opts...)
-	toks, err := l.promptTokens(text, po)
+	toks, err := l.promptTokens(text, &po)
 	if err != nil {
 		return err
 	}
@@ -119,14 +122,9 @@ func (l *LLama) Eval(text string, opts ...PredictOption) error {
 }
 
 // promptTokens validates the per-call options and tokenizes the prompt.
-func (l *LLama) promptTokens(text string, po PredictOptions) ([]int32, error) {
-	switch {
-	case po.Tokens < 0:
-		return nil, fmt.Errorf("llama: tokens to predict %d is negative", po.Tokens)
-	case po.Threads < 0:
-		return nil, fmt.Errorf("llama: threads %d is negative (0 = all cores)", po.Threads)
-	case po.Batch < 0:
-		return nil, fmt.Errorf("llama: batch %d is negative", po.Batch)
+func (l *LLama) promptTokens(text string, po *PredictOptions) ([]int32, error) {
+	if err := po.check(); err != nil {
+		return nil, err
 	}
 	toks, err := l.model.TokenizePrompt(text)
 	if err != nil {
@@ -289,10 +287,9 @@ func (l *LLama) newSampler(po PredictOptions, prompt []int32) (*bridge.Sampler, 
 	if err != nil {
 		return nil, err
 	}
-	if po.IgnoreEOS {
-		for _, t := range l.model.EOGTokens() {
-			bias = append(bias, bridge.LogitBias{Token: t, Bias: float32(math.Inf(-1))})
-		}
+	repeat := po.Repeat
+	if repeat == -1 { // llama.cpp's "the whole context"; its sampler reads -1 as 0 = off
+		repeat = l.ctx.NCtx()
 	}
 	seed := uint32(0xFFFFFFFF) // llama.cpp's "random seed"
 	if po.Seed >= 0 {
@@ -304,7 +301,7 @@ func (l *LLama) newSampler(po PredictOptions, prompt []int32) (*bridge.Sampler, 
 		TopK:            po.TopK,
 		TopP:            po.TopP,
 		TypicalP:        po.TypicalP,
-		RepeatLastN:     po.Repeat,
+		RepeatLastN:     repeat,
 		RepeatPenalty:   po.Penalty,
 		FreqPenalty:     po.FrequencyPenalty,
 		PresencePenalty: po.PresencePenalty,
@@ -313,6 +310,7 @@ func (l *LLama) newSampler(po PredictOptions, prompt []int32) (*bridge.Sampler, 
 		MirostatEta:     po.MirostatETA,
 		LogitBias:       bias,
 		Grammar:         po.Grammar,
+		IgnoreEOS:       po.IgnoreEOS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("llama: %w", err)

@@ -14,8 +14,11 @@ import (
 // generation after a pruned prefill.
 func TestKVPolicyHoldsTheBudgetInGenerate(t *testing.T) {
 	gen := func(policy string) Result {
-		l := loadTiny(t, tiny.gemma3, SetContext(1024),
-			WithSDTP(SDTPOptions{Mode: ModeAttention, KeepRatio: 0.8, KVPolicy: policy, KVBudget: 0.4}))
+		o := SDTPOptions{Mode: ModeAttention, KeepRatio: 0.8, KVPolicy: policy}
+		if policy != "" && policy != sdtp.KVNone {
+			o.KVBudget = 0.4 // refused without a policy
+		}
+		l := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(o))
 		res, err := l.Generate(longPrompt, opts(SetTokens(200), IgnoreEOS)...)
 		require.NoError(t, err)
 		require.Equal(t, 200, res.GeneratedTokens)

@@ -6,9 +6,18 @@
 // methods may be called from several goroutines; calls that use the context
 // (Predict, Eval, Embeddings, SaveState, ...) run one at a time. For parallel
 // generation, load one *LLama per worker.
+//
+// Token callbacks: a callback runs while its call holds the context, so
+// from inside it only the calls that read the vocabulary alone may be made
+// on the same *LLama (TokenizeString, Detokenize, TokenToPiece,
+// ApplyChatTemplate) as well as SetTokenCallback and Free (which then takes effect when the call
+// returns). Any other call there returns ErrReentrant instead of waiting
+// for itself. A callback must not wait for another goroutine that calls
+// the same *LLama: that goroutine waits for the callback's call to end.
 package llama
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime"
@@ -27,13 +36,21 @@ var nextID atomic.Uint64
 var liveNatives atomic.Int64
 
 type LLama struct {
-	id       uint64     // creation order, for deadlock-free pair locking
-	path     string     // the GGUF file, where SetSDTP looks for predictors
-	mu       sync.Mutex // serialises use of the native objects and cached
-	*native             // fields are nil after Free
-	cached   []int32    // tokens whose K/V the context holds; index = position
-	opts     ModelOptions
-	callback struct {
+	id   uint64     // creation order, for deadlock-free pair locking
+	path string     // the GGUF file, where SetSDTP looks for predictors
+	mu   sync.Mutex // serialises use of the context, the engine and cached
+	// owner is the goroutine holding mu (0: none), so that a call from
+	// inside a token callback is refused rather than waiting for itself.
+	owner atomic.Int64
+	// freeing guards the native objects against Free for the calls that
+	// read only the vocabulary and so do not take mu (they are safe
+	// beside a running decode, and may be made from a callback).
+	freeing   sync.RWMutex
+	freeLater bool    // Free was called from inside a callback; under mu
+	*native           // fields are nil after Free
+	cached    []int32 // tokens whose K/V the context holds; index = position
+	opts      ModelOptions
+	callback  struct {
 		sync.Mutex
 		fn func(string) bool // set by SetTokenCallback
 	}
@@ -95,7 +112,7 @@ func New(model string, opts ...ModelOption) (*LLama, error) {
 		l.Free()
 		return nil, err
 	}
-	if l.staged, err = newStaged(model, m, l.ctx, mo.SDTP); err != nil {
+	if l.staged, err = newStaged(model, m, l.ctx, mo.SDTP, mo.LoraAdapter != ""); err != nil {
 		l.Free()
 		return nil, err
 	}
@@ -122,6 +139,9 @@ func loadParams(mo ModelOptions) (bridge.ModelParams, bridge.ContextParams, erro
 	if mo.NBatch < 0 {
 		return mp, cp, fmt.Errorf("llama: batch size %d is negative", mo.NBatch)
 	}
+	if mo.NBatch == 0 {
+		return mp, cp, errors.New("llama: batch size 0: want at least 1 token per llama_decode call")
+	}
 	mp = bridge.ModelParams{GPULayers: mo.NGPULayers, UseMMap: mo.MMap, UseMlock: mo.MLock, Progress: mo.Progress}
 	if mo.MainGPU != "" {
 		gpu, err := strconv.Atoi(strings.TrimSpace(mo.MainGPU))
@@ -147,19 +167,73 @@ func loadParams(mo ModelOptions) (bridge.ModelParams, bridge.ContextParams, erro
 }
 
 // Free releases the context, the adapter and the model. It may be called
-// more than once; other methods then return ErrFreed.
+// more than once; other methods then return ErrFreed. Called from inside a
+// token callback, it takes effect when the generating call returns.
 func (l *LLama) Free() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	if !l.mu.TryLock() {
+		if l.owner.Load() == goroutineID() {
+			l.freeLater = true
+			return
+		}
+		l.mu.Lock()
+	}
+	l.freeNative()
+	l.mu.Unlock()
+}
+
+// freeNative releases the native objects; the caller holds mu.
+func (l *LLama) freeNative() {
+	l.freeing.Lock()
+	defer l.freeing.Unlock()
 	l.native.free()
 	l.cached = nil
 }
 
-// lock takes the context lock; it fails once the model is freed.
+// lock takes the context lock; it fails once the model is freed, and with
+// ErrReentrant when this goroutine already holds it (a call from inside a
+// token callback).
 func (l *LLama) lock() error {
-	l.mu.Lock()
+	if !l.mu.TryLock() {
+		if l.owner.Load() == goroutineID() {
+			return ErrReentrant
+		}
+		l.mu.Lock()
+	}
 	if l.model == nil {
 		l.mu.Unlock()
+		return ErrFreed
+	}
+	l.owner.Store(goroutineID())
+	return nil
+}
+
+// unlock releases the context lock, doing a Free asked for meanwhile.
+func (l *LLama) unlock() {
+	l.owner.Store(0)
+	if l.freeLater {
+		l.freeLater = false
+		l.freeNative()
+	}
+	l.mu.Unlock()
+}
+
+// goroutineID is the runtime's number of the calling goroutine, read from
+// the first line of its stack trace ("goroutine 18 [running]:"). Go offers
+// no other way to tell a callback's own goroutine from another one.
+func goroutineID() int64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = b[len("goroutine "):]
+	id, _ := strconv.ParseInt(string(b[:bytes.IndexByte(b, ' ')]), 10, 64)
+	return id
+}
+
+// readModel takes the lock of the vocabulary-only calls; it fails once the
+// model is freed.
+func (l *LLama) readModel() error {
+	l.freeing.RLock()
+	if l.model == nil {
+		l.freeing.RUnlock()
 		return ErrFreed
 	}
 	return nil
@@ -170,7 +244,10 @@ func (l *LLama) SaveState(dst string) error {
 	if err := l.lock(); err != nil {
 		return err
 	}
-	defer l.mu.Unlock()
+	defer l.unlock()
+	if l.staged != nil {
+		return l.staged.unsupported("SaveState (staged modes save their per-layer caches with SetPathPromptCache)")
+	}
 	return l.ctx.SaveState(dst, l.cached)
 }
 
@@ -180,7 +257,10 @@ func (l *LLama) LoadState(state string) error {
 	if err := l.lock(); err != nil {
 		return err
 	}
-	defer l.mu.Unlock()
+	defer l.unlock()
+	if l.staged != nil {
+		return l.staged.unsupported("LoadState (staged modes restore their per-layer caches with SetPathPromptCache)")
+	}
 	toks, err := l.ctx.LoadState(state)
 	if err != nil {
 		l.cached = nil
@@ -194,17 +274,58 @@ func (l *LLama) LoadState(state string) error {
 // starting with BOS where the model adds one. Prompts are tokenized this
 // way everywhere: special-token text such as "<|im_start|>" becomes that
 // token (as in llama.cpp's tools), and a text that starts with the BOS
-// text gets no second BOS.
+// text gets no second BOS. It reads only the vocabulary: it runs beside a
+// generation and may be called from a token callback.
 func (l *LLama) TokenizeString(text string, opts ...PredictOption) (int32, []int32, error) {
-	if err := l.lock(); err != nil {
+	if err := l.readModel(); err != nil {
 		return 0, nil, err
 	}
-	defer l.mu.Unlock()
+	defer l.freeing.RUnlock()
 	toks, err := l.model.TokenizePrompt(text)
 	if err != nil {
 		return 0, nil, err
 	}
 	return int32(len(toks)), toks, nil
+}
+
+// Detokenize returns the text of tokens (llama_detokenize), leaving out
+// BOS/EOS and other special tokens. Like TokenizeString it may be called
+// from a token callback. A token outside the vocabulary is an error.
+func (l *LLama) Detokenize(tokens []int32) (string, error) {
+	if err := l.readModel(); err != nil {
+		return "", err
+	}
+	defer l.freeing.RUnlock()
+	if err := l.checkTokens(tokens); err != nil {
+		return "", err
+	}
+	return l.model.Detokenize(tokens), nil
+}
+
+// TokenToPiece returns the bytes of one token as text
+// (llama_token_to_piece); a piece may be part of a multi-byte UTF-8
+// character, and special tokens are empty. It may be called from a token
+// callback.
+func (l *LLama) TokenToPiece(token int32) (string, error) {
+	if err := l.readModel(); err != nil {
+		return "", err
+	}
+	defer l.freeing.RUnlock()
+	if err := l.checkTokens([]int32{token}); err != nil {
+		return "", err
+	}
+	return string(l.model.TokenPiece(token)), nil
+}
+
+// checkTokens refuses token ids outside the vocabulary (llama.cpp would
+// throw on them).
+func (l *LLama) checkTokens(tokens []int32) error {
+	for i, t := range tokens {
+		if !l.model.ValidToken(t) {
+			return fmt.Errorf("llama: token %d at index %d is outside the vocabulary of %d", t, i, l.model.NVocab())
+		}
+	}
+	return nil
 }
 
 // Embeddings returns the embedding of text: the model's pooled embedding
@@ -214,12 +335,12 @@ func (l *LLama) Embeddings(text string, opts ...PredictOption) ([]float32, error
 	if err := l.lock(); err != nil {
 		return nil, err
 	}
-	defer l.mu.Unlock()
+	defer l.unlock()
 	toks, err := l.model.TokenizePrompt(text)
 	if err != nil {
 		return nil, err
 	}
-	return l.embed(toks, NewPredictOptions(opts...))
+	return l.embed(toks, opts)
 }
 
 // TokenEmbeddings is Embeddings for already tokenized input.
@@ -227,7 +348,7 @@ func (l *LLama) TokenEmbeddings(tokens []int, opts ...PredictOption) ([]float32,
 	if err := l.lock(); err != nil {
 		return nil, err
 	}
-	defer l.mu.Unlock()
+	defer l.unlock()
 	toks := make([]int32, len(tokens))
 	for i, t := range tokens {
 		if t < 0 || t >= l.model.NVocab() {
@@ -235,10 +356,14 @@ func (l *LLama) TokenEmbeddings(tokens []int, opts ...PredictOption) ([]float32,
 		}
 		toks[i] = int32(t)
 	}
-	return l.embed(toks, NewPredictOptions(opts...))
+	return l.embed(toks, opts)
 }
 
-func (l *LLama) embed(toks []int32, po PredictOptions) ([]float32, error) {
+func (l *LLama) embed(toks []int32, opts []PredictOption) ([]float32, error) {
+	po := NewPredictOptions(opts...)
+	if err := po.check(); err != nil {
+		return nil, err
+	}
 	if !l.opts.Embeddings {
 		return nil, errors.New("llama: model loaded without embeddings (use EnableEmbeddings)")
 	}

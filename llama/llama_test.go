@@ -301,7 +301,7 @@ func TestContextLimits(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 256-res.PromptTokens+1, res.GeneratedTokens)
 
-	_, err = l.Predict("x", SetTokens(-1))
+	_, err = l.Predict("x", SetTokens(-3))
 	assert.Error(t, err)
 	_, err = l.Predict("x", SetThreads(-2))
 	assert.Error(t, err)

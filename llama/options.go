@@ -1,5 +1,10 @@
 package llama
 
+import (
+	"errors"
+	"fmt"
+)
+
 // ModelOptions are the load-time settings of a model. The field set and
 // defaults are go-skynet/go-llama.cpp's, so existing code keeps compiling;
 // fields that current llama.cpp no longer has are accepted and documented
@@ -37,7 +42,13 @@ type ModelOptions struct {
 }
 
 // PredictOptions are the per-call settings of Predict, Eval, Embeddings,
-// TokenizeString and SpeculativeSampling.
+// TokenizeString and SpeculativeSampling. Edge values mean what llama.cpp
+// and go-llama.cpp mean by them (docs/ERRORS.md has the table): Tokens 0,
+// −1 or −2 = until end of generation or a full window; Threads 0 or −1 =
+// all cores; Repeat 0 = no penalty, −1 = the whole context; TopK 0 and
+// TopP/TypicalP 1 = off, TopP 0 = the most likely token only; Seed −1 =
+// random; NKeep −1 = the whole prompt. Values without a meaning (Batch 0,
+// Penalty 0, Repeat −2, ...) are refused with an error naming them.
 type PredictOptions struct {
 	Seed, Threads, Tokens, TopK, Repeat, Batch, NKeep int
 	TopP, Temperature, Penalty                        float32
@@ -47,7 +58,7 @@ type PredictOptions struct {
 	StopPrompts                                       []string
 	IgnoreEOS                                         bool
 
-	TailFreeSamplingZ float32 // no-op: tail-free sampling was removed from llama.cpp
+	TailFreeSamplingZ float32 // tail-free sampling was removed from llama.cpp: 1 or 0 (off) only
 	TypicalP          float32
 	FrequencyPenalty  float32
 	PresencePenalty   float32
@@ -70,9 +81,51 @@ type PredictOptions struct {
 	RopeFreqBase  float32
 	RopeFreqScale float32
 
-	// Classifier-free guidance was removed from llama.cpp: no-ops.
+	// Classifier-free guidance was removed from llama.cpp: a NegativePrompt
+	// is refused, and the scale is a no-op.
 	NegativePromptScale float32
 	NegativePrompt      string
+
+	nDraftSet bool // SetNDraft was given: 0 then means no drafting
+}
+
+// check refuses values with no meaning and maps llama.cpp's special values
+// onto this package's: Tokens −1 ("infinity") and −2 ("until the context
+// is full") become 0, and Threads −1 ("auto") becomes 0 (all cores).
+// Repeat −1 (the whole context) is resolved where the context size is
+// known (newSampler). docs/ERRORS.md has the table of edge values.
+func (po *PredictOptions) check() error {
+	if po.Tokens == -1 || po.Tokens == -2 {
+		po.Tokens = 0
+	}
+	if po.Threads == -1 {
+		po.Threads = 0
+	}
+	switch {
+	case po.Tokens < 0:
+		return fmt.Errorf("llama: tokens to predict %d: want a count, 0 or -1 (until end of generation), or -2 (until the context is full)", po.Tokens)
+	case po.Threads < 0:
+		return fmt.Errorf("llama: threads %d is negative (0 or -1 = all cores)", po.Threads)
+	case po.Batch < 0:
+		return fmt.Errorf("llama: batch %d is negative", po.Batch)
+	case po.Batch == 0:
+		return errors.New("llama: batch 0: want at least 1 token per llama_decode call")
+	case po.Repeat < -1:
+		return fmt.Errorf("llama: repeat (last tokens penalised) %d: want a count, 0 (off) or -1 (the whole context)", po.Repeat)
+	case !(po.Penalty > 0):
+		return fmt.Errorf("llama: repeat penalty %v: want a positive factor (1 = off)", po.Penalty)
+	case po.NKeep < -1:
+		return fmt.Errorf("llama: NKeep %d: want a count, 0, or -1 (the whole prompt)", po.NKeep)
+	case po.NDraft < 0:
+		return fmt.Errorf("llama: NDraft %d is negative", po.NDraft)
+	case po.TailFreeSamplingZ > 0 && po.TailFreeSamplingZ < 1:
+		return fmt.Errorf("llama: tail-free sampling (TailFreeSamplingZ %v) was removed from llama.cpp; 1 or 0 = off", po.TailFreeSamplingZ)
+	case po.NegativePrompt != "":
+		return errors.New("llama: NegativePrompt: classifier-free guidance was removed from llama.cpp")
+	case po.Temperature != po.Temperature || po.TopP != po.TopP || po.TypicalP != po.TypicalP:
+		return errors.New("llama: temperature, top-p and typical-p must not be NaN")
+	}
+	return nil
 }
 
 type PredictOption func(p *PredictOptions)
@@ -177,10 +230,12 @@ func SetTemperature(temp float32) PredictOption {
 func SetPenalty(penalty float32) PredictOption {
 	return func(p *PredictOptions) { p.Penalty = penalty }
 }
-func SetRepeat(repeat int) PredictOption      { return func(p *PredictOptions) { p.Repeat = repeat } }
-func SetBatch(size int) PredictOption         { return func(p *PredictOptions) { p.Batch = size } }
-func SetNKeep(n int) PredictOption            { return func(p *PredictOptions) { p.NKeep = n } }
-func SetNDraft(nd int) PredictOption          { return func(p *PredictOptions) { p.NDraft = nd } }
+func SetRepeat(repeat int) PredictOption { return func(p *PredictOptions) { p.Repeat = repeat } }
+func SetBatch(size int) PredictOption    { return func(p *PredictOptions) { p.Batch = size } }
+func SetNKeep(n int) PredictOption       { return func(p *PredictOptions) { p.NKeep = n } }
+func SetNDraft(nd int) PredictOption {
+	return func(p *PredictOptions) { p.NDraft, p.nDraftSet = nd, true }
+}
 func SetMirostat(m int) PredictOption         { return func(p *PredictOptions) { p.Mirostat = m } }
 func SetMirostatETA(me float32) PredictOption { return func(p *PredictOptions) { p.MirostatETA = me } }
 func SetMirostatTAU(mt float32) PredictOption { return func(p *PredictOptions) { p.MirostatTAU = mt } }

@@ -14,8 +14,8 @@ func (l *LLama) SetSDTP(o SDTPOptions) error {
 	if err := l.lock(); err != nil {
 		return err
 	}
-	defer l.mu.Unlock()
-	s, err := newStaged(l.path, l.model, l.ctx, o)
+	defer l.unlock()
+	s, err := newStaged(l.path, l.model, l.ctx, o, l.lora != nil)
 	if err != nil {
 		return err
 	}
@@ -24,8 +24,7 @@ func (l *LLama) SetSDTP(o SDTPOptions) error {
 	}
 	l.staged = s
 	l.opts.SDTP = o
-	// Both paths keep their own cache state: the staged engine starts
-	// from an empty one, and llama.cpp's context was cleared by any
-	// staged call, so l.cached still describes it.
+	// The new engine starts with empty caches; llama.cpp's context was
+	// cleared by any staged call, so l.cached still describes it.
 	return nil
 }

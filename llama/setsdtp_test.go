@@ -28,7 +28,9 @@ func TestSetSDTPSwitchesMode(t *testing.T) {
 	assert.Error(t, l.SetSDTP(SDTPOptions{Mode: "bogus"}))
 	again, err := l.Generate(longPrompt, opts(SetTokens(8), IgnoreEOS)...)
 	require.NoError(t, err)
-	assert.Equal(t, got.SDTP.KeptPerStage, again.SDTP.KeptPerStage, "the refused switch kept attention")
+	require.NotNil(t, again.SDTP, "the refused switch kept attention")
+	assert.Equal(t, "attention", again.SDTP.Scorer)
+	assert.Equal(t, got.Text, again.Text)
 
 	require.NoError(t, l.SetSDTP(SDTPOptions{Mode: ModeLlamaCpp}))
 	back, err := l.Generate(longPrompt, opts(SetTokens(8), IgnoreEOS)...)

@@ -9,7 +9,9 @@ import (
 	"github.com/go-sdtp/sdtp/bridge"
 )
 
-// defaultNDraft is the draft length when PredictOptions.NDraft is unset.
+// defaultNDraft is the draft length when SetNDraft is not given; an
+// explicit SetNDraft(0) drafts nothing (go-llama.cpp's meaning), so the
+// target model decodes alone.
 const defaultNDraft = 8
 
 // SpeculativeSampling generates a continuation of text with l as the target
@@ -27,15 +29,18 @@ func (l *LLama) SpeculativeSampling(ll *LLama, text string, opts ...PredictOptio
 		return "", err
 	}
 	defer unlock()
+	if l.staged != nil || ll.staged != nil {
+		return "", fmt.Errorf("llama: SpeculativeSampling: %w (load both models in mode %s)", ErrStagedUnsupported, ModeLlamaCpp)
+	}
 	po := NewPredictOptions(opts...)
-	if po.NDraft <= 0 {
+	if !po.nDraftSet {
 		po.NDraft = defaultNDraft
 	}
 	if l.model.NVocab() != ll.model.NVocab() {
 		return "", fmt.Errorf("llama: draft vocabulary has %d tokens, target %d", ll.model.NVocab(), l.model.NVocab())
 	}
 	var res Result
-	toks, err := l.promptTokens(text, po)
+	toks, err := l.promptTokens(text, &po)
 	if err != nil {
 		return "", err
 	}
@@ -166,8 +171,8 @@ func lockPair(a, b *LLama) (func(), error) {
 		return nil, err
 	}
 	if err := second.lock(); err != nil {
-		first.mu.Unlock()
+		first.unlock()
 		return nil, err
 	}
-	return func() { second.mu.Unlock(); first.mu.Unlock() }, nil
+	return func() { second.unlock(); first.unlock() }, nil
 }

@@ -1,17 +1,16 @@
 package llama
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/predictor"
-	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/predictors"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -27,12 +26,20 @@ const (
 
 // SDTPOptions turn on Saliency-driven Dynamic Token Pruning.
 type SDTPOptions struct {
-	Mode       string  // one of the Mode constants; "" = ModeLlamaCpp
-	KeepRatio  float64 // per stage; 0 = sdtp.DefaultKeepRatio
-	Layers     []int   // pruning layers; nil = sdtp.DefaultSchedule
-	Predictors string  // directory with predictors.json + ONNX files; "" = MODEL.predictors/ if present
-	Seed       uint64  // for the random scorer
-	UBatch     int     // tokens per graph in prefill; 0 = 512
+	Mode string // one of the Mode constants; "" = ModeLlamaCpp
+	// KeepRatio is the fraction of live tokens each stage keeps, in
+	// (0, 1]. 0 = unset: sdtp.DefaultKeepRatio, or learned predictors'
+	// trained ratios. (A command that lets a user type 0 must refuse it.)
+	KeepRatio float64
+	// Layers are the pruning layers; nil = sdtp.DefaultSchedule, or
+	// learned predictors' own layers. With learned predictors every layer
+	// must be one they were trained for (they are then used at a subset).
+	Layers []int
+	// Predictors is a directory with predictors.json + ONNX files; "" =
+	// heads in the GGUF, MODEL.predictors/, or the shipped set for the model.
+	Predictors string
+	Seed       uint64 // for the random scorer
+	UBatch     int    // tokens per graph in prefill; 0 = 512
 	// ONNXProvider runs ONNX predictors on "cpu" (default), "cuda",
 	// "coreml" or "auto" (the first that loads).
 	ONNXProvider string
@@ -49,11 +56,19 @@ type SDTPOptions struct {
 func WithSDTP(o SDTPOptions) ModelOption { return func(p *ModelOptions) { p.SDTP = o } }
 
 // SDTPStats describes one staged generation: its prefill and KV caches.
+// With prefix reuse (Result.ReusedTokens > 0) the prefill covers only the
+// prompt's new tokens: KeptPerStage and FLOPRatio describe those, while
+// KeptPerLayer, DroppedAt and Pieces cover the whole prompt.
 type SDTPStats struct {
-	Mode         string
-	KeptPerStage []int    // live tokens entering each stage
-	KeptPerLayer []int    // K/V entries per layer
-	FLOPRatio    float64  // prefill FLOPs, dense / this mode
+	Mode string
+	// Scorer is the scorer that ran (CONTRACTS §3): "onnx" (learned, ONNX
+	// Runtime), "gguf-heads" (learned, in-graph), "attention", "random",
+	// or "" in mode dense. Mode sdtp without learned predictors for the
+	// model runs "attention".
+	Scorer       string
+	KeptPerStage []int    // live tokens entering each stage (of the tokens prefilled by this call)
+	KeptPerLayer []int    // K/V entries per layer after the prefill, reused ones included
+	FLOPRatio    float64  // prefill FLOPs of this call's new tokens (attending to the reused cells included), dense / this mode
 	KVBytes      int64    // after the prefill (and the KV policy's first eviction)
 	KVPolicy     string   // sdtp.KVNone unless SDTPOptions.KVPolicy
 	KVLimit      int      // cells per layer the policy allows (0: no limit)
@@ -65,34 +80,45 @@ type SDTPStats struct {
 
 // staged is the engine state of a *LLama in a staged mode.
 type staged struct {
-	engine *bridge.Engine
-	scorer sdtp.Scorer
-	sched  sdtp.Schedule
-	shape  sdtp.Shape
-	mode   string
-	ubatch int
-	kv     *sdtp.KVLimiter
+	engine     *bridge.Engine
+	scorer     sdtp.Scorer
+	scorerName string // SDTPStats.Scorer
+	sched      sdtp.Schedule
+	shape      sdtp.Shape
+	mode       string
+	ubatch     int
+	kv         *sdtp.KVLimiter
+	// tokens are the tokens the caches have seen, index = position: the
+	// prompts and the generated tokens fed back, as the last call left
+	// them (each layer holds the subset pruning and the KV policy kept).
+	// dropped[p] is the stage that dropped position p (0: kept).
+	tokens  []int32
+	dropped []int
 }
 
 // newStaged prepares the engine for o.Mode, or returns nil for llama.cpp's
 // own path: mode llamacpp, or mode dense on an architecture the engine does
 // not stage (llama_decode computes the same thing). A pruning mode on such
 // an architecture is ErrUnsupportedArch.
-func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (*staged, error) {
+func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions, lora bool) (*staged, error) {
 	mode := o.Mode
 	if _, err := sdtp.NewKVLimiter(nil, o.KVPolicy, o.KVBudget); err != nil {
 		return nil, fmt.Errorf("llama: %w", err)
 	}
 	kvPolicy := o.KVPolicy != "" && o.KVPolicy != sdtp.KVNone
 	switch mode {
-	case "", ModeLlamaCpp:
+	case "", ModeLlamaCpp, ModeDense, ModeSDTP, ModeRandom, ModeAttention:
+	default:
+		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, dense, sdtp, random, attention)", mode)
+	}
+	if err := o.refuseUnused(lora); err != nil {
+		return nil, err
+	}
+	if mode == "" || mode == ModeLlamaCpp {
 		if kvPolicy {
 			return nil, fmt.Errorf("llama: KV policy %s needs a staged mode (dense, sdtp, random, attention)", o.KVPolicy)
 		}
 		return nil, nil
-	case ModeDense, ModeSDTP, ModeRandom, ModeAttention:
-	default:
-		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, dense, sdtp, random, attention)", mode)
 	}
 	if _, ok := bridge.StagedArch(m); !ok {
 		if mode == ModeDense && !kvPolicy {
@@ -103,7 +129,7 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (
 			mode, ErrUnsupportedArch, m.Arch(), ModeLlamaCpp)
 	}
 	s := &staged{mode: mode, ubatch: o.UBatch}
-	if s.ubatch <= 0 {
+	if s.ubatch == 0 {
 		s.ubatch = 512
 	}
 	var err error
@@ -125,10 +151,44 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (
 	return s, nil
 }
 
+// refuseUnused refuses settings that the mode would ignore: pruning
+// settings outside the pruning modes, predictors outside mode sdtp, and a
+// LoRA adapter in the staged modes (the staged graphs read the base
+// weights only).
+func (o SDTPOptions) refuseUnused(lora bool) error {
+	pruning := o.Mode == ModeSDTP || o.Mode == ModeRandom || o.Mode == ModeAttention
+	staged := pruning || o.Mode == ModeDense
+	mode := cmp.Or(o.Mode, ModeLlamaCpp)
+	switch {
+	case o.UBatch < 0:
+		return fmt.Errorf("llama: SDTP ubatch %d is negative (0 = 512 tokens per graph)", o.UBatch)
+	case !pruning && o.KeepRatio != 0:
+		return fmt.Errorf("llama: keep ratio %v given in mode %s, which prunes nothing (modes sdtp, random, attention prune)", o.KeepRatio, mode)
+	case !pruning && o.Layers != nil:
+		return fmt.Errorf("llama: pruning layers %v given in mode %s, which prunes nothing (modes sdtp, random, attention prune)", o.Layers, mode)
+	case (o.KVPolicy == "" || o.KVPolicy == sdtp.KVNone) && o.KVBudget != 0:
+		return fmt.Errorf("llama: KV budget %v given without a KV policy (streaming, h2o, snapkv)", o.KVBudget)
+	case o.Predictors != "" && o.Mode != ModeSDTP:
+		return fmt.Errorf("llama: predictors %s given in mode %s; learned predictors prune in mode sdtp", o.Predictors, mode)
+	case !staged && o.UBatch != 0:
+		return fmt.Errorf("llama: SDTP ubatch %d given in mode %s; it sizes the staged engine's graphs (llama.cpp's batch is SetNBatch)", o.UBatch, mode)
+	case staged && lora:
+		return fmt.Errorf("llama: LoRA adapter: %w (mode %s; the staged graphs read the base weights); use mode %s", ErrStagedUnsupported, mode, ModeLlamaCpp)
+	}
+	return nil
+}
+
+// unsupported is the error for a call or option the staged engine cannot
+// honour.
+func (s *staged) unsupported(what string) error {
+	return fmt.Errorf("llama: %s: %w (mode %s); load the model in mode %s for it", what, ErrStagedUnsupported, s.mode, ModeLlamaCpp)
+}
+
 // pickScorer sets the scorer and schedule for o.Mode. Mode sdtp uses, in
 // order: the predictors directory o.Predictors, heads inside the model's
-// GGUF, a MODEL.predictors/ directory beside it, and otherwise the
-// attention scorer (saying so).
+// GGUF, a MODEL.predictors/ directory beside it, the shipped set trained
+// for this model (package predictors), and otherwise the attention scorer
+// (saying so on stderr and in SDTPStats.Scorer).
 func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 	ratio := o.KeepRatio
 	if ratio == 0 {
@@ -146,54 +206,65 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 	}
 	name := o.Mode
 	if o.Mode == ModeSDTP {
-		learned, sched, err := s.learned(path, m, o)
+		learned, kind, trained, err := s.learned(path, m, o)
+		if learned != nil {
+			s.scorer, s.scorerName = learned, kind // closed by free, also when the schedule is refused
+		}
+		if err == nil && learned != nil {
+			s.sched, err = learnedSchedule(trained, o.Layers, o.KeepRatio)
+		}
 		if err != nil || learned != nil {
-			if learned != nil {
-				s.scorer, s.sched = learned, withRatio(sched, o.KeepRatio)
-			}
 			return err
 		}
 		fmt.Fprintln(os.Stderr, "sdtp: no learned predictors for this model; pruning with the attention scorer")
 		name = ModeAttention
 	}
 	s.scorer, err = predictor.New(name, o.Seed)
+	s.scorerName = name
 	return err
 }
 
-// learned finds learned predictors for the model, or returns nil.
-func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scorer, sdtp.Schedule, error) {
-	if o.Predictors != "" {
-		set, err := onnx.LoadFor(o.Predictors, path, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{Provider: o.ONNXProvider})
+// Scorer kinds of the learned predictors (SDTPStats.Scorer).
+const (
+	ScorerONNX      = predictors.ScorerONNX      // ONNX Runtime predictors
+	ScorerGGUFHeads = predictors.ScorerGGUFHeads // heads inside the model's GGUF, in-graph
+)
+
+// learned finds learned predictors for the model (predictors.Locate), or
+// returns nil.
+func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scorer, string, sdtp.Schedule, error) {
+	src, err := predictors.Locate(o.Predictors, predictors.Model{Path: path, Arch: m.Arch(), NLayer: m.NLayer(), NEmbd: m.NEmbd()})
+	switch {
+	case err != nil:
+		return nil, "", sdtp.Schedule{}, err
+	case src.Kind == ScorerGGUFHeads:
+		sc, err := src.Heads.Scorer(s.engine)
+		return sc, src.Kind, src.Heads.Schedule(), err
+	case src.Kind == ScorerONNX:
+		set, err := onnx.LoadFor(src.Dir, path, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{Provider: o.ONNXProvider})
 		if err != nil {
-			return nil, sdtp.Schedule{}, err
+			return nil, "", sdtp.Schedule{}, err
 		}
-		return set, set.Manifest.Schedule(), nil
+		return set, src.Kind, set.Manifest.Schedule(), nil
 	}
-	heads, err := gguf.Read(path)
-	if err != nil {
-		return nil, sdtp.Schedule{}, err
-	}
-	if heads != nil {
-		sc, err := heads.Scorer(s.engine)
-		return sc, heads.Schedule(), err
-	}
-	beside := strings.TrimSuffix(path, filepath.Ext(path)) + ".predictors"
-	if _, err := os.Stat(filepath.Join(beside, onnx.ManifestName)); err == nil {
-		set, err := onnx.LoadFor(beside, path, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{Provider: o.ONNXProvider})
-		if err != nil {
-			return nil, sdtp.Schedule{}, err
-		}
-		return set, set.Manifest.Schedule(), nil
-	}
-	return nil, sdtp.Schedule{}, nil
+	return nil, "", sdtp.Schedule{}, nil
 }
 
-// withRatio replaces every keep ratio by r, unless r is 0.
-func withRatio(s sdtp.Schedule, r float64) sdtp.Schedule {
-	if r == 0 {
-		return s
+// learnedSchedule is the learned predictors' schedule, narrowed to layers
+// when given (each needs its predictor), with every keep ratio r unless r
+// is 0 (then the trained ratios).
+func learnedSchedule(trained sdtp.Schedule, layers []int, r float64) (sdtp.Schedule, error) {
+	s := trained
+	if layers != nil {
+		var err error
+		if s, err = trained.Subset(layers); err != nil {
+			return s, fmt.Errorf("llama: %w; use mode %s or %s for other layers", err, ModeAttention, ModeRandom)
+		}
 	}
-	return sdtp.Uniform(s.Layers, r)
+	if r != 0 {
+		s = sdtp.Uniform(s.Layers, r)
+	}
+	return s, nil
 }
 
 func (s *staged) free() {
@@ -204,23 +275,49 @@ func (s *staged) free() {
 }
 
 // generateStaged is Generate on the staged engine: a pruned prefill, then
-// decoding over the per-layer caches. Each call starts from an empty cache.
+// decoding over the per-layer caches. A prompt that starts with tokens the
+// caches have seen (the previous prompt and the tokens generated after
+// it) reuses them and prefills only the rest; see staged.reuse. The
+// prompt cache file (SetPathPromptCache) holds the per-layer caches
+// (staged_cache.go), read and written when mode llamacpp does.
 func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOptions, res *Result, out *output) error {
 	s := l.staged
 	s.engine.SetThreads(po.Threads)
 	l.resetCache() // the llama.cpp context's cache no longer matches
 	start := time.Now()
+	if err := s.restorePromptCache(po, toks); err != nil {
+		return err
+	}
+	from := s.reuse(toks)
+	cached := make([][]int32, s.engine.NLayer()) // for the FLOPs of attending to them
+	for il := range cached {
+		cached[il] = s.engine.Positions(il)
+	}
 	s.kv.Start()
-	pre, err := sdtp.Prefill(ctx, s.engine, s.scorer, s.sched, toks, s.ubatch)
+	// PredictOptions.Batch bounds the tokens per graph as it bounds the
+	// tokens per llama_decode call in mode llamacpp.
+	pre, err := sdtp.Extend(ctx, s.engine, s.scorer, s.sched, toks, from, min(s.ubatch, po.Batch))
+	cells := make([]int, s.engine.NLayer())
+	for il := range cells {
+		cells[il] = s.engine.Cells(il)
+	}
 	if err == nil {
 		err = s.kv.Prefilled(len(toks))
 	}
 	res.Prefill = time.Since(start)
 	res.PromptTokens = len(toks)
+	res.ReusedTokens = from
 	if err != nil {
+		s.engine.Remove(from, -1) // back to the reused prefix
 		return err
 	}
-	res.SDTP = s.stats(pre, len(toks))
+	s.tokens = append(s.tokens, toks[from:]...)
+	s.dropped = append(s.dropped, pre.DroppedAt...)
+	if err := s.savePromptCache(po, true); err != nil {
+		return err
+	}
+	res.SDTP = s.stats(pre, cached, from, len(toks)-from)
+	res.SDTP.KeptPerLayer = cells
 	st := res.SDTP
 	for _, t := range toks {
 		res.SDTP.Pieces = append(res.SDTP.Pieces, string(l.model.TokenPiece(t)))
@@ -235,40 +332,90 @@ func (l *LLama) generateStaged(ctx context.Context, toks []int32, po PredictOpti
 	defer release()
 	start = time.Now()
 	defer func() { res.Decode = time.Since(start) }()
-	logits, pos := pre.Logits, len(toks)
+	logits := pre.Logits
 	sample := func() (int32, error) { return smp.SampleLogits(logits) }
-	return l.loop(ctx, po, res, out, sample, func(tok int32) (bool, error) {
-		if pos >= l.ctx.NCtx() {
+	err = l.loop(ctx, po, res, out, sample, func(tok int32) (bool, error) {
+		if len(s.tokens) >= l.ctx.NCtx() {
 			if po.Tokens == 0 {
-				return true, nil
+				return true, nil // "until EOS": the window bounds the output
 			}
-			return true, fmt.Errorf("%w: %d tokens (the staged engine does not shift the context)", ErrContextFull, pos)
+			if err := s.shift(po.NKeep, len(toks)); err != nil {
+				return true, err
+			}
 		}
+		pos := len(s.tokens)
 		step, err := s.engine.Run(bridge.RunInput{First: 0, Last: s.engine.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(pos)}, WantLogits: true})
-		if err == nil {
-			err = s.kv.Enforce()
-		}
 		if err != nil {
+			return true, err // nothing was appended
+		}
+		s.tokens, s.dropped = append(s.tokens, tok), append(s.dropped, 0)
+		if err := s.kv.Enforce(); err != nil {
 			return true, err
 		}
 		st.KVPeakBytes = max(st.KVPeakBytes, s.engine.KVBytes())
-		logits, pos = step.Logits, pos+1
+		logits = step.Logits
 		return false, nil
 	})
+	if err == nil {
+		err = s.savePromptCache(po, po.PromptCacheAll)
+	}
+	return err
 }
 
-func (s *staged) stats(pre sdtp.PrefillResult, n int) *SDTPStats {
+// reuse keeps the longest prefix of toks the caches hold, short of the
+// last token (re-run for its logits), drops every layer's cells past it,
+// and returns its length: the position the prefill starts from. The
+// schedule is fixed per *LLama, so the cached stages line up with the new
+// prefill's.
+func (s *staged) reuse(toks []int32) int {
+	n := min(commonPrefix(s.tokens, toks), len(toks)-1)
+	if n < len(s.tokens) {
+		s.engine.Remove(n, -1)
+		s.tokens, s.dropped = s.tokens[:n], s.dropped[:n]
+	}
+	return n
+}
+
+// shift makes room when generation fills the window, as mode llamacpp
+// does (shiftContext): keep the first NKeep prompt tokens, drop half of
+// the rest from every layer, and move the remainder down, re-rotating
+// their cached keys.
+func (s *staged) shift(nKeep, promptLen int) error {
+	keep := nKeep
+	if keep < 0 || keep > promptLen {
+		keep = promptLen
+	}
+	keep = max(keep, 1) // never drop BOS
+	discard := (len(s.tokens) - keep) / 2
+	if discard == 0 {
+		return fmt.Errorf("%w: %d tokens and nothing to drop after NKeep %d", ErrContextFull, len(s.tokens), keep)
+	}
+	s.engine.Remove(keep, keep+discard)
+	if err := s.engine.Shift(keep+discard, -discard); err != nil {
+		s.engine.Remove(0, -1) // keys half-rotated: start the next call afresh
+		s.tokens, s.dropped = nil, nil
+		return fmt.Errorf("llama: context shift: %w", err)
+	}
+	s.tokens = append(s.tokens[:keep], s.tokens[keep+discard:]...)
+	s.dropped = append(s.dropped[:keep], s.dropped[keep+discard:]...)
+	return nil
+}
+
+// stats describes a prefill of n new tokens after from reused ones, over
+// caches that held cached; DroppedAt covers s.tokens.
+func (s *staged) stats(pre sdtp.PrefillResult, cached [][]int32, from, n int) *SDTPStats {
 	pruned := sdtp.LivePerLayer(s.sched, len(s.shape.Layers), pre.LivePositions)
 	return &SDTPStats{
 		Mode:         s.mode,
+		Scorer:       s.scorerName,
 		KeptPerStage: pre.KeptPerStage,
 		KeptPerLayer: pre.KeptPerLayer,
-		FLOPRatio:    sdtp.DenseFLOPs(s.shape, n) / sdtp.PrefillFLOPs(s.shape, pruned),
+		FLOPRatio:    sdtp.DenseExtendFLOPs(s.shape, from, n) / sdtp.ExtendFLOPs(s.shape, cached, pruned),
 		KVBytes:      s.engine.KVBytes(),
 		KVPolicy:     s.kv.Policy(),
 		KVLimit:      s.kv.Limit(),
 		KVPeakBytes:  s.engine.KVBytes(),
-		DroppedAt:    pre.DroppedAt,
+		DroppedAt:    append([]int(nil), s.dropped...),
 		Schedule:     s.sched,
 	}
 }

@@ -45,6 +45,11 @@ func TestPruningModesReportStats(t *testing.T) {
 			assert.Greater(t, st.FLOPRatio, 1.2)
 			assert.Len(t, st.KeptPerLayer, 6)
 			assert.Less(t, st.KeptPerLayer[5], st.KeptPerLayer[0])
+			want := mode
+			if mode == ModeSDTP {
+				want = ModeAttention // no predictors for the tiny model: the visible fallback
+			}
+			assert.Equal(t, want, st.Scorer)
 		})
 	}
 }
@@ -88,12 +93,29 @@ func TestStagedContextLimits(t *testing.T) {
 	l := loadTiny(t, tiny.llama, SetContext(256), WithSDTP(SDTPOptions{Mode: ModeRandom}))
 	_, err := l.Predict(strings.Repeat("the cat ", 200), opts(SetTokens(4))...)
 	assert.ErrorIs(t, err, ErrContextFull)
-	// Tokens = 0 stops at the window; more tokens than fit is an error.
+	// Tokens = 0 stops at the window; more tokens than fit shift it, as
+	// llama.cpp's path does (TestStagedContextShiftMatchesLlamaCpp).
 	res, err := l.Generate("the cat", opts(SetTokens(0), IgnoreEOS)...)
 	require.NoError(t, err)
 	assert.Equal(t, 256-res.PromptTokens+1, res.GeneratedTokens)
-	_, err = l.Generate("the cat", opts(SetTokens(400), IgnoreEOS)...)
+	res, err = l.Generate("the cat", opts(SetTokens(400), IgnoreEOS, SetNKeep(2))...)
+	require.NoError(t, err)
+	assert.Equal(t, 400, res.GeneratedTokens)
+	// A prompt that fills the window and keeps all of itself leaves nothing to drop.
+	full := ""
+	for k := 100; k < 300 && full == ""; k++ {
+		for _, end := range []string{"", " a", ".", " the", "s"} {
+			text := strings.Repeat(" cat", k) + end
+			if toks, err := l.model.Tokenize(text, true, false); err == nil && len(toks) == 255 {
+				full = text
+				break
+			}
+		}
+	}
+	require.NotEmpty(t, full, "a 255-token prompt")
+	res, err = l.Generate(full, opts(SetTokens(400), IgnoreEOS, SetNKeep(-1))...)
 	assert.ErrorIs(t, err, ErrContextFull)
+	assert.Equal(t, 255, res.PromptTokens)
 }
 
 // writePredictors writes random ONNX predictors for the tiny gemma3 model.
@@ -121,6 +143,7 @@ func TestSDTPModeUsesLearnedPredictors(t *testing.T) {
 	res, err := l.Generate(longPrompt, opts(SetTokens(4), IgnoreEOS)...)
 	require.NoError(t, err)
 	assert.Equal(t, []int{2, 4}, res.SDTP.Schedule.Layers, "the predictors' own schedule")
+	assert.Equal(t, ScorerONNX, res.SDTP.Scorer)
 	assert.Equal(t, res.SDTP.Schedule.Expected(res.PromptTokens), res.SDTP.KeptPerStage)
 
 	// Found beside the model without being named.
@@ -154,6 +177,7 @@ func TestSDTPModeUsesHeadsInsideTheGGUF(t *testing.T) {
 	res, err := l.Generate(longPrompt, opts(SetTokens(4), IgnoreEOS)...)
 	require.NoError(t, err)
 	assert.Equal(t, []int{1, 3}, res.SDTP.Schedule.Layers, "no flags: the heads in the file are used")
+	assert.Equal(t, ScorerGGUFHeads, res.SDTP.Scorer)
 	assert.Equal(t, res.SDTP.Schedule.Expected(res.PromptTokens), res.SDTP.KeptPerStage)
 
 	// The same file in llama.cpp's own mode is an ordinary model.

@@ -35,6 +35,14 @@ func (s Schedule) Expected(nPrompt int) []int {
 // causal, possibly windowed mask allows among them; plus the output head
 // for one token.
 func PrefillFLOPs(sh Shape, livePerLayer [][]int32) float64 {
+	return ExtendFLOPs(sh, nil, livePerLayer)
+}
+
+// ExtendFLOPs is PrefillFLOPs of new tokens over caches that already hold
+// cachedPerLayer[l] (sorted positions, all before the new ones; nil: empty
+// caches): attention also counts the pairs of each new query with the
+// cached keys its mask allows.
+func ExtendFLOPs(sh Shape, cachedPerLayer, livePerLayer [][]int32) float64 {
 	d := float64(sh.NEmbd)
 	total := 2 * d * float64(sh.NVocab)
 	for l, L := range sh.Layers {
@@ -42,22 +50,47 @@ func PrefillFLOPs(sh Shape, livePerLayer [][]int32) float64 {
 		qDim, kvDim := float64(L.NHead*L.HeadDim), float64(L.NHeadKV*L.HeadDim)
 		params := d*qDim + 2*d*kvDim + qDim*d + 3*d*float64(L.NFF)
 		total += 2 * params * float64(len(pos))
-		total += 4 * float64(L.NHead*L.HeadDim) * attentionPairs(pos, L.Window)
+		pairs := attentionPairs(pos, L.Window)
+		if cachedPerLayer != nil {
+			pairs += crossPairs(pos, cachedPerLayer[l], L.Window)
+		}
+		total += 4 * float64(L.NHead*L.HeadDim) * pairs
 	}
 	return total
 }
 
 // DenseFLOPs is PrefillFLOPs of an n-token prompt with nothing pruned.
-func DenseFLOPs(sh Shape, n int) float64 {
-	pos := make([]int32, n)
+func DenseFLOPs(sh Shape, n int) float64 { return DenseExtendFLOPs(sh, 0, n) }
+
+// DenseExtendFLOPs is ExtendFLOPs of n new tokens after a from-token
+// prefix, nothing pruned (every layer caches every token).
+func DenseExtendFLOPs(sh Shape, from, n int) float64 {
+	prefix, pos := make([]int32, from), make([]int32, n)
+	for i := range prefix {
+		prefix[i] = int32(i)
+	}
 	for i := range pos {
-		pos[i] = int32(i)
+		pos[i] = int32(from + i)
 	}
-	live := make([][]int32, len(sh.Layers))
+	cached, live := make([][]int32, len(sh.Layers)), make([][]int32, len(sh.Layers))
 	for l := range live {
-		live[l] = pos
+		cached[l], live[l] = prefix, pos
 	}
-	return PrefillFLOPs(sh, live)
+	return ExtendFLOPs(sh, cached, live)
+}
+
+// crossPairs counts pairs (q, k) of queries pos and earlier cached keys
+// with, when window > 0, q - k < window.
+func crossPairs(pos, cached []int32, window int) float64 {
+	pairs := 0.0
+	for _, q := range pos {
+		lo := 0
+		if window > 0 {
+			lo = sort.Search(len(cached), func(j int) bool { return int(q-cached[j]) < window })
+		}
+		pairs += float64(len(cached) - lo)
+	}
+	return pairs
 }
 
 // attentionPairs counts pairs (q, k) with k <= q and, with a window w > 0,

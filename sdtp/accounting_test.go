@@ -33,6 +33,15 @@ func TestPrefillFLOPs(t *testing.T) {
 	half := PrefillFLOPs(sh, [][]int32{positions(8), {0, 1, 2, 7}})
 	assert.Less(t, half, dense)
 	assert.Greater(t, half, dense/2)
+
+	// Extending: 3 new tokens after 5 cached = the dense 8-token prefill
+	// minus the 5-token one's linear and attention work among the first 5.
+	ext := DenseExtendFLOPs(sh, 5, 3)
+	assert.Equal(t, 2*d*100+2*(2*params*3+4*64*(36-15)), ext)
+	windowed := sh
+	windowed.Layers = []bridge.LayerShape{{NHead: 4, NHeadKV: 1, HeadDim: 16, NFF: 128, Window: 2}}
+	// queries 5, 6, 7 see keys within 2: (5,4)+(5,5), (6,5)+(6,6), (7,6)+(7,7); cached: only (5,4).
+	assert.Equal(t, 2*d*100+2*params*3+4*64*6.0, DenseExtendFLOPs(windowed, 5, 3))
 }
 
 func TestExpectedAndLivePerLayer(t *testing.T) {

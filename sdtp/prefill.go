@@ -47,14 +47,15 @@ type ScoreInput struct {
 }
 
 // PrefillResult is a pruned prefill: the last token's logits and what
-// survived where.
+// survived where. Counts and positions cover the tokens this call
+// prefilled (the whole prompt for Prefill, the new segment for Extend).
 type PrefillResult struct {
 	Logits       []float32
-	KeptPerStage []int // live tokens entering each stage's first layer; [0] = prompt
-	KeptPerLayer []int // live tokens (= cached K/V entries) per layer
-	// DroppedAt[p] is the stage whose pruning dropped the token at position
-	// p (1-based: stage s prunes before Schedule.Layers[s-1]), 0 if it
-	// reached the last layer.
+	KeptPerStage []int // live tokens entering each stage's first layer; [0] = prefilled tokens
+	KeptPerLayer []int // live tokens (= K/V entries appended) per layer
+	// DroppedAt[i] is the stage whose pruning dropped the i-th prefilled
+	// token (position from+i; 1-based: stage s prunes before
+	// Schedule.Layers[s-1]), 0 if it reached the last layer.
 	DroppedAt []int
 	// LivePositions[s] are the positions alive in stage s (for accounting).
 	LivePositions [][]int32
@@ -69,10 +70,23 @@ type PrefillResult struct {
 // next one, and returns an error that wraps ctx.Err(). The next Prefill
 // starts afresh (Reset), so the engine stays usable.
 func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []int32, ubatch int) (PrefillResult, error) {
-	n := len(tokens)
+	return Extend(ctx, r, sc, sched, tokens, 0, ubatch)
+}
+
+// Extend is Prefill of tokens[from:] over caches that already hold
+// tokens[:from] at positions 0..from-1, as an earlier Prefill or Extend
+// with the same schedule (and decode steps after it) left them: multi-turn
+// reuse. The new tokens, at positions from.., go through the stages and
+// compete only among themselves: cached cells are not revisited, and the
+// first HeadKeep and last TailKeepFrac of the new segment are protected
+// (Select on segment-relative positions). from = 0 is Prefill (Reset
+// first). The caller removes cells at positions >= from beforehand
+// (bridge.Engine.Remove). On an error the caches may hold part of the
+// segment; Remove(from, -1) restores them.
+func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []int32, from, ubatch int) (PrefillResult, error) {
 	var res PrefillResult
-	if n == 0 {
-		return res, fmt.Errorf("sdtp: empty prompt")
+	if from < 0 || from >= len(tokens) {
+		return res, fmt.Errorf("sdtp: prefill from position %d of a %d-token prompt: nothing to prefill", from, len(tokens))
 	}
 	release := r.AbortWhen(ctx)
 	defer release()
@@ -82,15 +96,19 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 		}
 	}
 	starts := append([]int{0}, sched.Layers...)
-	if err := r.Reset(starts); err != nil {
-		return res, err
+	if from == 0 {
+		if err := r.Reset(starts); err != nil {
+			return res, err
+		}
 	}
+	seg := tokens[from:]
+	n := len(seg)
 	pos := make([]int32, n)
 	for i := range pos {
-		pos[i] = int32(i)
+		pos[i] = int32(from + i)
 	}
 	res.DroppedAt = make([]int, n)
-	var hidden, table []float32 // table: the prompt's ContextTable, if the scorer reads it
+	var hidden, table []float32 // table: the segment's ContextTable, if the scorer reads it
 	for s, first := range starts {
 		last := r.NLayer()
 		final := s == len(starts)-1
@@ -106,14 +124,15 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 		if !final {
 			needs = sc.Needs()
 		}
+		rel := relative(pos, from)
 		var feats []float32
 		if needs.Context {
 			if table == nil {
-				table = ContextTable(tokens)
+				table = ContextTable(seg)
 			}
-			feats = contextRows(table, pos)
+			feats = contextRows(table, rel)
 		}
-		out, err := runStage(ctx, r, first, last, tokens, hidden, pos, feats, ubatch, final, needs)
+		out, err := runStage(ctx, r, first, last, tokens, hidden, pos, feats, ubatch, final, needs, TailLen(n))
 		if ctx.Err() != nil {
 			return res, fmt.Errorf("sdtp: prefill stopped in the stage of layers [%d, %d): %w", first, last, ctx.Err())
 		}
@@ -124,6 +143,9 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 			res.Logits = out.Logits
 			break
 		}
+		if len(out.Attn) > len(pos) {
+			out.Attn = out.Attn[len(out.Attn)-len(pos):] // the segment's cells come last
+		}
 		in := ScoreInput{Stage: s, Layer: last, NEmbd: r.NEmbd(), Positions: pos, Attention: out.Attn, HeadScores: out.Head, Context: feats}
 		if needs.Hidden {
 			in.Hidden = out.Hidden
@@ -132,20 +154,33 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 		if err != nil {
 			return res, fmt.Errorf("sdtp: scoring before layer %d: %w", last, err)
 		}
-		keep, err := Select(pos, scores, n, sched.KeepRatios[s])
+		keep, err := Select(rel, scores, n, sched.KeepRatios[s])
 		if err != nil {
 			return res, err
 		}
-		pos, hidden = gather(pos, out.Hidden, keep, r.NEmbd(), res.DroppedAt, s+1)
+		pos, hidden = gather(pos, out.Hidden, keep, r.NEmbd(), res.DroppedAt, from, s+1)
 	}
 	return res, nil
 }
 
+// relative returns the positions minus from.
+func relative(pos []int32, from int) []int32 {
+	if from == 0 {
+		return pos
+	}
+	out := make([]int32, len(pos))
+	for i, p := range pos {
+		out[i] = p - int32(from)
+	}
+	return out
+}
+
 // runStage runs layers [first, last) over the live tokens in chunks of
 // ubatch, cut from the end so that the last chunk holds the whole
-// last-window (the attention scorer's queries) whenever it fits.
+// last-window (the attention scorer's queries, the last tail tokens)
+// whenever it fits. tokens are indexed by position.
 func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hidden []float32, pos []int32, feats []float32,
-	ubatch int, final bool, needs Needs) (bridge.RunOutput, error) {
+	ubatch int, final bool, needs Needs, tail int) (bridge.RunOutput, error) {
 	n, d, k := len(pos), r.NEmbd(), len(ContextFeatures)
 	var all bridge.RunOutput
 	if !final {
@@ -162,7 +197,7 @@ func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hi
 		in := bridge.RunInput{First: first, Last: last, Positions: pos[start:end], WantHidden: !final,
 			WantLogits: final && end == n, ScoreHead: needs.Head}
 		if first == 0 {
-			in.Tokens = tokens[start:end]
+			in.Tokens = tokens[pos[start] : pos[end-1]+1] // nothing is pruned before the first stage
 		} else {
 			in.Hidden = hidden[start*d : end*d]
 		}
@@ -170,7 +205,7 @@ func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hi
 			in.HeadContext = feats[start*k : end*k]
 		}
 		if needs.Attention && end == n {
-			in.AttnWindow = min(end-start, TailLen(len(tokens)))
+			in.AttnWindow = min(end-start, tail)
 		}
 		out, err := r.Run(in)
 		if err != nil {
@@ -183,8 +218,9 @@ func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hi
 	return all, nil
 }
 
-// gather keeps the rows in keep and marks the others dropped at stage.
-func gather(pos []int32, hidden []float32, keep []int, d int, droppedAt []int, stage int) ([]int32, []float32) {
+// gather keeps the rows in keep and marks the others dropped at stage
+// (droppedAt is indexed by position - from).
+func gather(pos []int32, hidden []float32, keep []int, d int, droppedAt []int, from, stage int) ([]int32, []float32) {
 	newPos := make([]int32, len(keep))
 	newHidden := make([]float32, len(keep)*d)
 	k := 0
@@ -194,7 +230,7 @@ func gather(pos []int32, hidden []float32, keep []int, d int, droppedAt []int, s
 			copy(newHidden[k*d:(k+1)*d], hidden[i*d:(i+1)*d])
 			k++
 		} else {
-			droppedAt[p] = stage
+			droppedAt[int(p)-from] = stage
 		}
 	}
 	return newPos, newHidden

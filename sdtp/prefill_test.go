@@ -219,3 +219,38 @@ func TestPrefillStopsWhenContextIsDone(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, again, "the engine is usable after a cancel")
 }
+
+// Extend scores only the new segment: the scorer sees its positions, the
+// attention those cells get (a distribution over the whole cache, old
+// cells included, so the segment's share is below 1), and context
+// features computed on the segment alone.
+func TestExtendScoresTheNewSegmentOnly(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Llama())
+	sched := sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.6, 0.6}}
+	toks := prompt(300)
+	_, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(1), sched, toks[:200], 64)
+	require.NoError(t, err)
+	sc := &captureScorer{needs: sdtp.Needs{Attention: true, Context: true}}
+	res, err := sdtp.Extend(context.Background(), e, sc, sched, toks, 200, 64)
+	require.NoError(t, err)
+	assert.Equal(t, sched.Expected(100), res.KeptPerStage)
+	assert.Len(t, res.DroppedAt, 100)
+	require.Len(t, sc.seen, 2)
+	for _, in := range sc.seen {
+		assert.GreaterOrEqual(t, in.Positions[0], int32(200), "stage %d: only new tokens", in.Stage)
+		assert.Len(t, in.Attention, len(in.Positions))
+		rel := make([]int32, len(in.Positions))
+		for i, p := range in.Positions {
+			rel[i] = p - 200
+		}
+		assert.Equal(t, sdtp.Context(toks[200:], rel), in.Context, "stage %d: features of the segment", in.Stage)
+		sum := 0.0
+		for _, a := range in.Attention {
+			sum += float64(a)
+		}
+		assert.Less(t, sum, 1.0, "stage %d: the cached cells take part of the attention", in.Stage)
+		assert.Greater(t, sum, 0.0)
+	}
+	_, err = sdtp.Extend(context.Background(), e, sc, sched, toks, 300, 64)
+	assert.ErrorContains(t, err, "nothing to prefill")
+}

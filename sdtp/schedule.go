@@ -5,6 +5,7 @@ package sdtp
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -54,6 +55,31 @@ func Uniform(layers []int, keepRatio float64) Schedule {
 		s.KeepRatios = append(s.KeepRatios, keepRatio)
 	}
 	return s
+}
+
+// Subset is the schedule's stages at layers, in their order, with their
+// keep ratios: learned predictors (one per stage layer) can prune at a
+// subset of the layers they were trained for. A layer without a stage is
+// an error naming the layers s covers.
+func (s Schedule) Subset(layers []int) (Schedule, error) {
+	var out Schedule
+	for _, l := range layers {
+		i := slices.Index(s.Layers, l)
+		if i < 0 {
+			return Schedule{}, fmt.Errorf("sdtp: pruning layer %d has no learned predictor: the predictors cover layers %v", l, s.Layers)
+		}
+		out.Layers = append(out.Layers, l)
+		out.KeepRatios = append(out.KeepRatios, s.KeepRatios[i])
+	}
+	if len(out.Layers) == 0 {
+		return Schedule{}, fmt.Errorf("sdtp: no pruning layers given (the predictors cover layers %v)", s.Layers)
+	}
+	for i := 1; i < len(out.Layers); i++ {
+		if out.Layers[i] <= out.Layers[i-1] {
+			return Schedule{}, fmt.Errorf("sdtp: pruning layers must be strictly increasing, got %d after %d", out.Layers[i], out.Layers[i-1])
+		}
+	}
+	return out, nil
 }
 
 // Validate checks the schedule against a model depth.

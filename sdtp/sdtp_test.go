@@ -107,3 +107,18 @@ func TestMaxPoolWidensPeaks(t *testing.T) {
 	assert.Equal(t, []float32{0, 0, 5, 5, 5, 5, 5, 1, 1}, maxPool([]float32{0, 0, 0, 0, 5, 0, 0, 0, 1}, 5))
 	assert.Equal(t, []float32{2, 2}, maxPool([]float32{2, 1}, 7), "windows are cut at the ends")
 }
+
+// Learned predictors can prune at a subset of their stage layers, at the
+// ratios they were trained with; any other layer is refused, naming theirs.
+func TestScheduleSubset(t *testing.T) {
+	trained := Schedule{Layers: []int{2, 4, 5, 7, 9}, KeepRatios: []float64{0.9, 0.8, 0.9, 0.7, 0.9}}
+	s, err := trained.Subset([]int{4, 9})
+	require.NoError(t, err)
+	assert.Equal(t, Schedule{Layers: []int{4, 9}, KeepRatios: []float64{0.8, 0.9}}, s)
+	_, err = trained.Subset([]int{3})
+	assert.EqualError(t, err, "sdtp: pruning layer 3 has no learned predictor: the predictors cover layers [2 4 5 7 9]")
+	_, err = trained.Subset([]int{9, 4})
+	assert.ErrorContains(t, err, "strictly increasing")
+	_, err = trained.Subset([]int{})
+	assert.ErrorContains(t, err, "no pruning layers")
+}

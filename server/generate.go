@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -220,30 +221,50 @@ func (s *Server) prepare(p *params, maxTokens *int, defaultMax int) (*job, *http
 
 // pruning applies a request's "sdtp" object to the server's settings.
 func (s *Server) pruning(o *sdtpParams) (llama.SDTPOptions, *httpError) {
-	opts := s.cfg.SDTP
 	if o == nil {
-		return opts, nil
+		return s.settings(s.cfg.SDTP.Mode, 0), nil
 	}
-	if o.Mode != "" && o.Mode != opts.Mode {
-		if !slices.Contains(s.cfg.Modes, o.Mode) {
-			return opts, badRequest("sdtp.mode: %q is not allowed on this server (allowed: %s)", o.Mode, strings.Join(s.cfg.Modes, ", "))
-		}
-		opts.Mode = o.Mode
-		if o.Mode == llama.ModeLlamaCpp {
-			opts.KVPolicy = sdtp.KVNone // stock llama.cpp keeps its full KV cache
-		}
+	mode := cmp.Or(o.Mode, s.cfg.SDTP.Mode)
+	if !slices.Contains(s.cfg.Modes, mode) {
+		return llama.SDTPOptions{}, badRequest("sdtp.mode: %q is not allowed on this server (allowed: %s)", mode, strings.Join(s.cfg.Modes, ", "))
 	}
+	var keep float64
 	if o.KeepRatio != nil {
-		r := *o.KeepRatio
-		switch {
-		case !(r > 0 && r <= 1):
-			return opts, badRequest("sdtp.keep_ratio: %v, want (0, 1]", r)
-		case opts.Mode == llama.ModeLlamaCpp || opts.Mode == llama.ModeDense:
-			return opts, badRequest("sdtp.keep_ratio: mode %s does not prune", opts.Mode)
+		switch keep = *o.KeepRatio; {
+		case !(keep > 0 && keep <= 1):
+			return llama.SDTPOptions{}, badRequest("sdtp.keep_ratio: %v, want (0, 1]", keep)
+		case !prunes(mode):
+			return llama.SDTPOptions{}, badRequest("sdtp.keep_ratio: mode %s does not prune", mode)
 		}
-		opts.KeepRatio = r
 	}
-	return opts, nil
+	return s.settings(mode, keep), nil
+}
+
+// settings are the server's pruning settings carried over to mode, less
+// what that mode cannot use (the library refuses options that would not
+// apply): keep ratio and layers outside the pruning modes, predictors
+// outside mode sdtp, the KV policy in mode llamacpp. keep > 0 replaces the
+// keep ratio.
+func (s *Server) settings(mode string, keep float64) llama.SDTPOptions {
+	o := s.cfg.SDTP
+	o.Mode = mode
+	if !prunes(mode) {
+		o.KeepRatio, o.Layers = 0, nil
+	}
+	if mode != llama.ModeSDTP {
+		o.Predictors = ""
+	}
+	if mode == llama.ModeLlamaCpp {
+		o.KVPolicy, o.KVBudget, o.UBatch = sdtp.KVNone, 0, 0
+	}
+	if keep > 0 {
+		o.KeepRatio = keep
+	}
+	return o
+}
+
+func prunes(mode string) bool {
+	return mode == llama.ModeSDTP || mode == llama.ModeRandom || mode == llama.ModeAttention
 }
 
 func (s *Server) usage(o outcome) *usage {
@@ -253,7 +274,7 @@ func (s *Server) usage(o outcome) *usage {
 		SDTP:                sdtpUsage{Mode: o.sdtp.Mode, FLOPRatio: 1, PrefillMS: ms(r.Prefill), DecodeMS: ms(r.Decode), Slot: o.slot}}
 	if st := r.SDTP; st != nil {
 		u.SDTP.Mode, u.SDTP.KeptPerStage, u.SDTP.FLOPRatio, u.SDTP.PrunedTokens = st.Mode, st.KeptPerStage, st.FLOPRatio, pruned(r)
-		u.SDTP.KVPolicy = st.KVPolicy
+		u.SDTP.KVPolicy, u.SDTP.Scorer = st.KVPolicy, st.Scorer
 		if st.Mode != llama.ModeDense && len(st.Schedule.KeepRatios) > 0 {
 			u.SDTP.KeepRatio = st.Schedule.KeepRatios[0]
 		}

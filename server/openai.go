@@ -162,6 +162,7 @@ type promptDetails struct {
 // sdtpUsage describes the prefill of one request.
 type sdtpUsage struct {
 	Mode         string  `json:"mode"`
+	Scorer       string  `json:"scorer,omitempty"` // "onnx", "gguf-heads", "attention", "random"; none without pruning
 	KeepRatio    float64 `json:"keep_ratio,omitempty"`
 	KeptPerStage []int   `json:"kept_per_stage,omitempty"` // live prompt tokens entering each pruning stage
 	PrunedTokens int     `json:"pruned_tokens"`            // prompt tokens some stage dropped

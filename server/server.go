@@ -31,14 +31,17 @@ import (
 // Config sets up a Server. Zero values are values: Queue 0 means no
 // waiting (503 whenever all slots are busy).
 type Config struct {
-	Model     string // GGUF path
-	ModelID   string // the id /v1/models reports; "" = the file name without .gguf
-	Parallel  int    // slots, each one model context; >= 1
-	Queue     int    // requests that may wait for a slot; >= 0
-	CtxSize   int    // context window per slot in tokens; 0 = the model's training context
-	Threads   int    // CPU threads per slot; 0 = all cores (capped by SDTP_THREADS)
-	APIKey    string // when set, /v1/ requests need "Authorization: Bearer APIKey"
-	MaxBody   int64  // request body limit in bytes; 0 = DefaultMaxBody
+	Model    string // GGUF path
+	ModelID  string // the id /v1/models reports; "" = the file name without .gguf
+	Parallel int    // slots, each one model context; >= 1
+	Queue    int    // requests that may wait for a slot; >= 0
+	CtxSize  int    // context window per slot in tokens; 0 = the model's training context
+	Threads  int    // CPU threads per slot; 0 = all cores (capped by SDTP_THREADS)
+	APIKey   string // when set, /v1/ requests need "Authorization: Bearer APIKey"
+	MaxBody  int64  // request body limit in bytes; 0 = DefaultMaxBody
+	// SDTP are the pruning settings: SDTP.Mode is the default mode, and
+	// a request in another mode gets the settings that apply to it (the
+	// predictors only in mode sdtp, no KV policy in mode llamacpp, …).
 	SDTP      llama.SDTPOptions
 	Modes     []string // modes a request's "sdtp" object may ask for; nil = SDTP.Mode only
 	ModelOpts []llama.ModelOption
@@ -96,7 +99,8 @@ func New(cfg Config) (*Server, error) {
 		s.id = strings.TrimSuffix(filepath.Base(cfg.Model), ".gguf")
 	}
 	s.metrics = newMetrics(cfg.Parallel)
-	opts := append([]llama.ModelOption{llama.SetContext(cfg.CtxSize), llama.WithSDTP(cfg.SDTP)}, cfg.ModelOpts...)
+	def := s.settings(cfg.SDTP.Mode, 0)
+	opts := append([]llama.ModelOption{llama.SetContext(cfg.CtxSize), llama.WithSDTP(def)}, cfg.ModelOpts...)
 	var slots []*slot
 	for i := range cfg.Parallel {
 		l, err := llama.New(cfg.Model, opts...)
@@ -106,7 +110,7 @@ func New(cfg Config) (*Server, error) {
 			}
 			return nil, fmt.Errorf("server: slot %d: %w", i, err)
 		}
-		slots = append(slots, &slot{id: i, l: l, sdtp: cfg.SDTP})
+		slots = append(slots, &slot{id: i, l: l, sdtp: def})
 	}
 	s.pool = newPool(slots, cfg.Queue, func(waiting, busy int) {
 		s.metrics.queue.Set(float64(waiting))

@@ -125,6 +125,7 @@ func TestChatCompletionStreamedMatches(t *testing.T) {
 			assert.Positive(t, st.PrefillMS)
 			if mode == llama.ModeSDTP {
 				assert.NotEmpty(t, st.KeptPerStage)
+				assert.Equal(t, "attention", st.Scorer, "the tiny model has no predictors")
 				assert.Positive(t, st.PrunedTokens, "the attention scorer pruned the prompt")
 				assert.Greater(t, st.FLOPRatio, 1.0)
 			} else {
@@ -407,24 +408,28 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 
 // A follow-up turn of a conversation goes to the slot that served the
 // previous turn, past a request of another conversation, and reuses its
-// KV cache.
+// KV cache: llama.cpp's, or the staged engine's pruned caches.
 func TestFollowUpTurnReusesSlot(t *testing.T) {
-	_, url := start(t, Config{Parallel: 2, SDTP: llama.SDTPOptions{Mode: llama.ModeLlamaCpp}})
-	c := client(url)
-	ctx := context.Background()
-	turn := func(msgs ...openai.ChatCompletionMessageParamUnion) (string, sdtpUsage, int64) {
-		resp, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs,
-			Temperature: openai.Float(0), MaxTokens: openai.Int(8)})
-		require.NoError(t, err)
-		return resp.Choices[0].Message.Content, sdtpOf(t, resp.Usage.JSON.ExtraFields["sdtp"].Raw()), resp.Usage.PromptTokensDetails.CachedTokens
+	for _, mode := range []string{llama.ModeLlamaCpp, llama.ModeSDTP} {
+		t.Run(mode, func(t *testing.T) {
+			_, url := start(t, Config{Parallel: 2, SDTP: llama.SDTPOptions{Mode: mode}})
+			c := client(url)
+			ctx := context.Background()
+			turn := func(msgs ...openai.ChatCompletionMessageParamUnion) (string, sdtpUsage, int64) {
+				resp, err := c.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "x", Messages: msgs,
+					Temperature: openai.Float(0), MaxTokens: openai.Int(8)})
+				require.NoError(t, err)
+				return resp.Choices[0].Message.Content, sdtpOf(t, resp.Usage.JSON.ExtraFields["sdtp"].Raw()), resp.Usage.PromptTokensDetails.CachedTokens
+			}
+			first := []openai.ChatCompletionMessageParamUnion{openai.UserMessage(question)}
+			answer, u1, _ := turn(first...)
+			_, other, _ := turn(openai.UserMessage("Something else entirely: list three colours."))
+			assert.NotEqual(t, u1.Slot, other.Slot, "the other conversation takes the other slot")
+			_, u2, cached := turn(append(first, openai.AssistantMessage(answer), openai.UserMessage("Now shorter."))...)
+			assert.Equal(t, u1.Slot, u2.Slot, "the follow-up lands on the first conversation's slot")
+			assert.Positive(t, cached, "its prompt prefix comes from the slot's KV cache")
+		})
 	}
-	first := []openai.ChatCompletionMessageParamUnion{openai.UserMessage(question)}
-	answer, u1, _ := turn(first...)
-	_, other, _ := turn(openai.UserMessage("Something else entirely: list three colours."))
-	assert.NotEqual(t, u1.Slot, other.Slot, "the other conversation takes the other slot")
-	_, u2, cached := turn(append(first, openai.AssistantMessage(answer), openai.UserMessage("Now shorter."))...)
-	assert.Equal(t, u1.Slot, u2.Slot, "the follow-up lands on the first conversation's slot")
-	assert.Positive(t, cached, "its prompt prefix comes from the slot's KV cache")
 }
 
 // A client that disconnects in the middle of a long prefill frees its slot

@@ -27,12 +27,14 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/cliflag"
 	"github.com/go-sdtp/sdtp/internal/fetch"
 	"github.com/go-sdtp/sdtp/internal/numeric"
 	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/predictors"
 	"github.com/go-sdtp/sdtp/sdtp"
 	"github.com/go-sdtp/sdtp/sdtp/train"
 )
@@ -74,6 +76,10 @@ type config struct {
 	mcLabels string
 	shots    int
 	mcItems  int
+
+	chat      bool
+	doc       string
+	questions []string
 }
 
 func main() {
@@ -95,12 +101,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringSliceVar(&c.modes, "modes", []string{"llamacpp", "dense", "sdtp", "random", "attention"},
 		"modes to compare; also sdtp-onnx and sdtp-gguf (the same predictors through ONNX Runtime and in-graph)")
 	fs.IntVar(&c.repeat, "repeat", 3, "measured runs per mode and length (after one warm-up)")
-	fs.IntVar(&c.threads, "threads", bridge.MaxThreads(), "CPU threads (default: cores, or SDTP_THREADS)")
+	fs.IntVar(&c.threads, "threads", bridge.MaxThreads(), "CPU threads (default, 0 or -1: cores, or SDTP_THREADS)")
 	fs.Float64SliceVar(&c.keepRatios, "keep-ratios", []float64{sdtp.DefaultKeepRatio},
 		"keep ratio per stage; a list runs every pruning mode at each (learned predictors keep their trained ratios unless this is given)")
 	var pruneLayers []string
 	fs.StringArrayVar(&pruneLayers, "prune-layers", []string{"default"},
-		"pruning layers of random, attention and sdtp without learned predictors: \"default\" or a list like 3,6,9; repeat the flag or separate lists with ';' to sweep")
+		"pruning layers: \"default\" or a list like 3,6,9; repeat the flag or separate lists with ';' to sweep (learned predictors: default = their own layers, a list must be a subset of them)")
 	// --keep-ratio (one value) is what sdtp-run calls it.
 	fs.SetNormalizeFunc(func(_ *flag.FlagSet, name string) flag.NormalizedName {
 		if name == "keep-ratio" {
@@ -109,7 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return flag.NormalizedName(name)
 	})
 	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
-	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; default: heads inside the GGUF, else the attention scorer")
+	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; default: heads inside the GGUF, MODEL.predictors/, the shipped set for the model, else the attention scorer")
 	fs.StringVar(&c.onnxProvider, "onnx-provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, coreml, auto")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.StringSliceVar(&c.kvPolicies, "kv-policy", []string{sdtp.KVNone},
@@ -129,14 +135,32 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.mcLabels, "mc-labels", "", "mc: labels file for PIQA-style items")
 	fs.IntVar(&c.shots, "shots", 5, "mc: solved examples from the same file before each question")
 	fs.IntVar(&c.mcItems, "mc-items", 100, "mc: questions to evaluate (the first ones in the file)")
+	fs.BoolVar(&c.chat, "chat", false, "a scripted conversation (--doc with the first of --questions, one question per later turn) in every mode, per-turn prefill latency vs llamacpp")
+	fs.StringVar(&c.doc, "doc", "docs/examples/frank-headlam.txt", "chat: the document of the first turn")
+	fs.StringArrayVar(&c.questions, "questions", defaultChatQuestions, "chat: one question per turn (repeat the flag)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	if c.chat && len(c.questions) == 0 {
+		return c, errors.New("--chat needs --questions")
+	}
 	c.keepRatiosSet = fs.Changed("keep-ratios")
+	if err := cliflag.RefuseEmpty(fs, "model", "text", "haystack", "mc", "mc-labels", "predictors", "onnx-provider"); err != nil {
+		return c, err
+	}
+	if err := refuseOtherKinds(fs, c.kind()); err != nil {
+		return c, err
+	}
 	for _, k := range c.keepRatios {
 		if !(k > 0 && k <= 1) {
-			return c, fmt.Errorf("keep ratio %v must be in (0, 1]", k)
+			return c, fmt.Errorf("--keep-ratios %v: a keep ratio (fraction of live tokens each stage keeps) must be in (0, 1]", k)
 		}
+	}
+	if c.threads == 0 || c.threads == -1 { // llama.cpp's -t -1: all cores
+		c.threads = bridge.MaxThreads()
+	}
+	if fs.Changed("kv-budget") && !slices.ContainsFunc(c.kvPolicies, func(p string) bool { return p != sdtp.KVNone }) {
+		return c, errors.New("--kv-budget needs a --kv-policy other than none")
 	}
 	var err error
 	if c.pruneLayers, err = parsePruneLayers(pruneLayers); err != nil {
@@ -190,6 +214,7 @@ type bench struct {
 	vars         []variant     // the modes over the sweeps; a row each
 	onnxSet      *onnx.Set     // --predictors through ONNX Runtime
 	heads        sdtp.Scorer   // in-graph heads (from --predictors or the GGUF)
+	learnedFrom  string        // where the learned predictors were found (predictors.Source.From)
 	learnedSched sdtp.Schedule // the learned predictors' schedule
 	log          io.Writer
 }
@@ -218,6 +243,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if c.model, err = fetch.ResolveModel(c.model, stderr); err != nil {
+		return err
+	}
+	if c.chat {
+		return runChat(c, args, stdout, stderr)
+	}
 	maxN := slices.Max(c.promptTokens)
 	nCtx := maxN + c.decodeTokens + 16
 	if c.quality {
@@ -229,9 +260,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if c.mc != "" {
 		nCtx = 8192
-	}
-	if c.model, err = fetch.ResolveModel(c.model, stderr); err != nil {
-		return err
 	}
 	m, err := bridge.LoadModel(c.model, bridge.ModelParams{UseMMap: true})
 	if err != nil {
@@ -300,6 +328,28 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // kind is what the flags ask to measure.
+// kindFlags are the flags only some kinds of run read.
+var kindFlags = map[string][]string{
+	"prompt-tokens": {report.KindSpeed}, "repeat": {report.KindSpeed}, "decode-tokens": {report.KindSpeed},
+	"text":           {report.KindSpeed, report.KindQuality},
+	"context-tokens": {report.KindQuality}, "continuation-tokens": {report.KindQuality}, "samples": {report.KindQuality},
+	"haystack": {report.KindPasskey}, "lengths": {report.KindPasskey}, "depths": {report.KindPasskey}, "trials": {report.KindPasskey},
+	"mc-labels": {report.KindMC}, "shots": {report.KindMC}, "mc-items": {report.KindMC},
+	"seed": {report.KindQuality, report.KindPasskey, report.KindMC},
+}
+
+// refuseOtherKinds refuses a flag that this kind of run would ignore
+// (e.g. --depths without --passkey).
+func refuseOtherKinds(fs *flag.FlagSet, kind string) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if kinds, ok := kindFlags[f.Name]; ok && err == nil && !slices.Contains(kinds, kind) {
+			err = fmt.Errorf("--%s applies to %s runs, not to this %s run", f.Name, strings.Join(kinds, "/"), kind)
+		}
+	})
+	return err
+}
+
 func (c config) kind() string {
 	switch {
 	case c.mc != "":
@@ -349,20 +399,24 @@ func (b *bench) readText(path string) ([]byte, error) {
 	return train.Portion(raw, b.cfg.textFrom, b.cfg.textTo), nil
 }
 
-// loadLearned loads the learned predictors: --predictors (as ONNX sessions
-// and as in-graph heads), else heads inside the GGUF.
+// loadLearned loads the learned predictors where the library finds them
+// (predictors.Locate): --predictors, heads inside the GGUF,
+// MODEL.predictors/, or the shipped set for the model. An ONNX set runs
+// both through ONNX Runtime and as in-graph heads.
 func (b *bench) loadLearned() error {
-	var h *gguf.Heads
-	var err error
-	if b.cfg.predictors != "" {
+	src, err := predictors.Locate(b.cfg.predictors, predictors.Model{Path: b.cfg.model, Arch: b.model.Arch(), NLayer: b.model.NLayer(), NEmbd: b.model.NEmbd()})
+	if err != nil {
+		return err
+	}
+	b.cfg.predictors, b.learnedFrom = src.Dir, src.From
+	h := src.Heads
+	if src.Kind == predictors.ScorerONNX {
 		if b.onnxSet, err = onnx.LoadFor(b.cfg.predictors, b.cfg.model, b.model.Arch(), b.model.NLayer(), b.model.NEmbd(), onnx.Options{Provider: b.cfg.onnxProvider}); err != nil {
 			return err
 		}
 		if h, err = gguf.FromONNX(b.onnxSet); err != nil {
 			return err
 		}
-	} else if h, err = gguf.Read(b.cfg.model); err != nil {
-		return err
 	}
 	if h != nil {
 		b.learnedSched = h.Schedule()
@@ -382,11 +436,27 @@ func (b *bench) loadLearned() error {
 func (b *bench) sdtpScorer() string {
 	switch {
 	case b.onnxSet != nil:
-		return fmt.Sprintf("learned predictors %s (ONNX Runtime, %s)", b.cfg.predictors, b.cfg.onnxProvider)
+		return fmt.Sprintf("learned predictors %s, %s (ONNX Runtime, %s)", b.learnedFrom, b.cfg.predictors, b.cfg.onnxProvider)
 	case b.heads != nil:
 		return "learned predictor heads inside the GGUF"
 	}
-	return "the attention scorer (no learned predictors)"
+	return "the attention scorer (no learned predictors for this model)"
+}
+
+// scorerName names what prunes in a mode, as llama.SDTPStats.Scorer does
+// (report.Row.Scorer): "" for the unpruned modes.
+func (b *bench) scorerName(mode string) string {
+	switch {
+	case mode == "llamacpp" || mode == "dense":
+		return ""
+	case mode == "sdtp-onnx" || (mode == "sdtp" && b.onnxSet != nil):
+		return predictors.ScorerONNX
+	case mode == "sdtp-gguf" || (mode == "sdtp" && b.heads != nil):
+		return predictors.ScorerGGUFHeads
+	case mode == "random":
+		return "random"
+	}
+	return "attention"
 }
 
 // scorer returns a fresh scorer for a mode (the random one restarts from
@@ -604,7 +674,7 @@ func printTable(w io.Writer, rep report.Run) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "tokens\tmode\tlayers\tkeep\tKV budget\tprefill ms\tpredictor ms\tspeedup\tFLOP ratio\tlast-layer tokens\tdecode tok/s\tKV MiB\ttop1\tmax|Δlogit|\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, kvBudget(r),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%.1f\t%.2f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.3f\t%.3g\t\n", r.PromptTokens, r.Label(), r.Layers(), r.KeepRatio, kvBudget(r),
 			r.PrefillMS, r.PredictorMS, r.SpeedupVsLlamaCpp, r.FLOPRatioVsDense, r.KeptTokensPerLayer[len(r.KeptTokensPerLayer)-1], r.DecodeTokS,
 			float64(r.KVBytes)/(1<<20), r.Top1VsLlamaCpp, r.MaxAbsLogitDiff)
 	}
@@ -620,7 +690,7 @@ func printPasskey(w io.Writer, rep report.Run) {
 	}
 	fmt.Fprintln(tw, head)
 	for _, r := range rep.Results {
-		line := fmt.Sprintf("%d\t%s\t%s\t%.2f\t%d\t%.2f\t", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, r.Samples, r.PasskeyAcc)
+		line := fmt.Sprintf("%d\t%s\t%s\t%.2f\t%d\t%.2f\t", r.PromptTokens, r.Label(), r.Layers(), r.KeepRatio, r.Samples, r.PasskeyAcc)
 		for _, a := range r.PasskeyDepthAcc {
 			line += fmt.Sprintf("%.2f\t", a)
 		}
@@ -634,7 +704,7 @@ func printMC(w io.Writer, rep report.Run) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "mean prompt\tmode\tlayers\tkeep\titems\taccuracy\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%d\t%.3f\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, r.Samples, r.MCAcc)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%d\t%.3f\t\n", r.PromptTokens, r.Label(), r.Layers(), r.KeepRatio, r.Samples, r.MCAcc)
 	}
 	tw.Flush()
 }
@@ -644,7 +714,7 @@ func printQuality(w io.Writer, rep report.Run) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "context\tmode\tlayers\tkeep\tKV budget\tsamples\tppl\tKL vs dense\ttop-1 vs dense\tpeak KV MiB\t")
 	for _, r := range rep.Results {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%d\t%.3f\t%.4f\t%.3f\t%.2f\t\n", r.PromptTokens, r.Mode, r.Layers(), r.KeepRatio, kvBudget(r), r.Samples,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.2f\t%s\t%d\t%.3f\t%.4f\t%.3f\t%.2f\t\n", r.PromptTokens, r.Label(), r.Layers(), r.KeepRatio, kvBudget(r), r.Samples,
 			r.PPL, r.KLVsDense, r.Top1VsDense, float64(r.KVBytes)/(1<<20))
 	}
 	tw.Flush()

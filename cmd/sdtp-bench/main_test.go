@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
 	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/predictor"
@@ -47,7 +48,13 @@ func TestBenchJSONOnTinyModel(t *testing.T) {
 			assert.Zero(t, r.MaxAbsLogitDiff, r.Mode)
 			assert.Equal(t, 1.0, r.FLOPRatioVsDense)
 			assert.Equal(t, r.PromptTokens, r.KeptTokensPerLayer[11])
+			assert.Empty(t, r.Scorer)
 		default:
+			want := r.Mode
+			if r.Mode == "sdtp" {
+				want = "attention" // no predictors for the tiny model
+			}
+			assert.Equal(t, want, r.Scorer, "the scorer that ran")
 			assert.Greater(t, r.FLOPRatioVsDense, 1.3, r.Mode)
 			assert.Less(t, r.KeptTokensPerLayer[11], r.PromptTokens/2, r.Mode)
 		}
@@ -55,9 +62,10 @@ func TestBenchJSONOnTinyModel(t *testing.T) {
 
 	// The readable table names every mode.
 	stdout.Reset()
-	require.NoError(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "128", "--repeat", "1", "--decode-tokens", "2", "--modes", "llamacpp,random"}, &stdout, &stderr))
+	require.NoError(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "128", "--repeat", "1", "--decode-tokens", "2", "--modes", "llamacpp,random,sdtp"}, &stdout, &stderr))
 	assert.Contains(t, stdout.String(), "random")
 	assert.Contains(t, stdout.String(), "llamacpp")
+	assert.Contains(t, stdout.String(), "sdtp (attention)", "the row says what ran")
 
 	assert.Error(t, run([]string{"--model", model, "--modes", "bogus"}, &stdout, &stderr))
 	assert.Error(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "100000"}, &stdout, &stderr))
@@ -97,24 +105,34 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 	assert.Equal(t, 0.7, byMode["sdtp-gguf"].KeepRatio, "the trained ratio")
 	assert.True(t, byMode["sdtp-gguf"].Default(), "the trained schedule is the learned modes' default")
 	assert.Equal(t, []int{2, 4}, byMode["sdtp"].PruneLayers, "sdtp uses the predictors")
+	assert.Equal(t, "onnx", byMode["sdtp"].Scorer)
+	assert.Equal(t, "gguf-heads", byMode["sdtp-gguf"].Scorer)
 
-	// Learned predictors prune at their trained layers; --keep-ratios
-	// replaces their trained ratio, --prune-layers is for the other scorers.
+	// --keep-ratios replaces the learned predictors' trained ratio, and
+	// --prune-layers picks a subset of their layers (the random scorer
+	// prunes at the same layers).
 	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
-		"--modes", "sdtp-gguf,random", "--predictors", preds, "--keep-ratios", "0.5,1", "--prune-layers", "3")
+		"--modes", "sdtp-gguf,random", "--predictors", preds, "--keep-ratios", "0.5,1", "--prune-layers", "4")
 	require.Len(t, rep.Results, 4)
 	for i, keep := range []float64{0.5, 1} {
 		learned, random := rep.Results[i], rep.Results[2+i]
 		assert.Equal(t, keep, learned.KeepRatio)
-		assert.Equal(t, []int{2, 4}, learned.PruneLayers)
-		assert.False(t, learned.CustomLayers)
-		assert.False(t, learned.Default(), "not the trained ratio")
+		assert.Equal(t, []int{4}, learned.PruneLayers, "the user's layer, with its predictor")
+		assert.True(t, learned.CustomLayers)
+		assert.False(t, learned.Default(), "not the trained schedule")
+		assert.Equal(t, 200, learned.KeptTokensPerLayer[3], "nothing pruned before layer 4 (the trained schedule prunes at 2)")
 		assert.Equal(t, keep, random.KeepRatio)
-		assert.Equal(t, []int{3}, random.PruneLayers)
+		assert.Equal(t, []int{4}, random.PruneLayers)
 		assert.True(t, random.CustomLayers)
 	}
+	// A layer the predictors were not trained for is refused, naming theirs.
+	for _, mode := range []string{"sdtp-gguf", "sdtp-onnx", "sdtp"} {
+		err := run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+			"--modes", mode, "--predictors", preds, "--prune-layers", "3"}, &stdout, &stderr)
+		assert.ErrorContains(t, err, "pruning layer 3 has no learned predictor: the predictors cover layers [2 4]", mode)
+	}
 	assert.Equal(t, 200, rep.Results[1].KeptTokensPerLayer[5], "keep 1 prunes nothing")
-	assert.Less(t, rep.Results[0].KeptTokensPerLayer[5], byMode["sdtp-gguf"].KeptTokensPerLayer[5], "keep 0.5 prunes more than the trained 0.7")
+	assert.Less(t, rep.Results[0].KeptTokensPerLayer[4], 120, "keep 0.5 at layer 4 drops about half")
 
 	assert.ErrorContains(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--modes", "sdtp-onnx"}, &stdout, &stderr), "needs learned predictors")
 }
@@ -223,5 +241,34 @@ func TestBenchMultipleChoice(t *testing.T) {
 		assert.Greater(t, r.PromptTokens, 50, "two solved examples precede each question")
 		assert.GreaterOrEqual(t, r.MCAcc, 0.0)
 		assert.LessOrEqual(t, r.MCAcc, 1.0)
+	}
+}
+
+// Issue 19: an explicit 0 is a value, not "unset": a keep ratio of 0 is
+// refused naming the keep ratio, a --kv-budget without a policy is
+// refused, and llama.cpp's -t -1 means every core.
+func TestBenchRefusesExplicitEdgeValues(t *testing.T) {
+	var stderr bytes.Buffer
+	for _, args := range [][]string{{"--keep-ratios", "0"}, {"--keep-ratio", "0"}, {"--keep-ratios", "0.9,0"}, {"--keep-ratios", "-0.1"}} {
+		_, err := parseFlags(args, &stderr)
+		assert.ErrorContains(t, err, "keep ratio", args)
+	}
+	_, err := parseFlags([]string{"--kv-budget", "0.5"}, &stderr)
+	assert.ErrorContains(t, err, "--kv-budget needs a --kv-policy")
+	_, err = parseFlags([]string{"--predictors", ""}, &stderr)
+	assert.ErrorContains(t, err, `--predictors ""`)
+	// A flag of another kind of run is refused, not ignored.
+	for _, args := range [][]string{
+		{"--depths", "0.5"}, {"--samples", "3"}, {"--shots", "0"}, {"--seed", "3"},
+		{"--quality", "--text", "t", "--prompt-tokens", "64"}, {"--passkey", "--haystack", "h", "--text", "t"},
+		{"--mc", "m.jsonl", "--decode-tokens", "4"},
+	} {
+		_, err := parseFlags(args, &stderr)
+		assert.ErrorContains(t, err, "applies to", args)
+	}
+	for _, threads := range []string{"0", "-1"} {
+		c, err := parseFlags([]string{"--threads", threads}, &stderr)
+		require.NoError(t, err)
+		assert.Equal(t, bridge.MaxThreads(), c.threads, threads)
 	}
 }

@@ -21,12 +21,13 @@ type variant struct {
 	byDefault bool
 	kv        string  // KV policy after the prefill (sdtp.KVNone: none)
 	kvBudget  float64 // its budget
+	scorer    string  // what prunes (report.Row.Scorer)
 }
 
 // row starts a result row for the variant.
 func (v variant) row(promptTokens int) report.Row {
 	r := report.Row{Mode: v.mode, PromptTokens: promptTokens, KeepRatio: 1, PruneLayers: v.sched.Layers,
-		CustomLayers: v.custom, DefaultSchedule: v.byDefault}
+		CustomLayers: v.custom, DefaultSchedule: v.byDefault, Scorer: v.scorer}
 	if v.kv != sdtp.KVNone {
 		// A mode of its own in reports and plots: "attention+h2o" is
 		// neither attention nor, for dense, the unpruned reference.
@@ -73,8 +74,9 @@ func withKV(vars []variant, policies []string, budget float64) []variant {
 
 // variants expands --modes over the sweeps: llamacpp and dense once; the
 // training-free scorers at every --prune-layers list × --keep-ratios
-// value; learned predictors at their trained layers, at their trained
-// ratios unless --keep-ratios is given.
+// value; learned predictors at their trained layers ("default") or the
+// subset a --prune-layers list names, at their trained ratios unless
+// --keep-ratios is given.
 func (b *bench) variants(nLayer int) ([]variant, error) {
 	var out []variant
 	for _, mode := range b.cfg.modes {
@@ -82,13 +84,23 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 		case mode == "llamacpp" || mode == "dense":
 			out = append(out, variant{mode: mode, byDefault: true})
 		case b.learned(mode):
-			if !b.cfg.keepRatiosSet {
-				out = append(out, variant{mode: mode, sched: b.learnedSched, byDefault: true})
-				continue
-			}
-			for _, k := range b.cfg.keepRatios {
-				s := sdtp.Uniform(b.learnedSched.Layers, k)
-				out = append(out, variant{mode: mode, sched: s, byDefault: slices.Equal(s.KeepRatios, b.learnedSched.KeepRatios)})
+			for _, layers := range b.cfg.pruneLayers {
+				trained := b.learnedSched
+				if layers != nil {
+					var err error
+					if trained, err = b.learnedSched.Subset(layers); err != nil {
+						return nil, fmt.Errorf("--prune-layers %v with mode %s: %w", layers, mode, err)
+					}
+				}
+				full := layers == nil || slices.Equal(layers, b.learnedSched.Layers)
+				if !b.cfg.keepRatiosSet {
+					out = append(out, variant{mode: mode, sched: trained, custom: !full, byDefault: full})
+					continue
+				}
+				for _, k := range b.cfg.keepRatios {
+					s := sdtp.Uniform(trained.Layers, k)
+					out = append(out, variant{mode: mode, sched: s, custom: !full, byDefault: full && slices.Equal(s.KeepRatios, b.learnedSched.KeepRatios)})
+				}
 			}
 		default:
 			for _, layers := range b.cfg.pruneLayers {
@@ -108,6 +120,9 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 				}
 			}
 		}
+	}
+	for i := range out {
+		out[i].scorer = b.scorerName(out[i].mode)
 	}
 	return withKV(out, b.cfg.kvPolicies, b.cfg.kvBudget), nil
 }

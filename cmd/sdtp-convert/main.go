@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	flag "github.com/spf13/pflag"
 
 	ggufio "github.com/go-sdtp/sdtp/gguf"
+	"github.com/go-sdtp/sdtp/internal/cliflag"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
@@ -45,6 +47,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	text := fs.String("text", "", "prompt text file for check (default: a built-in text)")
 	seed := fs.Uint64("seed", 1, "seed for init")
 	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := refuseUnused(fs, args[0]); err != nil {
+		return err
+	}
+	if err := cliflag.RefuseEmpty(fs, "model", "predictors", "out", "text"); err != nil {
 		return err
 	}
 	need := func(flags ...string) error {
@@ -83,6 +91,30 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return initRandom(*model, *out, *seed)
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+// usedFlags are the flags each command reads.
+var usedFlags = map[string][]string{
+	"embed":   {"model", "predictors", "out"},
+	"extract": {"model", "out"},
+	"inspect": {},
+	"check":   {"model", "predictors", "text"},
+	"init":    {"model", "out", "seed"},
+}
+
+// refuseUnused refuses a flag the command would ignore.
+func refuseUnused(fs *flag.FlagSet, cmd string) error {
+	used, ok := usedFlags[cmd]
+	if !ok {
+		return nil // an unknown command is reported by run
+	}
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		if err == nil && !slices.Contains(used, f.Name) {
+			err = fmt.Errorf("%s does not use --%s\n%s", cmd, f.Name, usage)
+		}
+	})
+	return err
 }
 
 // modelShape reads what predictors are checked against.

@@ -113,3 +113,19 @@ func TestInitAndCheck(t *testing.T) {
 	err = run([]string{"check", "--model", model, "--predictors", preds, "--text", text}, &stdout, &stderr)
 	assert.ErrorContains(t, err, "more than the model's training context (2048)")
 }
+
+// Issue 19: a flag the command does not read is refused, not ignored.
+func TestFlagsACommandIgnoresAreRefused(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	for _, args := range [][]string{
+		{"inspect", "--model", "m.gguf", "dir"},
+		{"embed", "--model", "m", "--predictors", "p", "-o", "o", "--seed", "2"},
+		{"extract", "--model", "m", "-o", "o", "--text", "t"},
+		{"check", "--model", "m", "--predictors", "p", "-o", "o"},
+		{"init", "--model", "m", "-o", "o", "--predictors", "p"},
+	} {
+		err := run(args, &stdout, &stderr)
+		assert.ErrorContains(t, err, args[0]+" does not use --", args)
+	}
+	assert.ErrorContains(t, run([]string{"extract", "--model", "m", "-o", ""}, &stdout, &stderr), `--out ""`)
+}

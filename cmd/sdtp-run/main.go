@@ -1,8 +1,12 @@
-// Command sdtp-run generates a continuation of a prompt with a GGUF model.
+// Command sdtp-run generates a continuation of a prompt with a GGUF model,
+// answers a question about a document (--doc, doc.go), or chats (--chat,
+// chat.go).
 //
 //	sdtp-run -p "The capital of France is" -n 32
 //	sdtp-run -f prompt.txt --json
 //	sdtp-run -m qwen2.5-coder-0.5b-instruct --chat-template --system "Be brief." -p "What is 2+2?"
+//	sdtp-run -m qwen2.5-coder-0.5b-instruct --doc article.txt -p "Where was he born?"
+//	sdtp-run -m qwen2.5-coder-0.5b-instruct --chat --doc article.txt
 package main
 
 import (
@@ -18,6 +22,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/cliflag"
 	"github.com/go-sdtp/sdtp/internal/fetch"
 	"github.com/go-sdtp/sdtp/llama"
 	"github.com/go-sdtp/sdtp/sdtp"
@@ -38,17 +43,22 @@ type config struct {
 
 	chatTemplate bool
 	system       *string // --system, nil when not given
+	doc          string  // --doc: document question answering (doc.go)
+	chat         bool    // --chat: a conversation on stdin (chat.go)
 
-	mode        string
-	modeGiven   bool // --mode on the command line, not the default
-	keepRatio   float64
-	pruneLayers []int
-	explain     bool
-	explainHTML string
-	predictors  string
-	provider    string
-	kvPolicy    string
-	kvBudget    float64
+	mode      string
+	modeGiven bool // --mode on the command line, not the default
+	// keepRatioGiven: --keep-ratio on the command line; pruningGiven: it,
+	// --prune-layers or --predictors.
+	keepRatioGiven, pruningGiven bool
+	keepRatio                    float64
+	pruneLayers                  []int
+	explain                      bool
+	explainHTML                  string
+	predictors                   string
+	provider                     string
+	kvPolicy                     string
+	kvBudget                     float64
 }
 
 // report is what --json prints.
@@ -66,6 +76,9 @@ type report struct {
 	KVPolicy        string  `json:"kv_policy,omitempty"`
 	KVLimit         int     `json:"kv_limit,omitempty"`      // cells per layer
 	KVPeakBytes     int64   `json:"kv_peak_bytes,omitempty"` // the most the caches held while generating
+	Scorer          string  `json:"scorer,omitempty"`        // what pruned: onnx, gguf-heads, attention, random
+	ReusedTokens    int     `json:"reused_tokens"`           // prompt tokens served from the cache (earlier turns)
+	KeptTokens      int     `json:"kept_tokens,omitempty"`   // prefilled tokens that reached the last layer
 }
 
 func main() {
@@ -82,29 +95,37 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVarP(&c.model, "model", "m", cache.DefaultModel(), "GGUF model file, or a known model name ("+strings.Join(fetch.Names(), ", ")+"), fetched if missing")
 	fs.StringVarP(&c.prompt, "prompt", "p", "", "prompt text")
 	fs.StringVarP(&c.promptFile, "file", "f", "", "read the prompt from a file")
-	fs.IntVarP(&c.nPredict, "n-predict", "n", 128, "tokens to generate (0 = until end of text or full context)")
-	fs.IntVarP(&c.threads, "threads", "t", 0, "CPU threads (0 = all cores)")
+	fs.IntVarP(&c.nPredict, "n-predict", "n", 128, "tokens to generate (-1 = until end of text or full context)")
+	fs.IntVarP(&c.threads, "threads", "t", 0, "CPU threads (0 or -1 = all cores)")
 	fs.IntVarP(&c.ctxSize, "ctx-size", "c", 4096, "context window in tokens (0 = the model's training context)")
 	fs.Float32Var(&c.temp, "temp", 0.8, "sampling temperature (0 = greedy)")
 	fs.IntVar(&c.topK, "top-k", 40, "top-k sampling (0 = off)")
-	fs.Float32Var(&c.topP, "top-p", 0.95, "top-p sampling (1 = off)")
+	fs.Float32Var(&c.topP, "top-p", 0.95, "top-p sampling (1 = off, 0 = the most likely token only)")
 	fs.IntVar(&c.seed, "seed", -1, "sampling seed (-1 = random)")
 	fs.BoolVar(&c.chatTemplate, "chat-template", false, "format the prompt as one user message with the model's chat template (instruct models)")
 	system := fs.String("system", "", "a system message before the prompt (needs --chat-template)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object with the text, token counts and timings at the end")
 	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention")
-	fs.Float64Var(&c.keepRatio, "keep-ratio", 0.9, "fraction of live tokens kept at each pruning stage")
-	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth)")
-	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: MODEL.predictors/ if present)")
+	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each pruning stage, in (0, 1] (default: 0.9, or learned predictors' trained ratios)")
+	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth, or learned predictors' own layers; with predictors, a subset of theirs)")
+	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: heads in the GGUF, MODEL.predictors/, or the set shipped for the model)")
 	fs.StringVar(&c.provider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
 	fs.StringVar(&c.kvPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells each layer's cache keeps under --kv-policy: a fraction of the prompt if <= 1, else tokens")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
+	fs.StringVar(&c.doc, "doc", "", "answer the question -p about the document `FILE` (through the chat template; the prefill line goes to stderr)")
+	fs.BoolVar(&c.chat, "chat", false, "chat: one user message per line of stdin (a REPL on a terminal; /reset, /stats, /quit); with --doc the document goes with the first message")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	c.modeGiven = fs.Changed("mode")
+	if err := c.checkExplicit(fs); err != nil {
+		return c, err
+	}
+	if c.doc != "" || c.chat {
+		c.chatTemplate = true // both talk to an instruct model through its template
+	}
 	if fs.Changed("system") {
 		if !c.chatTemplate {
 			return c, errors.New("--system needs --chat-template (a system message exists only in a chat template)")
@@ -114,22 +135,62 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (the prompt goes after -p)", fs.Arg(0))
 	}
-	switch {
-	case c.prompt != "" && c.promptFile != "":
+	// -p "" is an empty prompt (BOS alone), as in llama-cli.
+	switch given := fs.Changed("prompt"); {
+	case c.chat && (given || fs.Changed("file")):
+		return c, errors.New("--chat reads its messages from stdin; -p and -f do not apply")
+	case c.chat && (c.explain || c.explainHTML != ""):
+		return c, errors.New("--explain and --explain-html show one prompt; they do not apply to --chat")
+	case c.chat:
+	case given && fs.Changed("file"):
 		return c, errors.New("give either --prompt or --file, not both")
-	case c.promptFile != "":
+	case fs.Changed("file"):
 		b, err := os.ReadFile(c.promptFile)
 		if err != nil {
 			return c, err
 		}
 		c.prompt = string(b)
-	case c.prompt == "":
+	case !given && c.doc != "":
+		return c, errors.New("--doc needs the question: -p TEXT")
+	case !given:
 		return c, errors.New("no prompt: use -p TEXT or -f FILE")
 	}
-	if c.nPredict < 0 || c.threads < 0 || c.ctxSize < 0 {
-		return c, errors.New("--n-predict, --threads and --ctx-size must not be negative")
-	}
 	return c, nil
+}
+
+// checkExplicit refuses values a user typed that would otherwise be read
+// as "unset" or ignored, with llama-cli's meanings for -1 (-n -1: no limit,
+// -n -2: until the context is full, -t -1: all cores).
+func (c *config) checkExplicit(fs *flag.FlagSet) error {
+	if err := cliflag.RefuseEmpty(fs, "model", "file", "mode", "kv-policy", "predictors", "onnx-provider", "explain-html"); err != nil {
+		return err
+	}
+	switch {
+	case c.nPredict == 0:
+		return errors.New("--n-predict 0 generates nothing; -1 generates until the end of text or a full context")
+	case c.nPredict < -2:
+		return fmt.Errorf("--n-predict %d: want a token count, -1 (until end of text) or -2 (until the context is full)", c.nPredict)
+	case c.threads < -1:
+		return fmt.Errorf("--threads %d: want a count, or 0 or -1 for all cores", c.threads)
+	case c.ctxSize < 0:
+		return fmt.Errorf("--ctx-size %d is negative (0 = the model's training context)", c.ctxSize)
+	case !(c.keepRatio > 0 && c.keepRatio <= 1):
+		return fmt.Errorf("--keep-ratio %v: the keep ratio (fraction of live tokens each stage keeps) must be in (0, 1]", c.keepRatio)
+	case fs.Changed("kv-budget") && c.kvPolicy == sdtp.KVNone:
+		return errors.New("--kv-budget needs a --kv-policy (streaming, h2o, snapkv)")
+	case fs.Changed("onnx-provider") && c.mode != llama.ModeSDTP:
+		return fmt.Errorf("--onnx-provider applies to ONNX predictors in --mode sdtp, not --mode %s", c.mode)
+	case (c.explain || c.explainHTML != "") && c.mode == llama.ModeLlamaCpp:
+		return errors.New("--explain needs a staged mode (dense, sdtp, random, attention) on a staged architecture")
+	}
+	if c.nPredict < 0 {
+		c.nPredict = 0 // the library's "until end of generation or a full context"
+	}
+	// Unset pruning settings stay zero, so learned predictors keep their
+	// trained layers and ratios, and the non-pruning modes see none.
+	c.keepRatioGiven = fs.Changed("keep-ratio")
+	c.pruningGiven = c.keepRatioGiven || fs.Changed("prune-layers") || fs.Changed("predictors")
+	return nil
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -148,10 +209,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.Free()
-	prompt, err := chatPrompt(c, l)
-	if err != nil {
-		return err
-	}
 
 	stream := func(piece string) bool {
 		if !c.json {
@@ -159,11 +216,21 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		return true
 	}
-	res, err := l.Generate(prompt,
-		llama.SetTokens(c.nPredict), llama.SetThreads(c.threads), llama.SetTemperature(c.temp),
-		llama.SetTopK(c.topK), llama.SetTopP(c.topP), llama.SetSeed(c.seed), llama.SetTokenCallback(stream))
+	gen := []llama.PredictOption{llama.SetTokens(c.nPredict), llama.SetThreads(c.threads), llama.SetTemperature(c.temp),
+		llama.SetTopK(c.topK), llama.SetTopP(c.topP), llama.SetSeed(c.seed), llama.SetTokenCallback(stream)}
+	if c.chat {
+		return chat(c, l, gen, stdout, stderr)
+	}
+	prompt, err := chatPrompt(c, l)
 	if err != nil {
 		return err
+	}
+	res, err := l.Generate(prompt, gen...)
+	if err != nil {
+		return err
+	}
+	if c.doc != "" {
+		fmt.Fprintln(stderr, prefillLine(res))
 	}
 	if err := explain(c, res.SDTP, stderr); err != nil {
 		return err
@@ -172,6 +239,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout)
 		return nil
 	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(newReport(res))
+}
+
+// newReport is --json's object for one generation.
+func newReport(res llama.Result) report {
 	r := report{
 		PromptTokens:    res.PromptTokens,
 		GeneratedTokens: res.GeneratedTokens,
@@ -179,20 +253,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 		DecodeMS:        float64(res.Decode.Microseconds()) / 1000,
 		Text:            res.Text,
 		Mode:            llama.ModeLlamaCpp,
+		ReusedTokens:    res.ReusedTokens,
 	}
 	if st := res.SDTP; st != nil {
 		r.Mode, r.KeptPerStage, r.KeptPerLayer, r.FLOPRatio, r.KVBytes = st.Mode, st.KeptPerStage, st.KeptPerLayer, st.FLOPRatio, st.KVBytes
-		r.KVPolicy, r.KVLimit, r.KVPeakBytes = st.KVPolicy, st.KVLimit, st.KVPeakBytes
+		r.KVPolicy, r.KVLimit, r.KVPeakBytes, r.Scorer = st.KVPolicy, st.KVLimit, st.KVPeakBytes, st.Scorer
+		r.KeptTokens = st.KeptPerStage[len(st.KeptPerStage)-1]
 	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return r
 }
 
 // load loads the model in c.mode. When the architecture cannot be pruned,
 // the default mode falls back to llama.cpp's own prefill with a notice; a
-// pruning mode asked for with --mode, or a --kv-policy, is an error (which
-// names the mode that works).
+// pruning mode asked for with --mode, pruning settings, or a --kv-policy,
+// is an error (which names the mode that works).
 func load(c config, stderr io.Writer) (*llama.LLama, error) {
 	opts := []llama.ModelOption{llama.SetContext(c.ctxSize)}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -204,10 +278,16 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		}))
 		defer bar.Finish()
 	}
-	sdtpOpts := llama.SDTPOptions{Mode: c.mode, KeepRatio: c.keepRatio, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
-		KVPolicy: c.kvPolicy, KVBudget: c.kvBudget}
+	sdtpOpts := llama.SDTPOptions{Mode: c.mode, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
+		KVPolicy: c.kvPolicy}
+	if c.keepRatioGiven {
+		sdtpOpts.KeepRatio = c.keepRatio
+	}
+	if c.kvPolicy != sdtp.KVNone {
+		sdtpOpts.KVBudget = c.kvBudget
+	}
 	l, err := llama.New(c.model, append(opts, llama.WithSDTP(sdtpOpts))...)
-	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven || c.kvPolicy != sdtp.KVNone {
+	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven || c.pruningGiven || c.kvPolicy != sdtp.KVNone {
 		return l, err
 	}
 	fmt.Fprintf(stderr, "sdtp-run: %v\nsdtp-run: running with --mode llamacpp (no pruning)\n", err)
@@ -215,24 +295,25 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 	return llama.New(c.model, append(opts, llama.WithSDTP(sdtpOpts))...)
 }
 
-// chatPrompt is the prompt text: as given, or with --chat-template the
-// model's chat template applied to [--system] and the prompt as one user
-// message, ending with the opening of the assistant's turn.
+// chatPrompt is the prompt text: as given, or with --chat-template (or
+// --doc) the model's chat template applied to [--system] and the prompt
+// (with --doc: the document and the question) as one user message,
+// ending with the opening of the assistant's turn.
 func chatPrompt(c config, l *llama.LLama) (string, error) {
 	if !c.chatTemplate {
 		return c.prompt, nil
 	}
-	var msgs []llama.ChatMessage
-	if c.system != nil {
-		msgs = append(msgs, llama.ChatMessage{Role: "system", Content: *c.system})
+	user, option := c.prompt, "--chat-template"
+	if c.doc != "" {
+		var err error
+		if user, err = docMessage(c); err != nil {
+			return "", err
+		}
+		option = "--doc"
 	}
-	msgs = append(msgs, llama.ChatMessage{Role: "user", Content: c.prompt})
-	p, err := l.ApplyChatTemplate(msgs, true)
-	if errors.Is(err, llama.ErrNoChatTemplate) {
-		return "", fmt.Errorf("--chat-template: %s: %w; it is a base model, prompt it without --chat-template", c.model, err)
-	}
+	p, err := l.ApplyChatTemplate(append(opening(c), llama.ChatMessage{Role: "user", Content: user}), true)
 	if err != nil {
-		return "", fmt.Errorf("--chat-template: %w", err)
+		return "", templateErr(c, option, err)
 	}
 	return p, nil
 }

@@ -62,7 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.APIKey, "api-key", "", "require \"Authorization: Bearer KEY\" on /v1/ requests")
 	fs.Int64Var(&c.MaxBody, "max-body", server.DefaultMaxBody, "request body limit in bytes")
 	fs.StringVar(&c.SDTP.Mode, "mode", llama.ModeSDTP, "default prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention")
-	fs.Float64Var(&c.SDTP.KeepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "default fraction of live tokens kept at each pruning stage")
+	fs.Float64Var(&c.SDTP.KeepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each pruning stage (default: learned predictors' trained ratios, else 0.9)")
 	fs.StringVar(&c.SDTP.Predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: heads in the GGUF, else MODEL.predictors/)")
 	fs.StringVar(&c.SDTP.ONNXProvider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
 	fs.StringVar(&c.SDTP.KVPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
@@ -74,17 +74,24 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.modeGiven = fs.Changed("mode")
-	if fs.NArg() > 0 {
+	switch {
+	case fs.NArg() > 0:
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if c.port < 0 || c.port > 65535 {
+	case c.port < 0 || c.port > 65535:
 		return c, fmt.Errorf("--port %d: want 0..65535", c.port)
-	}
-	if c.CtxSize < 0 || c.Threads < 0 {
+	case c.CtxSize < 0 || c.Threads < 0:
 		return c, errors.New("--ctx-size and --threads must not be negative")
-	}
-	if !(c.SDTP.KeepRatio > 0 && c.SDTP.KeepRatio <= 1) {
+	case !(c.SDTP.KeepRatio > 0 && c.SDTP.KeepRatio <= 1):
 		return c, fmt.Errorf("--keep-ratio %v: want (0, 1]", c.SDTP.KeepRatio)
+	case fs.Changed("kv-budget") && c.SDTP.KVPolicy == sdtp.KVNone:
+		return c, errors.New("--kv-budget needs a --kv-policy (streaming, h2o, snapkv)")
+	}
+	// Unset, they stay zero: learned predictors keep their trained ratios.
+	if !fs.Changed("keep-ratio") {
+		c.SDTP.KeepRatio = 0
+	}
+	if c.SDTP.KVPolicy == sdtp.KVNone {
+		c.SDTP.KVBudget = 0
 	}
 	return c, nil
 }

@@ -85,6 +85,7 @@ func TestBadFlags(t *testing.T) {
 		{"--threads", "-2"},
 		{"stray"},
 		{"--no-such-flag"},
+		{"--kv-budget", "0.5"}, // without a --kv-policy
 	} {
 		_, err := parseFlags(args, io.Discard)
 		assert.Error(t, err, "%v", args)
@@ -99,4 +100,11 @@ func TestBadFlags(t *testing.T) {
 	assert.True(t, c.modeGiven)
 	assert.Equal(t, "127.0.0.1", c.host)
 	assert.Equal(t, 8080, c.port)
+	assert.Zero(t, c.SDTP.KeepRatio, "unset: learned predictors keep their trained ratios")
+	assert.Zero(t, c.SDTP.KVBudget, "no budget without a KV policy")
+
+	c, err = parseFlags([]string{"--keep-ratio", "0.8", "--kv-policy", "h2o"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 0.8, c.SDTP.KeepRatio)
+	assert.Equal(t, 0.4, c.SDTP.KVBudget)
 }

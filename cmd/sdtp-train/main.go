@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/internal/cliflag"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
@@ -72,10 +73,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.embed, "embed", "", "also write a copy of the model with the predictors inside (GGUF)")
 	fs.StringVar(&c.cacheDir, "cache", "", "calibration cache (default: under the go-sdtp cache dir, keyed by model and settings)")
 	fs.StringVar(&c.report, "report", "", "write the training figures as JSON here")
-	fs.IntVarP(&c.threads, "threads", "t", 0, "CPU threads (0 = all cores, or SDTP_THREADS)")
+	fs.IntVarP(&c.threads, "threads", "t", 0, "CPU threads (0 or -1 = all cores, or SDTP_THREADS)")
 	fs.BoolVarP(&c.quiet, "quiet", "q", false, "no progress bars")
 	fs.IntVar(&c.fit.Epochs, "epochs", 2, "training epochs (the best held-out epoch is kept)")
-	fs.IntVar(&c.fit.Hidden, "hidden", 0, "predictor width (0 = n_embd/4)")
+	fs.IntVar(&c.fit.Hidden, "hidden", 0, "predictor width (default n_embd/4)")
 	fs.Float64Var(&c.fit.LR, "lr", 1e-3, "Adam learning rate")
 	fs.IntVar(&c.fit.Batch, "batch", 64, "tokens per training step")
 	fs.IntVar(&c.fit.Pairs, "pairs", 8, "ranking pairs per token")
@@ -83,6 +84,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.fit.Patience, "patience", 3, "stop after this many epochs without a better held-out Spearman (0 = never)")
 	fs.Uint64Var(&c.fit.Seed, "seed", 1, "seed for the split, initialisation and pair sampling")
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := cliflag.RefuseEmpty(fs, "model", "out", "embed", "cache", "report", "target", "states"); err != nil {
 		return c, err
 	}
 	switch {
@@ -100,6 +104,25 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("--loss-window %g must be in (0, 1]", c.lossWindow)
 	case c.states != "pruned" && c.states != "dense":
 		return c, fmt.Errorf("--states %q: want pruned or dense", c.states)
+	case !(c.keepRatio > 0 && c.keepRatio <= 1):
+		return c, fmt.Errorf("--keep-ratio %v: the keep ratio (fraction of live tokens each stage keeps) must be in (0, 1]", c.keepRatio)
+	case c.threads < -1:
+		return c, fmt.Errorf("--threads %d: want a count, or 0 or -1 for all cores", c.threads)
+	case fs.Changed("hidden") && c.fit.Hidden < 1:
+		return c, fmt.Errorf("--hidden %d: a predictor needs at least 1 hidden unit (default n_embd/4)", c.fit.Hidden)
+	case c.fit.Epochs < 1:
+		return c, fmt.Errorf("--epochs %d must be at least 1", c.fit.Epochs)
+	case c.fit.Batch < 2:
+		return c, fmt.Errorf("--batch %d must be at least 2 tokens", c.fit.Batch)
+	case !(c.fit.LR > 0):
+		return c, fmt.Errorf("--lr %v must be positive", c.fit.LR)
+	case c.fit.Pairs < 0 || c.fit.RankWeight < 0:
+		return c, fmt.Errorf("--pairs %d and --rank-weight %v must not be negative (0 = no ranking loss)", c.fit.Pairs, c.fit.RankWeight)
+	case c.fit.Patience < 0:
+		return c, fmt.Errorf("--patience %d is negative (0 = never stop early)", c.fit.Patience)
+	}
+	if c.threads == -1 { // llama.cpp's -t -1
+		c.threads = 0
 	}
 	if _, err := train.ParseTarget(c.target); err != nil {
 		return c, err

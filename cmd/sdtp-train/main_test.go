@@ -143,3 +143,33 @@ func TestBadFlags(t *testing.T) {
 		})
 	}
 }
+
+// Issue 19: explicit edge values are refused before any work, naming the
+// flag; llama.cpp's -t -1 means every core.
+func TestTrainRefusesExplicitEdgeValues(t *testing.T) {
+	base := []string{"--data", "d.jsonl", "--out", "o"}
+	var stderr bytes.Buffer
+	for _, c := range []struct{ flag, value, want string }{
+		{"--keep-ratio", "0", "--keep-ratio 0: the keep ratio"},
+		{"--keep-ratio", "1.5", "--keep-ratio 1.5"},
+		{"--hidden", "0", "--hidden 0"},
+		{"--hidden", "-4", "--hidden -4"},
+		{"--epochs", "0", "--epochs 0"},
+		{"--batch", "1", "--batch 1"},
+		{"--lr", "0", "--lr 0"},
+		{"--pairs", "-1", "--pairs -1"},
+		{"--patience", "-1", "--patience -1"},
+		{"--threads", "-2", "--threads -2"},
+		{"--cache", "", `--cache ""`},
+		{"--embed", "", `--embed ""`},
+	} {
+		_, err := parseFlags(append(base, c.flag, c.value), &stderr)
+		assert.ErrorContains(t, err, c.want, c.flag+" "+c.value)
+	}
+	cfg, err := parseFlags(append(base, "--threads", "-1", "--pairs", "0"), &stderr)
+	require.NoError(t, err)
+	assert.Zero(t, cfg.threads, "-1 = all cores")
+	cfg, err = parseFlags(base, &stderr)
+	require.NoError(t, err)
+	assert.Zero(t, cfg.fit.Hidden, "unset: n_embd/4 once the model is loaded")
+}

@@ -72,3 +72,122 @@ func TestEngineMatchesReferenceWithPruning(t *testing.T) {
 		}
 	}
 }
+
+// Multi-turn reuse: a prompt that extends the cached one prefills only its
+// new tokens (sdtp.Extend), and the result is what a one-shot forward pass
+// gives with the same survivors per layer; so is a prompt that diverges
+// after the caches are truncated at the divergence.
+func TestExtendMatchesReferenceOfSameSurvivors(t *testing.T) {
+	gemma := testmodel.Gemma3()
+	gemma.NLayer = 7
+	sched := sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.6, 0.5}}
+	for name, cfg := range map[string]testmodel.Config{"llama": testmodel.Llama(), "gemma3": gemma} {
+		for _, scorer := range []string{"random", "attention"} {
+			t.Run(name+"/"+scorer, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "tiny.gguf")
+				require.NoError(t, testmodel.Write(path, cfg))
+				ref, err := reference.Load(path)
+				require.NoError(t, err)
+				m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
+				require.NoError(t, err)
+				defer m.Free()
+				c, err := m.NewContext(bridge.ContextParams{NCtx: 512, Threads: 2})
+				require.NoError(t, err)
+				defer c.Free()
+				e, err := c.NewEngine(512, 2)
+				require.NoError(t, err)
+				defer e.Free()
+				sc, err := predictor.New(scorer, 5)
+				require.NoError(t, err)
+
+				text := func(n, salt int) []int32 {
+					out := make([]int32, n)
+					for i := range out {
+						out[i] = int32(260 + (i*31+salt*17)%300)
+					}
+					return out
+				}
+				// Turn 1: a prompt, then three greedy decode steps fed back.
+				toks := append([]int32{1}, text(119, 0)...)
+				pre, err := sdtp.Prefill(context.Background(), e, sc, sched, toks, 48)
+				require.NoError(t, err)
+				logits := pre.Logits
+				for range 3 {
+					tok := int32(numeric.Argmax(logits))
+					out, err := e.Run(bridge.RunInput{First: 0, Last: e.NLayer(), Tokens: []int32{tok}, Positions: []int32{int32(len(toks))}, WantLogits: true})
+					require.NoError(t, err)
+					toks, logits = append(toks, tok), out.Logits
+				}
+				before := positions(e)
+
+				// Turn 2 extends turn 1 and its answer.
+				from := len(toks)
+				toks = append(toks, text(70, 1)...)
+				pre, err = sdtp.Extend(context.Background(), e, sc, sched, toks, from, 48)
+				require.NoError(t, err)
+				assert.Equal(t, sched.Expected(70), pre.KeptPerStage, "the new segment is pruned on its own")
+				after := positions(e)
+				for l := range after {
+					assert.Equal(t, before[l], after[l][:len(before[l])], "layer %d: cached cells are not revisited", l)
+					for _, p := range after[l][len(before[l]):] {
+						assert.GreaterOrEqual(t, p, int32(from))
+					}
+				}
+				last := after[e.NLayer()-1]
+				for p := range len(toks) - from {
+					if sdtp.Protected(p, 70) {
+						assert.Contains(t, last, int32(from+p), "segment-protected position %d", from+p)
+					}
+				}
+				assert.Less(t, len(last)-len(before[e.NLayer()-1]), 70, "the segment was pruned")
+				checkAgainstReference(t, ref, e, toks, pre.Logits)
+
+				// Turn 3 diverges from turn 2 after position 150.
+				div := 150
+				e.Remove(div, -1)
+				for l, ps := range positions(e) {
+					require.NotEmpty(t, ps)
+					assert.Less(t, ps[len(ps)-1], int32(div), "layer %d keeps nothing past the divergence", l)
+				}
+				toks = append(toks[:div], text(50, 2)...)
+				pre, err = sdtp.Extend(context.Background(), e, sc, sched, toks, div, 48)
+				require.NoError(t, err)
+				checkAgainstReference(t, ref, e, toks, pre.Logits)
+			})
+		}
+	}
+}
+
+func positions(e *bridge.Engine) [][]int32 {
+	out := make([][]int32, e.NLayer())
+	for l := range out {
+		out[l] = e.Positions(l)
+	}
+	return out
+}
+
+// checkAgainstReference compares the engine's logits for toks with a
+// reference prefill of the survivors the engine's caches hold, then three
+// decode steps on both.
+func checkAgainstReference(t *testing.T, ref *reference.Model, e *bridge.Engine, toks []int32, got []float32) {
+	t.Helper()
+	live := make([][]int, e.NLayer())
+	for l, ps := range positions(e) {
+		for _, p := range ps {
+			live[l] = append(live[l], int(p))
+		}
+	}
+	want, cache := ref.Prefill(toks, live)
+	d := numeric.MaxAbsDiff(want, got)
+	t.Logf("%d tokens: max |Δlogit| %.2e vs the reference on the same survivors", len(toks), d)
+	assert.Less(t, d, 1e-2)
+	assert.Equal(t, numeric.Argmax(want), numeric.Argmax(got))
+	for step := range 3 {
+		tok, pos := int32(numeric.Argmax(want)), int32(len(toks)+step)
+		want = ref.Decode(cache, tok, pos)
+		out, err := e.Run(bridge.RunInput{First: 0, Last: e.NLayer(), Tokens: []int32{tok}, Positions: []int32{pos}, WantLogits: true})
+		require.NoError(t, err)
+		assert.Less(t, numeric.MaxAbsDiff(want, out.Logits), 1e-2, "decode step %d", step)
+	}
+	e.Remove(len(toks), -1) // the decode steps were a check only
+}

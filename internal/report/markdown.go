@@ -152,7 +152,7 @@ func speed(d *doc, runs []Run, images map[string]string) {
 	rows, used := defaults(runs)
 	var cells [][]string
 	for _, r := range rows {
-		cells = append(cells, []string{fmt.Sprint(r.PromptTokens), r.Mode, f(r.PrefillMS, 1), times(r.SpeedupVsLlamaCpp),
+		cells = append(cells, []string{fmt.Sprint(r.PromptTokens), r.Label(), f(r.PrefillMS, 1), times(r.SpeedupVsLlamaCpp),
 			times(r.FLOPRatioVsDense), fmt.Sprint(lastLayer(r.Row)), f(r.DecodeTokS, 1), f(float64(r.KVBytes)/(1<<20), 1), orDash(r.PredictorMS, 1)})
 	}
 	d.table("rlrrrrrrr", []string{"tokens", "mode", "prefill ms", "speedup vs llamacpp", "FLOP ratio", "tokens at last layer", "decode tok/s", "KV MiB", "predictor ms"}, cells)
@@ -165,7 +165,7 @@ func speed(d *doc, runs []Run, images map[string]string) {
 		d.f("### Sweep\n\n")
 		cells = nil
 		for _, r := range run.Results {
-			cells = append(cells, []string{fmt.Sprint(r.PromptTokens), r.Mode, r.Layers(), f(r.KeepRatio, 2), f(r.PrefillMS, 1),
+			cells = append(cells, []string{fmt.Sprint(r.PromptTokens), r.Label(), r.Layers(), f(r.KeepRatio, 2), f(r.PrefillMS, 1),
 				times(r.SpeedupVsLlamaCpp), times(r.FLOPRatioVsDense), fmt.Sprint(lastLayer(r))})
 		}
 		d.table("rllrrrrr", []string{"tokens", "mode", "layers", "keep", "prefill ms", "speedup vs llamacpp", "FLOP ratio", "tokens at last layer"}, cells)
@@ -184,7 +184,7 @@ func quality(d *doc, runs []Run, images map[string]string) {
 		return cols([]string{"context", "mode"}, sweep, []string{"layers", "keep"}, "samples", "ppl", "ppl / dense", "KL vs dense", "top-1 vs dense")
 	}
 	line := func(run *Run, r Row, sweep bool) []string {
-		return cols([]string{fmt.Sprint(r.PromptTokens), r.Mode}, sweep, schedule(r), fmt.Sprint(r.Samples), f(r.PPL, 3),
+		return cols([]string{fmt.Sprint(r.PromptTokens), r.Label()}, sweep, schedule(r), fmt.Sprint(r.Samples), f(r.PPL, 3),
 			f(r.PPL/densePPL(run, r.PromptTokens), 3), f(r.KLVsDense, 4), f(r.Top1VsDense, 3))
 	}
 	rows, used := defaults(runs)
@@ -231,7 +231,7 @@ func passkey(d *doc, runs []Run, images map[string]string) {
 	rows, used := defaults(runs)
 	var cells [][]string
 	for _, r := range rows {
-		c := []string{fmt.Sprint(r.PromptTokens), r.Mode, fmt.Sprint(r.Samples), f(r.PasskeyAcc, 2)}
+		c := []string{fmt.Sprint(r.PromptTokens), r.Label(), fmt.Sprint(r.Samples), f(r.PasskeyAcc, 2)}
 		for _, a := range r.PasskeyDepthAcc {
 			c = append(c, f(a, 2))
 		}
@@ -258,7 +258,7 @@ func passkeySweep(d *doc, run Run) {
 	var lengths []int
 	acc := map[key]map[int]Row{}
 	for _, r := range run.Results {
-		k := key{r.Mode, r.Layers(), r.KeepRatio}
+		k := key{r.Label(), r.Layers(), r.KeepRatio}
 		if acc[k] == nil {
 			acc[k] = map[int]Row{}
 			keys = append(keys, k)
@@ -302,7 +302,7 @@ func multipleChoice(d *doc, runs []Run) {
 		return cols([]string{"mode"}, sweep, []string{"layers", "keep"}, "items", "mean prompt tokens", "accuracy")
 	}
 	line := func(r Row, sweep bool) []string {
-		return cols([]string{r.Mode}, sweep, schedule(r), fmt.Sprint(r.Samples), fmt.Sprint(r.PromptTokens), f(r.MCAcc, 3))
+		return cols([]string{r.Label()}, sweep, schedule(r), fmt.Sprint(r.Samples), fmt.Sprint(r.PromptTokens), f(r.MCAcc, 3))
 	}
 	rows, used := defaults(runs)
 	var cells [][]string

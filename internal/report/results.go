@@ -84,6 +84,11 @@ type Row struct {
 	// PredictorMS is the time spent in learned predictors, inside
 	// prefill_ms: ONNX Runtime calls, or the in-graph head nodes.
 	PredictorMS float64 `json:"predictor_ms,omitempty"`
+	// Scorer is what pruned: "onnx", "gguf-heads" (learned predictors),
+	// "attention", "random" (llama.SDTPStats.Scorer's names); empty for
+	// llamacpp and dense. Mode sdtp without learned predictors for the
+	// model shows "attention" here and "sdtp (attention)" in tables.
+	Scorer string `json:"scorer,omitempty"`
 
 	// Quality rows: teacher-forced continuation after a (pruned) prefill.
 	Samples     int     `json:"samples,omitempty"`
@@ -98,6 +103,15 @@ type Row struct {
 
 	// Multiple-choice rows: accuracy (prompt_tokens is the mean prompt).
 	MCAcc float64 `json:"mc_acc,omitempty"`
+}
+
+// Label names the row in tables: the mode, and for mode sdtp without
+// learned predictors the scorer that ran instead ("sdtp (attention)").
+func (r Row) Label() string {
+	if strings.HasPrefix(r.Mode, "sdtp") && r.Scorer != "" && r.Scorer != "onnx" && r.Scorer != "gguf-heads" {
+		return r.Mode + " (" + r.Scorer + ")"
+	}
+	return r.Mode
 }
 
 // Reference says whether the row is an unpruned baseline.
