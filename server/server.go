@@ -50,6 +50,11 @@ type Config struct {
 	Log func(format string, args ...any)
 }
 
+// AllModes are the prefill modes a server may allow requests to ask for.
+func AllModes() []string {
+	return []string{llama.ModeLlamaCpp, llama.ModeDense, llama.ModeSDTP, llama.ModeRandom, llama.ModeAttention}
+}
+
 // DefaultMaxBody is the request body limit when Config.MaxBody is 0.
 const DefaultMaxBody = 8 << 20
 
@@ -63,7 +68,6 @@ type Server struct {
 	mux      *http.ServeMux
 	draining atomic.Bool
 	inflight atomic.Int64 // /v1/ requests being served
-	holdTime atomic.Int64 // moving average of a request's slot time, ns (for Retry-After)
 }
 
 // New loads cfg.Parallel model contexts. Each loads the GGUF on its own;
@@ -90,6 +94,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Modes == nil {
 		cfg.Modes = []string{cfg.SDTP.Mode}
+	}
+	for _, m := range cfg.Modes {
+		if !slices.Contains(AllModes(), m) {
+			return nil, fmt.Errorf("server: unknown mode %q among the allowed modes (%s)", m, strings.Join(AllModes(), ", "))
+		}
 	}
 	if !slices.Contains(cfg.Modes, cfg.SDTP.Mode) {
 		return nil, fmt.Errorf("server: the default mode %s is not among the allowed modes %v", cfg.SDTP.Mode, cfg.Modes)

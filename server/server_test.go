@@ -262,6 +262,19 @@ func post(t *testing.T, url, path, body string, header ...string) (int, apiError
 	return resp.StatusCode, e, resp.Header
 }
 
+func TestBadConfig(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"no slots":           {Model: tiny.chat, Parallel: 0},
+		"negative queue":     {Model: tiny.chat, Parallel: 1, Queue: -1},
+		"unknown mode":       {Model: tiny.chat, Parallel: 1, Modes: []string{"llamacpp", "fast"}},
+		"default disallowed": {Model: tiny.chat, Parallel: 1, SDTP: llama.SDTPOptions{Mode: llama.ModeSDTP}, Modes: []string{"llamacpp"}},
+		"missing model":      {Model: filepath.Join(os.TempDir(), "no-such-model.gguf"), Parallel: 1},
+	} {
+		_, err := New(cfg)
+		assert.Error(t, err, name)
+	}
+}
+
 func TestBadRequests(t *testing.T) {
 	_, url := start(t, Config{CtxSize: 128, MaxBody: 4096})
 	long := strings.Repeat("the sea and the ships ", 100)

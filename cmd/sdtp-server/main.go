@@ -67,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.SDTP.ONNXProvider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
 	fs.StringVar(&c.SDTP.KVPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
 	fs.Float64Var(&c.SDTP.KVBudget, "kv-budget", 0.4, "cells each layer's cache keeps under --kv-policy: a fraction of the prompt if <= 1, else tokens")
-	fs.StringSliceVar(&c.Modes, "allow-modes", []string{llama.ModeLlamaCpp, llama.ModeDense, llama.ModeSDTP, llama.ModeRandom, llama.ModeAttention},
+	fs.StringSliceVar(&c.Modes, "allow-modes", server.AllModes(),
 		"modes a request's \"sdtp\": {\"mode\": …} may ask for (switching a slot's mode rebuilds its engine)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", time.Minute, "how long requests in flight may take to finish after SIGTERM")
 	if err := fs.Parse(args); err != nil {
