@@ -40,7 +40,11 @@ type config struct {
 }
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr, nil); err != nil {
+	err := run(os.Args[1:], os.Stderr, nil)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "sdtp-server:", err)
 		os.Exit(1)
 	}
@@ -62,8 +66,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.APIKey, "api-key", "", "require \"Authorization: Bearer KEY\" on /v1/ requests")
 	fs.Int64Var(&c.MaxBody, "max-body", server.DefaultMaxBody, "request body limit in bytes")
 	fs.StringVar(&c.SDTP.Mode, "mode", llama.ModeSDTP, "default prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention")
-	fs.Float64Var(&c.SDTP.KeepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each pruning stage (default: learned predictors' trained ratios, else 0.9)")
-	fs.StringVar(&c.SDTP.Predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: heads in the GGUF, else MODEL.predictors/)")
+	fs.Float64Var(&c.SDTP.KeepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each pruning stage; unset, learned predictors keep their trained ratios")
+	fs.StringVar(&c.SDTP.Predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: heads in the GGUF, MODEL.predictors/, or the shipped set for the model)")
 	fs.StringVar(&c.SDTP.ONNXProvider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
 	fs.StringVar(&c.SDTP.KVPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
 	fs.Float64Var(&c.SDTP.KVBudget, "kv-budget", 0.4, "cells each layer's cache keeps under --kv-policy: a fraction of the prompt if <= 1, else tokens")
