@@ -24,7 +24,7 @@ NPREDICT ?= 64
 # The predictors trained for the default model (docs/TRAINING.md).
 PREDICTORS_DIR ?= predictors/gemma-3-270m
 
-.PHONY: all deps data build run test bench print-model print-predictors print-flags clean
+.PHONY: all deps data build run test bench fidelity fidelity-quick print-model print-predictors print-flags clean
 
 all: build
 
@@ -98,6 +98,64 @@ bench: build
 		--modes dense,sdtp --kv-policy none,h2o --kv-budget 0.4 > $(RESULTS)/kv-speed.json
 	$(BENCH) --mc $(DATA)/arc-easy/arc_easy_test.jsonl --shots 5 --mc-items 40 $(PRUNING) > $(RESULTS)/mc.json
 	bin/sdtp-bench report --out $(BENCH_DOCS) $(addprefix $(RESULTS)/,speed.json speed-sweep.json quality.json passkey.json kv-quality.json kv-speed.json mc.json)
+
+# fidelity: the fidelity suite behind docs/FIDELITY.md (docs/EVALUATION.md):
+# RULER-style needle tasks over the essays and QA on the development splits
+# of SQuAD and HotpotQA, on Gemma 3 270M (base: completion prompts; sdtp
+# with its shipped predictors) and Qwen2.5-Coder-0.5B-Instruct (its chat
+# template; sdtp falls back to the attention scorer), at FID_LENGTHS,
+# modes FID_MODES; FID_PROMPTS prompts per needle task and length (8 tasks:
+# 192 per length) and FID_QA_PROMPTS per QA set (2 sets: 100 per length),
+# so each family average rests on 100+ prompts: 2 models × 292 prompts × 2
+# lengths × 4 modes = 4,672 answers. Estimated at about 14 h on the idle
+# 2-core machine with 2 threads: Gemma ~12.5 s per 2K prompt for the four
+# modes and ~26.5 s per 4K prompt (the prefill times of docs/BENCHMARKS.md
+# plus the greedy answers), 3.2 h; Qwen 0.5B 3.3× the Gemma cost per
+# prompt (218 vs 66 s of CPU for one 2K prompt measured with 1 thread on
+# the loaded machine), ~10.6 h. So each answer is a JSONL line under
+# docs/fidelity/records/, committed: an interrupted run, on any machine,
+# continues where it stopped. Records are keyed by model, schedule and
+# prompt, not by code: to measure changed pruning code, remove
+# docs/fidelity/records first.
+FID_MODELS  ?= gemma-3-270m qwen2.5-coder-0.5b-instruct
+FID_LENGTHS ?= 2048,4096
+FID_PROMPTS ?= 24
+FID_QA_PROMPTS ?= 50
+FID_MODES   ?= dense,sdtp,attention,random
+FID_DIR      = $(BENCH_DOCS)/fidelity
+FID_RUN      = bin/sdtp-bench --json --modes $(FID_MODES)
+fidelity: build data
+	@for m in $(FID_MODELS); do $(MAKE) --no-print-directory deps MODEL=$$m || exit 1; done
+	@mkdir -p $(FID_DIR)
+	@for m in $(FID_MODELS); do \
+	  pred=$$(test -f predictors/$$m/predictors.json && echo "--predictors predictors/$$m"); \
+	  for suite in ruler "qa squad" "qa hotpot"; do \
+	    out=$(FID_DIR)/$$m-$$(echo $$suite | sed 's/^qa //').json; \
+	    n=$(FID_QA_PROMPTS); test "$$suite" = ruler && n=$(FID_PROMPTS); \
+	    echo "$(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $$n --records $(FID_DIR)/records > $$out"; \
+	    $(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $$n \
+	      --records $(FID_DIR)/records > $$out.tmp && mv $$out.tmp $$out || exit 1; \
+	  done; \
+	done
+	bin/sdtp-bench report --out $(BENCH_DOCS) $(foreach m,$(FID_MODELS),$(FID_DIR)/$(m)-ruler.json $(FID_DIR)/$(m)-squad.json $(FID_DIR)/$(m)-hotpot.json)
+
+# fidelity-quick: the same suite on Gemma 3 270M at 2K with FID_QUICK_PROMPTS
+# prompts per task (the first ones of make fidelity's cells), answered
+# afresh (no records), report in FID_QUICK_DIR. 10 tasks × 8 prompts × 4
+# modes = 320 answers, estimated at ~17 min on the idle 2-core machine:
+# ~12.5 s per 2K prompt for the four modes (prefill 3.8 + 2.3 + 2.3 + 2.4 s,
+# docs/BENCHMARKS.md, plus ~30 greedy tokens each at ~70 tok/s), and a
+# sample of one prompt each of single-number, multi-value and qa-hotpot
+# cost the same within 10% (62, 67, 67 s of CPU with 1 thread on the loaded
+# machine). Not timed end to end on an idle machine yet.
+FID_QUICK_PROMPTS ?= 8
+FID_QUICK_DIR     ?= bin/fidelity-quick
+fidelity-quick: build data
+	@mkdir -p $(FID_QUICK_DIR)
+	$(BENCH) --modes $(FID_MODES) --ruler --lengths 2048 --prompts $(FID_QUICK_PROMPTS) > $(FID_QUICK_DIR)/ruler.json
+	$(BENCH) --modes $(FID_MODES) --qa squad --lengths 2048 --prompts $(FID_QUICK_PROMPTS) > $(FID_QUICK_DIR)/squad.json
+	$(BENCH) --modes $(FID_MODES) --qa hotpot --lengths 2048 --prompts $(FID_QUICK_PROMPTS) > $(FID_QUICK_DIR)/hotpot.json
+	bin/sdtp-bench report --out $(FID_QUICK_DIR) $(addprefix $(FID_QUICK_DIR)/,ruler.json squad.json hotpot.json)
 
 # print-model: the path of MODEL (default gemma-3-270m), fetching nothing.
 print-model:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/llama"
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 // defaultChatQuestions is the scripted conversation about the shipped
@@ -139,9 +140,7 @@ func converse(c config, opts llama.SDTPOptions, gen []llama.PredictOption, doc s
 	samples map[[2]int][]llama.Result, answers map[[2]int]string, stderr io.Writer) error {
 	convs := make([]*llama.Conversation, len(c.modes))
 	for i, mode := range c.modes {
-		o := opts
-		o.Mode = mode
-		l, err := llama.New(c.model, llama.SetContext(chatCtx), llama.WithSDTP(o))
+		l, err := llama.New(c.model, llama.SetContext(chatCtx), llama.WithSDTP(forMode(opts, mode)))
 		if err != nil {
 			return fmt.Errorf("mode %s: %w", mode, err)
 		}
@@ -181,4 +180,21 @@ func medianMS(rs []llama.Result, f func(llama.Result) time.Duration) float64 {
 	}
 	slices.Sort(ds)
 	return float64(ds[len(ds)/2].Microseconds()) / 1000
+}
+
+// forMode is opts for one mode, keeping only the settings that mode reads
+// (the library refuses the others rather than ignoring them).
+func forMode(opts llama.SDTPOptions, mode string) llama.SDTPOptions {
+	o := opts
+	o.Mode = mode
+	if mode != llama.ModeSDTP && mode != llama.ModeRandom && mode != llama.ModeAttention {
+		o.KeepRatio, o.Layers = 0, nil
+	}
+	if mode != llama.ModeSDTP {
+		o.Predictors, o.ONNXProvider = "", ""
+	}
+	if mode == llama.ModeLlamaCpp || o.KVPolicy == sdtp.KVNone {
+		o.KVPolicy, o.KVBudget = "", 0
+	}
+	return o
 }

@@ -80,6 +80,8 @@ type config struct {
 	chat      bool
 	doc       string
 	questions []string
+
+	fid fidelityConfig
 }
 
 func main() {
@@ -125,10 +127,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
 	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
 	fs.IntVar(&c.samples, "samples", 16, "quality: windows of --text")
-	fs.Uint64Var(&c.seed, "seed", 1, "seed for --quality windows and --passkey keys")
+	fs.Uint64Var(&c.seed, "seed", 1, "seed for --quality windows, --passkey keys and the --ruler/--qa prompts")
 	fs.BoolVar(&c.passkey, "passkey", false, "passkey retrieval: a 5-digit key hidden in --haystack text, asked for at the end")
-	fs.StringVar(&c.haystack, "haystack", "", "passkey: filler text file")
-	fs.IntSliceVar(&c.lengths, "lengths", []int{1024, 2048, 4096}, "passkey: prompt lengths")
+	fs.StringVar(&c.haystack, "haystack", "", "passkey, ruler: filler text file, plain or JSON {\"text\": ...} (ruler default: the Paul Graham essays of make data)")
+	fs.IntSliceVar(&c.lengths, "lengths", []int{1024, 2048, 4096}, "passkey, ruler, qa: prompt lengths")
 	fs.Float64SliceVar(&c.depths, "depths", []float64{0.1, 0.3, 0.5, 0.7, 0.9}, "passkey: where the key sits (fraction of the prompt)")
 	fs.IntVar(&c.trials, "trials", 2, "passkey: keys per length and depth")
 	fs.StringVar(&c.mc, "mc", "", "multiple-choice accuracy on a JSONL file (ARC/COPA {query,choices,gold}, WinoGrande, PIQA)")
@@ -138,14 +140,18 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.chat, "chat", false, "a scripted conversation (--doc with the first of --questions, one question per later turn) in every mode, per-turn prefill latency vs llamacpp")
 	fs.StringVar(&c.doc, "doc", "docs/examples/frank-headlam.txt", "chat: the document of the first turn")
 	fs.StringArrayVar(&c.questions, "questions", defaultChatQuestions, "chat: one question per turn (repeat the flag)")
+	c.fid.addFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if err := c.fid.check(&c, fs); err != nil {
 		return c, err
 	}
 	if c.chat && len(c.questions) == 0 {
 		return c, errors.New("--chat needs --questions")
 	}
 	c.keepRatiosSet = fs.Changed("keep-ratios")
-	if err := cliflag.RefuseEmpty(fs, "model", "text", "haystack", "mc", "mc-labels", "predictors", "onnx-provider"); err != nil {
+	if err := cliflag.RefuseEmpty(fs, "model", "text", "haystack", "mc", "mc-labels", "predictors", "onnx-provider", "records", "qa-data"); err != nil {
 		return c, err
 	}
 	if err := refuseOtherKinds(fs, c.kind()); err != nil {
@@ -216,7 +222,9 @@ type bench struct {
 	heads        sdtp.Scorer   // in-graph heads (from --predictors or the GGUF)
 	learnedFrom  string        // where the learned predictors were found (predictors.Source.From)
 	learnedSched sdtp.Schedule // the learned predictors' schedule
-	log          io.Writer
+	// predictorHash identifies --predictors' files in fidelity records.
+	predictorHash string
+	log           io.Writer
 }
 
 // sample is one run of one mode.
@@ -258,6 +266,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.passkey {
 		nCtx = slices.Max(c.lengths) + 16
 	}
+	if c.kind() == report.KindFidelity {
+		nCtx = slices.Max(c.lengths) + fidelityMaxAnswer + 16
+	}
 	if c.mc != "" {
 		nCtx = 8192
 	}
@@ -297,6 +308,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		CPU: bridge.SystemInfo(), CPUModel: cpuModel(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
 		DefaultKeepRatio: sdtp.DefaultKeepRatio, DefaultPruneLayers: defSched.Layers, SDTPScorer: b.sdtpScorer()}
 	switch rep.Kind {
+	case report.KindFidelity:
+		rep.PromptFormat, rep.AnswerCommits, rep.Results, err = b.fidelity()
 	case report.KindMC:
 		rep.Results, err = b.multipleChoice()
 	case report.KindPasskey:
@@ -327,15 +340,17 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return b.print(stdout, rep)
 }
 
-// kind is what the flags ask to measure.
 // kindFlags are the flags only some kinds of run read.
 var kindFlags = map[string][]string{
 	"prompt-tokens": {report.KindSpeed}, "repeat": {report.KindSpeed}, "decode-tokens": {report.KindSpeed},
 	"text":           {report.KindSpeed, report.KindQuality},
 	"context-tokens": {report.KindQuality}, "continuation-tokens": {report.KindQuality}, "samples": {report.KindQuality},
-	"haystack": {report.KindPasskey}, "lengths": {report.KindPasskey}, "depths": {report.KindPasskey}, "trials": {report.KindPasskey},
+	"haystack": {report.KindPasskey, report.KindFidelity}, "lengths": {report.KindPasskey, report.KindFidelity},
+	"depths": {report.KindPasskey}, "trials": {report.KindPasskey},
 	"mc-labels": {report.KindMC}, "shots": {report.KindMC}, "mc-items": {report.KindMC},
-	"seed": {report.KindQuality, report.KindPasskey, report.KindMC},
+	"seed":  {report.KindQuality, report.KindPasskey, report.KindMC, report.KindFidelity},
+	"tasks": {report.KindFidelity}, "prompts": {report.KindFidelity}, "records": {report.KindFidelity},
+	"prompt-format": {report.KindFidelity}, "system": {report.KindFidelity}, "qa-data": {report.KindFidelity},
 }
 
 // refuseOtherKinds refuses a flag that this kind of run would ignore
@@ -350,8 +365,11 @@ func refuseOtherKinds(fs *flag.FlagSet, kind string) error {
 	return err
 }
 
+// kind is what the flags ask to measure.
 func (c config) kind() string {
 	switch {
+	case c.fid.ruler || c.fid.qa != "":
+		return report.KindFidelity
 	case c.mc != "":
 		return report.KindMC
 	case c.passkey:
@@ -369,6 +387,8 @@ func (b *bench) print(stdout io.Writer, rep report.Run) error {
 		return enc.Encode(rep)
 	}
 	switch rep.Kind {
+	case report.KindFidelity:
+		printFidelity(stdout, rep)
 	case report.KindMC:
 		printMC(stdout, rep)
 	case report.KindPasskey:
@@ -411,6 +431,9 @@ func (b *bench) loadLearned() error {
 	b.cfg.predictors, b.learnedFrom = src.Dir, src.From
 	h := src.Heads
 	if src.Kind == predictors.ScorerONNX {
+		if b.predictorHash, err = hashDir(b.cfg.predictors); err != nil {
+			return err
+		}
 		if b.onnxSet, err = onnx.LoadFor(b.cfg.predictors, b.cfg.model, b.model.Arch(), b.model.NLayer(), b.model.NEmbd(), onnx.Options{Provider: b.cfg.onnxProvider}); err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,12 +13,14 @@ import (
 	"github.com/go-sdtp/sdtp/internal/report"
 )
 
-// runReport is `sdtp-bench report [--out DIR] FILE...`: BENCHMARKS.md and
-// its plots from the --json results of other sdtp-bench runs.
+// runReport is `sdtp-bench report [--out DIR] FILE...`: BENCHMARKS.md
+// (speed, quality, passkey, multiple-choice runs) and FIDELITY.md (--ruler
+// and --qa runs) with their plots, from the --json results of other
+// sdtp-bench runs.
 func runReport(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sdtp-bench report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	out := fs.String("out", "docs", "directory for BENCHMARKS.md; the plots go to its "+report.PlotDir+"/")
+	out := fs.String("out", "docs", "directory for BENCHMARKS.md and FIDELITY.md; the plots go to its "+report.PlotDir+"/ and "+report.FidelityDir+"/")
 	commit := fs.String("commit", "", "commit the results were measured at (default: git rev-parse HEAD)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -37,7 +38,9 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	if err := report.Write(*out, runs, report.Meta{Commit: *commit, Date: time.Now()}); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "wrote", filepath.Join(*out, "BENCHMARKS.md"))
+	for _, f := range report.Outputs(*out, runs) {
+		fmt.Fprintln(stdout, "wrote", f)
+	}
 	return nil
 }
 

@@ -23,11 +23,51 @@ type Meta struct {
 	Date   time.Time
 }
 
-// Write renders BENCHMARKS.md into dir and its plots into dir/PlotDir.
+// Write renders the reports of runs into dir: BENCHMARKS.md with its
+// plots in dir/PlotDir for the benchmark runs, FIDELITY.md with its plots
+// in dir/FidelityDir for the fidelity runs (Outputs names them).
 func Write(dir string, runs []Run, meta Meta) error {
 	if len(runs) == 0 {
 		return errors.New("report: no results")
 	}
+	bench, fid := splitFidelity(runs)
+	if len(fid) > 0 {
+		if err := writeFidelity(dir, fid, meta); err != nil {
+			return err
+		}
+	}
+	if len(bench) == 0 {
+		return nil
+	}
+	return writeBenchmarks(dir, bench, meta)
+}
+
+// Outputs names the Markdown files Write makes from runs.
+func Outputs(dir string, runs []Run) []string {
+	bench, fid := splitFidelity(runs)
+	var out []string
+	if len(bench) > 0 {
+		out = append(out, filepath.Join(dir, "BENCHMARKS.md"))
+	}
+	if len(fid) > 0 {
+		out = append(out, filepath.Join(dir, "FIDELITY.md"))
+	}
+	return out
+}
+
+func splitFidelity(runs []Run) (bench, fid []Run) {
+	for _, r := range runs {
+		if r.Kind == KindFidelity {
+			fid = append(fid, r)
+		} else {
+			bench = append(bench, r)
+		}
+	}
+	return bench, fid
+}
+
+// writeBenchmarks renders BENCHMARKS.md and its plots.
+func writeBenchmarks(dir string, runs []Run, meta Meta) error {
 	if err := sameDepths(runs); err != nil {
 		return err
 	}

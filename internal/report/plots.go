@@ -53,7 +53,8 @@ func (s *series) draw(p *plot.Plot) error {
 			return err
 		}
 		mode, _, custom := strings.Cut(name, " @ ")
-		k := slices.Index(modeOrder, mode)
+		base, _, _ := strings.Cut(mode, " (") // "sdtp (attention)" keeps sdtp's colour
+		k := slices.Index(modeOrder, base)
 		if k < 0 {
 			k = len(modeOrder) + i
 		}

@@ -14,12 +14,13 @@ import (
 )
 
 // Kinds of runs: sdtp-bench's default speed comparison, --quality,
-// --passkey and --mc.
+// --passkey, --mc, and the fidelity suite (--ruler, --qa).
 const (
-	KindSpeed   = "speed"
-	KindQuality = "quality"
-	KindPasskey = "passkey"
-	KindMC      = "mc"
+	KindSpeed    = "speed"
+	KindQuality  = "quality"
+	KindPasskey  = "passkey"
+	KindMC       = "mc"
+	KindFidelity = "fidelity"
 )
 
 // Run is one sdtp-bench invocation: how and where it ran, and its rows.
@@ -44,7 +45,13 @@ type Run struct {
 	// the attention scorer they fall back to.
 	SDTPScorer    string    `json:"sdtp_scorer"`
 	PasskeyDepths []float64 `json:"passkey_depths,omitempty"`
-	Results       []Row     `json:"results"`
+	// PromptFormat (fidelity runs): "chat" (the model's chat template) or
+	// "completion" (a completion prompt ending in the answer prefix).
+	PromptFormat string `json:"prompt_format,omitempty"`
+	// AnswerCommits (fidelity runs): the commits of the code that
+	// answered, for answers taken from the records of earlier runs too.
+	AnswerCommits []string `json:"answer_commits,omitempty"`
+	Results       []Row    `json:"results"`
 }
 
 // Row is one mode at one schedule and one prompt length.
@@ -103,6 +110,51 @@ type Row struct {
 
 	// Multiple-choice rows: accuracy (prompt_tokens is the mean prompt).
 	MCAcc float64 `json:"mc_acc,omitempty"`
+
+	// Fidelity rows: one task at one length in one mode.
+	Fidelity *Fidelity `json:"fidelity,omitempty"`
+}
+
+// Families of fidelity tasks: the averages the report gives.
+const (
+	FamilyNeedles = "needles" // the synthetic retrieval tasks
+	FamilyQA      = "qa"      // document QA
+)
+
+// Fidelity is a fidelity-suite cell: how many of Row.Samples prompts the
+// mode answered right, with the 95% Wilson interval, per depth band, and
+// prompt by prompt against dense.
+type Fidelity struct {
+	Task    string  `json:"task"`
+	Family  string  `json:"family"`
+	Correct int     `json:"correct"`
+	Acc     float64 `json:"acc"`
+	Low     float64 `json:"ci_low"`
+	High    float64 `json:"ci_high"`
+	// EM and F1: QA means over the prompts (first line of the answer).
+	EM float64 `json:"em,omitempty"`
+	F1 float64 `json:"f1,omitempty"`
+	// Bands: where the asked needle (or first gold paragraph) started.
+	Bands []Band `json:"bands,omitempty"`
+	// Paired comparison with dense (Paired false: dense itself, or dense
+	// was not run): prompts dense answered and the mode missed, and the
+	// reverse.
+	Paired    bool `json:"paired,omitempty"`
+	DenseOnly int  `json:"dense_only"`
+	ModeOnly  int  `json:"mode_only"`
+	// ComputeS: prefill and decode seconds of all the cell's answers,
+	// including those a resumed run took from its records (Cached).
+	ComputeS float64 `json:"compute_s"`
+	Cached   int     `json:"cached"`
+}
+
+// Band is the accuracy of the prompts whose needle started in [Lo, Hi)
+// of the prompt.
+type Band struct {
+	Lo      float64 `json:"lo"`
+	Hi      float64 `json:"hi"`
+	N       int     `json:"n"`
+	Correct int     `json:"correct"`
 }
 
 // Label names the row in tables: the mode, and for mode sdtp without
@@ -145,7 +197,7 @@ func Load(paths []string) ([]Run, error) {
 		if err := json.Unmarshal(raw, &run); err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		if !slices.Contains([]string{KindSpeed, KindQuality, KindPasskey, KindMC}, run.Kind) {
+		if !slices.Contains([]string{KindSpeed, KindQuality, KindPasskey, KindMC, KindFidelity}, run.Kind) {
 			return nil, fmt.Errorf("%s: unknown kind %q (not sdtp-bench --json output?)", p, run.Kind)
 		}
 		runs = append(runs, run)

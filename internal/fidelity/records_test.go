@@ -1,0 +1,44 @@
+package fidelity
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRecordsResume(t *testing.T) {
+	dir := t.TempDir()
+	r, err := OpenRecords(dir)
+	require.NoError(t, err)
+	key := RecordKey("model-a", "sdtp layers [2 4] keep [0.9 0.9]", 16, []int32{1, 2, 3})
+	rec := Record{Key: key, Model: "model-a", Task: TaskMultiKey, Length: 2048, Index: 3, Mode: "sdtp", Depth: 0.4,
+		Output: "1234567", Verdict: Verdict{Correct: true}, Seconds: 1.5}
+	require.NoError(t, r.Add(rec))
+	require.NoError(t, r.Add(Record{Key: "other", Model: "model-a", Task: TaskMultiKey, Length: 2048, Mode: "dense"}))
+
+	again, err := OpenRecords(dir) // a later run
+	require.NoError(t, err)
+	assert.Equal(t, 2, again.Len())
+	got, ok := again.Get(key)
+	require.True(t, ok)
+	assert.Equal(t, rec, got)
+	assert.FileExists(t, filepath.Join(dir, "model-a", "multi-key-2048.jsonl"))
+
+	// What the answer depends on is in the key.
+	assert.NotEqual(t, key, RecordKey("model-b", "sdtp layers [2 4] keep [0.9 0.9]", 16, []int32{1, 2, 3}))
+	assert.NotEqual(t, key, RecordKey("model-a", "attention layers [2 4] keep [0.9 0.9]", 16, []int32{1, 2, 3}))
+	assert.NotEqual(t, key, RecordKey("model-a", "sdtp layers [2 4] keep [0.9 0.9]", 32, []int32{1, 2, 3}))
+	assert.NotEqual(t, key, RecordKey("model-a", "sdtp layers [2 4] keep [0.9 0.9]", 16, []int32{1, 2, 4}))
+
+	// A damaged cache is an error, not silently dropped.
+	f, err := os.OpenFile(filepath.Join(dir, "model-a", "multi-key-2048.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString("{not json\n")
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	_, err = OpenRecords(dir)
+	assert.ErrorContains(t, err, "multi-key-2048.jsonl:3")
+}
