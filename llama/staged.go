@@ -23,7 +23,17 @@ const (
 	ModeSDTP      = "sdtp"      // learned predictors; the attention scorer until they exist
 	ModeRandom    = "random"    // prune at random, same schedule
 	ModeAttention = "attention" // prune by last-window attention, same schedule
+	// ModeAttentionAcc prunes by the question attention accumulated over
+	// every layer run so far (predictor.AttentionAcc), same schedule.
+	ModeAttentionAcc = "attention-acc"
+	// ModeHybrid fuses the learned predictors with the accumulated
+	// question attention (predictor.Hybrid), by the predictors' fusion
+	// block or predictor.DefaultFusion.
+	ModeHybrid = "hybrid"
 )
+
+// stagedModes lists the modes that run the staged engine, for messages.
+const stagedModes = "dense, sdtp, random, attention, attention-acc, hybrid"
 
 // SDTPOptions turn on Saliency-driven Dynamic Token Pruning.
 type SDTPOptions struct {
@@ -43,6 +53,11 @@ type SDTPOptions struct {
 	// KVBudget is the cells each layer may keep: a fraction of the prompt's
 	// tokens when in (0, 1], else a token count.
 	KVBudget float64
+	// SpanKernel > 0 max-pools scores over that many neighbouring live
+	// tokens before each selection (sdtp.PoolSpans; odd: SnapKV uses 7,
+	// SpecPrefill 13), so kept tokens come in spans. 0 = off. Pruning
+	// modes only.
+	SpanKernel int
 }
 
 // WithSDTP enables a pruning mode (an addition to go-llama.cpp's options).
@@ -87,12 +102,20 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions) (
 	switch mode {
 	case "", ModeLlamaCpp:
 		if kvPolicy {
-			return nil, fmt.Errorf("llama: KV policy %s needs a staged mode (dense, sdtp, random, attention)", o.KVPolicy)
+			return nil, fmt.Errorf("llama: KV policy %s needs a staged mode (%s)", o.KVPolicy, stagedModes)
 		}
-		return nil, nil
-	case ModeDense, ModeSDTP, ModeRandom, ModeAttention:
+	case ModeDense, ModeSDTP, ModeRandom, ModeAttention, ModeAttentionAcc, ModeHybrid:
 	default:
-		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, dense, sdtp, random, attention)", mode)
+		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, %s)", mode, stagedModes)
+	}
+	if err := sdtp.ValidateSpanKernel(o.SpanKernel); err != nil {
+		return nil, fmt.Errorf("llama: %w", err)
+	}
+	if o.SpanKernel > 0 && (mode == "" || mode == ModeLlamaCpp || mode == ModeDense) {
+		return nil, fmt.Errorf("llama: span kernel %d needs a pruning mode; mode %q prunes nothing", o.SpanKernel, mode)
+	}
+	if mode == "" || mode == ModeLlamaCpp {
+		return nil, nil
 	}
 	if _, ok := bridge.StagedArch(m); !ok {
 		if mode == ModeDense && !kvPolicy {
@@ -144,14 +167,19 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 	if err != nil {
 		return err
 	}
+	s.sched.SpanKernel = o.SpanKernel
 	name := o.Mode
-	if o.Mode == ModeSDTP {
+	if o.Mode == ModeSDTP || o.Mode == ModeHybrid {
 		learned, sched, err := s.learned(path, m, o)
 		if err != nil || learned != nil {
 			if learned != nil {
 				s.scorer, s.sched = learned, withRatio(sched, o.KeepRatio)
+				s.sched.SpanKernel = o.SpanKernel
 			}
 			return err
+		}
+		if o.Mode == ModeHybrid {
+			return fmt.Errorf("llama: mode hybrid needs learned predictors (SDTPOptions.Predictors, heads inside the GGUF, or MODEL.predictors/); mode %s prunes by question attention alone", ModeAttentionAcc)
 		}
 		fmt.Fprintln(os.Stderr, "sdtp: no learned predictors for this model; pruning with the attention scorer")
 		name = ModeAttention
@@ -160,32 +188,58 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 	return err
 }
 
-// learned finds learned predictors for the model, or returns nil.
+// learned finds learned predictors for the model, or returns nil; in mode
+// hybrid, fused with the question attention.
 func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scorer, sdtp.Schedule, error) {
-	if o.Predictors != "" {
-		set, err := onnx.LoadFor(o.Predictors, path, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{Provider: o.ONNXProvider})
+	hybrid := o.Mode == ModeHybrid
+	fromDir := func(dir string) (sdtp.Scorer, sdtp.Schedule, error) {
+		set, err := onnx.LoadFor(dir, path, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{Provider: o.ONNXProvider})
 		if err != nil {
 			return nil, sdtp.Schedule{}, err
 		}
-		return set, set.Manifest.Schedule(), nil
+		if !hybrid {
+			return set, set.Manifest.Schedule(), nil
+		}
+		noFusion(set.Manifest.Fusion == nil)
+		h, err := set.Hybrid()
+		if err != nil {
+			set.Close()
+			return nil, sdtp.Schedule{}, err
+		}
+		return h, set.Manifest.Schedule(), nil
+	}
+	if o.Predictors != "" {
+		return fromDir(o.Predictors)
 	}
 	heads, err := gguf.Read(path)
 	if err != nil {
 		return nil, sdtp.Schedule{}, err
 	}
 	if heads != nil {
+		if hybrid {
+			noFusion(heads.Fusion == nil)
+			h, err := heads.Hybrid(s.engine)
+			if err != nil {
+				return nil, sdtp.Schedule{}, err
+			}
+			return h, heads.Schedule(), nil
+		}
 		sc, err := heads.Scorer(s.engine)
 		return sc, heads.Schedule(), err
 	}
 	beside := strings.TrimSuffix(path, filepath.Ext(path)) + ".predictors"
 	if _, err := os.Stat(filepath.Join(beside, onnx.ManifestName)); err == nil {
-		set, err := onnx.LoadFor(beside, path, m.Arch(), m.NLayer(), m.NEmbd(), onnx.Options{Provider: o.ONNXProvider})
-		if err != nil {
-			return nil, sdtp.Schedule{}, err
-		}
-		return set, set.Manifest.Schedule(), nil
+		return fromDir(beside)
 	}
 	return nil, sdtp.Schedule{}, nil
+}
+
+// noFusion says so when mode hybrid fuses predictors that carry no fusion
+// block of their own.
+func noFusion(missing bool) {
+	if missing {
+		fmt.Fprintln(os.Stderr, "sdtp: the predictors have no fusion block; hybrid fuses by rank, attention weight 0.5 at every stage")
+	}
 }
 
 // withRatio replaces every keep ratio by r, unless r is 0.

@@ -33,17 +33,37 @@ type Needs struct {
 	// Context features (see Context) of the live tokens: in
 	// ScoreInput.Context, and the in-graph heads' second input with Head.
 	Context bool
+	// LayerAttention: per-head attention of the last-window queries at
+	// every layer of the stage just run (ScoreInput.LayerAttention), with
+	// sliding-window layers treated as SWA says.
+	LayerAttention bool
+	SWA            bridge.SWAAttention
+}
+
+// PrefillScorer is a Scorer that keeps state over one prefill, such as
+// attention accumulated over every layer run so far: Prefill calls
+// ForPrefill once per prompt of nPrompt tokens and scores every stage of
+// that prompt with the scorer it returns. The PrefillScorer itself stays
+// shareable between concurrent prefills.
+type PrefillScorer interface {
+	Scorer
+	ForPrefill(nPrompt int) Scorer
 }
 
 // ScoreInput is what a scorer sees at stage Stage, before layer Layer.
 type ScoreInput struct {
 	Stage, Layer int
 	NEmbd        int
+	NPrompt      int       // prompt length (for Protected)
 	Positions    []int32   // original positions of the live tokens
 	Hidden       []float32 // [live][NEmbd], when Needs.Hidden
 	Attention    []float32 // [live], when Needs.Attention
 	HeadScores   []float32 // [live], when Needs.Head
 	Context      []float32 // [live][len(ContextFeatures)], when Needs.Context
+	// LayerAttention has one entry per layer of the stage just run (in
+	// order; sliding-window layers left out under bridge.SWASkip), each
+	// [NHead][live] in the order of Positions, when Needs.LayerAttention.
+	LayerAttention []bridge.LayerAttention
 }
 
 // PrefillResult is a pruned prefill: the last token's logits and what
@@ -80,6 +100,9 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 		if err := sched.Validate(r.NLayer()); err != nil {
 			return res, err
 		}
+	}
+	if p, ok := sc.(PrefillScorer); ok {
+		sc = p.ForPrefill(n)
 	}
 	starts := append([]int{0}, sched.Layers...)
 	if err := r.Reset(starts); err != nil {
@@ -124,13 +147,17 @@ func Prefill(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []
 			res.Logits = out.Logits
 			break
 		}
-		in := ScoreInput{Stage: s, Layer: last, NEmbd: r.NEmbd(), Positions: pos, Attention: out.Attn, HeadScores: out.Head, Context: feats}
+		in := ScoreInput{Stage: s, Layer: last, NEmbd: r.NEmbd(), NPrompt: n, Positions: pos, Attention: out.Attn, HeadScores: out.Head,
+			Context: feats, LayerAttention: out.LayerAttn}
 		if needs.Hidden {
 			in.Hidden = out.Hidden
 		}
 		scores, err := sc.Score(in)
 		if err != nil {
 			return res, fmt.Errorf("sdtp: scoring before layer %d: %w", last, err)
+		}
+		if len(scores) == len(pos) && sched.SpanKernel > 0 {
+			scores = PoolSpans(pos, scores, n, sched.SpanKernel)
 		}
 		keep, err := Select(pos, scores, n, sched.KeepRatios[s])
 		if err != nil {
@@ -172,13 +199,16 @@ func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hi
 		if needs.Attention && end == n {
 			in.AttnWindow = min(end-start, TailLen(len(tokens)))
 		}
+		if needs.LayerAttention && end == n {
+			in.LayerAttnWindow, in.LayerAttnSWA = min(end-start, TailLen(len(tokens))), needs.SWA
+		}
 		out, err := r.Run(in)
 		if err != nil {
 			return all, err
 		}
 		all.Hidden = append(all.Hidden, out.Hidden...)
 		all.Head = append(all.Head, out.Head...)
-		all.Logits, all.Attn = out.Logits, out.Attn
+		all.Logits, all.Attn, all.LayerAttn = out.Logits, out.Attn, out.LayerAttn
 	}
 	return all, nil
 }
