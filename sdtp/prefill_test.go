@@ -219,3 +219,64 @@ func TestPrefillStopsWhenContextIsDone(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, again, "the engine is usable after a cancel")
 }
+
+// perPrefill counts ForPrefill calls and hands out capture scorers.
+type perPrefill struct {
+	captureScorer
+	calls []int
+	runs  []*captureScorer
+}
+
+func (p *perPrefill) ForPrefill(n int) sdtp.Scorer {
+	p.calls = append(p.calls, n)
+	r := &captureScorer{needs: p.needs}
+	p.runs = append(p.runs, r)
+	return r
+}
+
+// A PrefillScorer gets a fresh scorer per prompt, and per-head attention
+// of every layer of each stage reaches it: [NHead][live], each head's
+// window sums to one per query.
+func TestLayerAttentionReachesAPrefillScorer(t *testing.T) {
+	cfg := testmodel.Gemma3()
+	cfg.NLayer = 7
+	_, e := tinyEngine(t, cfg)
+	toks := prompt(300)
+	sched := sdtp.Schedule{Layers: []int{2, 5}, KeepRatios: []float64{0.6, 0.6}}
+	layers, _, _ := e.Shape()
+	for _, swa := range []bridge.SWAAttention{bridge.SWAFullMask, bridge.SWAOwnMask, bridge.SWASkip} {
+		sc := &perPrefill{captureScorer: captureScorer{needs: sdtp.Needs{LayerAttention: true, SWA: swa}}}
+		_, err := sdtp.Prefill(context.Background(), e, sc, sched, toks, 64)
+		require.NoError(t, err)
+		_, err = sdtp.Prefill(context.Background(), e, sc, sched, toks[:200], 64)
+		require.NoError(t, err)
+		assert.Equal(t, []int{300, 200}, sc.calls, "one ForPrefill per prompt")
+		assert.Empty(t, sc.seen, "the PrefillScorer itself never scores")
+		seen := sc.runs[0].seen
+		require.Len(t, seen, 2)
+		win := sdtp.TailLen(300)
+		for s, in := range seen {
+			first := []int{0, 2}[s]
+			var want []int
+			for il := first; il < sched.Layers[s]; il++ {
+				if swa != bridge.SWASkip || layers[il].Window == 0 {
+					want = append(want, il)
+				}
+			}
+			var got []int
+			for _, la := range in.LayerAttention {
+				got = append(got, la.Layer)
+				require.Len(t, la.Scores, la.NHead*len(in.Positions))
+				for h := range la.NHead {
+					sum := 0.0
+					for _, v := range la.Scores[h*len(in.Positions) : (h+1)*len(in.Positions)] {
+						sum += float64(v)
+					}
+					assert.InDelta(t, float64(win), sum, 1e-2, "swa %d stage %d layer %d head %d: %d queries' softmax", swa, s, la.Layer, h, win)
+				}
+			}
+			assert.Equal(t, want, got, "swa %d stage %d", swa, s)
+			assert.Equal(t, 300, in.NPrompt)
+		}
+	}
+}
