@@ -181,7 +181,7 @@ func TestAttentionAccPoolsHeadsAndAccumulatesLayers(t *testing.T) {
 // fixed returns preset scores.
 type fixed []float32
 
-func (fixed) Needs() sdtp.Needs                           { return sdtp.Needs{Hidden: true} }
+func (fixed) Needs() sdtp.Needs                          { return sdtp.Needs{Hidden: true} }
 func (f fixed) Score(sdtp.ScoreInput) ([]float32, error) { return f, nil }
 
 func TestHybridFusesLearnedWithAccumulatedAttention(t *testing.T) {
