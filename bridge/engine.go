@@ -117,10 +117,12 @@ type RunInput struct {
 	// they have one.
 	HeadContext []float32
 	// LayerAttnWindow > 0 asks for RunOutput.LayerAttn: at every layer of
-	// the run, the attention the last LayerAttnWindow tokens pay each cached
-	// token, per head. LayerAttnSWA says how sliding-window layers count.
+	// the run (or those of LayerAttnLayers, when not nil), the attention
+	// the last LayerAttnWindow tokens pay each cached token, per head.
+	// LayerAttnSWA says how sliding-window layers count.
 	LayerAttnWindow int
 	LayerAttnSWA    SWAAttention
+	LayerAttnLayers []int
 }
 
 // SWAAttention is how per-head layer attention (RunInput.LayerAttnWindow)
@@ -132,11 +134,11 @@ const (
 	// SWAFullMask scores sliding-window layers with the full causal mask:
 	// every earlier token is ranked by its q·k, though the layer's real
 	// attention cannot reach beyond the window.
-	SWAFullMask SWAAttention = C.SDTP_SWA_FULL_MASK
+	SWAFullMask SWAAttention = iota
 	// SWAOwnMask uses the layer's own mask: tokens beyond the window get 0.
-	SWAOwnMask SWAAttention = C.SDTP_SWA_OWN_MASK
+	SWAOwnMask
 	// SWASkip leaves sliding-window layers out.
-	SWASkip SWAAttention = C.SDTP_SWA_SKIP
+	SWASkip
 )
 
 // LayerAttention is one layer's per-head window attention over its cached
@@ -248,6 +250,7 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 	}
 	var layerAttn []float32
 	var layerAttnOut *C.float
+	var layerAttnOn []C.bool
 	if in.LayerAttnWindow > 0 {
 		if in.First < 0 || in.Last > e.nLayer || in.First >= in.Last {
 			return out, fmt.Errorf("engine: layer range [%d, %d) out of bounds", in.First, in.Last)
@@ -255,11 +258,13 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 		if in.LayerAttnSWA < SWAFullMask || in.LayerAttnSWA > SWASkip {
 			return out, fmt.Errorf("engine: unknown sliding-window attention setting %d", in.LayerAttnSWA)
 		}
+		layerAttnOn = make([]C.bool, in.Last-in.First)
 		size := 0
 		for il := in.First; il < in.Last; il++ {
-			if in.LayerAttnSWA == SWASkip && e.layers[il].Window > 0 {
+			if (in.LayerAttnSWA == SWASkip && e.layers[il].Window > 0) || (in.LayerAttnLayers != nil && !slices.Contains(in.LayerAttnLayers, il)) {
 				continue
 			}
+			layerAttnOn[il-in.First] = true
 			nh, cells := e.layers[il].NHead, e.Cells(il)+n
 			out.LayerAttn = append(out.LayerAttn, LayerAttention{Layer: il, NHead: nh, Scores: make([]float32, nh*cells)})
 			size += nh * cells
@@ -269,11 +274,19 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 			layerAttnOut = (*C.float)(unsafe.Pointer(&layerAttn[0]))
 		}
 	}
+	swaMask := C.sdtp_swa_attn(C.SDTP_SWA_FULL_MASK)
+	if in.LayerAttnSWA == SWAOwnMask {
+		swaMask = C.SDTP_SWA_OWN_MASK
+	}
+	var layerAttnOnPtr *C.bool
+	if layerAttnOut != nil {
+		layerAttnOnPtr = &layerAttnOn[0]
+	}
 	eb := newErrBuf()
 	defer eb.free()
 	ret := C.sdtp_engine_run(e.ptr, C.int(in.First), C.int(in.Last), tokens, hidden,
 		(*C.int32_t)(unsafe.Pointer(&in.Positions[0])), C.int(n), hiddenOut, logitsOut, C.bool(in.AllLogits), attnOut, C.int(in.AttnWindow),
-		headOut, headCtx, layerAttnOut, C.int(in.LayerAttnWindow), C.sdtp_swa_attn(in.LayerAttnSWA), eb.p, errBufSize)
+		headOut, headCtx, layerAttnOut, C.int(in.LayerAttnWindow), swaMask, layerAttnOnPtr, eb.p, errBufSize)
 	switch ret {
 	case 0:
 	case 1:

@@ -289,7 +289,7 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
         scorer_attn = ggml_scale(ctx, sdtp_window_attention(ctx, q, K, full, scorer_win, kq_scale, softcap),
                                  1.0f / float(scorer_win * q->ne[1]));
     }
-    if (layer_attn_win > 0 && !(hp.is_swa(il) && layer_attn_swa == SDTP_SWA_SKIP)) {
+    if (layer_attn_win > 0 && (!layer_attn_on || layer_attn_on[il - first_layer])) {
         ggml_tensor * lm = layer_attn_swa == SDTP_SWA_OWN_MASK ? m.f32 : E.mask(ctx, il, false, n_kv, n).f32;
         layer_attn.push_back({il, sdtp_window_attention_heads(ctx, q, K, lm, layer_attn_win, kq_scale, softcap)});
     }
@@ -514,7 +514,7 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,
                     float * head_out, const float * head_ctx,
-                    float * layer_attn_out, int layer_attn_win, sdtp_swa_attn layer_attn_swa,
+                    float * layer_attn_out, int layer_attn_win, sdtp_swa_attn layer_attn_swa, const bool * layer_attn_on,
                     char * err, size_t n_err) {
     const int n_layer = e->hp.n_layer;
     const int n_embd  = e->hp.n_embd;
@@ -582,6 +582,8 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         if (layer_attn_out) {
             g.layer_attn_win = layer_attn_win;
             g.layer_attn_swa = layer_attn_swa;
+            g.layer_attn_on = layer_attn_on;
+            g.first_layer = first;
         }
         if (logits_out && !all_logits && !hidden_out) g.last_only = last - 1;
 

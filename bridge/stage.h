@@ -48,15 +48,13 @@ bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int
 void    sdtp_engine_time_heads(sdtp_engine * e, bool on);
 int64_t sdtp_engine_head_us(sdtp_engine * e);
 
-// How per-head layer attention (layer_attn_out of sdtp_engine_run) treats
+// How per-head layer attention (layer_attn_out of sdtp_engine_run) masks
 // sliding-window layers: with the full causal mask (every earlier token is
 // scored, though the layer's real attention cannot reach beyond its
-// window), with the layer's own mask (tokens outside the window get 0), or
-// not at all (the layer is left out of the output).
+// window) or with the layer's own mask (tokens outside the window get 0).
 typedef enum {
     SDTP_SWA_FULL_MASK,
     SDTP_SWA_OWN_MASK,
-    SDTP_SWA_SKIP,
 } sdtp_swa_attn;
 
 // Runs layers [first, last) on n tokens at original positions pos, appending
@@ -69,10 +67,11 @@ typedef enum {
 //                            cached token of layer last-1 (cells after this run);
 //   head_out    [n]          keep − drop of the predictor head for layer last,
 //               which reads head_ctx [n][k] (k of sdtp_engine_set_heads; NULL when 0);
-//   layer_attn_out, for each layer il of [first, last) in order (SWA layers
-//               left out under SDTP_SWA_SKIP): [n_head(il)][cells of il after
-//               this run], the attention the last layer_attn_win tokens pay
-//               to each cached token, summed over those queries, per head.
+//   layer_attn_out, for each layer il of [first, last) in order whose
+//               layer_attn_on[il - first] is set (all when layer_attn_on is
+//               NULL): [n_head(il)][cells of il after this run], the
+//               attention the last layer_attn_win tokens pay to each cached
+//               token, summed over those queries, per head.
 //               It is computed in-graph as layer_attn_win × cells scores per
 //               head, beside flash attention.
 // Returns 0; 1 when the abort callback stopped the graph (nothing is
@@ -81,7 +80,7 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,
                     float * head_out, const float * head_ctx,
-                    float * layer_attn_out, int layer_attn_win, sdtp_swa_attn layer_attn_swa,
+                    float * layer_attn_out, int layer_attn_win, sdtp_swa_attn layer_attn_swa, const bool * layer_attn_on,
                     char * err, size_t n_err);
 
 // Layer il's shape for FLOPs accounting: {n_head, n_head_kv, head_dim,

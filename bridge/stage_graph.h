@@ -41,6 +41,8 @@ struct stage_graph {
     // layer_attn_out): (layer, [1, n_kv, n_head]).
     int           layer_attn_win = 0;
     sdtp_swa_attn layer_attn_swa = SDTP_SWA_FULL_MASK;
+    const bool  * layer_attn_on  = nullptr; // per layer from first_layer; NULL: all
+    int           first_layer    = 0;
     std::vector<std::pair<int, ggml_tensor *>> layer_attn;
     // Per-cell attention statistics of each layer run, for KV policies
     // (sdtp_engine_track_attention): (layer, [1, n_kv]).

@@ -63,11 +63,16 @@ func ParseSWA(name string) (bridge.SWAAttention, error) {
 // q·k of those layers still measures relevance, which is what the score is
 // for. bridge.SWASkip uses full-attention layers only (Gemma 3: every
 // sixth), and refuses to score before the first of them.
+//
+// Layers, when set, restricts the sums to those layers: the window
+// attention costs about 2·W·live·n_head·head_dim FLOPs per layer (W the
+// window; a few percent of a layer), so fewer layers cost less.
 type AttentionAcc struct {
-	Pool string // PoolMean, PoolMax or PoolTopK
-	TopK int    // heads averaged by PoolTopK
-	Norm string // NormMean or NormRank
-	SWA  bridge.SWAAttention
+	Pool   string // PoolMean, PoolMax or PoolTopK
+	TopK   int    // heads averaged by PoolTopK
+	Norm   string // NormMean or NormRank
+	SWA    bridge.SWAAttention
+	Layers []int // increasing; nil: every layer
 }
 
 // DefaultAttentionAcc is the attention-acc scorer's setting: the most
@@ -94,10 +99,20 @@ func (a AttentionAcc) Validate() error {
 	if a.SWA < bridge.SWAFullMask || a.SWA > bridge.SWASkip {
 		return fmt.Errorf("predictor: unknown sliding-window setting %d", a.SWA)
 	}
+	if a.Layers != nil && len(a.Layers) == 0 {
+		return errors.New("predictor: attention layers given but empty (nil means every layer)")
+	}
+	for i, l := range a.Layers {
+		if l < 0 || (i > 0 && l <= a.Layers[i-1]) {
+			return fmt.Errorf("predictor: attention layers %v must be increasing layer numbers", a.Layers)
+		}
+	}
 	return nil
 }
 
-func (a AttentionAcc) Needs() sdtp.Needs { return sdtp.Needs{LayerAttention: true, SWA: a.SWA} }
+func (a AttentionAcc) Needs() sdtp.Needs {
+	return sdtp.Needs{LayerAttention: true, SWA: a.SWA, AttnLayers: a.Layers}
+}
 
 // errNoPrefill: the accumulating scorers keep state per prompt.
 var errNoPrefill = errors.New("predictor: this scorer accumulates over a prefill; score through sdtp.Prefill (ForPrefill)")
@@ -151,7 +166,7 @@ func (acc *accumulator) Score(in sdtp.ScoreInput) ([]float32, error) {
 		}
 	}
 	if !scored && n > 0 {
-		return nil, fmt.Errorf("attention-acc: no layer before layer %d to score with (sliding-window layers are skipped): prune after a full-attention layer, or use sliding-window setting full-mask", in.Layer)
+		return nil, fmt.Errorf("attention-acc: no layer before layer %d to score with (layers %v, sliding-window setting %d): prune after the first layer scored, or score more layers", in.Layer, acc.opt.Layers, acc.opt.SWA)
 	}
 	return out, nil
 }

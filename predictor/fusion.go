@@ -39,6 +39,9 @@ type Fusion struct {
 	TopK             int       `json:"top_k,omitempty"`   // AttentionAcc.TopK
 	LayerNorm        string    `json:"layer_norm"`        // AttentionAcc.Norm
 	SlidingWindow    string    `json:"sliding_window"`    // full-mask, own-mask or skip
+	// AttentionLayers are the layers whose attention is accumulated
+	// (AttentionAcc.Layers); absent: every layer.
+	AttentionLayers []int `json:"attention_layers,omitempty"`
 }
 
 // DefaultFusion is rank mixing with equal weights at every one of nStages
@@ -78,7 +81,7 @@ func (f Fusion) Attention() (AttentionAcc, error) {
 	if err != nil {
 		return AttentionAcc{}, err
 	}
-	a := AttentionAcc{Pool: f.HeadPool, TopK: f.TopK, Norm: f.LayerNorm, SWA: swa}
+	a := AttentionAcc{Pool: f.HeadPool, TopK: f.TopK, Norm: f.LayerNorm, SWA: swa, Layers: f.AttentionLayers}
 	return a, a.Validate()
 }
 
@@ -179,7 +182,7 @@ func (h *Hybrid) Learned() sdtp.Scorer { return h.learned }
 
 func (h *Hybrid) Needs() sdtp.Needs {
 	n, a := h.learned.Needs(), h.attn.Needs()
-	n.LayerAttention, n.SWA = a.LayerAttention, a.SWA
+	n.LayerAttention, n.SWA, n.AttnLayers = a.LayerAttention, a.SWA, a.AttnLayers
 	return n
 }
 

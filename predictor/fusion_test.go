@@ -101,6 +101,8 @@ func TestFusionValidate(t *testing.T) {
 		func(f *Fusion) { f.HeadPool, f.TopK = PoolTopK, 0 },
 		func(f *Fusion) { f.LayerNorm = "z" },
 		func(f *Fusion) { f.SlidingWindow = "window" },
+		func(f *Fusion) { f.AttentionLayers = []int{3, 1} },
+		func(f *Fusion) { f.AttentionLayers = []int{} },
 	} {
 		g := DefaultFusion(2)
 		bad(&g)

@@ -38,6 +38,7 @@ type Needs struct {
 	// sliding-window layers treated as SWA says.
 	LayerAttention bool
 	SWA            bridge.SWAAttention
+	AttnLayers     []int // with LayerAttention: only these layers (nil: every layer)
 }
 
 // PrefillScorer is a Scorer that keeps state over one prefill, such as
@@ -61,7 +62,8 @@ type ScoreInput struct {
 	HeadScores   []float32 // [live], when Needs.Head
 	Context      []float32 // [live][len(ContextFeatures)], when Needs.Context
 	// LayerAttention has one entry per layer of the stage just run (in
-	// order; sliding-window layers left out under bridge.SWASkip), each
+	// order; sliding-window layers left out under bridge.SWASkip, and
+	// layers not in Needs.AttnLayers when that is set), each
 	// [NHead][live] in the order of Positions, when Needs.LayerAttention.
 	LayerAttention []bridge.LayerAttention
 }
@@ -200,7 +202,7 @@ func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hi
 			in.AttnWindow = min(end-start, TailLen(len(tokens)))
 		}
 		if needs.LayerAttention && end == n {
-			in.LayerAttnWindow, in.LayerAttnSWA = min(end-start, TailLen(len(tokens))), needs.SWA
+			in.LayerAttnWindow, in.LayerAttnSWA, in.LayerAttnLayers = min(end-start, TailLen(len(tokens))), needs.SWA, needs.AttnLayers
 		}
 		out, err := r.Run(in)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -244,8 +245,12 @@ func TestLayerAttentionReachesAPrefillScorer(t *testing.T) {
 	toks := prompt(300)
 	sched := sdtp.Schedule{Layers: []int{2, 5}, KeepRatios: []float64{0.6, 0.6}}
 	layers, _, _ := e.Shape()
-	for _, swa := range []bridge.SWAAttention{bridge.SWAFullMask, bridge.SWAOwnMask, bridge.SWASkip} {
-		sc := &perPrefill{captureScorer: captureScorer{needs: sdtp.Needs{LayerAttention: true, SWA: swa}}}
+	for _, c := range []struct {
+		swa    bridge.SWAAttention
+		layers []int
+	}{{bridge.SWAFullMask, nil}, {bridge.SWAOwnMask, nil}, {bridge.SWASkip, nil}, {bridge.SWAFullMask, []int{1, 3}}} {
+		swa := c.swa
+		sc := &perPrefill{captureScorer: captureScorer{needs: sdtp.Needs{LayerAttention: true, SWA: swa, AttnLayers: c.layers}}}
 		_, err := sdtp.Prefill(context.Background(), e, sc, sched, toks, 64)
 		require.NoError(t, err)
 		_, err = sdtp.Prefill(context.Background(), e, sc, sched, toks[:200], 64)
@@ -259,7 +264,7 @@ func TestLayerAttentionReachesAPrefillScorer(t *testing.T) {
 			first := []int{0, 2}[s]
 			var want []int
 			for il := first; il < sched.Layers[s]; il++ {
-				if swa != bridge.SWASkip || layers[il].Window == 0 {
+				if (swa != bridge.SWASkip || layers[il].Window == 0) && (c.layers == nil || slices.Contains(c.layers, il)) {
 					want = append(want, il)
 				}
 			}

@@ -195,6 +195,10 @@ func printFusion(w io.Writer, f *predictor.Fusion) {
 	if pool == predictor.PoolTopK {
 		pool = fmt.Sprintf("top-%d", f.TopK)
 	}
-	fmt.Fprintf(w, "  fusion      v%d %s, attention weights %v; heads pooled by %s, layers by %s, sliding-window layers %s\n",
-		f.Version, f.Method, f.AttentionWeights, pool, f.LayerNorm, f.SlidingWindow)
+	layers := "every layer"
+	if f.AttentionLayers != nil {
+		layers = fmt.Sprintf("layers %v", f.AttentionLayers)
+	}
+	fmt.Fprintf(w, "  fusion      v%d %s, attention weights %v; heads pooled by %s, layers by %s, sliding-window layers %s; attention of %s\n",
+		f.Version, f.Method, f.AttentionWeights, pool, f.LayerNorm, f.SlidingWindow, layers)
 }

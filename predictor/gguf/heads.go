@@ -11,7 +11,8 @@
 // fc1.weight is then [H][d+K]). A set with a fusion block
 // (predictor.Fusion) adds sdtp.fusion.version, sdtp.fusion.method,
 // sdtp.fusion.attention_weights (float32 per stage), sdtp.fusion.head_pool,
-// sdtp.fusion.top_k, sdtp.fusion.layer_norm and sdtp.fusion.sliding_window.
+// sdtp.fusion.top_k, sdtp.fusion.layer_norm, sdtp.fusion.sliding_window and,
+// when set, sdtp.fusion.attention_layers.
 // The model file still loads in stock llama.cpp.
 package gguf
 
@@ -180,6 +181,13 @@ func Embed(in, out string, h *Heads) error {
 		w.Set("sdtp.fusion.top_k", ggufio.Uint32(uint32(fu.TopK)))
 		w.Set("sdtp.fusion.layer_norm", ggufio.String(fu.LayerNorm))
 		w.Set("sdtp.fusion.sliding_window", ggufio.String(fu.SlidingWindow))
+		if fu.AttentionLayers != nil {
+			layers := make([]int32, len(fu.AttentionLayers))
+			for i, l := range fu.AttentionLayers {
+				layers[i] = int32(l)
+			}
+			w.Set("sdtp.fusion.attention_layers", ggufio.Slice(layers))
+		}
 	}
 	for s, m := range h.MLPs {
 		if err := m.Validate(); err != nil {
@@ -218,6 +226,14 @@ func readFusion(f *ggufio.File) (*predictor.Fusion, error) {
 	errs = append(errs, err)
 	for _, w := range weights {
 		fu.AttentionWeights = append(fu.AttentionWeights, shortest(w))
+	}
+	if f.KV.Has("sdtp.fusion.attention_layers") {
+		layers, err := f.GetInts("sdtp.fusion.attention_layers")
+		errs = append(errs, err)
+		fu.AttentionLayers = []int{}
+		for _, l := range layers {
+			fu.AttentionLayers = append(fu.AttentionLayers, int(l))
+		}
 	}
 	return fu, errors.Join(errs...)
 }
