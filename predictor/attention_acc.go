@@ -64,15 +64,18 @@ func ParseSWA(name string) (bridge.SWAAttention, error) {
 // for. bridge.SWASkip uses full-attention layers only (Gemma 3: every
 // sixth), and refuses to score before the first of them.
 //
-// Layers, when set, restricts the sums to those layers: the window
-// attention costs about 2·W·live·n_head·head_dim FLOPs per layer (W the
-// window; a few percent of a layer), so fewer layers cost less.
+// Cost: the window attention takes about 2·W·live·n_head·head_dim FLOPs
+// per layer scored (W the window of queries; a few percent of a layer at
+// W = sdtp.TailLen). Layers restricts the sums to some layers and Window
+// caps W (SnapKV observes the last 32 tokens); both cut the cost in
+// proportion.
 type AttentionAcc struct {
 	Pool   string // PoolMean, PoolMax or PoolTopK
 	TopK   int    // heads averaged by PoolTopK
 	Norm   string // NormMean or NormRank
 	SWA    bridge.SWAAttention
 	Layers []int // increasing; nil: every layer
+	Window int   // queries: the last min(Window, sdtp.TailLen) tokens; 0: sdtp.TailLen
 }
 
 // DefaultAttentionAcc is the attention-acc scorer's setting: the most
@@ -99,6 +102,9 @@ func (a AttentionAcc) Validate() error {
 	if a.SWA < bridge.SWAFullMask || a.SWA > bridge.SWASkip {
 		return fmt.Errorf("predictor: unknown sliding-window setting %d", a.SWA)
 	}
+	if a.Window < 0 {
+		return fmt.Errorf("predictor: attention window %d must be positive (0: the protected tail)", a.Window)
+	}
 	if a.Layers != nil && len(a.Layers) == 0 {
 		return errors.New("predictor: attention layers given but empty (nil means every layer)")
 	}
@@ -111,7 +117,7 @@ func (a AttentionAcc) Validate() error {
 }
 
 func (a AttentionAcc) Needs() sdtp.Needs {
-	return sdtp.Needs{LayerAttention: true, SWA: a.SWA, AttnLayers: a.Layers}
+	return sdtp.Needs{LayerAttention: true, SWA: a.SWA, AttnLayers: a.Layers, AttnWindow: a.Window}
 }
 
 // errNoPrefill: the accumulating scorers keep state per prompt.

@@ -42,6 +42,9 @@ type Fusion struct {
 	// AttentionLayers are the layers whose attention is accumulated
 	// (AttentionAcc.Layers); absent: every layer.
 	AttentionLayers []int `json:"attention_layers,omitempty"`
+	// AttentionWindow caps the queries (AttentionAcc.Window); 0 or
+	// absent: the protected tail, sdtp.TailLen.
+	AttentionWindow int `json:"attention_window,omitempty"`
 }
 
 // DefaultFusion is rank mixing with equal weights at every one of nStages
@@ -81,7 +84,7 @@ func (f Fusion) Attention() (AttentionAcc, error) {
 	if err != nil {
 		return AttentionAcc{}, err
 	}
-	a := AttentionAcc{Pool: f.HeadPool, TopK: f.TopK, Norm: f.LayerNorm, SWA: swa, Layers: f.AttentionLayers}
+	a := AttentionAcc{Pool: f.HeadPool, TopK: f.TopK, Norm: f.LayerNorm, SWA: swa, Layers: f.AttentionLayers, Window: f.AttentionWindow}
 	return a, a.Validate()
 }
 
@@ -182,7 +185,7 @@ func (h *Hybrid) Learned() sdtp.Scorer { return h.learned }
 
 func (h *Hybrid) Needs() sdtp.Needs {
 	n, a := h.learned.Needs(), h.attn.Needs()
-	n.LayerAttention, n.SWA, n.AttnLayers = a.LayerAttention, a.SWA, a.AttnLayers
+	n.LayerAttention, n.SWA, n.AttnLayers, n.AttnWindow = a.LayerAttention, a.SWA, a.AttnLayers, a.AttnWindow
 	return n
 }
 

@@ -103,6 +103,7 @@ func TestFusionValidate(t *testing.T) {
 		func(f *Fusion) { f.SlidingWindow = "window" },
 		func(f *Fusion) { f.AttentionLayers = []int{3, 1} },
 		func(f *Fusion) { f.AttentionLayers = []int{} },
+		func(f *Fusion) { f.AttentionWindow = -1 },
 	} {
 		g := DefaultFusion(2)
 		bad(&g)

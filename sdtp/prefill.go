@@ -39,6 +39,9 @@ type Needs struct {
 	LayerAttention bool
 	SWA            bridge.SWAAttention
 	AttnLayers     []int // with LayerAttention: only these layers (nil: every layer)
+	// AttnWindow > 0 caps LayerAttention's window of queries (the last
+	// tokens of the prompt) below TailLen: its cost is proportional.
+	AttnWindow int
 }
 
 // PrefillScorer is a Scorer that keeps state over one prefill, such as
@@ -202,7 +205,11 @@ func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hi
 			in.AttnWindow = min(end-start, TailLen(len(tokens)))
 		}
 		if needs.LayerAttention && end == n {
-			in.LayerAttnWindow, in.LayerAttnSWA, in.LayerAttnLayers = min(end-start, TailLen(len(tokens))), needs.SWA, needs.AttnLayers
+			win := TailLen(len(tokens))
+			if needs.AttnWindow > 0 {
+				win = min(win, needs.AttnWindow)
+			}
+			in.LayerAttnWindow, in.LayerAttnSWA, in.LayerAttnLayers = min(end-start, win), needs.SWA, needs.AttnLayers
 		}
 		out, err := r.Run(in)
 		if err != nil {

@@ -248,9 +248,10 @@ func TestLayerAttentionReachesAPrefillScorer(t *testing.T) {
 	for _, c := range []struct {
 		swa    bridge.SWAAttention
 		layers []int
-	}{{bridge.SWAFullMask, nil}, {bridge.SWAOwnMask, nil}, {bridge.SWASkip, nil}, {bridge.SWAFullMask, []int{1, 3}}} {
+		window int
+	}{{bridge.SWAFullMask, nil, 0}, {bridge.SWAOwnMask, nil, 0}, {bridge.SWASkip, nil, 0}, {bridge.SWAFullMask, []int{1, 3}, 8}} {
 		swa := c.swa
-		sc := &perPrefill{captureScorer: captureScorer{needs: sdtp.Needs{LayerAttention: true, SWA: swa, AttnLayers: c.layers}}}
+		sc := &perPrefill{captureScorer: captureScorer{needs: sdtp.Needs{LayerAttention: true, SWA: swa, AttnLayers: c.layers, AttnWindow: c.window}}}
 		_, err := sdtp.Prefill(context.Background(), e, sc, sched, toks, 64)
 		require.NoError(t, err)
 		_, err = sdtp.Prefill(context.Background(), e, sc, sched, toks[:200], 64)
@@ -260,6 +261,9 @@ func TestLayerAttentionReachesAPrefillScorer(t *testing.T) {
 		seen := sc.runs[0].seen
 		require.Len(t, seen, 2)
 		win := sdtp.TailLen(300)
+		if c.window > 0 {
+			win = c.window
+		}
 		for s, in := range seen {
 			first := []int{0, 2}[s]
 			var want []int

@@ -139,7 +139,7 @@ func (c *comparer) Needs() sdtp.Needs {
 	n := sdtp.Needs{Hidden: true, Head: true, Context: c.onnx.Needs().Context}
 	if c.hybrid != nil {
 		h := c.hybrid.Needs()
-		n.LayerAttention, n.SWA, n.AttnLayers = h.LayerAttention, h.SWA, h.AttnLayers
+		n.LayerAttention, n.SWA, n.AttnLayers, n.AttnWindow = h.LayerAttention, h.SWA, h.AttnLayers, h.AttnWindow
 	}
 	return n
 }

@@ -199,6 +199,9 @@ func printFusion(w io.Writer, f *predictor.Fusion) {
 	if f.AttentionLayers != nil {
 		layers = fmt.Sprintf("layers %v", f.AttentionLayers)
 	}
+	if f.AttentionWindow > 0 {
+		layers += fmt.Sprintf(", at most %d queries", f.AttentionWindow)
+	}
 	fmt.Fprintf(w, "  fusion      v%d %s, attention weights %v; heads pooled by %s, layers by %s, sliding-window layers %s; attention of %s\n",
 		f.Version, f.Method, f.AttentionWeights, pool, f.LayerNorm, f.SlidingWindow, layers)
 }

@@ -12,7 +12,7 @@
 // (predictor.Fusion) adds sdtp.fusion.version, sdtp.fusion.method,
 // sdtp.fusion.attention_weights (float32 per stage), sdtp.fusion.head_pool,
 // sdtp.fusion.top_k, sdtp.fusion.layer_norm, sdtp.fusion.sliding_window and,
-// when set, sdtp.fusion.attention_layers.
+// when set, sdtp.fusion.attention_layers and sdtp.fusion.attention_window.
 // The model file still loads in stock llama.cpp.
 package gguf
 
@@ -188,6 +188,9 @@ func Embed(in, out string, h *Heads) error {
 			}
 			w.Set("sdtp.fusion.attention_layers", ggufio.Slice(layers))
 		}
+		if fu.AttentionWindow != 0 {
+			w.Set("sdtp.fusion.attention_window", ggufio.Uint32(uint32(fu.AttentionWindow)))
+		}
 	}
 	for s, m := range h.MLPs {
 		if err := m.Validate(); err != nil {
@@ -226,6 +229,9 @@ func readFusion(f *ggufio.File) (*predictor.Fusion, error) {
 	errs = append(errs, err)
 	for _, w := range weights {
 		fu.AttentionWeights = append(fu.AttentionWeights, shortest(w))
+	}
+	if f.KV.Has("sdtp.fusion.attention_window") {
+		fu.AttentionWindow = num("attention_window")
 	}
 	if f.KV.Has("sdtp.fusion.attention_layers") {
 		layers, err := f.GetInts("sdtp.fusion.attention_layers")
