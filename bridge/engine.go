@@ -141,6 +141,19 @@ const (
 	SWASkip
 )
 
+// String names the setting as predictor sets spell it.
+func (s SWAAttention) String() string {
+	switch s {
+	case SWAFullMask:
+		return "full-mask"
+	case SWAOwnMask:
+		return "own-mask"
+	case SWASkip:
+		return "skip"
+	}
+	return fmt.Sprintf("SWAAttention(%d)", int(s))
+}
+
 // LayerAttention is one layer's per-head window attention over its cached
 // tokens (in cache order, see Positions): Scores is [NHead][cells], each
 // value the attention summed over the window's queries.

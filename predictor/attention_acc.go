@@ -29,17 +29,13 @@ const (
 	NormRank = "rank"
 )
 
-// Names of bridge.SWAAttention in options and predictor sets.
-var swaNames = map[string]bridge.SWAAttention{
-	"full-mask": bridge.SWAFullMask,
-	"own-mask":  bridge.SWAOwnMask,
-	"skip":      bridge.SWASkip,
-}
-
-// ParseSWA reads "full-mask", "own-mask" or "skip".
+// ParseSWA reads a bridge.SWAAttention by name: "full-mask", "own-mask"
+// or "skip".
 func ParseSWA(name string) (bridge.SWAAttention, error) {
-	if v, ok := swaNames[name]; ok {
-		return v, nil
+	for _, v := range []bridge.SWAAttention{bridge.SWAFullMask, bridge.SWAOwnMask, bridge.SWASkip} {
+		if v.String() == name {
+			return v, nil
+		}
 	}
 	return 0, fmt.Errorf("predictor: sliding-window setting %q is not full-mask, own-mask or skip", name)
 }
@@ -143,6 +139,9 @@ type accumulator struct {
 func (acc *accumulator) Needs() sdtp.Needs { return acc.opt.Needs() }
 
 func (acc *accumulator) Score(in sdtp.ScoreInput) ([]float32, error) {
+	if err := acc.opt.Validate(); err != nil {
+		return nil, err
+	}
 	n := len(in.Positions)
 	for _, la := range in.LayerAttention {
 		if la.NHead < 1 || len(la.Scores) != la.NHead*n {
@@ -172,7 +171,7 @@ func (acc *accumulator) Score(in sdtp.ScoreInput) ([]float32, error) {
 		}
 	}
 	if !scored && n > 0 {
-		return nil, fmt.Errorf("attention-acc: no layer before layer %d to score with (layers %v, sliding-window setting %d): prune after the first layer scored, or score more layers", in.Layer, acc.opt.Layers, acc.opt.SWA)
+		return nil, fmt.Errorf("attention-acc: no layer before layer %d to score with (layers %v, sliding-window layers %v): prune after the first layer scored, or score more layers", in.Layer, acc.opt.Layers, acc.opt.SWA)
 	}
 	return out, nil
 }
@@ -232,7 +231,7 @@ func (a AttentionAcc) normalise(v []float64, positions []int32, nPrompt int) []f
 
 // ranks returns each value's rank among v scaled to [0, 1] (0 the lowest;
 // ties share their mean rank; a single value ranks 1).
-func ranks[T float32 | float64](v []T) []float64 {
+func ranks(v []float64) []float64 {
 	idx := make([]int, len(v))
 	for i := range idx {
 		idx[i] = i

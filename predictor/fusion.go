@@ -55,7 +55,7 @@ func DefaultFusion(nStages int) Fusion {
 		w[i] = 0.5
 	}
 	a := DefaultAttentionAcc()
-	return Fusion{Version: FusionVersion, Method: FuseRank, AttentionWeights: w, HeadPool: a.Pool, LayerNorm: a.Norm, SlidingWindow: "full-mask"}
+	return Fusion{Version: FusionVersion, Method: FuseRank, AttentionWeights: w, HeadPool: a.Pool, LayerNorm: a.Norm, SlidingWindow: a.SWA.String()}
 }
 
 // Validate checks the block against a set of nStages stages.

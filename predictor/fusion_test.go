@@ -179,6 +179,9 @@ func TestAttentionAccPoolsHeadsAndAccumulatesLayers(t *testing.T) {
 	assert.Equal(t, sdtp.Needs{LayerAttention: true, SWA: bridge.SWASkip}, skip.Needs())
 	_, err = skip.ForPrefill(n).Score(sdtp.ScoreInput{Layer: 2, NPrompt: n, Positions: pos})
 	assert.ErrorContains(t, err, "no layer before layer 2")
+	assert.ErrorContains(t, err, "sliding-window layers skip")
+	_, err = AttentionAcc{Pool: "median", Norm: NormMean}.ForPrefill(n).Score(in)
+	assert.ErrorContains(t, err, `head pooling "median"`)
 }
 
 // fixed returns preset scores.
