@@ -55,7 +55,8 @@ func DefaultFusion(nStages int) Fusion {
 		w[i] = 0.5
 	}
 	a := DefaultAttentionAcc()
-	return Fusion{Version: FusionVersion, Method: FuseRank, AttentionWeights: w, HeadPool: a.Pool, LayerNorm: a.Norm, SlidingWindow: a.SWA.String()}
+	return Fusion{Version: FusionVersion, Method: FuseRank, AttentionWeights: w, HeadPool: a.Pool, LayerNorm: a.Norm, SlidingWindow: a.SWA.String(),
+		AttentionWindow: a.Window}
 }
 
 // Validate checks the block against a set of nStages stages.

@@ -111,7 +111,7 @@ func TestFusionValidate(t *testing.T) {
 	}
 	raw, err := json.Marshal(f)
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"version":1,"method":"rank","attention_weights":[0.5,0.5],"head_pool":"max","layer_norm":"mean","sliding_window":"full-mask"}`, string(raw))
+	assert.JSONEq(t, `{"version":1,"method":"rank","attention_weights":[0.5,0.5],"head_pool":"max","layer_norm":"mean","sliding_window":"full-mask","attention_window":16}`, string(raw))
 }
 
 // layer builds one layer's [heads][live] attention from per-head rows.
@@ -200,7 +200,7 @@ func TestHybridFusesLearnedWithAccumulatedAttention(t *testing.T) {
 	f.AttentionWeights = []float64{1, 0}
 	hy, err := NewHybrid(learned, []int{3, 5}, f)
 	require.NoError(t, err)
-	assert.Equal(t, sdtp.Needs{Hidden: true, LayerAttention: true, SWA: bridge.SWAFullMask}, hy.Needs())
+	assert.Equal(t, sdtp.Needs{Hidden: true, LayerAttention: true, SWA: bridge.SWAFullMask, AttnWindow: DefaultWindow}, hy.Needs())
 	_, err = hy.Score(in)
 	assert.ErrorContains(t, err, "ForPrefill")
 	got, err := hy.ForPrefill(n).Score(in)
