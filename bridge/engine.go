@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unsafe"
 )
@@ -36,6 +37,7 @@ type Engine struct {
 	abort  abortFlag
 	// headContext is the heads' Context (SetHeads).
 	headContext int
+	layers      []LayerShape // Shape's, read once
 }
 
 // NewEngine creates a staged engine over c's model and RoPE settings with
@@ -52,6 +54,11 @@ func (c *Context) NewEngine(nCtx, threads int) (*Engine, error) {
 	}
 	e := &Engine{ptr: ptr, model: c.model, nEmbd: c.model.NEmbd(), nLayer: c.model.NLayer(), nCtx: nCtx, abort: newAbortFlag()}
 	C.sdtp_engine_set_abort_callback(ptr, C.ggml_abort_callback(C.sdtp_abort_poll), unsafe.Pointer(e.abort.p))
+	var v [5]C.int
+	for il := range e.nLayer {
+		C.sdtp_engine_layer_shape(ptr, C.int(il), &v[0])
+		e.layers = append(e.layers, LayerShape{int(v[0]), int(v[1]), int(v[2]), int(v[3]), int(v[4])})
+	}
 	return e, nil
 }
 
@@ -113,6 +120,50 @@ type RunInput struct {
 	// HeadContext is the heads' context input, [n][Head.Context], when
 	// they have one.
 	HeadContext []float32
+	// LayerAttnWindow > 0 asks for RunOutput.LayerAttn: at every layer of
+	// the run (or those of LayerAttnLayers, when not nil), the attention
+	// the last LayerAttnWindow tokens pay each cached token, per head.
+	// LayerAttnSWA says how sliding-window layers count.
+	LayerAttnWindow int
+	LayerAttnSWA    SWAAttention
+	LayerAttnLayers []int
+}
+
+// SWAAttention is how per-head layer attention (RunInput.LayerAttnWindow)
+// treats sliding-window layers (Gemma 3: five layers in six attend to the
+// last 512 tokens only).
+type SWAAttention int
+
+const (
+	// SWAFullMask scores sliding-window layers with the full causal mask:
+	// every earlier token is ranked by its q·k, though the layer's real
+	// attention cannot reach beyond the window.
+	SWAFullMask SWAAttention = iota
+	// SWAOwnMask uses the layer's own mask: tokens beyond the window get 0.
+	SWAOwnMask
+	// SWASkip leaves sliding-window layers out.
+	SWASkip
+)
+
+// String names the setting as predictor sets spell it.
+func (s SWAAttention) String() string {
+	switch s {
+	case SWAFullMask:
+		return "full-mask"
+	case SWAOwnMask:
+		return "own-mask"
+	case SWASkip:
+		return "skip"
+	}
+	return fmt.Sprintf("SWAAttention(%d)", int(s))
+}
+
+// LayerAttention is one layer's per-head window attention over its cached
+// tokens (in cache order, see Positions): Scores is [NHead][cells], each
+// value the attention summed over the window's queries.
+type LayerAttention struct {
+	Layer, NHead int
+	Scores       []float32
 }
 
 // RunOutput holds what Run was asked for.
@@ -121,6 +172,9 @@ type RunOutput struct {
 	Logits []float32 // [n_vocab], or [n][n_vocab] with AllLogits
 	Attn   []float32 // [cells of layer Last-1]
 	Head   []float32 // [n] keep − drop of the head for layer Last
+	// LayerAttn has one entry per layer of [First, Last) (sliding-window
+	// layers left out under SWASkip), with LayerAttnWindow.
+	LayerAttn []LayerAttention
 }
 
 // Head is one in-graph predictor: Linear(d+Context, H) → GELU →
@@ -211,17 +265,56 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 			headCtx = (*C.float)(unsafe.Pointer(&in.HeadContext[0]))
 		}
 	}
+	var layerAttn []float32
+	var layerAttnOut *C.float
+	var layerAttnOn []C.bool
+	if in.LayerAttnWindow > 0 {
+		if in.First < 0 || in.Last > e.nLayer || in.First >= in.Last {
+			return out, fmt.Errorf("engine: layer range [%d, %d) out of bounds", in.First, in.Last)
+		}
+		if in.LayerAttnSWA < SWAFullMask || in.LayerAttnSWA > SWASkip {
+			return out, fmt.Errorf("engine: unknown sliding-window attention setting %d", in.LayerAttnSWA)
+		}
+		layerAttnOn = make([]C.bool, in.Last-in.First)
+		size := 0
+		for il := in.First; il < in.Last; il++ {
+			if (in.LayerAttnSWA == SWASkip && e.layers[il].Window > 0) || (in.LayerAttnLayers != nil && !slices.Contains(in.LayerAttnLayers, il)) {
+				continue
+			}
+			layerAttnOn[il-in.First] = true
+			nh, cells := e.layers[il].NHead, e.Cells(il)+n
+			out.LayerAttn = append(out.LayerAttn, LayerAttention{Layer: il, NHead: nh, Scores: make([]float32, nh*cells)})
+			size += nh * cells
+		}
+		if size > 0 {
+			layerAttn = make([]float32, size)
+			layerAttnOut = (*C.float)(unsafe.Pointer(&layerAttn[0]))
+		}
+	}
+	swaMask := C.sdtp_swa_attn(C.SDTP_SWA_FULL_MASK)
+	if in.LayerAttnSWA == SWAOwnMask {
+		swaMask = C.SDTP_SWA_OWN_MASK
+	}
+	var layerAttnOnPtr *C.bool
+	if layerAttnOut != nil {
+		layerAttnOnPtr = &layerAttnOn[0]
+	}
 	eb := newErrBuf()
 	defer eb.free()
 	ret := C.sdtp_engine_run(e.ptr, C.int(in.First), C.int(in.Last), tokens, hidden,
 		(*C.int32_t)(unsafe.Pointer(&in.Positions[0])), C.int(n), hiddenOut, logitsOut, C.bool(in.AllLogits), attnOut, C.int(in.AttnWindow),
-		headOut, headCtx, eb.p, errBufSize)
+		headOut, headCtx, layerAttnOut, C.int(in.LayerAttnWindow), swaMask, layerAttnOnPtr, eb.p, errBufSize)
 	switch ret {
 	case 0:
 	case 1:
 		return RunOutput{}, fmt.Errorf("engine run of layers [%d, %d): %w", in.First, in.Last, ErrAborted)
 	default:
 		return RunOutput{}, eb.err("engine run of layers [%d, %d)", in.First, in.Last)
+	}
+	for i := range out.LayerAttn {
+		la := &out.LayerAttn[i]
+		copy(la.Scores, layerAttn)
+		layerAttn = layerAttn[len(la.Scores):]
 	}
 	return out, nil
 }
@@ -235,12 +328,7 @@ type LayerShape struct {
 // Shape returns the shape of every layer, the embedding width and the
 // vocabulary size.
 func (e *Engine) Shape() (layers []LayerShape, nEmbd, nVocab int) {
-	var v [5]C.int
-	for il := range e.nLayer {
-		C.sdtp_engine_layer_shape(e.ptr, C.int(il), &v[0])
-		layers = append(layers, LayerShape{int(v[0]), int(v[1]), int(v[2]), int(v[3]), int(v[4])})
-	}
-	return layers, e.nEmbd, e.model.NVocab()
+	return slices.Clone(e.layers), e.nEmbd, e.model.NVocab()
 }
 
 // TimeHeads turns on timing of the in-graph heads where they run; HeadTime

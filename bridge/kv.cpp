@@ -2,8 +2,9 @@
 
 #include <cstring>
 
-ggml_tensor * sdtp_window_attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * K, ggml_tensor * mask,
-                                    int n_win, float kq_scale, float softcap) {
+// window_probs is softmax(q·K) of the last n_win queries: [n_kv, n_win, H].
+static ggml_tensor * window_probs(ggml_context * ctx, ggml_tensor * q, ggml_tensor * K, ggml_tensor * mask,
+                                  int n_win, float kq_scale, float softcap) {
     const int64_t n    = q->ne[2];
     const int64_t n_kv = K->ne[2];
     ggml_tensor * qw = ggml_view_3d(ctx, q, q->ne[0], q->ne[1], n_win, q->nb[1], q->nb[2], (n - n_win) * q->nb[2]);
@@ -15,9 +16,20 @@ ggml_tensor * sdtp_window_attention(ggml_context * ctx, ggml_tensor * q, ggml_te
         kq_scale = 1.0f;
     }
     ggml_tensor * mw = ggml_view_2d(ctx, mask, n_kv, n_win, mask->nb[1], (n - n_win) * mask->nb[1]);
-    ggml_tensor * p = ggml_soft_max_ext(ctx, kq, mw, kq_scale, 0.0f);
-    p = ggml_cont(ctx, ggml_transpose(ctx, ggml_reshape_2d(ctx, p, n_kv, p->ne[1] * p->ne[2])));
+    return ggml_soft_max_ext(ctx, kq, mw, kq_scale, 0.0f);
+}
+
+ggml_tensor * sdtp_window_attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * K, ggml_tensor * mask,
+                                    int n_win, float kq_scale, float softcap) {
+    ggml_tensor * p = window_probs(ctx, q, K, mask, n_win, kq_scale, softcap);
+    p = ggml_cont(ctx, ggml_transpose(ctx, ggml_reshape_2d(ctx, p, p->ne[0], p->ne[1] * p->ne[2])));
     return ggml_sum_rows(ctx, p);
+}
+
+ggml_tensor * sdtp_window_attention_heads(ggml_context * ctx, ggml_tensor * q, ggml_tensor * K, ggml_tensor * mask,
+                                          int n_win, float kq_scale, float softcap) {
+    ggml_tensor * p = window_probs(ctx, q, K, mask, n_win, kq_scale, softcap);
+    return ggml_sum_rows(ctx, ggml_cont(ctx, ggml_permute(ctx, p, 1, 0, 2, 3))); // [1, n_kv, H]
 }
 
 void sdtp_kv_compact(ggml_tensor * k, ggml_tensor * v, std::vector<int32_t> & cells, std::vector<float> & scores,

@@ -16,6 +16,12 @@
 ggml_tensor * sdtp_window_attention(ggml_context * ctx, ggml_tensor * q, ggml_tensor * K, ggml_tensor * mask,
                                     int n_win, float kq_scale, float softcap);
 
+// sdtp_window_attention_heads is sdtp_window_attention summed over the
+// queries only, one row per head: [1, n_kv, n_head], i.e. [n_head][n_kv]
+// in memory.
+ggml_tensor * sdtp_window_attention_heads(ggml_context * ctx, ggml_tensor * q, ggml_tensor * K, ggml_tensor * mask,
+                                          int n_win, float kq_scale, float softcap);
+
 // sdtp_kv_compact keeps the cells keep[0..n_keep) (increasing indices) of
 // one layer: their K/V rows move down to rows 0..n_keep-1 of k and v (host
 // memory), and cells and scores shrink to match. Cached keys are post-RoPE

@@ -289,6 +289,10 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
         scorer_attn = ggml_scale(ctx, sdtp_window_attention(ctx, q, K, full, scorer_win, kq_scale, softcap),
                                  1.0f / float(scorer_win * q->ne[1]));
     }
+    if (layer_attn_win > 0 && (!layer_attn_on || layer_attn_on[il - first_layer])) {
+        ggml_tensor * lm = layer_attn_swa == SDTP_SWA_OWN_MASK ? m.f32 : E.mask(ctx, il, false, n_kv, n).f32;
+        layer_attn.push_back({il, sdtp_window_attention_heads(ctx, q, K, lm, layer_attn_win, kq_scale, softcap)});
+    }
     if (E.stats_mode != SDTP_ATTN_STATS_OFF) {
         // The attention this layer really pays (its own mask), for KV policies.
         const int win = E.stats_win > 0 ? std::min<int>(E.stats_win, n) : n;
@@ -509,7 +513,9 @@ bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int
 int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,
-                    float * head_out, const float * head_ctx, char * err, size_t n_err) {
+                    float * head_out, const float * head_ctx,
+                    float * layer_attn_out, int layer_attn_win, sdtp_swa_attn layer_attn_swa, const bool * layer_attn_on,
+                    char * err, size_t n_err) {
     const int n_layer = e->hp.n_layer;
     const int n_embd  = e->hp.n_embd;
     if (n <= 0 || first < 0 || last > n_layer || first >= last) {
@@ -530,6 +536,10 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
     }
     if (attn_out && (n_win <= 0 || n_win > n)) {
         sdtp_set_err(err, n_err, "attention window must be in [1, n]");
+        return -1;
+    }
+    if (layer_attn_out && (layer_attn_win <= 0 || layer_attn_win > n)) {
+        sdtp_set_err(err, n_err, "layer attention window must be in [1, n]");
         return -1;
     }
     if (head_out && !e->heads.count(last)) {
@@ -569,6 +579,12 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
             g.scorer_layer = last - 1;
             g.scorer_win = n_win;
         }
+        if (layer_attn_out) {
+            g.layer_attn_win = layer_attn_win;
+            g.layer_attn_swa = layer_attn_swa;
+            g.layer_attn_on = layer_attn_on;
+            g.first_layer = first;
+        }
         if (logits_out && !all_logits && !hidden_out) g.last_only = last - 1;
 
         ggml_tensor * inp;
@@ -602,6 +618,10 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         if (attn) {
             ggml_set_output(attn);
             ggml_build_forward_expand(gf, attn);
+        }
+        for (const auto & la : g.layer_attn) {
+            ggml_set_output(la.second);
+            ggml_build_forward_expand(gf, la.second);
         }
         for (const auto & st : g.stats) {
             ggml_set_output(st.second);
@@ -656,6 +676,10 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         if (logits) ggml_backend_tensor_get(logits, logits_out, 0, ggml_nbytes(logits));
         if (attn) ggml_backend_tensor_get(attn, attn_out, 0, ggml_nbytes(attn));
         if (scores) ggml_backend_tensor_get(scores, head_out, 0, ggml_nbytes(scores));
+        for (const auto & la : g.layer_attn) {
+            ggml_backend_tensor_get(la.second, layer_attn_out, 0, ggml_nbytes(la.second));
+            layer_attn_out += ggml_nelements(la.second);
+        }
         for (const auto & st : g.stats) {
             std::vector<float> & acc = e->attn_scores[st.first];
             std::vector<float> run(ggml_nelements(st.second));

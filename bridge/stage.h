@@ -48,6 +48,15 @@ bool sdtp_engine_set_heads(sdtp_engine * e, int n_heads, const int * layers, int
 void    sdtp_engine_time_heads(sdtp_engine * e, bool on);
 int64_t sdtp_engine_head_us(sdtp_engine * e);
 
+// How per-head layer attention (layer_attn_out of sdtp_engine_run) masks
+// sliding-window layers: with the full causal mask (every earlier token is
+// scored, though the layer's real attention cannot reach beyond its
+// window) or with the layer's own mask (tokens outside the window get 0).
+typedef enum {
+    SDTP_SWA_FULL_MASK,
+    SDTP_SWA_OWN_MASK,
+} sdtp_swa_attn;
+
 // Runs layers [first, last) on n tokens at original positions pos, appending
 // their K/V to those layers' caches. Input: token ids when first == 0, else
 // hidden states [n][n_embd]. Outputs, each optional (NULL):
@@ -57,13 +66,22 @@ int64_t sdtp_engine_head_us(sdtp_engine * e);
 //   attn_out    [cells]      mean attention the last n_win tokens pay to each
 //                            cached token of layer last-1 (cells after this run);
 //   head_out    [n]          keep − drop of the predictor head for layer last,
-//               which reads head_ctx [n][k] (k of sdtp_engine_set_heads; NULL when 0).
+//               which reads head_ctx [n][k] (k of sdtp_engine_set_heads; NULL when 0);
+//   layer_attn_out, for each layer il of [first, last) in order whose
+//               layer_attn_on[il - first] is set (all when layer_attn_on is
+//               NULL): [n_head(il)][cells of il after this run], the
+//               attention the last layer_attn_win tokens pay to each cached
+//               token, summed over those queries, per head.
+//               It is computed in-graph as layer_attn_win × cells scores per
+//               head, beside flash attention.
 // Returns 0; 1 when the abort callback stopped the graph (nothing is
 // appended to the caches); or -1 with err set.
 int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,
-                    float * head_out, const float * head_ctx, char * err, size_t n_err);
+                    float * head_out, const float * head_ctx,
+                    float * layer_attn_out, int layer_attn_win, sdtp_swa_attn layer_attn_swa, const bool * layer_attn_on,
+                    char * err, size_t n_err);
 
 // Layer il's shape for FLOPs accounting: {n_head, n_head_kv, head_dim,
 // n_ff, sliding window (0 = full attention)}.

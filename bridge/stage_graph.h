@@ -12,6 +12,7 @@
 #include "ggml-backend.h"
 #include "llama-model.h"
 #include "llama-cparams.h"
+#include "stage.h"
 
 struct sdtp_engine;
 
@@ -36,6 +37,13 @@ struct stage_graph {
     int           scorer_layer = -1;      // layer whose last-window attention the scorer reads
     int           scorer_win   = 0;       // its window (queries)
     ggml_tensor * scorer_attn  = nullptr; // [1, n_kv] mean attention there
+    // Per-head window attention of each layer run (sdtp_engine_run's
+    // layer_attn_out): (layer, [1, n_kv, n_head]).
+    int           layer_attn_win = 0;
+    sdtp_swa_attn layer_attn_swa = SDTP_SWA_FULL_MASK;
+    const bool  * layer_attn_on  = nullptr; // per layer from first_layer; NULL: all
+    int           first_layer    = 0;
+    std::vector<std::pair<int, ggml_tensor *>> layer_attn;
     // Per-cell attention statistics of each layer run, for KV policies
     // (sdtp_engine_track_attention): (layer, [1, n_kv]).
     std::vector<std::pair<int, ggml_tensor *>> stats;

@@ -36,8 +36,9 @@ var nextID atomic.Uint64
 var liveNatives atomic.Int64
 
 type LLama struct {
-	id uint64     // creation order, for deadlock-free pair locking
-	mu sync.Mutex // serialises use of the context, the engine and cached
+	id   uint64     // creation order, for deadlock-free pair locking
+	path string     // the GGUF file, where SetSDTP looks for predictors
+	mu   sync.Mutex // serialises use of the context, the engine and cached
 	// owner is the goroutine holding mu (0: none), so that a call from
 	// inside a token callback is refused rather than waiting for itself.
 	owner atomic.Int64
@@ -104,7 +105,7 @@ func New(model string, opts ...ModelOption) (*LLama, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &LLama{id: nextID.Add(1), native: &native{model: m}, opts: mo}
+	l := &LLama{id: nextID.Add(1), path: model, native: &native{model: m}, opts: mo}
 	liveNatives.Add(1)
 	runtime.AddCleanup(l, (*native).free, l.native)
 	if l.ctx, err = m.NewContext(cp); err != nil {

@@ -22,6 +22,20 @@ const (
 	ModeSDTP      = "sdtp"      // learned predictors; the attention scorer until they exist
 	ModeRandom    = "random"    // prune at random, same schedule
 	ModeAttention = "attention" // prune by last-window attention, same schedule
+	// ModeAttentionAcc prunes by the question attention accumulated over
+	// every layer run so far (predictor.AttentionAcc), same schedule.
+	ModeAttentionAcc = "attention-acc"
+	// ModeHybrid fuses the learned predictors with the accumulated
+	// question attention (predictor.Hybrid), by the predictors' fusion
+	// block or predictor.DefaultFusion.
+	ModeHybrid = "hybrid"
+)
+
+// stagedModes and pruningModes list the modes that run the staged engine
+// and those that prune, for messages.
+const (
+	stagedModes  = "dense, " + pruningModes
+	pruningModes = "sdtp, random, attention, attention-acc, hybrid"
 )
 
 // SDTPOptions turn on Saliency-driven Dynamic Token Pruning.
@@ -50,6 +64,11 @@ type SDTPOptions struct {
 	// KVBudget is the cells each layer may keep: a fraction of the prompt's
 	// tokens when in (0, 1], else a token count.
 	KVBudget float64
+	// SpanKernel > 0 max-pools scores over that many neighbouring live
+	// tokens before each selection (sdtp.PoolSpans; odd: SnapKV uses 7,
+	// SpecPrefill 13), so kept tokens come in spans. 0 = off. Pruning
+	// modes only.
+	SpanKernel int
 }
 
 // WithSDTP enables a pruning mode (an addition to go-llama.cpp's options).
@@ -107,16 +126,19 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions, l
 	}
 	kvPolicy := o.KVPolicy != "" && o.KVPolicy != sdtp.KVNone
 	switch mode {
-	case "", ModeLlamaCpp, ModeDense, ModeSDTP, ModeRandom, ModeAttention:
+	case "", ModeLlamaCpp, ModeDense, ModeSDTP, ModeRandom, ModeAttention, ModeAttentionAcc, ModeHybrid:
 	default:
-		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, dense, sdtp, random, attention)", mode)
+		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, %s)", mode, stagedModes)
 	}
 	if err := o.refuseUnused(lora); err != nil {
 		return nil, err
 	}
+	if err := sdtp.ValidateSpanKernel(o.SpanKernel); err != nil {
+		return nil, fmt.Errorf("llama: %w", err)
+	}
 	if mode == "" || mode == ModeLlamaCpp {
 		if kvPolicy {
-			return nil, fmt.Errorf("llama: KV policy %s needs a staged mode (dense, sdtp, random, attention)", o.KVPolicy)
+			return nil, fmt.Errorf("llama: KV policy %s needs a staged mode (%s)", o.KVPolicy, stagedModes)
 		}
 		return nil, nil
 	}
@@ -156,20 +178,22 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions, l
 // LoRA adapter in the staged modes (the staged graphs read the base
 // weights only).
 func (o SDTPOptions) refuseUnused(lora bool) error {
-	pruning := o.Mode == ModeSDTP || o.Mode == ModeRandom || o.Mode == ModeAttention
+	pruning := o.Mode == ModeSDTP || o.Mode == ModeRandom || o.Mode == ModeAttention || o.Mode == ModeAttentionAcc || o.Mode == ModeHybrid
 	staged := pruning || o.Mode == ModeDense
 	mode := cmp.Or(o.Mode, ModeLlamaCpp)
 	switch {
 	case o.UBatch < 0:
 		return fmt.Errorf("llama: SDTP ubatch %d is negative (0 = 512 tokens per graph)", o.UBatch)
 	case !pruning && o.KeepRatio != 0:
-		return fmt.Errorf("llama: keep ratio %v given in mode %s, which prunes nothing (modes sdtp, random, attention prune)", o.KeepRatio, mode)
+		return fmt.Errorf("llama: keep ratio %v given in mode %s, which prunes nothing (modes %s prune)", o.KeepRatio, mode, pruningModes)
 	case !pruning && o.Layers != nil:
-		return fmt.Errorf("llama: pruning layers %v given in mode %s, which prunes nothing (modes sdtp, random, attention prune)", o.Layers, mode)
+		return fmt.Errorf("llama: pruning layers %v given in mode %s, which prunes nothing (modes %s prune)", o.Layers, mode, pruningModes)
+	case !pruning && o.SpanKernel != 0:
+		return fmt.Errorf("llama: span kernel %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanKernel, mode, pruningModes)
 	case (o.KVPolicy == "" || o.KVPolicy == sdtp.KVNone) && o.KVBudget != 0:
 		return fmt.Errorf("llama: KV budget %v given without a KV policy (streaming, h2o, snapkv)", o.KVBudget)
-	case o.Predictors != "" && o.Mode != ModeSDTP:
-		return fmt.Errorf("llama: predictors %s given in mode %s; learned predictors prune in mode sdtp", o.Predictors, mode)
+	case o.Predictors != "" && o.Mode != ModeSDTP && o.Mode != ModeHybrid:
+		return fmt.Errorf("llama: predictors %s given in mode %s; learned predictors prune in modes sdtp and hybrid", o.Predictors, mode)
 	case !staged && o.UBatch != 0:
 		return fmt.Errorf("llama: SDTP ubatch %d given in mode %s; it sizes the staged engine's graphs (llama.cpp's batch is SetNBatch)", o.UBatch, mode)
 	case staged && lora:
@@ -204,17 +228,22 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 	if err != nil {
 		return err
 	}
+	s.sched.SpanKernel = o.SpanKernel
 	name := o.Mode
-	if o.Mode == ModeSDTP {
+	if o.Mode == ModeSDTP || o.Mode == ModeHybrid {
 		learned, kind, trained, err := s.learned(path, m, o)
 		if learned != nil {
 			s.scorer, s.scorerName = learned, kind // closed by free, also when the schedule is refused
 		}
 		if err == nil && learned != nil {
 			s.sched, err = learnedSchedule(trained, o.Layers, o.KeepRatio)
+			s.sched.SpanKernel = o.SpanKernel
 		}
 		if err != nil || learned != nil {
 			return err
+		}
+		if o.Mode == ModeHybrid {
+			return fmt.Errorf("llama: mode hybrid needs learned predictors (SDTPOptions.Predictors, heads inside the GGUF, or MODEL.predictors/); mode %s prunes by question attention alone", ModeAttentionAcc)
 		}
 		fmt.Fprintln(os.Stderr, "sdtp: no learned predictors for this model; pruning with the attention scorer")
 		name = ModeAttention
@@ -231,12 +260,24 @@ const (
 )
 
 // learned finds learned predictors for the model (predictors.Locate), or
-// returns nil.
+// returns nil; in mode hybrid, fused with the question attention (the
+// kind then reads "hybrid/onnx" or "hybrid/gguf-heads").
 func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scorer, string, sdtp.Schedule, error) {
+	hybrid := o.Mode == ModeHybrid
+	kind := func(k string) string {
+		if hybrid {
+			return ModeHybrid + "/" + k
+		}
+		return k
+	}
 	src, err := predictors.Locate(o.Predictors, predictors.Model{Path: path, Arch: m.Arch(), NLayer: m.NLayer(), NEmbd: m.NEmbd()})
 	switch {
 	case err != nil:
 		return nil, "", sdtp.Schedule{}, err
+	case src.Kind == ScorerGGUFHeads && hybrid:
+		noFusion(src.Heads.Fusion == nil)
+		h, err := src.Heads.Hybrid(s.engine)
+		return h, kind(src.Kind), src.Heads.Schedule(), err
 	case src.Kind == ScorerGGUFHeads:
 		sc, err := src.Heads.Scorer(s.engine)
 		return sc, src.Kind, src.Heads.Schedule(), err
@@ -245,9 +286,26 @@ func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scor
 		if err != nil {
 			return nil, "", sdtp.Schedule{}, err
 		}
-		return set, src.Kind, set.Manifest.Schedule(), nil
+		if !hybrid {
+			return set, src.Kind, set.Manifest.Schedule(), nil
+		}
+		noFusion(set.Manifest.Fusion == nil)
+		h, err := set.Hybrid()
+		if err != nil {
+			set.Close()
+			return nil, "", sdtp.Schedule{}, err
+		}
+		return h, kind(src.Kind), set.Manifest.Schedule(), nil
 	}
 	return nil, "", sdtp.Schedule{}, nil
+}
+
+// noFusion says so when mode hybrid fuses predictors that carry no fusion
+// block of their own.
+func noFusion(missing bool) {
+	if missing {
+		fmt.Fprintln(os.Stderr, "sdtp: the predictors have no fusion block; hybrid fuses by rank, attention weight 0.5 at every stage")
+	}
 }
 
 // learnedSchedule is the learned predictors' schedule, narrowed to layers

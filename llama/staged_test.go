@@ -33,7 +33,7 @@ func TestDenseModeMatchesLlamaCpp(t *testing.T) {
 }
 
 func TestPruningModesReportStats(t *testing.T) {
-	for _, mode := range []string{ModeRandom, ModeAttention, ModeSDTP} {
+	for _, mode := range []string{ModeRandom, ModeAttention, ModeSDTP, ModeAttentionAcc} {
 		t.Run(mode, func(t *testing.T) {
 			l := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: mode, KeepRatio: 0.7, Seed: 1}))
 			res, err := l.Generate(longPrompt, opts(SetTokens(16), IgnoreEOS)...)
@@ -205,4 +205,68 @@ func TestPruningModesRefuseUnstagedArchitectures(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want.Text, dense.Text)
 	assert.Nil(t, dense.SDTP, "llama_decode ran it")
+}
+
+// Mode hybrid fuses the learned predictors with the accumulated question
+// attention: at attention weight 0 it keeps what sdtp keeps, at 1 what
+// attention-acc keeps on the same schedule, in between something else.
+func TestHybridMode(t *testing.T) {
+	model := filepath.Join(t.TempDir(), "with-heads.gguf")
+	heads := &gguf.Heads{Layers: []int{1, 3}, KeepRatios: []float64{0.7, 0.7}, HeadKeep: sdtp.HeadKeep, TailKeepFrac: sdtp.TailKeepFrac}
+	for i := range heads.Layers {
+		heads.MLPs = append(heads.MLPs, predictor.RandomMLP(64, 16, uint64(5+i)))
+	}
+	dropped := func(path string, o SDTPOptions) []int {
+		t.Helper()
+		res, err := loadTiny(t, path, SetContext(1024), WithSDTP(o)).Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
+		require.NoError(t, err)
+		assert.Equal(t, []int{1, 3}, res.SDTP.Schedule.Layers)
+		return res.SDTP.DroppedAt
+	}
+	byWeight := map[float64][]int{}
+	for _, w := range []float64{0, 1, 0.5} {
+		f := predictor.DefaultFusion(2)
+		f.AttentionWeights = []float64{w, w}
+		heads.Fusion = &f
+		require.NoError(t, gguf.Embed(tiny.gemma3, model, heads))
+		byWeight[w] = dropped(model, SDTPOptions{Mode: ModeHybrid})
+	}
+	assert.Equal(t, dropped(model, SDTPOptions{Mode: ModeSDTP}), byWeight[0], "weight 0: the learned scores' choice")
+	assert.Equal(t, dropped(model, SDTPOptions{Mode: ModeAttentionAcc, Layers: []int{1, 3}, KeepRatio: 0.7}), byWeight[1], "weight 1: attention-acc's")
+	assert.NotEqual(t, byWeight[0], byWeight[1])
+	assert.NotEqual(t, byWeight[0], byWeight[0.5])
+
+	// ONNX predictors without a fusion block: the default fusion.
+	hash, err := predictor.EmbeddingHash(tiny.gemma3)
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "preds")
+	writePredictors(t, dir, []int{2, 4}, hash)
+	res, err := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeHybrid, Predictors: dir})).Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, []int{2, 4}, res.SDTP.Schedule.Layers)
+	assert.Equal(t, res.SDTP.Schedule.Expected(res.PromptTokens), res.SDTP.KeptPerStage)
+
+	// No learned predictors: refused, naming the mode that needs none.
+	_, err = New(tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeHybrid}))
+	assert.ErrorContains(t, err, "mode hybrid needs learned predictors")
+	assert.ErrorContains(t, err, ModeAttentionAcc)
+}
+
+func TestSpanKernelOption(t *testing.T) {
+	l := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeAttention, KeepRatio: 0.5, SpanKernel: 7}))
+	res, err := l.Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, 7, res.SDTP.Schedule.SpanKernel)
+	plain, err := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeAttention, KeepRatio: 0.5})).Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Zero(t, plain.SDTP.Schedule.SpanKernel)
+	assert.Equal(t, plain.SDTP.KeptPerStage, res.SDTP.KeptPerStage, "the same budget")
+	assert.NotEqual(t, plain.SDTP.DroppedAt, res.SDTP.DroppedAt, "spans change the choice")
+
+	for _, o := range []SDTPOptions{{Mode: ModeDense, SpanKernel: 7}, {Mode: ModeLlamaCpp, SpanKernel: 7}} {
+		_, err := New(tiny.gemma3, SetContext(256), WithSDTP(o))
+		assert.ErrorContains(t, err, "which prunes nothing", o.Mode)
+	}
+	_, err = New(tiny.gemma3, SetContext(256), WithSDTP(SDTPOptions{Mode: ModeAttention, SpanKernel: 4}))
+	assert.ErrorContains(t, err, "span kernel 4")
 }

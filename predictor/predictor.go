@@ -63,6 +63,20 @@ func Names() []string {
 func init() {
 	Register("random", func(seed uint64) (sdtp.Scorer, error) { return NewRandom(seed), nil })
 	Register("attention", func(uint64) (sdtp.Scorer, error) { return Attention{}, nil })
+	// Question attention accumulated over layers (AttentionAcc), with the
+	// heads pooled by their max (the default), their mean, or the mean of
+	// the top two.
+	Register("attention-acc", func(uint64) (sdtp.Scorer, error) { return DefaultAttentionAcc(), nil })
+	Register("attention-acc-mean", func(uint64) (sdtp.Scorer, error) {
+		a := DefaultAttentionAcc()
+		a.Pool = PoolMean
+		return a, nil
+	})
+	Register("attention-acc-top2", func(uint64) (sdtp.Scorer, error) {
+		a := DefaultAttentionAcc()
+		a.Pool, a.TopK = PoolTopK, 2
+		return a, nil
+	})
 }
 
 // Random scores tokens uniformly at random: the baseline any learned

@@ -10,7 +10,7 @@ import (
 )
 
 func TestRegistry(t *testing.T) {
-	assert.Equal(t, []string{"attention", "random"}, Names())
+	assert.Equal(t, []string{"attention", "attention-acc", "attention-acc-mean", "attention-acc-top2", "random"}, Names())
 	_, err := New("nope", 0)
 	assert.ErrorContains(t, err, "unknown scorer")
 	assert.Panics(t, func() { Register("random", nil) })

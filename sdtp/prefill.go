@@ -33,17 +33,42 @@ type Needs struct {
 	// Context features (see Context) of the live tokens: in
 	// ScoreInput.Context, and the in-graph heads' second input with Head.
 	Context bool
+	// LayerAttention: per-head attention of the last-window queries at
+	// every layer of the stage just run (ScoreInput.LayerAttention), with
+	// sliding-window layers treated as SWA says.
+	LayerAttention bool
+	SWA            bridge.SWAAttention
+	AttnLayers     []int // with LayerAttention: only these layers (nil: every layer)
+	// AttnWindow > 0 caps LayerAttention's window of queries (the last
+	// tokens of the prompt) below TailLen: its cost is proportional.
+	AttnWindow int
+}
+
+// PrefillScorer is a Scorer that keeps state over one prefill, such as
+// attention accumulated over every layer run so far: Prefill calls
+// ForPrefill once per prompt of nPrompt tokens and scores every stage of
+// that prompt with the scorer it returns. The PrefillScorer itself stays
+// shareable between concurrent prefills.
+type PrefillScorer interface {
+	Scorer
+	ForPrefill(nPrompt int) Scorer
 }
 
 // ScoreInput is what a scorer sees at stage Stage, before layer Layer.
 type ScoreInput struct {
 	Stage, Layer int
 	NEmbd        int
-	Positions    []int32   // original positions of the live tokens
+	NPrompt      int       // length of the prefilled segment (for Protected)
+	Positions    []int32   // positions of the live tokens in the prefilled segment (original positions when it starts at 0)
 	Hidden       []float32 // [live][NEmbd], when Needs.Hidden
 	Attention    []float32 // [live], when Needs.Attention
 	HeadScores   []float32 // [live], when Needs.Head
 	Context      []float32 // [live][len(ContextFeatures)], when Needs.Context
+	// LayerAttention has one entry per layer of the stage just run (in
+	// order; sliding-window layers left out under bridge.SWASkip, and
+	// layers not in Needs.AttnLayers when that is set), each
+	// [NHead][live] in the order of Positions, when Needs.LayerAttention.
+	LayerAttention []bridge.LayerAttention
 }
 
 // PrefillResult is a pruned prefill: the last token's logits and what
@@ -103,6 +128,9 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 	}
 	seg := tokens[from:]
 	n := len(seg)
+	if p, ok := sc.(PrefillScorer); ok {
+		sc = p.ForPrefill(n) // fresh per-prompt state: the segment competes only with itself
+	}
 	pos := make([]int32, n)
 	for i := range pos {
 		pos[i] = int32(from + i)
@@ -146,13 +174,19 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		if len(out.Attn) > len(pos) {
 			out.Attn = out.Attn[len(out.Attn)-len(pos):] // the segment's cells come last
 		}
-		in := ScoreInput{Stage: s, Layer: last, NEmbd: r.NEmbd(), Positions: pos, Attention: out.Attn, HeadScores: out.Head, Context: feats}
+		// Scorers see segment-relative positions, so protection and span
+		// pooling apply to the new segment (from = 0: original positions).
+		in := ScoreInput{Stage: s, Layer: last, NEmbd: r.NEmbd(), NPrompt: n, Positions: rel, Attention: out.Attn, HeadScores: out.Head,
+			Context: feats, LayerAttention: segmentAttention(out.LayerAttn, len(pos))}
 		if needs.Hidden {
 			in.Hidden = out.Hidden
 		}
 		scores, err := sc.Score(in)
 		if err != nil {
 			return res, fmt.Errorf("sdtp: scoring before layer %d: %w", last, err)
+		}
+		if len(scores) == len(rel) && sched.SpanKernel > 0 {
+			scores = PoolSpans(rel, scores, n, sched.SpanKernel)
 		}
 		keep, err := Select(rel, scores, n, sched.KeepRatios[s])
 		if err != nil {
@@ -161,6 +195,25 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		pos, hidden = gather(pos, out.Hidden, keep, r.NEmbd(), res.DroppedAt, from, s+1)
 	}
 	return res, nil
+}
+
+// segmentAttention keeps, of each layer's per-head attention over its
+// cached cells, the last live cells: the segment's, which come after the
+// cells an earlier call cached.
+func segmentAttention(las []bridge.LayerAttention, live int) []bridge.LayerAttention {
+	out := make([]bridge.LayerAttention, len(las))
+	for i, la := range las {
+		cells := len(la.Scores) / max(la.NHead, 1)
+		if cells == live {
+			out[i] = la
+			continue
+		}
+		out[i] = bridge.LayerAttention{Layer: la.Layer, NHead: la.NHead, Scores: make([]float32, 0, la.NHead*live)}
+		for h := range la.NHead {
+			out[i].Scores = append(out[i].Scores, la.Scores[h*cells+cells-live:(h+1)*cells]...)
+		}
+	}
+	return out
 }
 
 // relative returns the positions minus from.
@@ -207,13 +260,20 @@ func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hi
 		if needs.Attention && end == n {
 			in.AttnWindow = min(end-start, tail)
 		}
+		if needs.LayerAttention && end == n {
+			win := tail
+			if needs.AttnWindow > 0 {
+				win = min(win, needs.AttnWindow)
+			}
+			in.LayerAttnWindow, in.LayerAttnSWA, in.LayerAttnLayers = min(end-start, win), needs.SWA, needs.AttnLayers
+		}
 		out, err := r.Run(in)
 		if err != nil {
 			return all, err
 		}
 		all.Hidden = append(all.Hidden, out.Hidden...)
 		all.Head = append(all.Head, out.Head...)
-		all.Logits, all.Attn = out.Logits, out.Attn
+		all.Logits, all.Attn, all.LayerAttn = out.Logits, out.Attn, out.LayerAttn
 	}
 	return all, nil
 }

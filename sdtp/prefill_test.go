@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -220,8 +221,8 @@ func TestPrefillStopsWhenContextIsDone(t *testing.T) {
 	assert.Equal(t, want, again, "the engine is usable after a cancel")
 }
 
-// Extend scores only the new segment: the scorer sees its positions, the
-// attention those cells get (a distribution over the whole cache, old
+// Extend scores only the new segment: the scorer sees its positions
+// (relative to the segment), the attention those cells get (a distribution over the whole cache, old
 // cells included, so the segment's share is below 1), and context
 // features computed on the segment alone.
 func TestExtendScoresTheNewSegmentOnly(t *testing.T) {
@@ -230,20 +231,21 @@ func TestExtendScoresTheNewSegmentOnly(t *testing.T) {
 	toks := prompt(300)
 	_, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(1), sched, toks[:200], 64)
 	require.NoError(t, err)
-	sc := &captureScorer{needs: sdtp.Needs{Attention: true, Context: true}}
+	sc := &captureScorer{needs: sdtp.Needs{Attention: true, Context: true, LayerAttention: true}}
 	res, err := sdtp.Extend(context.Background(), e, sc, sched, toks, 200, 64)
 	require.NoError(t, err)
 	assert.Equal(t, sched.Expected(100), res.KeptPerStage)
 	assert.Len(t, res.DroppedAt, 100)
 	require.Len(t, sc.seen, 2)
 	for _, in := range sc.seen {
-		assert.GreaterOrEqual(t, in.Positions[0], int32(200), "stage %d: only new tokens", in.Stage)
+		assert.Equal(t, 100, in.NPrompt, "stage %d: the segment's length", in.Stage)
+		assert.Less(t, in.Positions[len(in.Positions)-1], int32(100), "stage %d: positions relative to the segment", in.Stage)
 		assert.Len(t, in.Attention, len(in.Positions))
-		rel := make([]int32, len(in.Positions))
-		for i, p := range in.Positions {
-			rel[i] = p - 200
+		assert.Equal(t, sdtp.Context(toks[200:], in.Positions), in.Context, "stage %d: features of the segment", in.Stage)
+		require.NotEmpty(t, in.LayerAttention)
+		for _, la := range in.LayerAttention {
+			assert.Len(t, la.Scores, la.NHead*len(in.Positions), "stage %d layer %d: the segment's cells only", in.Stage, la.Layer)
 		}
-		assert.Equal(t, sdtp.Context(toks[200:], rel), in.Context, "stage %d: features of the segment", in.Stage)
 		sum := 0.0
 		for _, a := range in.Attention {
 			sum += float64(a)
@@ -253,4 +255,73 @@ func TestExtendScoresTheNewSegmentOnly(t *testing.T) {
 	}
 	_, err = sdtp.Extend(context.Background(), e, sc, sched, toks, 300, 64)
 	assert.ErrorContains(t, err, "nothing to prefill")
+}
+
+// perPrefill counts ForPrefill calls and hands out capture scorers.
+type perPrefill struct {
+	captureScorer
+	calls []int
+	runs  []*captureScorer
+}
+
+func (p *perPrefill) ForPrefill(n int) sdtp.Scorer {
+	p.calls = append(p.calls, n)
+	r := &captureScorer{needs: p.needs}
+	p.runs = append(p.runs, r)
+	return r
+}
+
+// A PrefillScorer gets a fresh scorer per prompt, and per-head attention
+// of every layer of each stage reaches it: [NHead][live], each head's
+// window sums to one per query.
+func TestLayerAttentionReachesAPrefillScorer(t *testing.T) {
+	cfg := testmodel.Gemma3()
+	cfg.NLayer = 7
+	_, e := tinyEngine(t, cfg)
+	toks := prompt(300)
+	sched := sdtp.Schedule{Layers: []int{2, 5}, KeepRatios: []float64{0.6, 0.6}}
+	layers, _, _ := e.Shape()
+	for _, c := range []struct {
+		swa    bridge.SWAAttention
+		layers []int
+		window int
+	}{{bridge.SWAFullMask, nil, 0}, {bridge.SWAOwnMask, nil, 0}, {bridge.SWASkip, nil, 0}, {bridge.SWAFullMask, []int{1, 3}, 8}} {
+		swa := c.swa
+		sc := &perPrefill{captureScorer: captureScorer{needs: sdtp.Needs{LayerAttention: true, SWA: swa, AttnLayers: c.layers, AttnWindow: c.window}}}
+		_, err := sdtp.Prefill(context.Background(), e, sc, sched, toks, 64)
+		require.NoError(t, err)
+		_, err = sdtp.Prefill(context.Background(), e, sc, sched, toks[:200], 64)
+		require.NoError(t, err)
+		assert.Equal(t, []int{300, 200}, sc.calls, "one ForPrefill per prompt")
+		assert.Empty(t, sc.seen, "the PrefillScorer itself never scores")
+		seen := sc.runs[0].seen
+		require.Len(t, seen, 2)
+		win := sdtp.TailLen(300)
+		if c.window > 0 {
+			win = c.window
+		}
+		for s, in := range seen {
+			first := []int{0, 2}[s]
+			var want []int
+			for il := first; il < sched.Layers[s]; il++ {
+				if (swa != bridge.SWASkip || layers[il].Window == 0) && (c.layers == nil || slices.Contains(c.layers, il)) {
+					want = append(want, il)
+				}
+			}
+			var got []int
+			for _, la := range in.LayerAttention {
+				got = append(got, la.Layer)
+				require.Len(t, la.Scores, la.NHead*len(in.Positions))
+				for h := range la.NHead {
+					sum := 0.0
+					for _, v := range la.Scores[h*len(in.Positions) : (h+1)*len(in.Positions)] {
+						sum += float64(v)
+					}
+					assert.InDelta(t, float64(win), sum, 1e-2, "swa %d stage %d layer %d head %d: %d queries' softmax", swa, s, la.Layer, h, win)
+				}
+			}
+			assert.Equal(t, want, got, "swa %d stage %d", swa, s)
+			assert.Equal(t, 300, in.NPrompt)
+		}
+	}
 }

@@ -22,6 +22,10 @@ const (
 type Schedule struct {
 	Layers     []int
 	KeepRatios []float64
+	// SpanKernel > 0 max-pools the scores over SpanKernel neighbouring
+	// live tokens before each selection (PoolSpans), so that kept tokens
+	// come in spans; 0 (the paper's schedule) selects single tokens.
+	SpanKernel int
 }
 
 // DefaultSchedule scales the paper's 32-layer placement (layers 4, 7, …, 31)
@@ -101,7 +105,7 @@ func (s Schedule) Validate(nLayer int) error {
 			return fmt.Errorf("sdtp: keep ratio %v at layer %d must be in (0, 1]", r, l)
 		}
 	}
-	return nil
+	return ValidateSpanKernel(s.SpanKernel)
 }
 
 // Cumulative is the fraction of (unprotected) tokens alive after each stage.

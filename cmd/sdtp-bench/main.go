@@ -4,7 +4,8 @@
 // "attention"). Modes are interleaved run by run; each figure is the median
 // of --repeat runs after one warm-up. --keep-ratios and --prune-layers
 // sweep the pruning modes over schedules; `sdtp-bench report` turns --json
-// results into docs/BENCHMARKS.md with plots.
+// results into docs/BENCHMARKS.md with plots; `sdtp-bench server-load URL`
+// load-tests a running sdtp-server (docs/SERVER.md).
 package main
 
 import (
@@ -58,6 +59,7 @@ type config struct {
 	json          bool
 	kvPolicies    []string
 	kvBudget      float64
+	span          int // sdtp.Schedule.SpanKernel of the pruning modes
 
 	quality       bool
 	contextTokens int
@@ -100,7 +102,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.textFrom, "text-from", 0, "use --text and --haystack from this fraction of their length (e.g. 0.7: the part sdtp-train --text-to 0.7 held out)")
 	fs.Float64Var(&c.textTo, "text-to", 1, "… up to this fraction")
 	fs.StringSliceVar(&c.modes, "modes", []string{"llamacpp", "dense", "sdtp", "random", "attention"},
-		"modes to compare; also sdtp-onnx and sdtp-gguf (the same predictors through ONNX Runtime and in-graph)")
+		"modes to compare; also sdtp-onnx and sdtp-gguf (the same predictors through ONNX Runtime and in-graph), "+
+			"attention-acc (question attention accumulated over layers; -mean and -top2 pool heads otherwise) and hybrid (learned + attention-acc)")
 	fs.IntVar(&c.repeat, "repeat", 3, "measured runs per mode and length (after one warm-up)")
 	fs.IntVar(&c.threads, "threads", bridge.MaxThreads(), "CPU threads (default, 0 or -1: cores, or SDTP_THREADS)")
 	fs.Float64SliceVar(&c.keepRatios, "keep-ratios", []float64{sdtp.DefaultKeepRatio},
@@ -122,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringSliceVar(&c.kvPolicies, "kv-policy", []string{sdtp.KVNone},
 		"KV-cache policies after each staged prefill, a list runs each: none, streaming, h2o, snapkv (docs/KV.md)")
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells per layer under --kv-policy: a fraction of the prompt if <= 1, else tokens")
+	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection (odd; SnapKV 7, SpecPrefill 13; 0 = off)")
 	fs.BoolVar(&c.quality, "quality", false, "measure continuation quality (ppl, KL and top-1 vs dense) on --text instead of speed")
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
 	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
@@ -202,12 +206,22 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		}
 	}
 	for _, m := range c.modes {
-		if !slices.Contains([]string{"llamacpp", "dense", "sdtp", "random", "attention", "sdtp-onnx", "sdtp-gguf"}, m) {
-			return c, fmt.Errorf("unknown mode %q", m)
+		if !slices.Contains(benchModes, m) {
+			return c, fmt.Errorf("unknown mode %q (%s)", m, strings.Join(benchModes, ", "))
 		}
+	}
+	if err := sdtp.ValidateSpanKernel(c.span); err != nil {
+		return c, fmt.Errorf("--span: %w", err)
+	}
+	if c.span > 0 && !slices.ContainsFunc(c.modes, func(m string) bool { return m != "llamacpp" && m != "dense" }) {
+		return c, fmt.Errorf("--span %d needs a pruning mode in --modes", c.span)
 	}
 	return c, nil
 }
+
+// benchModes are the modes --modes accepts.
+var benchModes = []string{"llamacpp", "dense", "sdtp", "random", "attention", "sdtp-onnx", "sdtp-gguf",
+	"attention-acc", "attention-acc-mean", "attention-acc-top2", "hybrid"}
 
 // bench holds the model and one context/engine for all runs.
 type bench struct {
@@ -220,6 +234,7 @@ type bench struct {
 	onnxSet      *onnx.Set     // --predictors through ONNX Runtime
 	heads        sdtp.Scorer   // in-graph heads (from --predictors or the GGUF)
 	learnedFrom  string        // where the learned predictors were found (predictors.Source.From)
+	hybrid       sdtp.Scorer   // mode hybrid: the learned predictors (ONNX if given, else heads) fused with attention-acc
 	learnedSched sdtp.Schedule // the learned predictors' schedule
 	// predictorHash identifies --predictors' files in fidelity records.
 	predictorHash string
@@ -241,6 +256,9 @@ type sample struct {
 func run(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "report" {
 		return runReport(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "server-load" {
+		return runServerLoad(args[1:], stdout, stderr)
 	}
 	started := time.Now()
 	c, err := parseFlags(args, stderr)
@@ -444,8 +462,23 @@ func (b *bench) loadLearned() error {
 		}
 	}
 	for _, m := range b.cfg.modes {
-		if (m == "sdtp-onnx" && b.onnxSet == nil) || (m == "sdtp-gguf" && b.heads == nil) {
-			return fmt.Errorf("mode %s needs learned predictors: --predictors DIR (or heads inside the GGUF for sdtp-gguf)", m)
+		if (m == "sdtp-onnx" && b.onnxSet == nil) || ((m == "sdtp-gguf" || m == "hybrid") && b.heads == nil) {
+			return fmt.Errorf("mode %s needs learned predictors: --predictors DIR (or heads inside the GGUF for sdtp-gguf and hybrid)", m)
+		}
+	}
+	if slices.Contains(b.cfg.modes, "hybrid") {
+		var learned sdtp.Scorer = b.heads
+		if b.onnxSet != nil {
+			learned = b.onnxSet
+		}
+		f := predictor.DefaultFusion(len(h.Layers))
+		if h.Fusion != nil {
+			f = *h.Fusion
+		} else {
+			fmt.Fprintln(b.log, "the predictors have no fusion block; hybrid fuses by rank, attention weight 0.5 at every stage")
+		}
+		if b.hybrid, err = predictor.NewHybrid(learned, h.Layers, f); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -472,8 +505,12 @@ func (b *bench) scorerName(mode string) string {
 		return predictors.ScorerONNX
 	case mode == "sdtp-gguf" || (mode == "sdtp" && b.heads != nil):
 		return predictors.ScorerGGUFHeads
-	case mode == "random":
-		return "random"
+	case mode == "random", strings.HasPrefix(mode, "attention-acc"):
+		return mode
+	case mode == "hybrid" && b.onnxSet != nil:
+		return "hybrid/" + predictors.ScorerONNX
+	case mode == "hybrid":
+		return "hybrid/" + predictors.ScorerGGUFHeads
 	}
 	return "attention"
 }
@@ -490,20 +527,45 @@ func (b *bench) scorer(mode string) sdtp.Scorer {
 		return predictor.NewRandom(1)
 	case mode == "dense":
 		return predictor.NewRandom(0) // never called: nothing is pruned
+	case mode == "hybrid":
+		return &timed{Scorer: b.hybrid}
+	case strings.HasPrefix(mode, "attention-acc"):
+		sc, err := predictor.New(mode, 0)
+		if err != nil {
+			panic(err) // the names are registered by package predictor
+		}
+		return &timed{Scorer: sc}
 	}
 	return predictor.Attention{} // attention, and sdtp without learned predictors
 }
 
-// timed measures the time a scorer spends scoring.
+// timed measures the time a scorer spends scoring in Go (and ONNX
+// Runtime); work the scorer asks of the graph (in-graph heads, layer
+// attention) shows in the prefill time instead.
 type timed struct {
 	sdtp.Scorer
 	spent time.Duration
+	total *timed // where a per-prefill scorer's time adds up (ForPrefill)
 }
 
 func (t *timed) Score(in sdtp.ScoreInput) ([]float32, error) {
 	start := time.Now()
-	defer func() { t.spent += time.Since(start) }()
+	defer func() {
+		sum := t
+		if t.total != nil {
+			sum = t.total
+		}
+		sum.spent += time.Since(start)
+	}()
 	return t.Scorer.Score(in)
+}
+
+// ForPrefill times the per-prefill scorer of a sdtp.PrefillScorer.
+func (t *timed) ForPrefill(nPrompt int) sdtp.Scorer {
+	if p, ok := t.Scorer.(sdtp.PrefillScorer); ok {
+		return &timed{Scorer: p.ForPrefill(nPrompt), total: t}
+	}
+	return t
 }
 
 // headCost times the in-graph heads where they run, in a separate prefill

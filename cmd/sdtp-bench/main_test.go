@@ -272,3 +272,51 @@ func TestBenchRefusesExplicitEdgeValues(t *testing.T) {
 		assert.Equal(t, bridge.MaxThreads(), c.threads, threads)
 	}
 }
+
+// The retrieval-safe modes side by side: attention-acc (with each head
+// pooling), hybrid over learned predictors, and spans as a suffix of their
+// own rows.
+func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "tiny.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	hash, err := predictor.EmbeddingHash(model)
+	require.NoError(t, err)
+	var m onnx.Manifest
+	m.Version = 1
+	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, hash
+	m.Layers, m.KeepRatios, m.HeadKeep, m.TailKeepFrac = []int{2, 4}, []float64{0.7, 0.7}, sdtp.HeadKeep, sdtp.TailKeepFrac
+	f := predictor.DefaultFusion(2)
+	f.Method = predictor.FuseZScore
+	m.Fusion = &f
+	preds := filepath.Join(dir, "preds")
+	require.NoError(t, onnx.WriteSet(preds, m, []predictor.MLP{predictor.RandomMLP(64, 16, 1), predictor.RandomMLP(64, 16, 2)}))
+	text := filepath.Join(dir, "text.txt")
+	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20)), 0o644))
+
+	args := []string{"--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "attention,attention-acc,attention-acc-mean,attention-acc-top2,sdtp,hybrid", "--predictors", preds}
+	rep := benchJSON(t, args...)
+	byMode := map[string]report.Row{}
+	for _, r := range rep.Results {
+		byMode[r.Mode] = r
+	}
+	require.Len(t, byMode, 6)
+	for _, mode := range []string{"attention-acc", "attention-acc-mean", "attention-acc-top2", "hybrid"} {
+		r := byMode[mode]
+		assert.Positive(t, r.PredictorMS, mode)
+		assert.Less(t, r.PredictorMS, r.PrefillMS, mode)
+		assert.Less(t, r.KeptTokensPerLayer[5], 200, mode)
+	}
+	assert.Equal(t, []int{2, 4}, byMode["hybrid"].PruneLayers, "the predictors' schedule")
+	assert.Equal(t, byMode["attention"].KeptTokensPerLayer, byMode["attention-acc"].KeptTokensPerLayer, "same schedule, same budget")
+
+	spans := benchJSON(t, append(args, "--span", "7")...)
+	for _, r := range spans.Results {
+		assert.True(t, strings.HasSuffix(r.Mode, "+span7"), r.Mode)
+	}
+	var stdout, stderr bytes.Buffer
+	assert.ErrorContains(t, run(append(args, "--span", "6"), &stdout, &stderr), "span kernel 6")
+	assert.ErrorContains(t, run([]string{"--model", model, "--modes", "llamacpp,dense", "--span", "7"}, &stdout, &stderr), "needs a pruning mode")
+	assert.ErrorContains(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--modes", "hybrid"}, &stdout, &stderr), "needs learned predictors")
+}

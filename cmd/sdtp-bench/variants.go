@@ -28,6 +28,9 @@ type variant struct {
 func (v variant) row(promptTokens int) report.Row {
 	r := report.Row{Mode: v.mode, PromptTokens: promptTokens, KeepRatio: 1, PruneLayers: v.sched.Layers,
 		CustomLayers: v.custom, DefaultSchedule: v.byDefault, Scorer: v.scorer}
+	if v.sched.SpanKernel > 0 {
+		r.Mode += fmt.Sprintf("+span%d", v.sched.SpanKernel) // what spans add, beside the same mode without
+	}
 	if v.kv != sdtp.KVNone {
 		// A mode of its own in reports and plots: "attention+h2o" is
 		// neither attention nor, for dense, the unpruned reference.
@@ -123,13 +126,16 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 	}
 	for i := range out {
 		out[i].scorer = b.scorerName(out[i].mode)
+		if len(out[i].sched.Layers) > 0 {
+			out[i].sched.SpanKernel = b.cfg.span
+		}
 	}
 	return withKV(out, b.cfg.kvPolicies, b.cfg.kvBudget), nil
 }
 
 // learned says whether the mode prunes with learned predictors.
 func (b *bench) learned(mode string) bool {
-	return mode == "sdtp-onnx" || mode == "sdtp-gguf" || (mode == "sdtp" && (b.onnxSet != nil || b.heads != nil))
+	return mode == "sdtp-onnx" || mode == "sdtp-gguf" || mode == "hybrid" || (mode == "sdtp" && (b.onnxSet != nil || b.heads != nil))
 }
 
 // parsePruneLayers reads --prune-layers values: each holds one or more

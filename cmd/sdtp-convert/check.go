@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -50,6 +51,15 @@ func check(model, dir, textFile string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Heads embedded in the model itself: both loaders must read the same
+	// fusion block.
+	embedded, err := gguf.Read(model)
+	if err != nil {
+		return err
+	}
+	if embedded != nil && !reflect.DeepEqual(embedded.Fusion, set.Manifest.Fusion) {
+		return fmt.Errorf("the fusion block of the heads in %s (%+v) differs from %s's (%+v)", model, embedded.Fusion, onnx.ManifestName, set.Manifest.Fusion)
+	}
 	toks, err := m.Tokenize(text, true, false)
 	if err != nil {
 		return err
@@ -74,7 +84,17 @@ func check(model, dir, textFile string, w io.Writer) error {
 		return err
 	}
 	sched := set.Manifest.Schedule()
-	cmp := &comparer{onnx: set}
+	cmp := &comparer{onnx: set, layers: heads.Layers}
+	if f := set.Manifest.Fusion; f != nil {
+		// The hybrid in both forms: ONNX scores and in-graph heads, each
+		// fused with the same accumulated question attention.
+		if cmp.hybrid, err = predictor.NewHybrid(set, heads.Layers, *f); err != nil {
+			return err
+		}
+		if inGraph, err = predictor.NewHybrid(inGraph, heads.Layers, *f); err != nil {
+			return err
+		}
+	}
 	viaONNX, err := sdtp.Prefill(context.Background(), e, cmp, sched, toks, 512)
 	if err != nil {
 		return err
@@ -86,22 +106,49 @@ func check(model, dir, textFile string, w io.Writer) error {
 	same := slices.EqualFunc(viaONNX.LivePositions, viaGraph.LivePositions, slices.Equal[[]int32])
 	fmt.Fprintf(w, "%d prompt tokens, %d stages: max |ONNX − in-graph score| = %.2e (scores up to %.3g); kept sets identical: %v\n",
 		len(toks), len(sched.Layers), cmp.diff, cmp.scale, same)
-	if !(cmp.diff <= checkTolerance*math.Max(1, cmp.scale)) || !same { // NaN fails too
+	ok := cmp.diff <= checkTolerance*math.Max(1, cmp.scale) // NaN fails too
+	if cmp.hybrid != nil {
+		f := cmp.hybrid.Fusion()
+		fmt.Fprintf(w, "hybrid (%s fusion, attention weights %v): max |ONNX − in-graph fused score| = %.2e (fused scores up to %.3g)\n",
+			f.Method, f.AttentionWeights, cmp.fusedDiff, cmp.fusedScale)
+		ok = ok && cmp.fusedDiff <= checkTolerance*math.Max(1, cmp.fusedScale)
+	}
+	if !ok || !same {
 		return fmt.Errorf("the two runtimes disagree (tolerance %.0e × max(1, largest score))", checkTolerance)
 	}
 	return nil
 }
 
 // comparer scores with ONNX Runtime and records how far the in-graph heads
-// (computed in the same run) are from it.
+// (computed in the same run) are from it; with a hybrid, it also fuses
+// both with the same accumulated attention and returns the ONNX form's
+// fused scores.
 type comparer struct {
-	onnx  *onnx.Set
-	diff  float64 // max |ONNX − in-graph|
-	scale float64 // max |ONNX score|
+	onnx   *onnx.Set
+	layers []int
+	diff   float64 // max |ONNX − in-graph|
+	scale  float64 // max |ONNX score|
+
+	hybrid     *predictor.Hybrid
+	attn       sdtp.Scorer // the hybrid's accumulated attention, this prefill
+	fusedDiff  float64
+	fusedScale float64
 }
 
 func (c *comparer) Needs() sdtp.Needs {
-	return sdtp.Needs{Hidden: true, Head: true, Context: c.onnx.Needs().Context}
+	n := sdtp.Needs{Hidden: true, Head: true, Context: c.onnx.Needs().Context}
+	if c.hybrid != nil {
+		h := c.hybrid.Needs()
+		n.LayerAttention, n.SWA, n.AttnLayers, n.AttnWindow = h.LayerAttention, h.SWA, h.AttnLayers, h.AttnWindow
+	}
+	return n
+}
+
+func (c *comparer) ForPrefill(nPrompt int) sdtp.Scorer {
+	if c.hybrid != nil {
+		c.attn = c.hybrid.AttentionScorer(nPrompt)
+	}
+	return c
 }
 
 func (c *comparer) Score(in sdtp.ScoreInput) ([]float32, error) {
@@ -113,13 +160,34 @@ func (c *comparer) Score(in sdtp.ScoreInput) ([]float32, error) {
 		c.diff = math.Max(c.diff, math.Abs(float64(s[i]-in.HeadScores[i])))
 		c.scale = math.Max(c.scale, math.Abs(float64(s[i])))
 	}
-	return s, nil
+	if c.hybrid == nil {
+		return s, nil
+	}
+	attn, err := c.attn.Score(in)
+	if err != nil {
+		return nil, err
+	}
+	stage := slices.Index(c.layers, in.Layer)
+	f := c.hybrid.Fusion()
+	viaONNX, err := f.Fuse(stage, s, attn, in.Positions, in.NPrompt)
+	if err != nil {
+		return nil, err
+	}
+	viaGraph, err := f.Fuse(stage, in.HeadScores, attn, in.Positions, in.NPrompt)
+	if err != nil {
+		return nil, err
+	}
+	for i := range viaONNX {
+		c.fusedDiff = math.Max(c.fusedDiff, math.Abs(float64(viaONNX[i]-viaGraph[i])))
+		c.fusedScale = math.Max(c.fusedScale, math.Abs(float64(viaONNX[i])))
+	}
+	return viaONNX, nil
 }
 
 // initRandom writes randomly initialised predictors (default architecture,
 // default schedule) for a model: what SDTP runs until trained predictors
 // exist, and a fixture for checks.
-func initRandom(model, dir string, seed uint64) error {
+func initRandom(model, dir string, seed uint64, fusion string) error {
 	arch, nLayer, nEmbd, err := modelShape(model)
 	if err != nil {
 		return err
@@ -137,6 +205,11 @@ func initRandom(model, dir string, seed uint64) error {
 	man.Model.Arch, man.Model.NLayer, man.Model.NEmbd, man.Model.EmbdHash = arch, nLayer, nEmbd, hash
 	man.Layers, man.KeepRatios, man.HeadKeep, man.TailKeepFrac = sched.Layers, sched.KeepRatios, sdtp.HeadKeep, sdtp.TailKeepFrac
 	man.Training = map[string]any{"init": "random", "seed": seed}
+	if fusion != "" {
+		f := predictor.DefaultFusion(len(sched.Layers))
+		f.Method = fusion
+		man.Fusion = &f // WriteSet validates it
+	}
 	var mlps []predictor.MLP
 	for i := range sched.Layers {
 		mlps = append(mlps, predictor.RandomMLP(nEmbd, max(1, nEmbd/4), seed+uint64(i)))

@@ -26,7 +26,9 @@ const usage = `usage:
   sdtp-convert extract --model IN.gguf -o DIR                         heads -> ONNX + predictors.json
   sdtp-convert inspect FILE|DIR                                        schedule, dims, provenance
   sdtp-convert check   --model M --predictors DIR [--text FILE]       ONNX vs in-graph scores on one prompt
-  sdtp-convert init    --model M -o DIR [--seed N]                    random-init predictors (until trained ones exist)`
+  sdtp-convert init    --model M -o DIR [--seed N] [--fusion rank|zscore]
+                                                                       random-init predictors (until trained ones exist),
+                                                                       with a default fusion block for mode hybrid`
 
 func main() {
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -46,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	out := fs.StringP("out", "o", "", "output GGUF (embed) or directory (extract, init)")
 	text := fs.String("text", "", "prompt text file for check (default: a built-in text)")
 	seed := fs.Uint64("seed", 1, "seed for init")
+	fusion := fs.String("fusion", "", "init: add a fusion block (predictor.DefaultFusion) with this method, rank or zscore")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -88,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if err := need("model", *model, "out", *out); err != nil {
 			return err
 		}
-		return initRandom(*model, *out, *seed)
+		return initRandom(*model, *out, *seed, *fusion)
 	}
 	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 }
@@ -99,7 +102,7 @@ var usedFlags = map[string][]string{
 	"extract": {"model", "out"},
 	"inspect": {},
 	"check":   {"model", "predictors", "text"},
-	"init":    {"model", "out", "seed"},
+	"init":    {"model", "out", "seed", "fusion"},
 }
 
 // refuseUnused refuses a flag the command would ignore.
@@ -167,6 +170,7 @@ func extract(model, dir string) error {
 	}
 	m.Model.EmbdHash = h.ModelHash
 	m.Layers, m.KeepRatios, m.HeadKeep, m.TailKeepFrac = h.Layers, h.KeepRatios, h.HeadKeep, h.TailKeepFrac
+	m.Fusion = h.Fusion
 	if h.Training != "" && h.Training != "null" {
 		if err := json.Unmarshal([]byte(h.Training), &m.Training); err != nil {
 			return fmt.Errorf("sdtp.training is not JSON: %w", err)
@@ -187,6 +191,7 @@ func inspect(path string, w io.Writer) error {
 		fmt.Fprintf(w, "%s: %d ONNX predictors for %s (%d layers, width %d)\n", path, len(m.Files), m.Model.Arch, m.Model.NLayer, m.Model.NEmbd)
 		fmt.Fprintf(w, "  layers      %v\n  keep ratios %v\n  protected   first %d, last %.0f%%\n  model hash  %s\n  training    %v\n",
 			m.Layers, m.KeepRatios, m.HeadKeep, 100*m.TailKeepFrac, m.Model.EmbdHash, m.Training)
+		printFusion(w, m.Fusion)
 		return nil
 	}
 	h, err := gguf.Read(path)
@@ -202,8 +207,30 @@ func inspect(path string, w io.Writer) error {
 	if h.MLPs[0].Context > 0 {
 		fmt.Fprintf(w, "  context     %v\n", sdtp.ContextFeatures)
 	}
+	printFusion(w, h.Fusion)
 	for i, m := range h.MLPs {
 		fmt.Fprintf(w, "  stage %d: Linear(%d, %d) → GELU → Linear(%d, 2)\n", i, m.In(), m.H, m.H)
 	}
 	return nil
+}
+
+// printFusion describes a fusion block (mode hybrid).
+func printFusion(w io.Writer, f *predictor.Fusion) {
+	if f == nil {
+		fmt.Fprintf(w, "  fusion      none (mode hybrid fuses by default: rank, 0.5)\n")
+		return
+	}
+	pool := f.HeadPool
+	if pool == predictor.PoolTopK {
+		pool = fmt.Sprintf("top-%d", f.TopK)
+	}
+	layers := "every layer"
+	if f.AttentionLayers != nil {
+		layers = fmt.Sprintf("layers %v", f.AttentionLayers)
+	}
+	if f.AttentionWindow > 0 {
+		layers += fmt.Sprintf(", at most %d queries", f.AttentionWindow)
+	}
+	fmt.Fprintf(w, "  fusion      v%d %s, attention weights %v; heads pooled by %s, layers by %s, sliding-window layers %s; attention of %s\n",
+		f.Version, f.Method, f.AttentionWeights, pool, f.LayerNorm, f.SlidingWindow, layers)
 }

@@ -129,3 +129,64 @@ func TestFlagsACommandIgnoresAreRefused(t *testing.T) {
 	}
 	assert.ErrorContains(t, run([]string{"extract", "--model", "m", "-o", ""}, &stdout, &stderr), `--out ""`)
 }
+
+// A predictor set with a fusion block: init writes it, embed carries it
+// into the GGUF's sdtp.fusion.* keys, extract and inspect read it back, and
+// check runs the hybrid in both forms (ONNX and in-graph, each fused with
+// the same accumulated attention) and finds the same scores and kept sets,
+// reading the fusion block from predictors.json and from the GGUF.
+func TestHybridInitEmbedCheck(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	text := filepath.Join(dir, "text.txt")
+	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 10)), 0o644))
+	for _, method := range []string{predictor.FuseRank, predictor.FuseZScore} {
+		t.Run(method, func(t *testing.T) {
+			preds := filepath.Join(dir, method)
+			var stdout, stderr bytes.Buffer
+			require.NoError(t, run([]string{"init", "--model", model, "-o", preds, "--seed", "5", "--fusion", method}, &stdout, &stderr))
+			set, err := onnx.LoadFor(preds, model, "gemma3", 6, 64, onnx.Options{})
+			require.NoError(t, err)
+			want := predictor.DefaultFusion(5)
+			want.Method = method
+			require.NotNil(t, set.Manifest.Fusion)
+			assert.Equal(t, want, *set.Manifest.Fusion)
+			set.Close()
+
+			require.NoError(t, run([]string{"check", "--model", model, "--predictors", preds, "--text", text}, &stdout, &stderr))
+			assert.Contains(t, stdout.String(), "kept sets identical: true")
+			assert.Regexp(t, `hybrid \(`+method+` fusion, attention weights \[0.5 0.5 0.5 0.5 0.5\]\): max \|ONNX − in-graph fused score\| = (0\.00e\+00|\d\.\d\de-0[4-9])`, stdout.String())
+
+			embedded := filepath.Join(dir, method+".gguf")
+			require.NoError(t, run([]string{"embed", "--model", model, "--predictors", preds, "-o", embedded}, &stdout, &stderr))
+			h, err := gguf.Read(embedded)
+			require.NoError(t, err)
+			require.NotNil(t, h.Fusion)
+			assert.Equal(t, want, *h.Fusion)
+			stdout.Reset()
+			require.NoError(t, run([]string{"check", "--model", embedded, "--predictors", preds, "--text", text}, &stdout, &stderr))
+			assert.Contains(t, stdout.String(), "kept sets identical: true")
+			stdout.Reset()
+			require.NoError(t, run([]string{"inspect", embedded}, &stdout, &stderr))
+			assert.Contains(t, stdout.String(), "fusion      v1 "+method+", attention weights [0.5 0.5 0.5 0.5 0.5]; heads pooled by max, layers by mean, sliding-window layers full-mask; attention of every layer, at most 16 queries")
+
+			back := filepath.Join(dir, method+"-back")
+			require.NoError(t, run([]string{"extract", "--model", embedded, "-o", back}, &stdout, &stderr))
+			assertReembedIdentical(t, model, back, embedded)
+		})
+	}
+
+	// A GGUF whose fusion block differs from the directory's is caught.
+	preds := filepath.Join(dir, "rank")
+	plain := filepath.Join(dir, "plain")
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"init", "--model", model, "-o", plain, "--seed", "5"}, &stdout, &stderr))
+	err := run([]string{"check", "--model", filepath.Join(dir, "zscore.gguf"), "--predictors", preds, "--text", text}, &stdout, &stderr)
+	assert.ErrorContains(t, err, "fusion block")
+	stdout.Reset()
+	require.NoError(t, run([]string{"inspect", plain}, &stdout, &stderr))
+	assert.Contains(t, stdout.String(), "fusion      none")
+	assert.ErrorContains(t, run([]string{"init", "--model", model, "-o", filepath.Join(dir, "bad"), "--fusion", "sum"}, &stdout, &stderr), `fusion method "sum"`)
+	assert.ErrorContains(t, run([]string{"check", "--model", model, "--predictors", preds, "--fusion", "rank"}, &stdout, &stderr), "check does not use --fusion")
+}

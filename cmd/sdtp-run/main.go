@@ -59,6 +59,7 @@ type config struct {
 	provider                     string
 	kvPolicy                     string
 	kvBudget                     float64
+	span                         int
 }
 
 // report is what --json prints.
@@ -105,13 +106,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.chatTemplate, "chat-template", false, "format the prompt as one user message with the model's chat template (instruct models)")
 	system := fs.String("system", "", "a system message before the prompt (needs --chat-template)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object with the text, token counts and timings at the end")
-	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention")
+	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention, "+
+		"attention-acc (question attention accumulated over layers), hybrid (learned predictors fused with attention-acc)")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each pruning stage, in (0, 1] (default: 0.9, or learned predictors' trained ratios)")
 	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth, or learned predictors' own layers; with predictors, a subset of theirs)")
-	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp: a `DIR` with predictors.json (default: heads in the GGUF, MODEL.predictors/, or the set shipped for the model)")
+	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp or hybrid: a `DIR` with predictors.json (default: heads in the GGUF, MODEL.predictors/, or the set shipped for the model)")
 	fs.StringVar(&c.provider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
 	fs.StringVar(&c.kvPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells each layer's cache keeps under --kv-policy: a fraction of the prompt if <= 1, else tokens")
+	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection, so kept tokens come in spans (odd; SnapKV 7, SpecPrefill 13; 0 = off)")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
 	fs.StringVar(&c.doc, "doc", "", "answer the question -p about the document `FILE` (through the chat template; the prefill line goes to stderr)")
@@ -279,7 +282,7 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		defer bar.Finish()
 	}
 	sdtpOpts := llama.SDTPOptions{Mode: c.mode, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
-		KVPolicy: c.kvPolicy}
+		KVPolicy: c.kvPolicy, SpanKernel: c.span}
 	if c.keepRatioGiven {
 		sdtpOpts.KeepRatio = c.keepRatio
 	}
@@ -287,7 +290,7 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		sdtpOpts.KVBudget = c.kvBudget
 	}
 	l, err := llama.New(c.model, append(opts, llama.WithSDTP(sdtpOpts))...)
-	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven || c.pruningGiven || c.kvPolicy != sdtp.KVNone {
+	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven || c.pruningGiven || c.kvPolicy != sdtp.KVNone || c.span > 0 {
 		return l, err
 	}
 	fmt.Fprintf(stderr, "sdtp-run: %v\nsdtp-run: running with --mode llamacpp (no pruning)\n", err)
@@ -324,7 +327,7 @@ func explain(c config, st *llama.SDTPStats, stderr io.Writer) error {
 		return nil
 	}
 	if st == nil {
-		return errors.New("--explain needs a staged mode (dense, sdtp, random, attention) on a staged architecture")
+		return errors.New("--explain needs a staged mode (dense, sdtp, random, attention, attention-acc, hybrid) on a staged architecture")
 	}
 	if c.explain {
 		explainANSI(stderr, st)

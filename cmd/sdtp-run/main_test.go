@@ -179,3 +179,16 @@ func TestRunChatTemplate(t *testing.T) {
 	err = run([]string{"-m", model, "-p", "x", "--system", "Be brief."}, &out, &stderr)
 	assert.ErrorContains(t, err, "--system needs --chat-template")
 }
+
+func TestRunAccumulatedAttentionWithSpans(t *testing.T) {
+	model := tinyModel(t)
+	prompt := strings.Repeat("the quick brown fox jumps over the lazy dog. ", 8)
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run([]string{"-m", model, "-p", prompt, "-n", "2", "--temp", "0", "-c", "256", "--mode", "attention-acc", "--span", "7", "--json"}, &stdout, &stderr), stderr.String())
+	var r report
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &r))
+	assert.Equal(t, "attention-acc", r.Mode)
+	assert.Less(t, r.KeptPerLayer[len(r.KeptPerLayer)-1], r.PromptTokens)
+	assert.ErrorContains(t, run([]string{"-m", model, "-p", prompt, "-n", "2", "--mode", "attention-acc", "--span", "4"}, &stdout, &stderr), "span kernel 4")
+	assert.ErrorContains(t, run([]string{"-m", model, "-p", prompt, "-n", "2", "--mode", "dense", "--span", "7"}, &stdout, &stderr), "which prunes nothing")
+}

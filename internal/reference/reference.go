@@ -99,6 +99,35 @@ type Cache struct {
 // layer l (ascending, each a subset of the previous layer's). It returns the
 // last token's logits and the per-layer cache.
 func (m *Model) Prefill(tokens []int32, live [][]int) ([]float32, *Cache) {
+	return m.prefill(tokens, live, nil)
+}
+
+// WindowAttention runs Prefill and returns, for every layer, the softmax
+// attention that the last window tokens alive there pay each token cached
+// there, summed over those queries, per head: [layer][head][cell], cells in
+// increasing position. fullMask scores sliding-window layers with the full
+// causal mask instead of their own.
+func (m *Model) WindowAttention(tokens []int32, live [][]int, window int, fullMask bool) [][][]float64 {
+	out := make([][][]float64, m.nLayer)
+	m.prefill(tokens, live, func(il int, c *Cache, qs [][]float32, pos []int32) {
+		out[il] = make([][]float64, m.nHead)
+		for h := range out[il] {
+			out[il][h] = make([]float64, len(c.pos[il]))
+		}
+		for j := len(qs) - window; j < len(qs); j++ {
+			for h, w := range m.weights(il, c, qs[j], pos[j], fullMask) {
+				for ci, v := range w {
+					out[il][h][ci] += v
+				}
+			}
+		}
+	})
+	return out
+}
+
+// prefill is Prefill; onLayer, when set, sees each layer's queries once
+// the layer's cache holds the tokens alive there.
+func (m *Model) prefill(tokens []int32, live [][]int, onLayer func(il int, c *Cache, qs [][]float32, pos []int32)) ([]float32, *Cache) {
 	c := &Cache{pos: make([][]int32, m.nLayer), k: make([][][]float32, m.nLayer), v: make([][][]float32, m.nLayer)}
 	h := make([][]float32, len(tokens))
 	for i, tok := range tokens {
@@ -111,7 +140,10 @@ func (m *Model) Prefill(tokens []int32, live [][]int) ([]float32, *Cache) {
 		for j, i := range idx {
 			xs[j], pos[j] = h[i], int32(i)
 		}
-		out := m.layer(il, c, xs, pos)
+		out, qs := m.layer(il, c, xs, pos)
+		if onLayer != nil {
+			onLayer(il, c, qs, pos)
+		}
 		for j, i := range idx {
 			h[i] = out[j]
 		}
@@ -124,7 +156,8 @@ func (m *Model) Prefill(tokens []int32, live [][]int) ([]float32, *Cache) {
 func (m *Model) Decode(c *Cache, tok, pos int32) []float32 {
 	x := m.embed(tok)
 	for il := range m.nLayer {
-		x = m.layer(il, c, [][]float32{x}, []int32{pos})[0]
+		out, _ := m.layer(il, c, [][]float32{x}, []int32{pos})
+		x = out[0]
 	}
 	return m.logits(x)
 }
@@ -145,8 +178,9 @@ func (m *Model) logits(x []float32) []float32 {
 }
 
 // layer runs one block for the tokens xs at positions pos: their K/V join
-// the layer's cache first, then each attends causally over the cache.
-func (m *Model) layer(il int, c *Cache, xs [][]float32, pos []int32) [][]float32 {
+// the layer's cache first, then each attends causally over the cache. It
+// returns the outputs and the queries.
+func (m *Model) layer(il int, c *Cache, xs [][]float32, pos []int32) ([][]float32, [][]float32) {
 	L := m.layers[il]
 	qs := make([][]float32, len(xs))
 	for j, x := range xs {
@@ -180,7 +214,7 @@ func (m *Model) layer(il int, c *Cache, xs [][]float32, pos []int32) [][]float32
 		}
 		out[j] = r
 	}
-	return out
+	return out, qs
 }
 
 // attend is softmax attention of one query over the layer's cached cells
@@ -188,14 +222,33 @@ func (m *Model) layer(il int, c *Cache, xs [][]float32, pos []int32) [][]float32
 func (m *Model) attend(il int, c *Cache, q []float32, p int32) []float32 {
 	out := make([]float32, m.nHead*m.hd)
 	group := m.nHead / m.nKV
+	for h, w := range m.weights(il, c, q, p, false) {
+		kvh := h / group
+		for ci, wi := range w {
+			v := c.v[il][ci][kvh*m.hd : (kvh+1)*m.hd]
+			for e := range v {
+				out[h*m.hd+e] += float32(wi * float64(v[e]))
+			}
+		}
+	}
+	return out
+}
+
+// weights are one query's softmax attention weights over the layer's
+// cached cells, per head ([head][cell], 0 where masked): cells at
+// positions <= p, within the window on sliding-window layers unless
+// fullMask.
+func (m *Model) weights(il int, c *Cache, q []float32, p int32, fullMask bool) [][]float64 {
+	group := m.nHead / m.nKV
+	out := make([][]float64, m.nHead)
 	for h := range m.nHead {
 		qh := q[h*m.hd : (h+1)*m.hd]
 		kvh := h / group
-		var w []float64
-		var cells []int
+		w := make([]float64, len(c.pos[il]))
+		seen := make([]bool, len(w))
 		maxS := math.Inf(-1)
 		for ci, cp := range c.pos[il] {
-			if cp > p || (m.swa(il) && int(p-cp) >= m.window) {
+			if cp > p || (!fullMask && m.swa(il) && int(p-cp) >= m.window) {
 				continue
 			}
 			s := 0.0
@@ -203,21 +256,24 @@ func (m *Model) attend(il int, c *Cache, q []float32, p int32) []float32 {
 			for i := range qh {
 				s += float64(qh[i]) * float64(k[i])
 			}
-			s *= m.scale // gemma3 scales q by the same 1/sqrt(hd) before attention
-			w, cells = append(w, s), append(cells, ci)
-			maxS = math.Max(maxS, s)
+			w[ci], seen[ci] = s*m.scale, true // gemma3 scales q by the same 1/sqrt(hd) before attention
+			maxS = math.Max(maxS, w[ci])
 		}
 		sum := 0.0
-		for i := range w {
-			w[i] = math.Exp(w[i] - maxS)
-			sum += w[i]
-		}
-		for i, ci := range cells {
-			v := c.v[il][ci][kvh*m.hd : (kvh+1)*m.hd]
-			for e := range v {
-				out[h*m.hd+e] += float32(w[i] / sum * float64(v[e]))
+		for ci := range w {
+			if seen[ci] {
+				w[ci] = math.Exp(w[ci] - maxS)
+				sum += w[ci]
 			}
 		}
+		for ci := range w {
+			if seen[ci] {
+				w[ci] /= sum
+			} else {
+				w[ci] = 0
+			}
+		}
+		out[h] = w
 	}
 	return out
 }

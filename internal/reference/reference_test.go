@@ -191,3 +191,89 @@ func checkAgainstReference(t *testing.T, ref *reference.Model, e *bridge.Engine,
 	}
 	e.Remove(len(toks), -1) // the decode steps were a check only
 }
+
+// layerAttnCapture scores at random and keeps the per-head layer
+// attention the stage loop hands it.
+type layerAttnCapture struct {
+	swa  bridge.SWAAttention
+	rnd  *predictor.Random
+	seen []sdtp.ScoreInput
+}
+
+func (c *layerAttnCapture) Needs() sdtp.Needs { return sdtp.Needs{LayerAttention: true, SWA: c.swa} }
+func (c *layerAttnCapture) Score(in sdtp.ScoreInput) ([]float32, error) {
+	c.seen = append(c.seen, in)
+	return c.rnd.Score(in)
+}
+
+// The engine's per-head window attention at every layer of a pruned
+// prefill (computed in-graph, window × live) matches the pure-Go forward
+// pass given the same surviving tokens, with sliding-window layers scored
+// under the full causal mask or their own.
+func TestLayerAttentionMatchesReference(t *testing.T) {
+	gemma := testmodel.Gemma3()
+	gemma.NLayer = 7 // six sliding-window layers (32 tokens) and a global one
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	require.NoError(t, testmodel.Write(path, gemma))
+	ref, err := reference.Load(path)
+	require.NoError(t, err)
+	m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
+	require.NoError(t, err)
+	defer m.Free()
+	c, err := m.NewContext(bridge.ContextParams{NCtx: 512, Threads: 2})
+	require.NoError(t, err)
+	defer c.Free()
+	e, err := c.NewEngine(512, 2)
+	require.NoError(t, err)
+	defer e.Free()
+
+	n := 160
+	toks := make([]int32, n)
+	toks[0] = 1
+	for i := 1; i < n; i++ {
+		toks[i] = int32(260 + (i*31)%300)
+	}
+	sched := sdtp.Schedule{Layers: []int{2, 4, 6}, KeepRatios: []float64{0.6, 0.7, 0.8}}
+	win := sdtp.TailLen(n) // 16; the last 48-token chunk holds it at every stage
+	shape, _, _ := e.Shape()
+	for _, swa := range []bridge.SWAAttention{bridge.SWAFullMask, bridge.SWAOwnMask} {
+		sc := &layerAttnCapture{swa: swa, rnd: predictor.NewRandom(2)}
+		pre, err := sdtp.Prefill(context.Background(), e, sc, sched, toks, 48)
+		require.NoError(t, err)
+		live := make([][]int, e.NLayer())
+		for l, ps := range sdtp.LivePerLayer(sched, e.NLayer(), pre.LivePositions) {
+			for _, p := range ps {
+				live[l] = append(live[l], int(p))
+			}
+		}
+		want := ref.WindowAttention(toks, live, win, swa == bridge.SWAFullMask)
+		require.Len(t, sc.seen, 3)
+		checked, farNonZero := 0, 0
+		for _, in := range sc.seen {
+			for _, la := range in.LayerAttention {
+				require.Len(t, want[la.Layer], la.NHead)
+				cells := len(in.Positions)
+				maxDiff := 0.0
+				for h := range la.NHead {
+					require.Len(t, want[la.Layer][h], cells)
+					for ci := range cells {
+						maxDiff = math.Max(maxDiff, math.Abs(float64(la.Scores[h*cells+ci])-want[la.Layer][h][ci]))
+						if shape[la.Layer].Window > 0 && int(in.Positions[ci]) < n-win-32 && la.Scores[h*cells+ci] > 0 {
+							farNonZero++
+						}
+					}
+				}
+				// Sums over 16 queries of probabilities from F16 cached keys.
+				t.Logf("swa %d layer %d: max |engine − reference| %.1e over %d heads × %d cells", swa, la.Layer, maxDiff, la.NHead, cells)
+				assert.Less(t, maxDiff, 1e-2, "swa %d layer %d", swa, la.Layer)
+				checked++
+			}
+		}
+		assert.Equal(t, 6, checked, "layers 0–5 feed the three pruning points")
+		if swa == bridge.SWAOwnMask {
+			assert.Zero(t, farNonZero, "a sliding-window layer's own mask cannot reach beyond its 32-token window")
+		} else {
+			assert.Positive(t, farNonZero, "the full causal mask scores far tokens too")
+		}
+	}
+}

@@ -8,8 +8,12 @@
 // sdtp.version, sdtp.layers, sdtp.keep_ratios, sdtp.head_keep,
 // sdtp.tail_keep_frac, sdtp.model_hash, sdtp.training (JSON) and, for
 // heads that read context features, sdtp.context_features (their names;
-// fc1.weight is then [H][d+K]). The model file still loads in stock
-// llama.cpp.
+// fc1.weight is then [H][d+K]). A set with a fusion block
+// (predictor.Fusion) adds sdtp.fusion.version, sdtp.fusion.method,
+// sdtp.fusion.attention_weights (float32 per stage), sdtp.fusion.head_pool,
+// sdtp.fusion.top_k, sdtp.fusion.layer_norm, sdtp.fusion.sliding_window and,
+// when set, sdtp.fusion.attention_layers and sdtp.fusion.attention_window.
+// The model file still loads in stock llama.cpp.
 package gguf
 
 import (
@@ -39,6 +43,7 @@ type Heads struct {
 	ModelHash    string // predictor.EmbeddingHash of the model
 	Training     string // JSON, free form
 	MLPs         []predictor.MLP
+	Fusion       *predictor.Fusion // nil: learned scores alone
 }
 
 // Schedule is where the heads prune.
@@ -103,6 +108,13 @@ func Read(modelPath string) (*Heads, error) {
 		keep(m.Validate())
 		h.MLPs = append(h.MLPs, m)
 	}
+	if f.KV.Has("sdtp.fusion.version") {
+		h.Fusion, err = readFusion(f)
+		keep(err)
+		if err == nil {
+			keep(h.Fusion.Validate(len(h.Layers)))
+		}
+	}
 	nLayer, err := f.GetInt(mustArch(f) + ".block_count")
 	keep(err)
 	if err == nil {
@@ -154,6 +166,32 @@ func Embed(in, out string, h *Heads) error {
 	w.Set("sdtp.tail_keep_frac", ggufio.Float32(float32(h.TailKeepFrac)))
 	w.Set("sdtp.model_hash", ggufio.String(h.ModelHash))
 	w.Set("sdtp.training", ggufio.String(h.Training))
+	if fu := h.Fusion; fu != nil {
+		if err := fu.Validate(len(h.Layers)); err != nil {
+			return err
+		}
+		weights := make([]float32, len(fu.AttentionWeights))
+		for i, w := range fu.AttentionWeights {
+			weights[i] = float32(w)
+		}
+		w.Set("sdtp.fusion.version", ggufio.Uint32(uint32(fu.Version)))
+		w.Set("sdtp.fusion.method", ggufio.String(fu.Method))
+		w.Set("sdtp.fusion.attention_weights", ggufio.Slice(weights))
+		w.Set("sdtp.fusion.head_pool", ggufio.String(fu.HeadPool))
+		w.Set("sdtp.fusion.top_k", ggufio.Uint32(uint32(fu.TopK)))
+		w.Set("sdtp.fusion.layer_norm", ggufio.String(fu.LayerNorm))
+		w.Set("sdtp.fusion.sliding_window", ggufio.String(fu.SlidingWindow))
+		if fu.AttentionLayers != nil {
+			layers := make([]int32, len(fu.AttentionLayers))
+			for i, l := range fu.AttentionLayers {
+				layers[i] = int32(l)
+			}
+			w.Set("sdtp.fusion.attention_layers", ggufio.Slice(layers))
+		}
+		if fu.AttentionWindow != 0 {
+			w.Set("sdtp.fusion.attention_window", ggufio.Uint32(uint32(fu.AttentionWindow)))
+		}
+	}
 	for s, m := range h.MLPs {
 		if err := m.Validate(); err != nil {
 			return err
@@ -172,6 +210,40 @@ func Embed(in, out string, h *Heads) error {
 	return w.WriteFile(out)
 }
 
+// readFusion reads the sdtp.fusion.* keys.
+func readFusion(f *ggufio.File) (*predictor.Fusion, error) {
+	var errs []error
+	str := func(k string) string {
+		v, err := f.GetString("sdtp.fusion." + k)
+		errs = append(errs, err)
+		return v
+	}
+	num := func(k string) int {
+		v, err := f.GetInt("sdtp.fusion." + k)
+		errs = append(errs, err)
+		return int(v)
+	}
+	fu := &predictor.Fusion{Version: num("version"), Method: str("method"), HeadPool: str("head_pool"), TopK: num("top_k"),
+		LayerNorm: str("layer_norm"), SlidingWindow: str("sliding_window")}
+	weights, err := f.GetFloat32s("sdtp.fusion.attention_weights")
+	errs = append(errs, err)
+	for _, w := range weights {
+		fu.AttentionWeights = append(fu.AttentionWeights, shortest(w))
+	}
+	if f.KV.Has("sdtp.fusion.attention_window") {
+		fu.AttentionWindow = num("attention_window")
+	}
+	if f.KV.Has("sdtp.fusion.attention_layers") {
+		layers, err := f.GetInts("sdtp.fusion.attention_layers")
+		errs = append(errs, err)
+		fu.AttentionLayers = []int{}
+		for _, l := range layers {
+			fu.AttentionLayers = append(fu.AttentionLayers, int(l))
+		}
+	}
+	return fu, errors.Join(errs...)
+}
+
 // shortest widens a float32 to the float64 with the same shortest decimal
 // form, so 0.9 stored as float32 reads back as 0.9.
 func shortest(v float32) float64 {
@@ -183,7 +255,8 @@ func shortest(v float32) float64 {
 // Linear-GELU-Linear architecture only).
 func FromONNX(set *onnx.Set) (*Heads, error) {
 	m := set.Manifest
-	h := &Heads{Layers: m.Layers, KeepRatios: m.KeepRatios, HeadKeep: m.HeadKeep, TailKeepFrac: m.TailKeepFrac, ModelHash: m.Model.EmbdHash}
+	h := &Heads{Layers: m.Layers, KeepRatios: m.KeepRatios, HeadKeep: m.HeadKeep, TailKeepFrac: m.TailKeepFrac, ModelHash: m.Model.EmbdHash,
+		Fusion: m.Fusion}
 	if m.Training != nil {
 		training, err := json.Marshal(m.Training)
 		if err != nil {
@@ -220,6 +293,20 @@ func (h *Heads) Scorer(e *bridge.Engine) (sdtp.Scorer, error) {
 		return nil, err
 	}
 	return inGraph{context: hs[0].Context > 0}, nil
+}
+
+// Hybrid is Scorer fused with the question attention by the heads' fusion
+// block, or predictor.DefaultFusion when they have none.
+func (h *Heads) Hybrid(e *bridge.Engine) (*predictor.Hybrid, error) {
+	sc, err := h.Scorer(e)
+	if err != nil {
+		return nil, err
+	}
+	f := predictor.DefaultFusion(len(h.Layers))
+	if h.Fusion != nil {
+		f = *h.Fusion
+	}
+	return predictor.NewHybrid(sc, h.Layers, f)
 }
 
 // inGraph passes through the scores the engine computed in-graph.

@@ -148,3 +148,44 @@ func TestReadRefusesBadHeads(t *testing.T) {
 		assert.ErrorContains(t, err, c.want, name)
 	}
 }
+
+// The fusion block round-trips through the sdtp.fusion.* keys (with and
+// without a layer subset), a bad block is refused on write and on read,
+// and heads without one read back without one.
+func TestFusionInsideGGUF(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
+	out := filepath.Join(dir, "heads.gguf")
+	h := randomHeads(64, []int{2, 4}, false)
+	require.NoError(t, Embed(model, out, h))
+	back, err := Read(out)
+	require.NoError(t, err)
+	assert.Nil(t, back.Fusion)
+
+	for i, layers := range [][]int{nil, {1, 3}} {
+		f := predictor.DefaultFusion(2)
+		f.Method, f.AttentionWeights, f.HeadPool, f.TopK, f.LayerNorm, f.SlidingWindow = predictor.FuseZScore, []float64{0.3, 0.7}, predictor.PoolTopK, 2, predictor.NormRank, "skip"
+		f.AttentionLayers, f.AttentionWindow = layers, 32*i
+		h.Fusion = &f
+		require.NoError(t, Embed(model, out, h))
+		back, err := Read(out)
+		require.NoError(t, err)
+		require.NotNil(t, back.Fusion)
+		assert.Equal(t, f, *back.Fusion)
+	}
+
+	bad := predictor.DefaultFusion(3) // three weights for two stages
+	h.Fusion = &bad
+	assert.ErrorContains(t, Embed(model, out, h), "3 attention weights for 2 stages")
+	// Written by hand past Embed's check: Read refuses it too.
+	f, err := ggufio.Open(out)
+	require.NoError(t, err)
+	w := ggufio.NewWriterFrom(f)
+	w.Set("sdtp.fusion.method", ggufio.String("sum"))
+	broken := filepath.Join(dir, "broken.gguf")
+	require.NoError(t, w.WriteFile(broken))
+	f.Close()
+	_, err = Read(broken)
+	assert.ErrorContains(t, err, `fusion method "sum"`)
+}

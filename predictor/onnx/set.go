@@ -39,6 +39,11 @@ type Manifest struct {
 	ContextFeatures []string       `json:"context_features,omitempty"`
 	Files           []string       `json:"files"`
 	Training        map[string]any `json:"training,omitempty"`
+	// Fusion, when present, is how mode hybrid fuses these predictors
+	// with the question attention (predictor.Fusion); without it the set
+	// prunes with its learned scores alone, and hybrid uses
+	// predictor.DefaultFusion.
+	Fusion *predictor.Fusion `json:"fusion,omitempty"`
 }
 
 // Set is one ONNX session per stage; it scores tokens from the hidden
@@ -140,6 +145,11 @@ func (m Manifest) validate() error {
 	if len(m.ContextFeatures) > 0 && !slices.Equal(m.ContextFeatures, sdtp.ContextFeatures) {
 		return fmt.Errorf("%w: onnx predictors read context features %v, this build computes %v",
 			predictor.ErrMismatch, m.ContextFeatures, sdtp.ContextFeatures)
+	}
+	if m.Fusion != nil {
+		if err := m.Fusion.Validate(len(m.Layers)); err != nil {
+			return fmt.Errorf("onnx predictors: fusion: %w", err)
+		}
 	}
 	return m.Schedule().Validate(m.Model.NLayer)
 }
@@ -335,4 +345,14 @@ func WriteSet(dir string, m Manifest, mlps []predictor.MLP) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, ManifestName), append(raw, '\n'), 0o644)
+}
+
+// Hybrid is the set fused with the question attention by its fusion
+// block, or predictor.DefaultFusion when it has none.
+func (s *Set) Hybrid() (*predictor.Hybrid, error) {
+	f := predictor.DefaultFusion(len(s.Manifest.Layers))
+	if s.Manifest.Fusion != nil {
+		f = *s.Manifest.Fusion
+	}
+	return predictor.NewHybrid(s, s.Manifest.Layers, f)
 }

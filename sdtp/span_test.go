@@ -1,0 +1,115 @@
+package sdtp_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+// spanPrompt: 100 live tokens at positions 0..99 (protected: 0..3 and
+// 90..99), low scores everywhere but one high token inside a 5-token fact
+// at 40..44 whose other tokens score lowest of all.
+func spanPrompt() ([]int32, []float32) {
+	pos := make([]int32, 100)
+	scores := make([]float32, 100)
+	for i := range pos {
+		pos[i] = int32(i)
+		scores[i] = 0.1 + 0.001*float32(i%17) // filler, slightly uneven
+	}
+	for p := 40; p <= 44; p++ {
+		scores[p] = 0.01
+	}
+	scores[42] = 0.9
+	scores[0] = 50 // an attention sink: protected, lends nothing
+	return pos, scores
+}
+
+func TestPoolSpansKeepsASpanWhole(t *testing.T) {
+	pos, scores := spanPrompt()
+	const n, ratio = 100, 0.2 // 20 kept: the 14 protected and 6 others
+	plain, err := sdtp.Select(pos, scores, n, ratio)
+	require.NoError(t, err)
+	assert.Contains(t, plain, 42)
+	for _, p := range []int{40, 41, 43, 44} {
+		assert.NotContains(t, plain, p, "without spans the fact loses its low-scoring pieces")
+	}
+
+	pooled := sdtp.PoolSpans(pos, scores, n, 5)
+	kept, err := sdtp.Select(pos, pooled, n, ratio)
+	require.NoError(t, err)
+	for p := 40; p <= 44; p++ {
+		assert.Contains(t, kept, p, "kernel 5 keeps the 5-token span around the high token")
+	}
+	assert.Equal(t, scores, spanPromptScores(), "the input is not modified")
+
+	// Protected tokens keep their scores and lend none to neighbours.
+	for p := range 4 {
+		assert.Equal(t, scores[p], pooled[p])
+	}
+	assert.Equal(t, scores[95], pooled[95])
+	assert.Less(t, pooled[5], float32(1), "position 5 is not pulled up by the sink at 0")
+	// Every unprotected token gets the max of its unprotected neighbours.
+	assert.Equal(t, float32(0.9), pooled[40])
+	assert.Equal(t, float32(0.9), pooled[44])
+	assert.NotEqual(t, float32(0.9), pooled[45])
+}
+
+func spanPromptScores() []float32 { _, s := spanPrompt(); return s }
+
+func TestPoolSpansKernelZeroIsTheOldSelection(t *testing.T) {
+	pos, scores := spanPrompt()
+	assert.Equal(t, scores, sdtp.PoolSpans(pos, scores, 100, 0))
+	assert.Equal(t, scores, sdtp.PoolSpans(pos, scores, 100, 1))
+	require.NoError(t, sdtp.ValidateSpanKernel(0))
+	require.NoError(t, sdtp.ValidateSpanKernel(sdtp.SnapKVSpanKernel))
+	require.NoError(t, sdtp.ValidateSpanKernel(sdtp.SpecPrefillSpanKernel))
+	assert.ErrorContains(t, sdtp.ValidateSpanKernel(4), "odd")
+	assert.ErrorContains(t, sdtp.ValidateSpanKernel(-3), "odd")
+	s := sdtp.Schedule{Layers: []int{2}, KeepRatios: []float64{0.5}, SpanKernel: 6}
+	assert.ErrorContains(t, s.Validate(6), "span kernel 6")
+	s.SpanKernel = 7
+	assert.NoError(t, s.Validate(6))
+}
+
+// In a prefill, the span kernel acts on live tokens in position order;
+// kernel 0 keeps exactly the tokens the plain schedule keeps.
+func TestPrefillWithSpanKernel(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Llama())
+	toks := prompt(200)
+	sched := sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.5, 0.5}}
+	plain, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched, toks, 64)
+	require.NoError(t, err)
+	sched0 := sched
+	sched0.SpanKernel = 0
+	again, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched0, toks, 64)
+	require.NoError(t, err)
+	assert.Equal(t, plain.LivePositions, again.LivePositions)
+
+	sched.SpanKernel = 7
+	spans, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched, toks, 64)
+	require.NoError(t, err)
+	assert.Equal(t, plain.KeptPerStage, spans.KeptPerStage, "the same budget")
+	assert.NotEqual(t, plain.LivePositions[1], spans.LivePositions[1])
+	assert.Less(t, runs(spans.LivePositions[1]), runs(plain.LivePositions[1]), "kept tokens come in fewer, longer runs")
+
+	sched.SpanKernel = 8
+	_, err = sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched, toks, 64)
+	assert.ErrorContains(t, err, "span kernel 8")
+}
+
+// runs counts maximal runs of consecutive positions.
+func runs(pos []int32) int {
+	n := 0
+	for i, p := range pos {
+		if i == 0 || p != pos[i-1]+1 {
+			n++
+		}
+	}
+	return n
+}
