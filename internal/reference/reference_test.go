@@ -25,26 +25,10 @@ func TestEngineMatchesReferenceWithPruning(t *testing.T) {
 	for name, cfg := range map[string]testmodel.Config{"llama": testmodel.Llama(), "gemma3": gemma} {
 		for _, sched := range []sdtp.Schedule{{}, {Layers: []int{1, 3}, KeepRatios: []float64{0.6, 0.5}}} {
 			t.Run(name, func(t *testing.T) {
-				path := filepath.Join(t.TempDir(), "tiny.gguf")
-				require.NoError(t, testmodel.Write(path, cfg))
-				ref, err := reference.Load(path)
-				require.NoError(t, err)
-				m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
-				require.NoError(t, err)
-				defer m.Free()
-				c, err := m.NewContext(bridge.ContextParams{NCtx: 512, Threads: 2})
-				require.NoError(t, err)
-				defer c.Free()
-				e, err := c.NewEngine(512, 2)
-				require.NoError(t, err)
-				defer e.Free()
+				ref, e := tinyEngine(t, cfg)
 
 				n := 160
-				toks := make([]int32, n)
-				toks[0] = 1
-				for i := 1; i < n; i++ {
-					toks[i] = int32(260 + (i*31)%300)
-				}
+				toks := testPrompt(n)
 				pre, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(5), sched, toks, 48)
 				require.NoError(t, err)
 				live := make([][]int, e.NLayer())
@@ -84,19 +68,7 @@ func TestExtendMatchesReferenceOfSameSurvivors(t *testing.T) {
 	for name, cfg := range map[string]testmodel.Config{"llama": testmodel.Llama(), "gemma3": gemma} {
 		for _, scorer := range []string{"random", "attention"} {
 			t.Run(name+"/"+scorer, func(t *testing.T) {
-				path := filepath.Join(t.TempDir(), "tiny.gguf")
-				require.NoError(t, testmodel.Write(path, cfg))
-				ref, err := reference.Load(path)
-				require.NoError(t, err)
-				m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
-				require.NoError(t, err)
-				defer m.Free()
-				c, err := m.NewContext(bridge.ContextParams{NCtx: 512, Threads: 2})
-				require.NoError(t, err)
-				defer c.Free()
-				e, err := c.NewEngine(512, 2)
-				require.NoError(t, err)
-				defer e.Free()
+				ref, e := tinyEngine(t, cfg)
 				sc, err := predictor.New(scorer, 5)
 				require.NoError(t, err)
 
@@ -213,26 +185,10 @@ func (c *layerAttnCapture) Score(in sdtp.ScoreInput) ([]float32, error) {
 func TestLayerAttentionMatchesReference(t *testing.T) {
 	gemma := testmodel.Gemma3()
 	gemma.NLayer = 7 // six sliding-window layers (32 tokens) and a global one
-	path := filepath.Join(t.TempDir(), "tiny.gguf")
-	require.NoError(t, testmodel.Write(path, gemma))
-	ref, err := reference.Load(path)
-	require.NoError(t, err)
-	m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
-	require.NoError(t, err)
-	defer m.Free()
-	c, err := m.NewContext(bridge.ContextParams{NCtx: 512, Threads: 2})
-	require.NoError(t, err)
-	defer c.Free()
-	e, err := c.NewEngine(512, 2)
-	require.NoError(t, err)
-	defer e.Free()
+	ref, e := tinyEngine(t, gemma)
 
 	n := 160
-	toks := make([]int32, n)
-	toks[0] = 1
-	for i := 1; i < n; i++ {
-		toks[i] = int32(260 + (i*31)%300)
-	}
+	toks := testPrompt(n)
 	sched := sdtp.Schedule{Layers: []int{2, 4, 6}, KeepRatios: []float64{0.6, 0.7, 0.8}}
 	win := sdtp.TailLen(n) // 16; the last 48-token chunk holds it at every stage
 	shape, _, _ := e.Shape()
@@ -276,4 +232,34 @@ func TestLayerAttentionMatchesReference(t *testing.T) {
 			assert.Positive(t, farNonZero, "the full causal mask scores far tokens too")
 		}
 	}
+}
+
+// tinyEngine writes cfg as a tiny GGUF and loads it twice: as the pure-Go
+// reference and as the staged engine (512 cells), freed with the test.
+func tinyEngine(t *testing.T, cfg testmodel.Config) (*reference.Model, *bridge.Engine) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tiny.gguf")
+	require.NoError(t, testmodel.Write(path, cfg))
+	ref, err := reference.Load(path)
+	require.NoError(t, err)
+	m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
+	require.NoError(t, err)
+	t.Cleanup(m.Free)
+	c, err := m.NewContext(bridge.ContextParams{NCtx: 512, Threads: 2})
+	require.NoError(t, err)
+	t.Cleanup(c.Free)
+	e, err := c.NewEngine(512, 2)
+	require.NoError(t, err)
+	t.Cleanup(e.Free)
+	return ref, e
+}
+
+// testPrompt is BOS and n-1 tokens cycling through the tiny vocabulary.
+func testPrompt(n int) []int32 {
+	toks := make([]int32, n)
+	toks[0] = 1
+	for i := 1; i < n; i++ {
+		toks[i] = int32(260 + (i*31)%300)
+	}
+	return toks
 }
