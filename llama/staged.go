@@ -178,7 +178,7 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions, l
 // LoRA adapter in the staged modes (the staged graphs read the base
 // weights only).
 func (o SDTPOptions) refuseUnused(lora bool) error {
-	pruning := o.Mode == ModeSDTP || o.Mode == ModeRandom || o.Mode == ModeAttention || o.Mode == ModeAttentionAcc || o.Mode == ModeHybrid
+	pruning := Prunes(o.Mode)
 	staged := pruning || o.Mode == ModeDense
 	mode := cmp.Or(o.Mode, ModeLlamaCpp)
 	switch {
@@ -200,6 +200,34 @@ func (o SDTPOptions) refuseUnused(lora bool) error {
 		return fmt.Errorf("llama: LoRA adapter: %w (mode %s; the staged graphs read the base weights); use mode %s", ErrStagedUnsupported, mode, ModeLlamaCpp)
 	}
 	return nil
+}
+
+// Prunes says whether mode prunes prompt tokens (the pruning modes).
+func Prunes(mode string) bool {
+	switch mode {
+	case ModeSDTP, ModeRandom, ModeAttention, ModeAttentionAcc, ModeHybrid:
+		return true
+	}
+	return false
+}
+
+// For returns o for mode, less the settings that mode does not read and New
+// would refuse: keep ratio, layers and span kernel outside the pruning
+// modes, predictors outside modes sdtp and hybrid, the KV policy and ubatch
+// in mode llamacpp. It carries one set of settings across modes run side
+// by side (sdtp-bench --chat, sdtp-server).
+func (o SDTPOptions) For(mode string) SDTPOptions {
+	o.Mode = mode
+	if !Prunes(mode) {
+		o.KeepRatio, o.Layers, o.SpanKernel = 0, nil, 0
+	}
+	if mode != ModeSDTP && mode != ModeHybrid {
+		o.Predictors, o.ONNXProvider = "", ""
+	}
+	if mode == "" || mode == ModeLlamaCpp {
+		o.KVPolicy, o.KVBudget, o.UBatch = sdtp.KVNone, 0, 0
+	}
+	return o
 }
 
 // unsupported is the error for a call or option the staged engine cannot

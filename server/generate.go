@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/go-sdtp/sdtp/llama"
-	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 // job is one validated generation request.
@@ -233,7 +232,7 @@ func (s *Server) pruning(o *sdtpParams) (llama.SDTPOptions, *httpError) {
 		switch keep = *o.KeepRatio; {
 		case !(keep > 0 && keep <= 1):
 			return llama.SDTPOptions{}, badRequest("sdtp.keep_ratio: %v, want (0, 1]", keep)
-		case !prunes(mode):
+		case !llama.Prunes(mode):
 			return llama.SDTPOptions{}, badRequest("sdtp.keep_ratio: mode %s does not prune", mode)
 		}
 	}
@@ -241,30 +240,14 @@ func (s *Server) pruning(o *sdtpParams) (llama.SDTPOptions, *httpError) {
 }
 
 // settings are the server's pruning settings carried over to mode, less
-// what that mode cannot use (the library refuses options that would not
-// apply): keep ratio and layers outside the pruning modes, predictors
-// outside mode sdtp, the KV policy in mode llamacpp. keep > 0 replaces the
-// keep ratio.
+// what that mode cannot use (SDTPOptions.For). keep > 0 replaces the keep
+// ratio.
 func (s *Server) settings(mode string, keep float64) llama.SDTPOptions {
-	o := s.cfg.SDTP
-	o.Mode = mode
-	if !prunes(mode) {
-		o.KeepRatio, o.Layers = 0, nil
-	}
-	if mode != llama.ModeSDTP {
-		o.Predictors = ""
-	}
-	if mode == llama.ModeLlamaCpp {
-		o.KVPolicy, o.KVBudget, o.UBatch = sdtp.KVNone, 0, 0
-	}
+	o := s.cfg.SDTP.For(mode)
 	if keep > 0 {
 		o.KeepRatio = keep
 	}
 	return o
-}
-
-func prunes(mode string) bool {
-	return mode == llama.ModeSDTP || mode == llama.ModeRandom || mode == llama.ModeAttention
 }
 
 func (s *Server) usage(o outcome) *usage {

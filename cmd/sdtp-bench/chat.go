@@ -82,7 +82,10 @@ func runChat(c config, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--doc: %w", err)
 	}
 	opts := llama.SDTPOptions{Predictors: c.predictors, ONNXProvider: c.onnxProvider, Layers: c.pruneLayers[0],
-		KVPolicy: c.kvPolicies[0], KVBudget: c.kvBudget}
+		KVPolicy: c.kvPolicies[0]}
+	if opts.KVPolicy != sdtp.KVNone {
+		opts.KVBudget = c.kvBudget
+	}
 	if c.keepRatiosSet {
 		opts.KeepRatio = c.keepRatios[0]
 	}
@@ -140,7 +143,7 @@ func converse(c config, opts llama.SDTPOptions, gen []llama.PredictOption, doc s
 	samples map[[2]int][]llama.Result, answers map[[2]int]string, stderr io.Writer) error {
 	convs := make([]*llama.Conversation, len(c.modes))
 	for i, mode := range c.modes {
-		l, err := llama.New(c.model, llama.SetContext(chatCtx), llama.WithSDTP(forMode(opts, mode)))
+		l, err := llama.New(c.model, llama.SetContext(chatCtx), llama.WithSDTP(opts.For(mode)))
 		if err != nil {
 			return fmt.Errorf("mode %s: %w", mode, err)
 		}
@@ -180,21 +183,4 @@ func medianMS(rs []llama.Result, f func(llama.Result) time.Duration) float64 {
 	}
 	slices.Sort(ds)
 	return float64(ds[len(ds)/2].Microseconds()) / 1000
-}
-
-// forMode is opts for one mode, keeping only the settings that mode reads
-// (the library refuses the others rather than ignoring them).
-func forMode(opts llama.SDTPOptions, mode string) llama.SDTPOptions {
-	o := opts
-	o.Mode = mode
-	if mode != llama.ModeSDTP && mode != llama.ModeRandom && mode != llama.ModeAttention {
-		o.KeepRatio, o.Layers = 0, nil
-	}
-	if mode != llama.ModeSDTP {
-		o.Predictors, o.ONNXProvider = "", ""
-	}
-	if mode == llama.ModeLlamaCpp || o.KVPolicy == sdtp.KVNone {
-		o.KVPolicy, o.KVBudget = "", 0
-	}
-	return o
 }
