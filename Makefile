@@ -163,6 +163,7 @@ FID_MODES   ?= dense,sdtp,attention,random
 FID_DIR      = $(BENCH_DOCS)/fidelity
 FID_RUN      = bin/sdtp-bench --json --modes $(FID_MODES)
 fidelity: build data
+	$(GOQ) test -count=1 -tags evaldata -run RealDevSplits ./internal/fidelity/
 	@for m in $(FID_MODELS); do $(MAKE) --no-print-directory deps MODEL=$$m || exit 1; done
 	@mkdir -p $(FID_DIR)
 	@for m in $(FID_MODELS); do \
