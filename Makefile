@@ -3,8 +3,8 @@
 # llama.cpp and ggml are compiled by cgo. Their cgo directives carry no CPU
 # flags, so we pass them here; without them ggml runs ~20x slower. Every
 # target uses the same flags: different flags mean a second full build.
-# (The one exception, test's race run, is a second full build anyway: see
-# test.)
+# (The one exception, make fuzz's fuzzing of the packages that link
+# llama.cpp, is a second full build anyway: see fuzz.)
 # PORTABLE=1 builds for any x86-64/arm64 CPU (much slower); CPU_FLAGS
 # overrides the flags entirely.
 ifeq ($(PORTABLE),1)
@@ -44,7 +44,7 @@ all: build
 # `go run ./third_party/fetch list` names the known models.
 DEFAULT_MODEL = gemma-3-270m
 MODEL ?= $(DEFAULT_MODEL)
-FETCH = $(GO) run ./third_party/fetch
+FETCH = $(GO) run $(FETCH_FLAGS) ./third_party/fetch
 
 # deps: header links to the pinned llama.cpp module, ONNX Runtime from npm,
 # and the default model (plus MODEL=NAME when given).
@@ -66,40 +66,42 @@ run: build
 	@$(FETCH) model $(RUN_MODEL) >/dev/null
 	bin/sdtp-run -m $(RUN_MODEL) --doc $(DOC) -p "$(PROMPT)" -n $(NPREDICT) --temp 0
 
-# test: vet and every test in the build `make build` uses (same flags, so
-# each reuses the other's compile of llama.cpp), then the race detector on
-# ./llama's concurrency tests and fuzzing of gguf.
+# test: every test under the race detector, vet, and ten seconds of fuzzing
+# the GGUF reader, on one build.
 #
-# Compiles of llama.cpp: -race and -fuzz instrument every package of the
-# test binary, so each is a full compile of llama.cpp of its own, minutes
-# on the 2-core machine: most of a fresh `make test`. Hence:
-# - race: its compile is unavoidable (the C code is the same, but the Go
-#   code around it must be instrumented), so it is made as cheap as gcc
-#   allows: the concurrency tests run tiny models, where ggml's speed does
-#   not matter, so INSTRUMENTED_FLAGS is -O0 (no optimisation passes).
-#   Nothing else uses that build.
-# - fuzz: only packages that do not link llama.cpp are fuzzed here (gguf);
-#   sdtp, predictor/onnx and llama link it through bridge, and fuzzing them
-#   would mean one more compile. Their fuzz targets' seed corpora run in the
-#   plain `go test` above; `make fuzz` fuzzes every target.
-# So a fresh `make test` compiles llama.cpp once at -O3 and once at -O0
-# (before: three times at -O3).
-#
-# -p 1: packages one at a time. ggml's worker threads spin while they wait,
-# so two test binaries sharing the cores slow each other down many times.
-INSTRUMENTED_FLAGS ?= -O0
-INSTRUMENTED = CGO_CFLAGS="$(INSTRUMENTED_FLAGS)" CGO_CXXFLAGS="$(INSTRUMENTED_FLAGS)"
+# Compiles of llama.cpp are most of a fresh `make test` on the 2-core
+# machine: -race and -fuzz instrument every package of a test binary, so a
+# race run beside a plain one is a second full compile of llama.cpp (the C
+# code is the same, the Go code around it is not). So every test runs
+# under -race: one compile at the flags `make build` uses, and the race
+# detector watches all tests, not only the concurrency ones. `make run`'s
+# plain build is the other compile on a machine that runs both.
+# - vet -race reuses that build.
+# - fuzz: ./gguf/fuzz holds FuzzRead alone, with no imports beyond gguf, so
+#   its fuzzing instrumentation recompiles a handful of packages, not the
+#   ~200 that testify brings. The fuzz targets of packages that link
+#   llama.cpp (sdtp, predictor/onnx, llama) run their seed corpora in the
+#   tests above; `make fuzz` fuzzes every target.
+# - deps' fetch tool is built with -race too, sharing the race build of the
+#   standard library instead of compiling a second one first.
+# - ggml's worker threads spin while they wait, so two test binaries with a
+#   thread per core would slow each other down many times: SDTP_THREADS=1
+#   gives each binary one compute thread, and go test runs as many
+#   binaries at once as there are cores.
+test: FETCH_FLAGS = -race
 test: deps
-	$(GOQ) --note vet ./...
-	$(GOQ) test -count=1 -p 1 -timeout 30m ./...
-	$(INSTRUMENTED) $(GOQ) test -count=1 -race -run 'Concurrent' ./llama/
-	$(GOQ) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s ./gguf/
+	SDTP_THREADS=1 $(GOQ) test -race -count=1 -timeout 30m ./...
+	$(GOQ) --note vet -race ./...
+	$(GOQ) test -race -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s -parallel 1 ./gguf/fuzz/
 
 # fuzz: every fuzz target for FUZZTIME each. The targets in packages that
-# link llama.cpp share one instrumented compile of it, at INSTRUMENTED_FLAGS.
+# link llama.cpp share one instrumented compile of it, at INSTRUMENTED_FLAGS
+# (-O0: the fastest compile; the fuzz targets run tiny models).
+INSTRUMENTED_FLAGS ?= -O0
+INSTRUMENTED = CGO_CFLAGS="$(INSTRUMENTED_FLAGS)" CGO_CXXFLAGS="$(INSTRUMENTED_FLAGS)"
 FUZZTIME ?= 1m
 fuzz: deps
-	$(GOQ) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./gguf/
+	$(GOQ) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./gguf/fuzz/
 	$(INSTRUMENTED) $(GOQ) test -run '^$$' -fuzz '^FuzzParseSchedule$$' -fuzztime $(FUZZTIME) ./sdtp/
 	$(INSTRUMENTED) $(GOQ) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./predictor/onnx/
 	$(INSTRUMENTED) $(GOQ) test -run '^$$' -fuzz '^FuzzPrompt$$' -fuzztime $(FUZZTIME) ./llama/

@@ -120,6 +120,13 @@ func clen(b []byte) int {
 // libraries.
 func ReleaseFreedMemory() { C.sdtp_release_free_memory() }
 
+// MallocInUse is the number of bytes the C allocator has handed out and not
+// had back (glibc's mallinfo2: arena chunks in use plus mmapped chunks),
+// across all arenas: the C side's live memory, unlike RSS without the
+// allocator's free lists and without memory other runtimes map (the race
+// detector's shadow). It returns -1 on C libraries without mallinfo2.
+func MallocInUse() int64 { return int64(C.sdtp_malloc_in_use()) }
+
 var numaOnce sync.Once
 
 // InitNUMA distributes ggml's work across NUMA nodes (once per process).

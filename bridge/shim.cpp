@@ -255,6 +255,15 @@ void sdtp_release_free_memory(void) {
 #endif
 }
 
+int64_t sdtp_malloc_in_use(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    const struct mallinfo2 mi = mallinfo2();
+    return int64_t(mi.uordblks + mi.hblkhd);
+#else
+    return -1;
+#endif
+}
+
 int32_t sdtp_chat_apply_template(const char * tmpl, const struct llama_chat_message * chat, size_t n_msg,
                                  bool add_ass, char * buf, int32_t length, char * err, size_t n_err) {
     try {

@@ -63,6 +63,7 @@ bool         sdtp_abort_poll(void * a);
 // Returns memory freed by llama.cpp to the operating system where the C
 // library keeps it otherwise (glibc's malloc_trim); a no-op elsewhere.
 void        sdtp_release_free_memory(void);
+int64_t     sdtp_malloc_in_use(void);
 
 // llama_chat_apply_template with exceptions caught: returns its result
 // (the formatted length, or a negative value for a template it cannot

@@ -29,6 +29,9 @@ var defaultChatQuestions = []string{
 // chatCtx is the context of --chat: room for the document and four turns.
 const chatCtx = 8192
 
+// kindChat is the kind of a --chat run (its own report, not a report.Run).
+const kindChat = "chat"
+
 // chatTurn is one turn of the scripted conversation in one mode: medians
 // over --repeat conversations.
 type chatTurn struct {
@@ -41,10 +44,15 @@ type chatTurn struct {
 	KeptTokens      int     `json:"kept_tokens"`      // of those, the ones reaching the last layer
 	FLOPRatio       float64 `json:"flop_ratio,omitempty"`
 	PrefillMS       float64 `json:"prefill_ms"`
-	TurnMS          float64 `json:"turn_ms"` // prefill + decode of the answer
-	// PrefillVsLlamaCpp is this mode's prefill time over mode llamacpp's
-	// on the same turn (when llamacpp ran): below 1 is faster.
+	GeneratedTokens int     `json:"generated_tokens"` // of the first conversation's answer
+	DecodeTokS      float64 `json:"decode_tok_s"`     // median decode speed of the answer
+	TurnMS          float64 `json:"turn_ms"`          // prefill + decode of the answer
+	// PrefillVsLlamaCpp and TurnVsLlamaCpp are this mode's prefill and
+	// whole-turn times over mode llamacpp's on the same turn (when
+	// llamacpp ran): below 1 is faster. With different answer lengths the
+	// turn ratio also compares different work (see --ignore-eos).
 	PrefillVsLlamaCpp float64 `json:"prefill_vs_llamacpp,omitempty"`
+	TurnVsLlamaCpp    float64 `json:"turn_vs_llamacpp,omitempty"`
 	Answer            string  `json:"answer"` // of the first conversation
 }
 
@@ -59,6 +67,7 @@ type chatReport struct {
 	Doc        string     `json:"doc"`
 	Questions  []string   `json:"questions"`
 	Repeat     int        `json:"repeat"`
+	IgnoreEOS  bool       `json:"ignore_eos"`
 	Turns      []chatTurn `json:"turns"`
 	WallS      float64    `json:"wall_s"`
 }
@@ -90,6 +99,9 @@ func runChat(c config, args []string, stdout, stderr io.Writer) error {
 		opts.KeepRatio = c.keepRatios[0]
 	}
 	gen := []llama.PredictOption{llama.SetTemperature(0), llama.SetTokens(c.decodeTokens), llama.SetThreads(c.threads)}
+	if c.ignoreEOS {
+		gen = append(gen, llama.IgnoreEOS)
+	}
 
 	samples := map[[2]int][]llama.Result{} // (turn, mode index) -> one per conversation
 	answers := map[[2]int]string{}
@@ -100,7 +112,7 @@ func runChat(c config, args []string, stdout, stderr io.Writer) error {
 	}
 
 	rep := chatReport{Kind: "chat", Command: command(args), Date: started.UTC().Format(time.RFC3339), ModelFile: c.model,
-		Threads: c.threads, BuildFlags: buildFlags(), Doc: c.doc, Questions: c.questions, Repeat: c.repeat}
+		Threads: c.threads, BuildFlags: buildFlags(), Doc: c.doc, Questions: c.questions, Repeat: c.repeat, IgnoreEOS: c.ignoreEOS}
 	ref := slices.Index(c.modes, llama.ModeLlamaCpp)
 	for t := range c.questions {
 		for i, mode := range c.modes {
@@ -108,15 +120,18 @@ func runChat(c config, args []string, stdout, stderr io.Writer) error {
 			first := ss[0]
 			row := chatTurn{Turn: t + 1, Mode: mode, PromptTokens: first.PromptTokens, ReusedTokens: first.ReusedTokens,
 				PrefilledTokens: first.PromptTokens - first.ReusedTokens, KeptTokens: first.PromptTokens - first.ReusedTokens,
-				PrefillMS: medianMS(ss, func(r llama.Result) time.Duration { return r.Prefill }),
-				TurnMS:    medianMS(ss, func(r llama.Result) time.Duration { return r.Prefill + r.Decode }),
-				Answer:    answers[[2]int{t, i}]}
+				PrefillMS:       medianMS(ss, prefillTime),
+				GeneratedTokens: first.GeneratedTokens,
+				DecodeTokS:      medianDecodeTokS(ss),
+				TurnMS:          medianMS(ss, turnTime),
+				Answer:          answers[[2]int{t, i}]}
 			if st := first.SDTP; st != nil {
 				row.Scorer, row.FLOPRatio, row.KeptTokens = st.Scorer, st.FLOPRatio, st.KeptPerStage[len(st.KeptPerStage)-1]
 			}
 			if ref >= 0 {
-				refMS := medianMS(samples[[2]int{t, ref}], func(r llama.Result) time.Duration { return r.Prefill })
-				row.PrefillVsLlamaCpp = row.PrefillMS / refMS
+				refs := samples[[2]int{t, ref}]
+				row.PrefillVsLlamaCpp = row.PrefillMS / medianMS(refs, prefillTime)
+				row.TurnVsLlamaCpp = row.TurnMS / medianMS(refs, turnTime)
 			}
 			rep.Turns = append(rep.Turns, row)
 		}
@@ -128,11 +143,12 @@ func runChat(c config, args []string, stdout, stderr io.Writer) error {
 		return enc.Encode(rep)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "turn\tmode\tprompt\treused\tprefilled\tkept\tprefill ms\tvs llamacpp\tFLOP ratio\tturn ms\t")
+	fmt.Fprintln(tw, "turn\tmode\tprompt\treused\tprefilled\tkept\tprefill ms\tvs llamacpp\tFLOP ratio\tanswer tokens\tdecode tok/s\tturn ms\tvs llamacpp\t")
 	for _, r := range rep.Turns {
 		mode := report.Row{Mode: r.Mode, Scorer: r.Scorer}.Label()
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%.1f\t%.2fx\t%.2fx\t%.1f\t\n", r.Turn, mode, r.PromptTokens, r.ReusedTokens,
-			r.PrefilledTokens, r.KeptTokens, r.PrefillMS, r.PrefillVsLlamaCpp, max(r.FLOPRatio, 1), r.TurnMS)
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\t%d\t%.1f\t%.2fx\t%.2fx\t%d\t%.1f\t%.1f\t%.2fx\t\n", r.Turn, mode, r.PromptTokens,
+			r.ReusedTokens, r.PrefilledTokens, r.KeptTokens, r.PrefillMS, r.PrefillVsLlamaCpp, max(r.FLOPRatio, 1),
+			r.GeneratedTokens, r.DecodeTokS, r.TurnMS, r.TurnVsLlamaCpp)
 	}
 	return tw.Flush()
 }
@@ -173,6 +189,25 @@ func converse(c config, opts llama.SDTPOptions, gen []llama.PredictOption, doc s
 		}
 	}
 	return nil
+}
+
+func prefillTime(r llama.Result) time.Duration { return r.Prefill }
+func turnTime(r llama.Result) time.Duration    { return r.Prefill + r.Decode }
+
+// medianDecodeTokS is the median decode speed over the results, in tokens
+// per second (0 when nothing was decoded).
+func medianDecodeTokS(rs []llama.Result) float64 {
+	v := make([]float64, 0, len(rs))
+	for _, r := range rs {
+		if r.GeneratedTokens > 0 && r.Decode > 0 {
+			v = append(v, float64(r.GeneratedTokens)/r.Decode.Seconds())
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // medianMS is the median of f over the results, in milliseconds.

@@ -25,7 +25,7 @@ func TestBenchChat(t *testing.T) {
 
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--chat", "--model", model, "--doc", doc, "--modes", "llamacpp,sdtp", "--repeat", "1",
-		"--decode-tokens", "4", "--threads", "2", "--json"}, &stdout, &stderr), stderr.String())
+		"--decode-tokens", "4", "--ignore-eos", "--threads", "2", "--json"}, &stdout, &stderr), stderr.String())
 	var rep chatReport
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
 	require.Len(t, rep.Turns, 8, "4 turns × 2 modes")
@@ -34,6 +34,9 @@ func TestBenchChat(t *testing.T) {
 		assert.Equal(t, r.PromptTokens-r.ReusedTokens, r.PrefilledTokens)
 		assert.Positive(t, r.PrefillMS)
 		assert.Positive(t, r.PrefillVsLlamaCpp)
+		assert.Positive(t, r.TurnVsLlamaCpp)
+		assert.Equal(t, 4, r.GeneratedTokens, "--ignore-eos: every answer is --decode-tokens long")
+		assert.Positive(t, r.DecodeTokS)
 		if r.Turn == 1 {
 			assert.Greater(t, r.PromptTokens, 300, "the document")
 		} else {
@@ -53,4 +56,6 @@ func TestBenchChat(t *testing.T) {
 	assert.Equal(t, 1+2*2, strings.Count(stdout.String(), "\n"), "a header and 2 turns × 2 modes")
 
 	assert.ErrorContains(t, run([]string{"--chat", "--model", model, "--doc", doc, "--modes", "sdtp-gguf"}, &stdout, &stderr), "bench-only")
+	assert.ErrorContains(t, run([]string{"--model", model, "--ignore-eos"}, &stdout, &stderr), "--ignore-eos applies to chat runs")
+	assert.ErrorContains(t, run([]string{"--chat", "--model", model, "--prompt-tokens", "64"}, &stdout, &stderr), "--prompt-tokens applies to speed runs")
 }

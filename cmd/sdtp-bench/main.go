@@ -54,6 +54,7 @@ type config struct {
 	keepRatiosSet bool
 	pruneLayers   [][]int // nil entries: the default schedule's layers
 	decodeTokens  int
+	ignoreEOS     bool
 	predictors    string
 	onnxProvider  string
 	json          bool
@@ -143,6 +144,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.chat, "chat", false, "a scripted conversation (--doc with the first of --questions, one question per later turn) in every mode, per-turn prefill latency vs llamacpp")
 	fs.StringVar(&c.doc, "doc", "docs/examples/frank-headlam.txt", "chat: the document of the first turn")
 	fs.StringArrayVar(&c.questions, "questions", defaultChatQuestions, "chat: one question per turn (repeat the flag)")
+	fs.BoolVar(&c.ignoreEOS, "ignore-eos", false, "chat: every answer is --decode-tokens long in every mode, so turn latencies compare equal work")
 	c.fid.addFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -356,7 +358,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 // kindFlags are the flags only some kinds of run read.
 var kindFlags = map[string][]string{
-	"prompt-tokens": {report.KindSpeed}, "repeat": {report.KindSpeed}, "decode-tokens": {report.KindSpeed},
+	"prompt-tokens": {report.KindSpeed}, "repeat": {report.KindSpeed, kindChat}, "decode-tokens": {report.KindSpeed, kindChat},
+	"doc": {kindChat}, "questions": {kindChat}, "ignore-eos": {kindChat},
 	"text":           {report.KindSpeed, report.KindQuality},
 	"context-tokens": {report.KindQuality}, "continuation-tokens": {report.KindQuality}, "samples": {report.KindQuality},
 	"haystack": {report.KindPasskey, report.KindFidelity}, "lengths": {report.KindPasskey, report.KindFidelity},
@@ -382,6 +385,8 @@ func refuseOtherKinds(fs *flag.FlagSet, kind string) error {
 // kind is what the flags ask to measure.
 func (c config) kind() string {
 	switch {
+	case c.chat:
+		return kindChat
 	case c.fid.ruler || c.fid.qa != "":
 		return report.KindFidelity
 	case c.mc != "":
