@@ -44,7 +44,7 @@ all: build
 # `go run ./third_party/fetch list` names the known models.
 DEFAULT_MODEL = gemma-3-270m
 MODEL ?= $(DEFAULT_MODEL)
-FETCH = $(GO) run $(FETCH_FLAGS) ./third_party/fetch
+FETCH = $(GO) run ./third_party/fetch
 
 # deps: header links to the pinned llama.cpp module, ONNX Runtime from npm,
 # and the default model (plus MODEL=NAME when given).
@@ -85,8 +85,6 @@ run: build
 #   ~200 that testify brings. The fuzz targets of packages that link
 #   llama.cpp (sdtp, predictor/onnx, llama) run their seed corpora in the
 #   tests above; `make fuzz` fuzzes every target.
-# - deps' fetch tool is built with -race too, sharing the race build of the
-#   standard library instead of compiling a second one first.
 # - ggml's worker threads spin while they wait, so two test binaries with a
 #   thread per core would slow each other down many times: SDTP_THREADS=1
 #   gives each binary one compute thread, and go test runs as many
@@ -94,13 +92,14 @@ run: build
 # - go test starts ready work in the order of the packages named: ./llama
 #   (the longest test run) and ./server (whose openai-go client takes
 #   ~2 min of compiling) first keep both off the end of the run, where
-#   they would leave a core idle (measured with -debug-trace: 537 s → see
-#   docs/STATUS.md).
-test: FETCH_FLAGS = -race
+#   they would leave a core idle (go test -debug-trace showed openai-go
+#   compiling alone in the last 90 s of a 537 s run).
+# - vet (one core) and the fuzzing (one worker) run side by side.
 test: deps
 	SDTP_THREADS=1 $(GOQ) test -race -count=1 -timeout 30m ./llama/ ./server/ ./...
-	$(GOQ) --note vet -race ./...
-	$(GOQ) test -race -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s -parallel 1 ./gguf/fuzz/
+	@$(GOQ) --note vet -race ./... & vet=$$!; \
+	$(GOQ) test -race -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s -parallel 1 ./gguf/fuzz/; rc=$$?; \
+	wait $$vet || rc=1; exit $$rc
 
 # fuzz: every fuzz target for FUZZTIME each. The targets in packages that
 # link llama.cpp share one instrumented compile of it, at INSTRUMENTED_FLAGS
