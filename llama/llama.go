@@ -91,6 +91,15 @@ func (n *native) free() {
 	liveNatives.Add(-1)
 }
 
+// ReleaseFreedMemory hands the memory that llama.cpp, ggml and the staged
+// engine have freed back to the operating system (glibc's malloc_trim; a
+// no-op elsewhere). glibc keeps freed memory in the arena of the thread
+// that allocated it, and Go runs cgo calls on many threads, so a
+// long-running program that generates from several goroutines (a server)
+// sees RSS climb above what is in use unless it calls this now and then,
+// e.g. after each request. It takes milliseconds; any goroutine may call it.
+func ReleaseFreedMemory() { bridge.ReleaseFreedMemory() }
+
 // New loads a GGUF model and creates its context.
 func New(model string, opts ...ModelOption) (*LLama, error) {
 	mo := NewModelOptions(opts...)

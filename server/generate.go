@@ -70,7 +70,14 @@ func (s *Server) run(ctx context.Context, j *job) (outcome, *httpError) {
 		return outcome{}, errClientGone
 	}
 	start := time.Now()
-	defer func() { s.pool.release(sl, time.Since(start)) }()
+	defer func() {
+		// The slots' cgo calls run on whichever OS threads Go picks, and
+		// glibc keeps what each thread frees in that thread's arena: without
+		// handing it back, RSS climbs with every request that touches a new
+		// thread (docs/SERVER.md, load test).
+		llama.ReleaseFreedMemory()
+		s.pool.release(sl, time.Since(start))
+	}()
 
 	if !sameSDTP(sl.sdtp, j.sdtp) {
 		if err := sl.l.SetSDTP(j.sdtp); err != nil {
