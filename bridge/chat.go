@@ -121,3 +121,15 @@ func head(s string, n int) string {
 	}
 	return s[:n] + "..."
 }
+
+// UserTurn formats one user message, after a system message when system is
+// not empty, with the model's chat template and opens the assistant's
+// turn: the prompt of a one-question conversation. Errors as
+// ApplyChatTemplate.
+func (m *Model) UserTurn(system, user string) (string, error) {
+	var msgs []ChatMessage
+	if system != "" {
+		msgs = append(msgs, ChatMessage{Role: "system", Content: system})
+	}
+	return m.ApplyChatTemplate(append(msgs, ChatMessage{Role: "user", Content: user}), true)
+}

@@ -101,7 +101,7 @@ func MaxThreads() int {
 // Free releases the context.
 func (c *Context) Free() {
 	if c.ptr != nil {
-		C.llama_free(c.ptr)
+		C.sdtp_context_free(c.ptr)
 		c.abort.free()
 		c.ptr = nil
 	}

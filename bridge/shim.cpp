@@ -1,5 +1,7 @@
 #include "shim.h"
 
+#include "llama-context.h"
+
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -47,6 +49,14 @@ void set_err(char * err, size_t n, const char * what) {
     }
 }
 
+// llama_context's scheduler, a private member. An explicit instantiation may
+// name a private member; the friend it defines hands the member out.
+template <ggml_backend_sched_ptr llama_context::*M> struct context_sched {
+    friend ggml_backend_sched_ptr & sched_of(llama_context & ctx) { return ctx.*M; }
+};
+ggml_backend_sched_ptr & sched_of(llama_context & ctx);
+template struct context_sched<&llama_context::sched>;
+
 } // namespace
 
 extern "C" {
@@ -88,6 +98,20 @@ struct llama_context * sdtp_context_new(struct llama_model * model, struct llama
         set_err(err, n, "unknown C++ exception");
     }
     return nullptr;
+}
+
+// llama_free, without its use after free: ~llama_context destroys its
+// backends before its scheduler (members die in reverse order of
+// declaration), and the pinned ggml's ggml_backend_sched_free (ollama's
+// backend-reset patch) reads each backend's iface.reset, in freed memory.
+// That crashes when the allocator has unmapped the memory (seen as a
+// SIGSEGV in ggml_backend_sched_free in about one make test in ten, every
+// time under MALLOC_PERTURB_ without tcache: bridge/free_test.go). Freeing
+// the scheduler first, while the backends live, leaves the destructor a
+// null scheduler.
+void sdtp_context_free(struct llama_context * ctx) {
+    sched_of(*ctx).reset();
+    llama_free(ctx);
 }
 
 int sdtp_decode(struct llama_context * ctx, const llama_token * tokens, int n, int pos0,

@@ -23,6 +23,8 @@ bool        sdtp_progress(float progress, void * user_data);
 
 struct llama_model *   sdtp_model_load(const char * path, struct llama_model_params params, char * err, size_t n);
 struct llama_context * sdtp_context_new(struct llama_model * model, struct llama_context_params params, char * err, size_t n);
+// llama_free without the pinned llama.cpp's use after free (shim.cpp).
+void                   sdtp_context_free(struct llama_context * ctx);
 
 // Decodes n tokens at positions pos0.. into sequence 0. Logits are computed
 // for the last token only when want_last is set, for every token when
