@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +33,11 @@ import (
 
 type config struct {
 	model, out, embed, cacheDir, report string
-	data                                []string
+	data, tasks                         []string
+	format, haystack, qaData            string
+	answerLoss                          bool
+	maxAnswer, taskSamples              int
+	taskSeed                            uint64
 	textFrom, textTo                    float64
 	samples, valSamples, maxLen, minLen int
 	layers                              []int
@@ -56,6 +61,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVarP(&c.model, "model", "m", cache.DefaultModel(), "GGUF model to train predictors for")
 	fs.StringArrayVar(&c.data, "data", nil, "training text: JSONL (instruction/context/response, prompt/answer or text fields) or plain text; repeatable")
+	fs.BoolVar(&c.answerLoss, "answer-loss", true, "JSONL records with a response or answer: saliency from the loss on the answer tokens after the prompt (false: each record is one text, its loss the final --loss-window)")
+	fs.IntVar(&c.maxAnswer, "max-answer", 64, "answer tokens in the loss at most")
+	fs.StringSliceVar(&c.tasks, "tasks", nil, "also train on prompts of these fidelity-suite tasks ("+strings.Join(taskNames, ", ")+"), --max-len tokens each with its reference answer: other draws than sdtp-bench's, QA without its test questions")
+	fs.IntVar(&c.taskSamples, "task-samples", 16, "--tasks: prompts per task")
+	fs.Uint64Var(&c.taskSeed, "task-seed", 1, "--tasks: the fidelity suite's seed (sdtp-bench --seed) whose test prompts training avoids")
+	fs.StringVar(&c.haystack, "haystack", filepath.Join(defaultEvalData(), "PaulGrahamEssays.json"), "--tasks: haystack text of the needle tasks (make data fetches the essays)")
+	fs.StringVar(&c.qaData, "qa-data", defaultEvalData(), "--tasks: directory holding squad.json and hotpotqa.json (make data)")
+	fs.StringVar(&c.format, "prompt-format", "auto", "prompts of JSONL records and --tasks: chat (the model's chat template), completion, or auto (chat when the model has a template)")
 	fs.Float64Var(&c.textFrom, "text-from", 0, "read plain-text files from this fraction of their length")
 	fs.Float64Var(&c.textTo, "text-to", 1, "… up to this fraction (hold the rest out for sdtp-bench, e.g. --text-to 0.7)")
 	fs.IntVar(&c.samples, "samples", 64, "training sequences; more rank better (each costs one calibration pass, ~7 s for a 270M model at 512 tokens on 2 cores; see docs/TRAINING.md)")
@@ -86,12 +99,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if err := cliflag.RefuseEmpty(fs, "model", "out", "embed", "cache", "report", "target", "states"); err != nil {
+	if err := cliflag.RefuseEmpty(fs, "model", "out", "embed", "cache", "report", "target", "states", "haystack", "qa-data"); err != nil {
+		return c, err
+	}
+	if err := checkTasks(c, fs.Changed); err != nil {
 		return c, err
 	}
 	switch {
-	case len(c.data) == 0:
-		return c, errors.New("--data is required (e.g. --data ../shared/data/dolly-subset/dolly.jsonl)")
 	case c.out == "" && c.embed == "":
 		return c, errors.New("--out DIR or --embed OUT.gguf is required")
 	case c.samples < 1 || c.valSamples < 1:
@@ -144,7 +158,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if _, ok := bridge.StagedArch(m); !ok {
 		return fmt.Errorf("%s: architecture not supported by the staged engine, so its predictors could not be used", c.model)
 	}
-	ctx, err := m.NewContext(bridge.ContextParams{NCtx: c.maxLen + 1, NBatch: 512, Threads: c.threads})
+	ctx, err := m.NewContext(bridge.ContextParams{NCtx: c.maxLen + c.maxAnswer + 1, NBatch: 512, Threads: c.threads})
 	if err != nil {
 		return err
 	}
@@ -164,23 +178,22 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	var seqs [][]int32
-	tok := func(s string) ([]int32, error) { return m.Tokenize(s, true, false) }
-	for _, path := range c.data {
-		s, err := train.LoadSequences(path, tok, c.maxLen, c.minLen, c.textFrom, c.textTo)
-		if err != nil {
-			return err
-		}
-		seqs = append(seqs, s...)
+	seqs, err := loadSequences(m, c)
+	if err != nil {
+		return err
 	}
 	trainSeqs, valSeqs := train.Split(seqs, c.samples, c.valSamples, c.fit.Seed)
-	fmt.Fprintf(stderr, "sdtp-train: %d training and %d held-out sequences (of %d) from %s; stages at layers %v\n",
-		len(trainSeqs), len(valSeqs), len(seqs), strings.Join(c.data, ", "), sched.Layers)
+	answers := 0
+	for _, s := range seqs {
+		answers += min(1, len(s.Answer))
+	}
+	fmt.Fprintf(stderr, "sdtp-train: %d training and %d held-out sequences (of %d, %d with answers) from %s; stages at layers %v\n",
+		len(trainSeqs), len(valSeqs), len(seqs), answers, strings.Join(append(slices.Clone(c.data), c.tasks...), ", "), sched.Layers)
 
 	if c.cacheDir == "" {
 		c.cacheDir = filepath.Join(cache.Dir(), "calibration", cacheKey(hash, sched, c))
 	}
-	all := append(append([][]int32{}, trainSeqs...), valSeqs...)
+	all := append(slices.Clone(trainSeqs), valSeqs...)
 	recs, calTime, err := calibrate(ctx, sched, all, train.Cache{Dir: c.cacheDir}, c, stderr)
 	if err != nil {
 		return err
@@ -190,7 +203,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.fit.Hidden == 0 {
 		c.fit.Hidden = m.NEmbd() / 4
 	}
-	rep := report{Model: c.model, Data: c.data, TextPortion: [2]float64{c.textFrom, c.textTo}, TrainSequences: len(trainRecs), ValSequences: len(valRecs),
+	rep := report{Model: c.model, Data: c.data, Tasks: c.tasks, TaskSamples: len(c.tasks) * c.taskSamples, AnswerLoss: c.answerLoss, TextPortion: [2]float64{c.textFrom, c.textTo}, TrainSequences: len(trainRecs), ValSequences: len(valRecs),
 		Layers: sched.Layers, KeepRatios: sched.KeepRatios, Config: c.fit, LossWindow: c.lossWindow, Target: c.target, States: c.states,
 		CalibrationSeconds: calTime.Seconds(), CalibrationCache: c.cacheDir}
 	variants := []variant{{train.Target(c.target), c.states, c.context}}
@@ -223,10 +236,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rep.TotalSeconds = time.Since(start).Seconds()
 	printReport(stdout, rep)
 
-	training := map[string]any{"tool": "sdtp-train", "data": c.data, "text_portion": []float64{c.textFrom, c.textTo}, "samples": len(trainRecs), "val_samples": len(valRecs),
+	training := map[string]any{"tool": "sdtp-train", "data": c.data, "tasks": c.tasks, "task_samples": c.taskSamples, "answer_loss": c.answerLoss,
+		"max_answer": c.maxAnswer, "prompt_format": c.format, "text_portion": []float64{c.textFrom, c.textTo}, "samples": len(trainRecs), "val_samples": len(valRecs),
 		"max_len": c.maxLen, "loss_window": c.lossWindow, "target": c.target, "states": c.states, "context": c.context, "epochs": c.fit.Epochs, "lr": c.fit.LR,
 		"rank_weight": c.fit.RankWeight, "pairs": c.fit.Pairs, "seed": c.fit.Seed, "val_spearman": rep.Variants[0].Spearman,
-		"val_kendall": rep.Variants[0].Kendall, "saliency": "x·dL/dx, L = mean next-token cross-entropy of the last loss_window of each sequence"}
+		"val_kendall": rep.Variants[0].Kendall, "saliency": "x·dL/dx, L = mean next-token cross-entropy of the answer tokens, or of the last loss_window of a sequence without answer"}
 	if c.out != "" {
 		var man onnx.Manifest
 		man.Version = 1
@@ -268,7 +282,7 @@ func cacheKey(modelHash string, s sdtp.Schedule, c config) string {
 }
 
 // calibrate computes (or loads from the cache) a Record per sequence.
-func calibrate(ctx *bridge.Context, sched sdtp.Schedule, seqs [][]int32, cc train.Cache, c config, stderr io.Writer) ([]train.Record, time.Duration, error) {
+func calibrate(ctx *bridge.Context, sched sdtp.Schedule, seqs []train.Sequence, cc train.Cache, c config, stderr io.Writer) ([]train.Record, time.Duration, error) {
 	start := time.Now()
 	recs := make([]train.Record, len(seqs))
 	var todo, old []int // not cached; cached before records had GradNorm
@@ -402,6 +416,9 @@ func newBar(n int, desc string, quiet bool, w io.Writer) *progressbar.ProgressBa
 type report struct {
 	Model              string          `json:"model"`
 	Data               []string        `json:"data"`
+	Tasks              []string        `json:"tasks,omitempty"`
+	TaskSamples        int             `json:"task_samples,omitempty"`
+	AnswerLoss         bool            `json:"answer_loss"`
 	TextPortion        [2]float64      `json:"text_portion"`
 	TrainSequences     int             `json:"train_sequences"`
 	ValSequences       int             `json:"val_sequences"`

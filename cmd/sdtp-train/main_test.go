@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/internal/fidelity"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
 	"github.com/go-sdtp/sdtp/sdtp"
@@ -111,7 +113,7 @@ func TestTrainTinyModelEndToEnd(t *testing.T) {
 	stderr.Reset()
 	require.NoError(t, run(args, &stdout, &stderr), stderr.String())
 	assert.Contains(t, stderr.String(), "6 of 6 sequences done, 1 of them without gradient norms")
-	got, ok := cc.Load(rec.Tokens)
+	got, ok := cc.Load(train.Sequence{Prompt: rec.Tokens})
 	require.True(t, ok)
 	assert.Equal(t, want, got.GradNorm)
 	third, err := os.ReadFile(filepath.Join(out, "stage0.onnx"))
@@ -124,6 +126,66 @@ func TestTrainTinyModelEndToEnd(t *testing.T) {
 	err = run(args, &stdout, &stderr)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "disagrees with the cached saliency")
+}
+
+// Answer-conditioned saliency end to end: JSONL records with answers and
+// prompts of the fidelity tasks (a needle task over a haystack, SQuAD-style
+// QA) become prompt + answer records, whose loss is the answer's; the
+// predictors train on their prompts.
+func TestTrainWithAnswersAndTasks(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Llama()))
+	var qa strings.Builder
+	for i := range 6 {
+		fmt.Fprintf(&qa, `{"prompt":"%s Question %d: which colour is the door?","answer":"The door is painted green number %d."}`+"\n",
+			strings.Repeat("A long note about a house with a door and a garden. ", 2), i, i)
+	}
+	data := filepath.Join(dir, "qa.jsonl")
+	require.NoError(t, os.WriteFile(data, []byte(qa.String()), 0o644))
+	haystack := filepath.Join(dir, "hay.txt")
+	require.NoError(t, os.WriteFile(haystack, []byte(strings.Repeat("The river ran past the old mill. Birds sang in the trees.\n", 40)), 0o644))
+	qaDir := filepath.Join(dir, "qa")
+	require.NoError(t, os.MkdirAll(qaDir, 0o755))
+	var arts []string
+	for i := range fidelity.SQuADDevArticles { // 13 questions each: 221, 21 more than the suite keeps
+		var qas []string
+		for j := range 13 {
+			qas = append(qas, fmt.Sprintf(`{"id":"q%d-%d","question":"Where is the key of box %d?","is_impossible":false,"answers":[{"text":"under stone %d"}]}`, i, j, j, j))
+		}
+		arts = append(arts, fmt.Sprintf(`{"title":"t%d","paragraphs":[{"context":"Paragraph %d tells where the keys of the boxes are.","qas":[%s]}]}`, i, i, strings.Join(qas, ",")))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(qaDir, "squad.json"), []byte(`{"data":[`+strings.Join(arts, ",")+`]}`), 0o644))
+
+	cacheDir := filepath.Join(dir, "cal")
+	args := []string{"--model", model, "--data", data, "--tasks", "single-number,qa-squad", "--task-samples", "2",
+		"--haystack", haystack, "--qa-data", qaDir, "--samples", "8", "--val-samples", "2", "--max-len", "256", "--min-len", "32",
+		"--max-answer", "12", "--layers", "1,2", "--keep-ratio", "0.8", "--epochs", "2", "--cache", cacheDir, "-q",
+		"-o", filepath.Join(dir, "pred"), "--threads", "1"}
+	var stdout, stderr bytes.Buffer
+	require.NoError(t, run(args, &stdout, &stderr), stderr.String())
+	assert.Contains(t, stderr.String(), "(of 10, 10 with answers)", "6 records + 2 prompts of each of 2 tasks")
+
+	files, err := filepath.Glob(filepath.Join(cacheDir, "seq-*.gob"))
+	require.NoError(t, err)
+	require.Len(t, files, 10)
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		var rec train.Record
+		require.NoError(t, gob.NewDecoder(bytes.NewReader(raw)).Decode(&rec))
+		require.NotEmpty(t, rec.Answer, f)
+		assert.LessOrEqual(t, len(rec.Answer), 12, "--max-answer")
+		assert.Equal(t, len(rec.Tokens)-1, rec.LossFrom, "the loss is the answer's")
+		assert.Len(t, rec.Saliency[0], len(rec.Tokens), "saliency of the prompt's tokens")
+	}
+
+	// The same records as plain text: no answers, other records.
+	plain := append(slices.Clone(args[:4]), "--answer-loss=false", "--samples", "4", "--val-samples", "2", "--max-len", "96", "--min-len", "32",
+		"--layers", "1,2", "--epochs", "1", "--cache", cacheDir, "-q", "-o", filepath.Join(dir, "pred2"), "--threads", "1")
+	stderr.Reset()
+	require.NoError(t, run(plain, &stdout, &stderr), stderr.String())
+	assert.Contains(t, stderr.String(), "(of 6, 0 with answers)")
 }
 
 func TestBadFlags(t *testing.T) {
@@ -162,10 +224,17 @@ func TestTrainRefusesExplicitEdgeValues(t *testing.T) {
 		{"--threads", "-2", "--threads -2"},
 		{"--cache", "", `--cache ""`},
 		{"--embed", "", `--embed ""`},
+		{"--max-answer", "0", "--max-answer 0"},
+		{"--task-samples", "3", "--task-samples applies to --tasks"},
+		{"--tasks", "needle", `unknown task "needle"`},
+		{"--haystack", "", `--haystack ""`},
+		{"--prompt-format", "yaml", `--prompt-format "yaml"`},
 	} {
 		_, err := parseFlags(append(base, c.flag, c.value), &stderr)
 		assert.ErrorContains(t, err, c.want, c.flag+" "+c.value)
 	}
+	_, err := parseFlags(append(base, "--tasks", "qa-squad", "--task-samples", "0"), &stderr)
+	assert.ErrorContains(t, err, "--task-samples 0")
 	cfg, err := parseFlags(append(base, "--threads", "-1", "--pairs", "0"), &stderr)
 	require.NoError(t, err)
 	assert.Zero(t, cfg.threads, "-1 = all cores")

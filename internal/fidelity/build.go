@@ -36,6 +36,37 @@ func (f Format) Name() string {
 	return "completion"
 }
 
+// FormatNames are the names ChooseFormat takes.
+var FormatNames = []string{"auto", "chat", "completion"}
+
+// ChooseFormat picks a format by name: "completion"; "chat", the model's
+// chat template through chat (bridge.Model.UserTurn), which must work; or
+// "auto", chat when the model has a template, i.e. unless chat fails with
+// noTemplate (bridge.ErrNoChatTemplate). system is the chat prompts'
+// system message; it needs chat prompts.
+func ChooseFormat(name, system string, chat func(system, user string) (string, error), noTemplate error) (Format, error) {
+	if !slices.Contains(FormatNames, name) {
+		return Format{}, fmt.Errorf("prompt format %q: want one of %s", name, strings.Join(FormatNames, ", "))
+	}
+	if name == "completion" {
+		if system != "" {
+			return Format{}, errors.New("a system message needs chat prompts")
+		}
+		return Format{}, nil
+	}
+	_, err := chat("", "probe")
+	switch {
+	case err == nil:
+		return Format{Chat: chat, System: system}, nil
+	case name == "auto" && errors.Is(err, noTemplate):
+		if system != "" {
+			return Format{}, errors.New("a system message needs chat prompts, and the model has no chat template")
+		}
+		return Format{}, nil
+	}
+	return Format{}, fmt.Errorf("prompt format %s: %w", name, err)
+}
+
 // bodyMark stands for the documents while the chat template formats the
 // user message; the template's text around it becomes head and tail.
 const bodyMark = "\x1eSDTP-DOCUMENTS\x1e"

@@ -21,11 +21,18 @@ import (
 // are stored as BF16: half the size of F32, and the residual streams of
 // some models (Gemma's reach 1e5) overflow F16.
 type Record struct {
-	Tokens   []int32
-	LossFrom int     // the loss covers the predictions at positions LossFrom..n-2
+	Tokens []int32 // the prompt
+	// Answer is the reference answer that followed the prompt in the
+	// gradient pass (Sequence.Answer); empty for plain text.
+	Answer []int32
+	// The loss covers the next-token predictions at positions
+	// LossFrom..n-2 of Tokens followed by Answer (n tokens): with an
+	// answer, exactly the answer's tokens.
+	LossFrom int
 	Loss     float64 // that mean next-token cross-entropy, dense model
-	// Saliency[s][i] = Σ_d x·∂L/∂x for token i's residual stream x entering
-	// stage s's layer, in the dense model (signed; training takes |·|).
+	// Saliency[s][i] = Σ_d x·∂L/∂x for prompt token i's residual stream x
+	// entering stage s's layer, in the dense model (signed; training takes
+	// |·|).
 	Saliency [][]float32
 	// GradNorm[s][i] = ‖∂L/∂x‖ of the same stream. With the stream's own
 	// norm it splits |sal| = ‖x‖·‖∂L/∂x‖·|cos(x, ∂L/∂x)| (TargetGradNorm,
@@ -53,15 +60,22 @@ type Calibrator struct {
 	LossWindow float64
 }
 
-// LossFrom is the first position whose prediction is in the loss of an
-// n-token sequence.
-func (c *Calibrator) LossFrom(n int) int {
+// LossFrom is the first position whose prediction is in the loss of seq:
+// the last prompt token's (it predicts the answer's first) when there is an
+// answer, else the start of the prompt's final LossWindow.
+func (c *Calibrator) LossFrom(seq Sequence) int {
+	n := len(seq.Prompt)
+	if len(seq.Answer) > 0 {
+		return n - 1
+	}
 	return min(max(0, n-1-int(math.Ceil(c.LossWindow*float64(n-1)))), n-2)
 }
 
-// Run calibrates one sequence.
-func (c *Calibrator) Run(tokens []int32) (Record, error) {
-	rec := Record{Tokens: tokens, LossFrom: c.LossFrom(len(tokens))}
+// Run calibrates one sequence: the gradient pass over prompt and answer,
+// then the prompt's dense and oracle-pruned prefills (causal attention: the
+// prompt's streams do not depend on the answer after it).
+func (c *Calibrator) Run(seq Sequence) (Record, error) {
+	rec := Record{Tokens: seq.Prompt, Answer: seq.Answer, LossFrom: c.LossFrom(seq)}
 	g, err := c.gradient(rec)
 	if err != nil {
 		return rec, err
@@ -69,11 +83,11 @@ func (c *Calibrator) Run(tokens []int32) (Record, error) {
 	rec.Loss, rec.Saliency, rec.GradNorm = g.loss, g.saliency, g.gradNorm
 	keepAll := sdtp.Uniform(c.Schedule.Layers, 1)
 	dense := &recorder{}
-	if _, err := sdtp.Prefill(context.Background(), c.Engine, dense, keepAll, tokens, c.UBatch); err != nil {
+	if _, err := sdtp.Prefill(context.Background(), c.Engine, dense, keepAll, rec.Tokens, c.UBatch); err != nil {
 		return rec, fmt.Errorf("dense pass: %w", err)
 	}
 	oracle := &recorder{importance: rec.Saliency}
-	if _, err := sdtp.Prefill(context.Background(), c.Engine, oracle, c.Schedule, tokens, c.UBatch); err != nil {
+	if _, err := sdtp.Prefill(context.Background(), c.Engine, oracle, c.Schedule, rec.Tokens, c.UBatch); err != nil {
 		return rec, fmt.Errorf("pruned pass: %w", err)
 	}
 	rec.Hidden, rec.PrunedPos, rec.PrunedHidden = dense.hidden, oracle.pos, oracle.hidden
@@ -103,18 +117,20 @@ type gradientPass struct {
 	saliency, gradNorm [][]float32
 }
 
-// gradient runs the gradient pass over rec's tokens and loss window.
+// gradient runs the gradient pass over rec's prompt and answer and its
+// loss window; it keeps the prompt tokens' saliencies.
 func (c *Calibrator) gradient(rec Record) (gradientPass, error) {
 	var g gradientPass
-	res, err := c.Grad.Run(bridge.GradInput{Tokens: rec.Tokens, LossFrom: rec.LossFrom, Layers: c.Schedule.Layers, Backward: true})
+	tokens := append(slices.Clip(rec.Tokens), rec.Answer...)
+	res, err := c.Grad.Run(bridge.GradInput{Tokens: tokens, LossFrom: rec.LossFrom, Layers: c.Schedule.Layers, Backward: true})
 	if err != nil {
 		return g, err
 	}
 	g.loss = res.Loss
-	d := c.Engine.NEmbd()
+	d, n := c.Engine.NEmbd(), len(rec.Tokens)
 	for s := range c.Schedule.Layers {
-		g.saliency = append(g.saliency, Saliency(res.Hidden[s], res.Grad[s], d))
-		g.gradNorm = append(g.gradNorm, rowNorms(res.Grad[s], d))
+		g.saliency = append(g.saliency, Saliency(res.Hidden[s][:n*d], res.Grad[s][:n*d], d))
+		g.gradNorm = append(g.gradNorm, rowNorms(res.Grad[s][:n*d], d))
 	}
 	return g, nil
 }
@@ -189,21 +205,27 @@ func fromBF16(v []uint16) []float32 {
 // with more samples reuse the sequences already done.
 type Cache struct{ Dir string }
 
-func (c Cache) path(tokens []int32) string {
+// path names seq's file: a hash of the prompt, and of the answer after a
+// −1 (no token id) when there is one, so records of plain text keep the
+// names they had before answers.
+func (c Cache) path(seq Sequence) string {
 	h := sha256.New()
-	_ = binary.Write(h, binary.LittleEndian, tokens)
+	_ = binary.Write(h, binary.LittleEndian, seq.Prompt)
+	if len(seq.Answer) > 0 {
+		_ = binary.Write(h, binary.LittleEndian, append([]int32{-1}, seq.Answer...))
+	}
 	return filepath.Join(c.Dir, "seq-"+hex.EncodeToString(h.Sum(nil))[:16]+".gob")
 }
 
-// Load returns the record of these tokens if it is cached.
-func (c Cache) Load(tokens []int32) (Record, bool) {
-	f, err := os.Open(c.path(tokens))
+// Load returns the record of seq if it is cached.
+func (c Cache) Load(seq Sequence) (Record, bool) {
+	f, err := os.Open(c.path(seq))
 	if err != nil {
 		return Record{}, false
 	}
 	defer f.Close()
 	var rec Record
-	if gob.NewDecoder(f).Decode(&rec) != nil || !slices.Equal(rec.Tokens, tokens) {
+	if gob.NewDecoder(f).Decode(&rec) != nil || !slices.Equal(rec.Tokens, seq.Prompt) || !slices.Equal(rec.Answer, seq.Answer) {
 		return Record{}, false
 	}
 	return rec, true
@@ -227,5 +249,5 @@ func (c Cache) Store(rec Record) error {
 		os.Remove(tmp.Name())
 		return err
 	}
-	return os.Rename(tmp.Name(), c.path(rec.Tokens))
+	return os.Rename(tmp.Name(), c.path(Sequence{rec.Tokens, rec.Answer}))
 }

@@ -8,14 +8,108 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 )
 
-// Tokenizer turns text into token ids (with BOS where the model adds one).
-type Tokenizer func(text string) ([]int32, error)
+// Tokenizer turns text into token ids (*bridge.Model): addSpecial adds
+// BOS/EOS where the model asks for them, parseSpecial reads special-token
+// text (a chat template's) as those tokens.
+type Tokenizer interface {
+	Tokenize(text string, addSpecial, parseSpecial bool) ([]int32, error)
+}
+
+// Sequence is one calibration input. Prompt is what a user's prompt would
+// be: the tokens prefilled and pruned. Answer, when there is one, is the
+// reference answer that follows it; the saliency's loss is then the
+// cross-entropy of the answer tokens alone (answer-conditioned saliency,
+// issue 16: a token matters as much as the answer needs it), else that of
+// the prompt's final Calibrator.LossWindow.
+type Sequence struct {
+	Prompt []int32
+	Answer []int32
+}
+
+// DataOptions says how LoadSequences reads a data file.
+type DataOptions struct {
+	// MaxLen and MinLen bound a prompt's tokens. Text longer than MaxLen is
+	// cut (JSONL text records) or windowed (plain text); a record with an
+	// answer whose prompt is longer is skipped, as is any sequence shorter
+	// than MinLen: it has too few tokens between the protected head and
+	// tail to rank.
+	MaxLen, MinLen int
+	// From and To are the portion of a plain-text file read (fractions of
+	// its bytes, cut at line starts), so the rest can be held out.
+	From, To float64
+	// Answers: a JSONL record with a response or answer becomes its prompt
+	// plus that answer (at most MaxAnswer tokens). False: every record is
+	// one text, its fields joined, as before answer conditioning.
+	Answers   bool
+	MaxAnswer int
+	// Chat formats a record's prompt as one user message with the model's
+	// chat template, the assistant's turn opened (the template writes BOS).
+	// Nil: completion style, BOS + the prompt's fields joined by blank
+	// lines + a newline, for base models.
+	Chat func(user string) (string, error)
+}
+
+// LoadSequences reads one data file: JSONL records (.jsonl), each one
+// sequence, or plain text, tokenized whole and cut into consecutive
+// windows of MaxLen tokens.
+func LoadSequences(path string, tok Tokenizer, o DataOptions) ([]Sequence, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []Sequence
+	add := func(s Sequence) {
+		if len(s.Prompt) >= o.MinLen {
+			out = append(out, s)
+		}
+	}
+	if strings.HasSuffix(path, ".jsonl") {
+		sc := bufio.NewScanner(bytes.NewReader(raw))
+		sc.Buffer(make([]byte, 1<<20), 64<<20)
+		for line := 1; sc.Scan(); line++ {
+			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
+				continue
+			}
+			var r dollyRecord
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+			}
+			s, err := r.sequence(tok, o)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+			}
+			if len(s.Prompt) <= o.MaxLen {
+				add(s)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	} else {
+		ids, err := tok.Tokenize(string(Portion(raw, o.From, o.To)), true, false)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		// Windows after the first start mid-text; they keep the first
+		// token (BOS) so every sequence looks like a prompt.
+		bos := ids[:1]
+		for start := 1; start+o.MinLen-1 <= len(ids); start += o.MaxLen - 1 {
+			add(Sequence{Prompt: append(append([]int32{}, bos...), ids[start:min(len(ids), start+o.MaxLen-1)]...)})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no sequence of %d to %d tokens", path, o.MinLen, o.MaxLen)
+	}
+	return out, nil
+}
 
 // dollyRecord covers the JSONL layouts sdtp-train reads: dolly-style
 // instruction/context/response, prompt/answer, or plain text.
@@ -38,73 +132,45 @@ func (r dollyRecord) join() string {
 	return strings.Join(parts, "\n\n")
 }
 
-// LoadSequences reads one data file into token sequences of at most maxLen
-// tokens: each JSONL record (.jsonl) becomes one sequence, truncated;
-// plain text is tokenized whole and cut into consecutive windows.
-// Sequences shorter than minLen are skipped: they have too few tokens
-// between the protected head and tail to rank. Of plain text only the
-// portion [from, to) of the file (fractions of its bytes, cut at line
-// starts) is read, so the rest can be held out for evaluation.
-func LoadSequences(path string, tok Tokenizer, maxLen, minLen int, from, to float64) ([][]int32, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if !strings.HasSuffix(path, ".jsonl") {
-		raw = Portion(raw, from, to)
-	}
-	var out [][]int32
-	add := func(s []int32) {
-		if len(s) >= minLen {
-			out = append(out, s[:min(len(s), maxLen)])
+// sequence is a record as a calibration sequence (see DataOptions).
+func (r dollyRecord) sequence(tok Tokenizer, o DataOptions) (Sequence, error) {
+	answer := strings.TrimSpace(r.Response + r.Answer)
+	if !o.Answers || answer == "" {
+		text := r.join()
+		if text == "" {
+			return Sequence{}, errors.New("no instruction/context/response, prompt/answer or text field")
 		}
+		ids, err := tok.Tokenize(text, true, false)
+		return Sequence{Prompt: ids[:min(len(ids), o.MaxLen)]}, err
 	}
-	if strings.HasSuffix(path, ".jsonl") {
-		sc := bufio.NewScanner(bytes.NewReader(raw))
-		sc.Buffer(make([]byte, 1<<20), 64<<20)
-		for line := 1; sc.Scan(); line++ {
-			if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-				continue
-			}
-			var r dollyRecord
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-			}
-			text := r.join()
-			if text == "" {
-				return nil, fmt.Errorf("%s:%d: no instruction/context/response, prompt/answer or text field", path, line)
-			}
-			ids, err := tok(text)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-			}
-			add(ids)
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
+	user := dollyRecord{Instruction: r.Instruction, Context: r.Context, Prompt: r.Prompt, Text: r.Text}.join()
+	if user == "" {
+		return Sequence{}, errors.New("an answer without instruction, context or prompt")
+	}
+	var s Sequence
+	var err error
+	if o.Chat == nil {
+		s.Prompt, err = tok.Tokenize(user+"\n", true, false)
 	} else {
-		ids, err := tok(string(raw))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		// Windows after the first start mid-text; they keep the first
-		// token (BOS) so every sequence looks like a prompt.
-		bos := ids[:1]
-		for start := 1; start+minLen-1 <= len(ids); start += maxLen - 1 {
-			add(append(append([]int32{}, bos...), ids[start:min(len(ids), start+maxLen-1)]...))
+		var text string
+		if text, err = o.Chat(user); err == nil {
+			s.Prompt, err = tok.Tokenize(text, false, true)
 		}
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no sequence of at least %d tokens", path, minLen)
+	if err != nil {
+		return s, err
 	}
-	return out, nil
+	if s.Answer, err = tok.Tokenize(answer, false, false); err != nil {
+		return s, err
+	}
+	s.Answer = s.Answer[:min(len(s.Answer), o.MaxAnswer)]
+	return s, nil
 }
 
 // Split shuffles seqs with seed and takes the first n for training and the
 // next nVal for validation (both capped by what is there).
-func Split(seqs [][]int32, n, nVal int, seed uint64) (train, val [][]int32) {
-	s := append([][]int32(nil), seqs...)
+func Split[S any](seqs []S, n, nVal int, seed uint64) (train, val []S) {
+	s := slices.Clone(seqs)
 	rand.New(rand.NewPCG(seed, 0x7a1d)).Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
 	nVal = min(nVal, len(s)/2)
 	n = min(n, len(s)-nVal)

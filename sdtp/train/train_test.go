@@ -1,6 +1,9 @@
 package train
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -150,50 +153,87 @@ func TestGradientFactors(t *testing.T) {
 	}
 }
 
+// byteTok is a tokenizer of one token per byte, BOS = 1 when asked for.
+type byteTok struct{}
+
+func (byteTok) Tokenize(s string, addSpecial, _ bool) ([]int32, error) {
+	var ids []int32
+	if addSpecial {
+		ids = append(ids, 1)
+	}
+	for _, c := range []byte(s) {
+		ids = append(ids, int32(c))
+	}
+	return ids, nil
+}
+
+func ids(s string) []int32 { out, _ := byteTok{}.Tokenize(s, false, false); return out }
+
 func TestLoadSequences(t *testing.T) {
 	dir := t.TempDir()
-	tok := func(s string) ([]int32, error) {
-		ids := []int32{1} // BOS
-		for _, c := range []byte(s) {
-			ids = append(ids, int32(c))
-		}
-		return ids, nil
-	}
 	jsonl := filepath.Join(dir, "d.jsonl")
 	require.NoError(t, os.WriteFile(jsonl, []byte(`{"instruction":"abcdefghij","context":"","response":"klmnopqrst"}
 {"prompt":"short","answer":"x"}
 
 {"text":"0123456789012345678901234567890123456789"}
 `), 0o644))
-	seqs, err := LoadSequences(jsonl, tok, 30, 20, 0, 1)
+	o := DataOptions{MaxLen: 30, MinLen: 20, To: 1}
+	seqs, err := LoadSequences(jsonl, byteTok{}, o)
 	require.NoError(t, err)
 	require.Len(t, seqs, 2, "the short record is skipped")
-	assert.Len(t, seqs[0], 23, "BOS + instruction + two newlines + response")
-	assert.Len(t, seqs[1], 30, "truncated to max-len")
+	assert.Len(t, seqs[0].Prompt, 23, "BOS + instruction + two newlines + response")
+	assert.Empty(t, seqs[0].Answer, "without Answers a record is one text")
+	assert.Len(t, seqs[1].Prompt, 30, "truncated to max-len")
 
 	bad := filepath.Join(dir, "bad.jsonl")
 	require.NoError(t, os.WriteFile(bad, []byte("{\"instruction\": 1}\n"), 0o644))
-	_, err = LoadSequences(bad, tok, 30, 20, 0, 1)
+	_, err = LoadSequences(bad, byteTok{}, o)
 	assert.ErrorContains(t, err, "bad.jsonl:1")
 
 	text := filepath.Join(dir, "t.txt")
 	line := "abcdefghijklmnopqrstuvwxyz\n"
 	require.NoError(t, os.WriteFile(text, []byte(line+line+line+line), 0o644))
-	seqs, err = LoadSequences(text, tok, 30, 20, 0, 1)
+	seqs, err = LoadSequences(text, byteTok{}, o)
 	require.NoError(t, err)
 	require.Len(t, seqs, 4, "108 bytes in windows of 29 (+ BOS): 29, 29, 29 and 21 >= min-len")
 	for _, s := range seqs {
-		assert.Equal(t, int32(1), s[0], "every window starts with BOS")
+		assert.Equal(t, int32(1), s.Prompt[0], "every window starts with BOS")
 	}
-	seqs, err = LoadSequences(text, tok, 30, 20, 0, 0.5)
+	o.To = 0.5
+	seqs, err = LoadSequences(text, byteTok{}, o)
 	require.NoError(t, err)
 	assert.Len(t, seqs, 2, "the first half: 54 bytes, windows of 29 and 25")
 	four := []byte(line + line + line + line)
 	assert.Equal(t, []byte(line+line), Portion(four, 0.5, 1), "a cut at a line start stays")
 	assert.Equal(t, []byte(line+line), Portion(four, 0.4, 1), "a cut inside a line moves to the next")
 	assert.Equal(t, four, Portion(four, 0, 1))
-	_, err = LoadSequences(filepath.Join(dir, "missing.txt"), tok, 30, 20, 0, 1)
+	_, err = LoadSequences(filepath.Join(dir, "missing.txt"), byteTok{}, o)
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// Records with an answer become prompt + answer: the prompt formatted as
+// a completion (BOS, fields, newline) or by the chat template, the answer
+// without BOS and capped.
+func TestLoadSequencesWithAnswers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "qa.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte(`{"instruction":"Name the colour of the sky","context":"On a clear day at noon.","response":"It is blue, usually."}
+{"prompt":"A prompt far longer than the seventy tokens allowed here, more than seventy, so it is skipped whole","answer":"no"}
+{"text":"plain text without an answer, long enough to keep"}
+`), 0o644))
+	o := DataOptions{MaxLen: 70, MinLen: 20, To: 1, Answers: true, MaxAnswer: 8}
+	seqs, err := LoadSequences(path, byteTok{}, o)
+	require.NoError(t, err)
+	require.Len(t, seqs, 2, "the over-long prompt is skipped, not cut")
+	assert.Equal(t, append([]int32{1}, ids("Name the colour of the sky\n\nOn a clear day at noon.\n")...), seqs[0].Prompt)
+	assert.Equal(t, ids("It is bl"), seqs[0].Answer, "the answer's first MaxAnswer tokens, no BOS")
+	assert.Empty(t, seqs[1].Answer)
+
+	o.Chat = func(user string) (string, error) { return "<u>" + user + "</u><a>", nil }
+	seqs, err = LoadSequences(path, byteTok{}, o)
+	require.NoError(t, err)
+	assert.Equal(t, ids("<u>Name the colour of the sky\n\nOn a clear day at noon.</u><a>"), seqs[0].Prompt,
+		"the template's text, no BOS added")
+	assert.Equal(t, ids("It is bl"), seqs[0].Answer)
 }
 
 func TestSplitIsSeededAndDisjoint(t *testing.T) {
@@ -218,15 +258,30 @@ func TestSplitIsSeededAndDisjoint(t *testing.T) {
 func TestCacheRoundTrip(t *testing.T) {
 	c := Cache{Dir: filepath.Join(t.TempDir(), "cal")}
 	rec := Record{Tokens: []int32{1, 2, 3}, Loss: 2.5, Saliency: [][]float32{{0.1, -0.2, 0.3}}, Hidden: [][]uint16{{1, 2, 3}}}
-	_, ok := c.Load(rec.Tokens)
+	plain := Sequence{Prompt: rec.Tokens}
+	_, ok := c.Load(plain)
 	assert.False(t, ok)
 	require.NoError(t, c.Store(rec))
-	got, ok := c.Load(rec.Tokens)
+	got, ok := c.Load(plain)
 	require.True(t, ok)
 	assert.Equal(t, rec, got)
-	_, ok = c.Load([]int32{1, 2, 4})
+	_, ok = c.Load(Sequence{Prompt: []int32{1, 2, 4}})
 	assert.False(t, ok, "other tokens, other record")
+	// A plain sequence's file is named by its tokens alone, as before
+	// answers: caches of earlier calibrations stay valid.
+	h := sha256.New()
+	require.NoError(t, binary.Write(h, binary.LittleEndian, rec.Tokens))
+	assert.FileExists(t, filepath.Join(c.Dir, "seq-"+hex.EncodeToString(h.Sum(nil))[:16]+".gob"))
+
+	withAnswer := Sequence{Prompt: rec.Tokens, Answer: []int32{7, 8}}
+	_, ok = c.Load(withAnswer)
+	assert.False(t, ok, "the same prompt with an answer is another record")
+	rec.Answer = withAnswer.Answer
+	require.NoError(t, c.Store(rec))
+	got, ok = c.Load(withAnswer)
+	require.True(t, ok)
+	assert.Equal(t, rec, got)
 	files, err := filepath.Glob(filepath.Join(c.Dir, "*"))
 	require.NoError(t, err)
-	assert.Len(t, files, 1, "no temporary file left behind")
+	assert.Len(t, files, 2, "no temporary file left behind")
 }

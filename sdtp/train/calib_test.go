@@ -1,0 +1,84 @@
+package train
+
+import (
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-sdtp/sdtp/bridge"
+	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/sdtp"
+)
+
+// Answer-conditioned saliency on a tiny model: the gradient pass runs over
+// prompt + answer, its loss is the mean cross-entropy of the answer tokens
+// alone (checked against llama.cpp's own logits), and the record keeps
+// the prompt's tokens, saliencies and streams only.
+func TestCalibrateWithAnswer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, testmodel.Write(path, testmodel.Llama()))
+	m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
+	require.NoError(t, err)
+	defer m.Free()
+	ctx, err := m.NewContext(bridge.ContextParams{NCtx: 64, NBatch: 64, Threads: 1})
+	require.NoError(t, err)
+	defer ctx.Free()
+	g, err := ctx.NewGrad(1)
+	require.NoError(t, err)
+	defer g.Free()
+	eng, err := ctx.NewEngine(64, 1)
+	require.NoError(t, err)
+	defer eng.Free()
+	cal := Calibrator{Grad: g, Engine: eng, Schedule: sdtp.Uniform([]int{1, 2}, 0.8), UBatch: 64, LossWindow: 0.1}
+
+	rng := rand.New(rand.NewPCG(5, 6))
+	draw := func(n int) []int32 {
+		out := make([]int32, n)
+		for i := range out {
+			out[i] = int32(3 + rng.IntN(m.NVocab()-3))
+		}
+		return out
+	}
+	prompt, answer := draw(40), draw(6)
+	rec, err := cal.Run(Sequence{Prompt: prompt, Answer: answer})
+	require.NoError(t, err)
+	assert.Equal(t, prompt, rec.Tokens)
+	assert.Equal(t, answer, rec.Answer)
+	assert.Equal(t, 39, rec.LossFrom, "the last prompt token predicts the answer's first")
+	d := m.NEmbd()
+	for s := range cal.Schedule.Layers {
+		assert.Len(t, rec.Saliency[s], 40, "stage %d: prompt tokens only", s)
+		assert.Len(t, rec.GradNorm[s], 40)
+		assert.Len(t, rec.Hidden[s], 40*d)
+		for _, p := range rec.PrunedPos[s] {
+			assert.Less(t, p, int32(40), "the pruned pass prefills the prompt")
+		}
+	}
+
+	full := append(append([]int32{}, prompt...), answer...)
+	require.NoError(t, ctx.Decode(full, 0, bridge.OutputAll))
+	var ce float64
+	for i := 39; i < len(full)-1; i++ {
+		logits, err := ctx.Logits(i)
+		require.NoError(t, err)
+		top := math.Inf(-1)
+		for _, v := range logits {
+			top = math.Max(top, float64(v))
+		}
+		var z float64
+		for _, v := range logits {
+			z += math.Exp(float64(v) - top)
+		}
+		ce += top + math.Log(z) - float64(logits[full[i+1]])
+	}
+	assert.InEpsilon(t, ce/float64(len(answer)), rec.Loss, 1e-4, "the loss is the answer tokens' mean cross-entropy")
+
+	plain, err := cal.Run(Sequence{Prompt: prompt})
+	require.NoError(t, err)
+	assert.Equal(t, 35, plain.LossFrom, "no answer: the prompt's final 10%")
+	assert.NotEqual(t, plain.Saliency, rec.Saliency, "another loss, other saliencies")
+}
