@@ -86,33 +86,40 @@ run: build
 # under -race: one compile at the flags `make build` uses, and the race
 # detector watches all tests, not only the concurrency ones. `make run`'s
 # plain build is the other compile on a machine that runs both.
-# - vet -race compiles that build (vet needs every package compiled, test
-#   dependencies included), while ONNX Runtime and the model download: the
-#   downloads no longer leave the cores idle. go test then reuses the
-#   build, with -vet=off (its own vet pass would repeat a subset of vet's).
+# - The compile does not wait for the downloads: ONNX Runtime and the
+#   model (fetch-deps) download while go test compiles, and each test
+#   binary starts through third_party/await-deps.sh, which waits for them.
+#   Only the llama.cpp header links (link-llamacpp) come first.
+# - go test runs with -vet=off: vet -race runs afterwards on the same build
+#   with every analyzer, so go test's own pass (a subset) would repeat it.
 # - fuzz: ./gguf/fuzz holds FuzzRead alone, with no imports beyond gguf, so
 #   its fuzzing instrumentation recompiles a handful of packages, not the
 #   ~200 that testify brings. The fuzz targets of packages that link
 #   llama.cpp (sdtp, predictor/onnx, llama) run their seed corpora in the
-#   tests; `make fuzz` fuzzes every target. It runs beside the tests, in
-#   the idle core of their tail.
+#   tests above; `make fuzz` fuzzes every target.
 # - ggml's worker threads spin while they wait, so two test binaries with a
 #   thread per core would slow each other down many times: SDTP_THREADS=1
 #   gives each binary one compute thread, and go test runs as many
 #   binaries at once as there are cores.
-# - go test starts ready work in the order of the packages named: ./llama,
-#   the longest test run, first.
+# - go test starts ready work in the order of the packages named: ./llama
+#   (the longest test run) and ./server (whose openai-go client is the
+#   largest Go compile) first keep both off the end of the run, where they
+#   would leave a core idle.
 # - The official OpenAI client, which only the server's tests import, is
-#   compiled without optimisation (-N -l): its packages are the largest Go
-#   compile of the run, and a test client's speed does not matter.
+#   compiled without optimisation (-N -l): a test client's speed does not
+#   matter.
+# - vet (one core) and the fuzzing (one worker) run side by side.
 TEST_GCFLAGS = -gcflags='github.com/openai/openai-go/v3/...=-N -l'
 test: link-llamacpp
+	@done=$$(mktemp -u); \
+	{ $(MAKE) --no-print-directory fetch-deps && touch $$done.ok || touch $$done.failed; } & fetch=$$!; \
+	echo "go test -race -vet=off $(TEST_GCFLAGS) -count=1 -timeout 30m ./llama/ ./server/ ./..."; \
+	SDTP_DEPS_DONE=$$done SDTP_THREADS=1 $(GOQ) test -exec $(CURDIR)/third_party/await-deps.sh -race -vet=off $(TEST_GCFLAGS) \
+	  -count=1 -timeout 30m ./llama/ ./server/ ./...; rc=$$?; \
+	wait $$fetch; test -e $$done.ok || rc=1; rm -f $$done.ok $$done.failed; exit $$rc
 	@$(GOQ) --note vet -race $(TEST_GCFLAGS) ./... & vet=$$!; \
-	$(MAKE) --no-print-directory fetch-deps; rc=$$?; \
+	$(GOQ) test -race -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s -parallel 1 ./gguf/fuzz/; rc=$$?; \
 	wait $$vet || rc=1; exit $$rc
-	@log=$$(mktemp); $(GOQ) test -race -run '^$$' -fuzz '^FuzzRead$$' -fuzztime 10s -parallel 1 ./gguf/fuzz/ > $$log 2>&1 & fuzz=$$!; \
-	SDTP_THREADS=1 $(GOQ) test -race -vet=off $(TEST_GCFLAGS) -count=1 -timeout 30m ./llama/ ./...; rc=$$?; \
-	wait $$fuzz || rc=1; cat $$log; rm -f $$log; exit $$rc
 
 # fuzz: every fuzz target for FUZZTIME each. The targets in packages that
 # link llama.cpp share one instrumented compile of it, at INSTRUMENTED_FLAGS
