@@ -61,6 +61,7 @@ type config struct {
 	kvPolicies    []string
 	kvBudget      float64
 	span          int // sdtp.Schedule.SpanKernel of the pruning modes
+	sameWork      []sameWorkSpec
 
 	quality       bool
 	contextTokens int
@@ -112,6 +113,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var pruneLayers []string
 	fs.StringArrayVar(&pruneLayers, "prune-layers", []string{"default"},
 		"pruning layers: \"default\" or a list like 3,6,9; repeat the flag or separate lists with ';' to sweep (learned predictors: default = their own layers, a list must be a subset of them)")
+	var sameWork []string
+	fs.StringArrayVar(&sameWork, "same-work", nil,
+		"also run each pruning mode at schedules of its default schedule's prefill work: \"tilt=T\" (T in [0,1): prune less early, more late), \"from=L\" (start at layer L), \"from=L,tilt=T\"; repeat or separate with ';'")
 	// --keep-ratio (one value) is what sdtp-run calls it.
 	fs.SetNormalizeFunc(func(_ *flag.FlagSet, name string) flag.NormalizedName {
 		if name == "keep-ratio" {
@@ -176,6 +180,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var err error
 	if c.pruneLayers, err = parsePruneLayers(pruneLayers); err != nil {
 		return c, err
+	}
+	if c.sameWork, err = parseSameWork(sameWork); err != nil {
+		return c, err
+	}
+	if len(c.sameWork) > 0 && !slices.ContainsFunc(c.modes, func(m string) bool { return m != "llamacpp" && m != "dense" }) {
+		return c, errors.New("--same-work needs a pruning mode in --modes")
 	}
 	if c.textFrom < 0 || c.textTo > 1 || c.textFrom >= c.textTo {
 		return c, fmt.Errorf("--text-from %g and --text-to %g must satisfy 0 <= from < to <= 1", c.textFrom, c.textTo)

@@ -171,3 +171,41 @@ func TestBenchReport(t *testing.T) {
 	}
 	assert.Error(t, run([]string{"report", "--out", docs}, &stdout, &stderr), "no input files")
 }
+
+// --same-work: each pruning mode also runs at schedules of its default's
+// prefill work that prune later (tilt) or start later (from), as modes of
+// their own; the tokens they keep per layer add up to about the same work.
+func TestBenchSameWorkSchedules(t *testing.T) {
+	model, text := tinyBench(t)
+	rep := benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "512", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "dense,random", "--same-work", "tilt=0.5;from=6", "--same-work", "from=6,tilt=0.3")
+	rows := map[string]report.Row{}
+	for _, r := range rep.Results {
+		rows[r.Mode] = r
+	}
+	require.Len(t, rows, 5, "dense, random and its three same-work schedules: %v", rows)
+	work := func(r report.Row) float64 {
+		var sum float64
+		for _, k := range r.KeptTokensPerLayer {
+			sum += float64(k) / 512
+		}
+		return sum / float64(len(r.KeptTokensPerLayer))
+	}
+	def := rows["random"]
+	for name, layers := range map[string][]int{"random+tilt0.5": def.PruneLayers, "random+from6": {6, 7, 8, 9, 10, 11},
+		"random+from6tilt0.3": {6, 7, 8, 9, 10, 11}} {
+		r, ok := rows[name]
+		require.True(t, ok, name)
+		assert.Equal(t, layers, r.PruneLayers, name)
+		assert.True(t, r.CustomLayers, name)
+		assert.InDelta(t, work(def), work(r), 0.02, "%s: the same work as the default", name)
+	}
+	assert.Greater(t, rows["random+tilt0.5"].KeptTokensPerLayer[2], def.KeptTokensPerLayer[2], "tilted: less pruning at the first stage")
+	assert.Equal(t, 512, rows["random+from6"].KeptTokensPerLayer[5], "nothing pruned before layer 6")
+
+	for _, bad := range []string{"tilt=1", "from=0", "size=3", "tilt=0.2,tilt=0.3", "from=11"} {
+		var out, errb bytes.Buffer
+		err := run([]string{"--model", model, "--text", text, "--prompt-tokens", "64", "--modes", "random", "--same-work", bad}, &out, &errb)
+		assert.Error(t, err, bad)
+	}
+}

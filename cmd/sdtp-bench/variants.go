@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -22,12 +23,18 @@ type variant struct {
 	kv        string  // KV policy after the prefill (sdtp.KVNone: none)
 	kvBudget  float64 // its budget
 	scorer    string  // what prunes (report.Row.Scorer)
+	// shape names a --same-work schedule ("tilt0.5", "from9"), a mode of
+	// its own in reports.
+	shape string
 }
 
 // row starts a result row for the variant.
 func (v variant) row(promptTokens int) report.Row {
 	r := report.Row{Mode: v.mode, PromptTokens: promptTokens, KeepRatio: 1, PruneLayers: v.sched.Layers,
 		CustomLayers: v.custom, DefaultSchedule: v.byDefault, Scorer: v.scorer}
+	if v.shape != "" {
+		r.Mode += "+" + v.shape
+	}
 	if v.sched.SpanKernel > 0 {
 		r.Mode += fmt.Sprintf("+span%d", v.sched.SpanKernel) // what spans add, beside the same mode without
 	}
@@ -124,6 +131,11 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 			}
 		}
 	}
+	more, err := b.sameWorkVariants(nLayer)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, more...)
 	for i := range out {
 		out[i].scorer = b.scorerName(out[i].mode)
 		if len(out[i].sched.Layers) > 0 {
@@ -158,6 +170,96 @@ func parsePruneLayers(values []string) ([][]int, error) {
 				layers = append(layers, l)
 			}
 			out = append(out, layers)
+		}
+	}
+	return out, nil
+}
+
+// sameWorkSpec is one --same-work schedule: the mode's default layers from
+// layer from on, keep ratios tilted toward later stages by tilt, at the
+// default schedule's prefill work (sdtp.SameWork).
+type sameWorkSpec struct {
+	from int
+	tilt float64
+}
+
+func (s sameWorkSpec) String() string {
+	var parts []string
+	if s.from > 0 {
+		parts = append(parts, fmt.Sprintf("from%d", s.from))
+	}
+	if s.tilt > 0 || s.from == 0 {
+		parts = append(parts, fmt.Sprintf("tilt%g", s.tilt))
+	}
+	return strings.Join(parts, "")
+}
+
+// parseSameWork reads --same-work values: ';'-separated specs, each
+// "tilt=T", "from=L" or "from=L,tilt=T".
+func parseSameWork(values []string) ([]sameWorkSpec, error) {
+	var out []sameWorkSpec
+	for _, v := range values {
+		for _, spec := range strings.Split(v, ";") {
+			var sw sameWorkSpec
+			seen := map[string]bool{}
+			for _, kv := range strings.Split(spec, ",") {
+				k, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+				var err error
+				switch {
+				case !ok || seen[k]:
+					err = errors.New("want tilt=T, from=L or from=L,tilt=T")
+				case k == "tilt":
+					sw.tilt, err = strconv.ParseFloat(val, 64)
+					if err == nil && !(sw.tilt >= 0 && sw.tilt < 1) {
+						err = fmt.Errorf("tilt %v must be in [0, 1)", sw.tilt)
+					}
+				case k == "from":
+					sw.from, err = strconv.Atoi(val)
+					if err == nil && sw.from < 1 {
+						err = fmt.Errorf("from %d must be a layer after the first", sw.from)
+					}
+				default:
+					err = fmt.Errorf("unknown key %q (tilt, from)", k)
+				}
+				if err != nil {
+					return nil, fmt.Errorf("--same-work %q: %w", spec, err)
+				}
+				seen[k] = true
+			}
+			out = append(out, sw)
+		}
+	}
+	return out, nil
+}
+
+// sameWorkVariants are the --same-work schedules of every pruning mode:
+// at the prefill work of the mode's default schedule (learned predictors:
+// their trained one), over its layers from spec.from on.
+func (b *bench) sameWorkVariants(nLayer int) ([]variant, error) {
+	var out []variant
+	for _, spec := range b.cfg.sameWork {
+		for _, mode := range b.cfg.modes {
+			if mode == "llamacpp" || mode == "dense" {
+				continue
+			}
+			ref := b.learnedSched
+			if !b.learned(mode) {
+				var err error
+				if ref, err = sdtp.DefaultSchedule(nLayer, sdtp.DefaultKeepRatio); err != nil {
+					return nil, err
+				}
+			}
+			var layers []int
+			for _, l := range ref.Layers {
+				if l >= spec.from {
+					layers = append(layers, l)
+				}
+			}
+			sched, err := sdtp.SameWork(ref, nLayer, layers, spec.tilt)
+			if err != nil {
+				return nil, fmt.Errorf("--same-work %s with mode %s: %w", spec, mode, err)
+			}
+			out = append(out, variant{mode: mode, sched: sched, custom: true, shape: spec.String()})
 		}
 	}
 	return out, nil
