@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/internal/numeric"
 )
 
 // crossEntropy is the mean next-token cross-entropy of the predictions at
@@ -17,15 +18,7 @@ func crossEntropy(logits []float32, toks []int32, nVocab, from int) float64 {
 	var sum float64
 	for i := from; i+1 < len(toks); i++ {
 		row := logits[i*nVocab : (i+1)*nVocab]
-		m := math.Inf(-1)
-		for _, v := range row {
-			m = math.Max(m, float64(v))
-		}
-		var z float64
-		for _, v := range row {
-			z += math.Exp(float64(v) - m)
-		}
-		sum += m + math.Log(z) - float64(row[toks[i+1]])
+		sum += numeric.LogSumExp(row) - float64(row[toks[i+1]])
 	}
 	return sum / float64(len(toks)-1-from)
 }

@@ -257,17 +257,13 @@ func (b *bench) fidelityTasks(gen *fidelity.Generator) ([]fidelityTask, error) {
 		if dir == "" {
 			dir = evalDataDir()
 		}
-		load, file, task := fidelity.LoadSQuAD, "squad.json", fidelity.TaskSQuAD
+		task := fidelity.TaskSQuAD
 		if fc.qa == "hotpot" {
-			load, file, task = fidelity.LoadHotpot, "hotpotqa.json", fidelity.TaskHotpot
+			task = fidelity.TaskHotpot
 		}
-		items, err := load(filepath.Join(dir, file))
+		set, err := fidelity.LoadQASet(dir, task)
 		if err != nil {
 			return nil, fmt.Errorf("%w (make data fetches the QA sets)", err)
-		}
-		set, err := fidelity.NewQASet(task, items)
-		if err != nil {
-			return nil, err
 		}
 		return []fidelityTask{{task, report.FamilyQA, func(n, i int) (fidelity.Prompt, error) { return gen.QA(set, n, i) }}}, nil
 	}

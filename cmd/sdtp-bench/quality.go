@@ -117,15 +117,7 @@ func (b *bench) continuation(v variant, ctx, cont []int32) ([][]float32, int64, 
 }
 
 func logSoftmax(logits []float32) []float32 {
-	m := math.Inf(-1)
-	for _, v := range logits {
-		m = math.Max(m, float64(v))
-	}
-	sum := 0.0
-	for _, v := range logits {
-		sum += math.Exp(float64(v) - m)
-	}
-	lse := m + math.Log(sum)
+	lse := numeric.LogSumExp(logits)
 	out := make([]float32, len(logits))
 	for i, v := range logits {
 		out[i] = float32(float64(v) - lse)

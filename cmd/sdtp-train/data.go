@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -90,17 +89,9 @@ func taskSequences(m *bridge.Model, f fidelity.Format, c config) ([]train.Sequen
 // qaSet loads a QA set's development split, less the suite's test
 // questions.
 func qaSet(gen *fidelity.Generator, task, dir string) (*fidelity.QASet, error) {
-	load, file := fidelity.LoadSQuAD, "squad.json"
-	if task == fidelity.TaskHotpot {
-		load, file = fidelity.LoadHotpot, "hotpotqa.json"
-	}
-	items, err := load(filepath.Join(dir, file))
+	set, err := fidelity.LoadQASet(dir, task)
 	if err != nil {
 		return nil, fmt.Errorf("--qa-data: %w (make data fetches the QA sets)", err)
-	}
-	set, err := fidelity.NewQASet(task, items)
-	if err != nil {
-		return nil, err
 	}
 	return gen.WithoutTestQuestions(set)
 }

@@ -2,6 +2,7 @@ package fidelity
 
 import (
 	"fmt"
+	"path/filepath"
 	"math/rand/v2"
 	"strings"
 )
@@ -33,6 +34,24 @@ func NewQASet(task string, items []QAItem) (*QASet, error) {
 		return nil, fmt.Errorf("fidelity: %s needs questions and paragraphs", task)
 	}
 	return s, nil
+}
+
+// LoadQASet reads task's development split (TaskSQuAD: squad.json,
+// TaskHotpot: hotpotqa.json) from dir, as make data leaves it.
+func LoadQASet(dir, task string) (*QASet, error) {
+	load, file := LoadSQuAD, "squad.json"
+	switch task {
+	case TaskSQuAD:
+	case TaskHotpot:
+		load, file = LoadHotpot, "hotpotqa.json"
+	default:
+		return nil, fmt.Errorf("fidelity: %q is not a QA task", task)
+	}
+	items, err := load(filepath.Join(dir, file))
+	if err != nil {
+		return nil, err
+	}
+	return NewQASet(task, items)
 }
 
 // docText is a paragraph as the prompt shows it.

@@ -28,3 +28,18 @@ func MaxAbsDiff(a, b []float32) float64 {
 	}
 	return d
 }
+
+// LogSumExp is log Σ exp(v_i), computed in float64 from the largest value
+// so that no term overflows: the normaliser of a log-softmax, so the
+// cross-entropy of a target t is LogSumExp(logits) − logits[t].
+func LogSumExp(v []float32) float64 {
+	m := math.Inf(-1)
+	for _, x := range v {
+		m = math.Max(m, float64(x))
+	}
+	var sum float64
+	for _, x := range v {
+		sum += math.Exp(float64(x) - m)
+	}
+	return m + math.Log(sum)
+}

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/internal/numeric"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -65,15 +65,7 @@ func TestCalibrateWithAnswer(t *testing.T) {
 	for i := 39; i < len(full)-1; i++ {
 		logits, err := ctx.Logits(i)
 		require.NoError(t, err)
-		top := math.Inf(-1)
-		for _, v := range logits {
-			top = math.Max(top, float64(v))
-		}
-		var z float64
-		for _, v := range logits {
-			z += math.Exp(float64(v) - top)
-		}
-		ce += top + math.Log(z) - float64(logits[full[i+1]])
+		ce += numeric.LogSumExp(logits) - float64(logits[full[i+1]])
 	}
 	assert.InEpsilon(t, ce/float64(len(answer)), rec.Loss, 1e-4, "the loss is the answer tokens' mean cross-entropy")
 
