@@ -2,8 +2,8 @@ package fidelity
 
 import (
 	"fmt"
-	"path/filepath"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 )
 
