@@ -35,7 +35,7 @@ NPREDICT ?= 64
 # The predictors trained for the default model (docs/TRAINING.md).
 PREDICTORS_DIR ?= predictors/gemma-3-270m
 
-.PHONY: all deps link-llamacpp fetch-deps data build run test fuzz bench fidelity fidelity-quick print-model print-predictors print-flags clean
+.PHONY: all deps link-llamacpp fetch-deps data build run test fuzz bench fidelity fidelity-report fidelity-quick print-model print-predictors print-flags clean
 
 all: build
 
@@ -194,18 +194,30 @@ FID_RUN      = bin/sdtp-bench --json --modes $(FID_MODES)
 fidelity: build data
 	$(GOQ) test -count=1 -tags evaldata -run RealDevSplits ./internal/fidelity/
 	@for m in $(FID_MODELS); do $(MAKE) --no-print-directory deps MODEL=$$m || exit 1; done
-	@mkdir -p $(FID_DIR)
-	@for m in $(FID_MODELS); do \
-	  pred=$$(test -f predictors/$$m/predictors.json && echo "--predictors predictors/$$m"); \
-	  for suite in ruler "qa squad" "qa hotpot"; do \
-	    out=$(FID_DIR)/$$m-$$(echo $$suite | sed 's/^qa //').json; \
-	    n=$(FID_QA_PROMPTS); test "$$suite" = ruler && n=$(FID_PROMPTS); \
-	    echo "$(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $$n --records $(FID_DIR)/records > $$out"; \
-	    $(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $$n \
-	      --records $(FID_DIR)/records > $$out.tmp && mv $$out.tmp $$out || exit 1; \
-	  done; \
-	done
-	bin/sdtp-bench report --out $(BENCH_DOCS) $(foreach m,$(FID_MODELS),$(FID_DIR)/$(m)-ruler.json $(FID_DIR)/$(m)-squad.json $(FID_DIR)/$(m)-hotpot.json)
+	$(call fidelity-suite,)
+
+# fidelity-report: docs/FIDELITY.md from the records made so far (a run in
+# progress): each cell holds its first prompts that every mode has
+# answered (sdtp-bench --records-only); nothing is answered anew.
+fidelity-report: build data
+	$(call fidelity-suite,--records-only)
+
+# fidelity-suite: every model × suite of make fidelity, answering through
+# the records, with $(1) added to each run; then the report.
+define fidelity-suite
+@mkdir -p $(FID_DIR)
+@for m in $(FID_MODELS); do \
+  pred=$$(test -f predictors/$$m/predictors.json && echo "--predictors predictors/$$m"); \
+  for suite in ruler "qa squad" "qa hotpot"; do \
+    out=$(FID_DIR)/$$m-$$(echo $$suite | sed 's/^qa //').json; \
+    n=$(FID_QA_PROMPTS); test "$$suite" = ruler && n=$(FID_PROMPTS); \
+    echo "$(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $$n --records $(FID_DIR)/records $(1) > $$out"; \
+    $(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $$n \
+      --records $(FID_DIR)/records $(1) > $$out.tmp && mv $$out.tmp $$out || exit 1; \
+  done; \
+done
+bin/sdtp-bench report --out $(BENCH_DOCS) $(foreach m,$(FID_MODELS),$(FID_DIR)/$(m)-ruler.json $(FID_DIR)/$(m)-squad.json $(FID_DIR)/$(m)-hotpot.json)
+endef
 
 # fidelity-quick: the same suite on Gemma 3 270M at 2K with FID_QUICK_PROMPTS
 # prompts per task (the first ones of make fidelity's cells), answered

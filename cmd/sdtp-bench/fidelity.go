@@ -31,9 +31,12 @@ type fidelityConfig struct {
 	tasks   []string
 	prompts int
 	records string
-	format  string // auto, chat, completion
-	system  string
-	qaData  string
+	// recordsOnly answers nothing: each cell reports the first prompts
+	// that every variant has a record for (a run in progress).
+	recordsOnly bool
+	format      string // auto, chat, completion
+	system      string
+	qaData      string
 }
 
 func (c *fidelityConfig) addFlags(fs *flag.FlagSet) {
@@ -42,6 +45,7 @@ func (c *fidelityConfig) addFlags(fs *flag.FlagSet) {
 	fs.StringSliceVar(&c.tasks, "tasks", fidelity.RulerTasks, "--ruler: tasks to run")
 	fs.IntVar(&c.prompts, "prompts", 24, "--ruler/--qa: prompts per task and length")
 	fs.StringVar(&c.records, "records", "", "--ruler/--qa: directory of per-prompt results (JSONL); answers found there are reused, new ones appended, so an interrupted run resumes")
+	fs.BoolVar(&c.recordsOnly, "records-only", false, "--ruler/--qa: answer nothing; report each cell's first prompts that every mode has in --records (a run in progress)")
 	fs.StringVar(&c.format, "prompt-format", "auto", "--ruler/--qa: chat (the model's chat template), completion (ends in an answer prefix), or auto (chat when the model has a template)")
 	fs.StringVar(&c.system, "system", "", "--ruler/--qa: system message of chat prompts")
 	fs.StringVar(&c.qaData, "qa-data", "", "--qa: directory holding squad.json and hotpotqa.json (default: the make data cache)")
@@ -76,6 +80,9 @@ func (c *fidelityConfig) check(cfg *config, fs *flag.FlagSet) error {
 		if !slices.Contains(fidelity.RulerTasks, t) {
 			return fmt.Errorf("unknown task %q (known: %s)", t, strings.Join(fidelity.RulerTasks, ", "))
 		}
+	}
+	if c.recordsOnly && c.records == "" {
+		return errors.New("--records-only reports from --records: give the directory")
 	}
 	if c.prompts < 1 || len(cfg.lengths) == 0 {
 		return errors.New("--prompts must be positive and --lengths non-empty")
@@ -140,6 +147,9 @@ func (b *bench) fidelity() (format string, commits []string, rows []report.Row, 
 				if err != nil {
 					return "", nil, nil, err
 				}
+				if fc.recordsOnly && !b.recorded(recs, modelID, p) {
+					break
+				}
 				var line []string
 				for vi, v := range b.vars {
 					rec, hit, err := b.answer(recs, modelID, commit, v, p)
@@ -156,6 +166,9 @@ func (b *bench) fidelity() (format string, commits []string, rows []report.Row, 
 					line = append(line, fmt.Sprintf("%s %s", rec.Mode, mark(rec.Correct)))
 				}
 				fmt.Fprintf(b.log, "fidelity: %s %d #%d/%d: %s\n", t.name, n, i+1, fc.prompts, strings.Join(line, ", "))
+			}
+			if len(got[0]) == 0 {
+				continue // --records-only: nothing of this cell yet
 			}
 			cell, err := b.fidelityRows(t, n, got, cached)
 			if err != nil {
@@ -197,6 +210,16 @@ func (b *bench) answer(recs *fidelity.Records, modelID, commit string, v variant
 		err = recs.Add(rec)
 	}
 	return rec, false, err
+}
+
+// recorded says whether every variant's answer to p is in recs.
+func (b *bench) recorded(recs *fidelity.Records, modelID string, p fidelity.Prompt) bool {
+	for _, v := range b.vars {
+		if _, ok := recs.Get(fidelity.RecordKey(modelID, b.variantIdentity(v), p.AnswerTokens, p.Tokens)); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // fidelityRows sums one (task, length) cell: a row per variant.

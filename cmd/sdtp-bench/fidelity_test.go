@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,6 +78,22 @@ func TestFidelityOnTinyModel(t *testing.T) {
 		assert.Equal(t, rep.Results[i], r)
 	}
 
+	// --records-only reports what the records hold and answers nothing:
+	// with more prompts asked than recorded, each cell stops at the 2 it
+	// has; a task without records has no rows.
+	partial := fidelityRun(t, append(slices.Clone(args[:5]), "--tasks", "single-number,multi-key,common-words,single-word",
+		"--lengths", "512", "--prompts", "5", "--modes", "dense,attention,random", "--records", records, "--records-only")...)
+	require.Len(t, partial.Results, 9, "single-word has no records")
+	for i, r := range partial.Results {
+		assert.Equal(t, 2, r.Samples)
+		assert.Equal(t, 2, r.Fidelity.Cached)
+		r.Fidelity.Cached = 0
+		assert.Equal(t, rep.Results[i], r)
+	}
+	files, err = filepath.Glob(filepath.Join(records, "tiny", "*.jsonl"))
+	require.NoError(t, err)
+	assert.Len(t, files, 3, "nothing answered, nothing recorded")
+
 	// Completion prompts are other prompts: answered anew.
 	comp := fidelityRun(t, append(args, "--prompt-format", "completion", "--tasks", "single-word")...)
 	assert.Equal(t, "completion", comp.PromptFormat)
@@ -133,6 +150,7 @@ func TestFidelityFlagsRefused(t *testing.T) {
 		{"--ruler", "--prompt-format", "completion", "--system", "Be brief."},
 		{"--records", "x"},
 		{"--ruler", "--records", ""},
+		{"--ruler", "--records-only"},
 		{"--ruler", "--chat"},
 		{"--prompts", "4"},
 	} {

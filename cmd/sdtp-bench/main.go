@@ -376,7 +376,7 @@ var kindFlags = map[string][]string{
 	"depths": {report.KindPasskey}, "trials": {report.KindPasskey},
 	"mc-labels": {report.KindMC}, "shots": {report.KindMC}, "mc-items": {report.KindMC},
 	"seed":  {report.KindQuality, report.KindPasskey, report.KindMC, report.KindFidelity},
-	"tasks": {report.KindFidelity}, "prompts": {report.KindFidelity}, "records": {report.KindFidelity},
+	"tasks": {report.KindFidelity}, "prompts": {report.KindFidelity}, "records": {report.KindFidelity}, "records-only": {report.KindFidelity},
 	"prompt-format": {report.KindFidelity}, "system": {report.KindFidelity}, "qa-data": {report.KindFidelity},
 }
 
