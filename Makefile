@@ -175,12 +175,13 @@ bench: build
 # modes FID_MODES; FID_PROMPTS prompts per needle task and length (8 tasks:
 # 192 per length) and FID_QA_PROMPTS per QA set (2 sets: 100 per length),
 # so each family average rests on 100+ prompts: 2 models × 292 prompts × 2
-# lengths × 4 modes = 4,672 answers. Estimated at about 14 h on the idle
-# 2-core machine with 2 threads: Gemma ~12.5 s per 2K prompt for the four
-# modes and ~26.5 s per 4K prompt (the prefill times of docs/BENCHMARKS.md
-# plus the greedy answers), 3.2 h; Qwen 0.5B 3.3× the Gemma cost per
-# prompt (218 vs 66 s of CPU for one 2K prompt measured with 1 thread on
-# the loaded machine), ~10.6 h. So each answer is a JSONL line under
+# lengths × 4 modes = 4,672 answers. About 40 h on the 2-core machine
+# with 2 threads: a Gemma 2K prompt takes a median 37 s for the four modes
+# as measured (dense 12.8 s, sdtp 8.5, attention 8.8, random 8.6, greedy
+# answers included; a perf profile spends 58% of it in ggml_barrier, so the
+# staged engine's threads wait more than they compute here), 3 h for the
+# 292; 4K about 2.2× that; Qwen 0.5B 3.3× the Gemma cost per prompt (218
+# vs 66 s of CPU for one 2K prompt with 1 thread). So each answer is a JSONL line under
 # docs/fidelity/records/, committed: an interrupted run, on any machine,
 # continues where it stopped. Records are keyed by model, schedule and
 # prompt, not by code: to measure changed pruning code, remove
