@@ -178,9 +178,9 @@ bench: build
 # lengths × 4 modes = 4,672 answers. About 40 h on the 2-core machine
 # with 2 threads: a Gemma 2K prompt takes a median 37 s for the four modes
 # as measured (dense 12.8 s, sdtp 8.5, attention 8.8, random 8.6, greedy
-# answers included; a perf profile spends 58% of it in ggml_barrier, so the
-# staged engine's threads wait more than they compute here), 3 h for the
-# 292; 4K about 2.2× that; Qwen 0.5B 3.3× the Gemma cost per prompt (218
+# answers included, on a day when llama.cpp's own 2K prefill took 10.0 s
+# here, against 3.8 s in docs/BENCHMARKS.md: this machine's speed varies
+# between sessions), 3 h for the 292; 4K about 2.2× that; Qwen 0.5B 3.3× the Gemma cost per prompt (218
 # vs 66 s of CPU for one 2K prompt with 1 thread). So each answer is a JSONL line under
 # docs/fidelity/records/, committed: an interrupted run, on any machine,
 # continues where it stopped. Records are keyed by model, schedule and
