@@ -47,32 +47,27 @@ func loadSequences(m *bridge.Model, c config) ([]train.Sequence, error) {
 // other draws and without its test questions (fidelity.ForTraining).
 func taskSequences(m *bridge.Model, f fidelity.Format, c config) ([]train.Sequence, error) {
 	gen := (&fidelity.Generator{Tok: m, Format: f, Seed: c.taskSeed}).ForTraining()
-	build := map[string]func(n, i int) (fidelity.Prompt, error){}
+	var out []train.Sequence
 	for _, task := range c.tasks {
-		switch task {
-		case fidelity.TaskSQuAD, fidelity.TaskHotpot:
+		build := func(n, i int) (fidelity.Prompt, error) { return gen.Ruler(task, n, i) }
+		switch {
+		case task == fidelity.TaskSQuAD || task == fidelity.TaskHotpot:
 			set, err := qaSet(gen, task, c.qaData)
 			if err != nil {
 				return nil, err
 			}
-			build[task] = func(n, i int) (fidelity.Prompt, error) { return gen.QA(set, n, i) }
-		default:
-			if gen.Haystack == nil && task != fidelity.TaskCommonWords {
-				text, err := fidelity.LoadHaystack(c.haystack)
-				if err != nil {
-					return nil, fmt.Errorf("--haystack: %w (make data fetches the essays)", err)
-				}
-				if gen.Haystack, err = fidelity.NewHaystack(text); err != nil {
-					return nil, err
-				}
+			build = func(n, i int) (fidelity.Prompt, error) { return gen.QA(set, n, i) }
+		case gen.Haystack == nil && task != fidelity.TaskCommonWords:
+			text, err := fidelity.LoadHaystack(c.haystack)
+			if err != nil {
+				return nil, fmt.Errorf("--haystack: %w (make data fetches the essays)", err)
 			}
-			build[task] = func(n, i int) (fidelity.Prompt, error) { return gen.Ruler(task, n, i) }
+			if gen.Haystack, err = fidelity.NewHaystack(text); err != nil {
+				return nil, err
+			}
 		}
-	}
-	var out []train.Sequence
-	for _, task := range c.tasks {
 		for i := range c.taskSamples {
-			p, err := build[task](c.maxLen, i)
+			p, err := build(c.maxLen, i)
 			if err != nil {
 				return nil, fmt.Errorf("--tasks %s: %w", task, err)
 			}
