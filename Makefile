@@ -170,8 +170,10 @@ bench: build
 # fidelity: the fidelity suite behind docs/FIDELITY.md (docs/EVALUATION.md):
 # RULER-style needle tasks over the essays and QA on the development splits
 # of SQuAD and HotpotQA, on Gemma 3 270M (base: completion prompts; sdtp
-# with its shipped predictors) and Qwen2.5-Coder-0.5B-Instruct (its chat
-# template; sdtp falls back to the attention scorer), at FID_LENGTHS,
+# fuses its shipped predictors with the question attention) and
+# Qwen2.5-Coder-0.5B-Instruct (its chat template; sdtp prunes by the
+# question attention alone until it has predictors), sdtp at the retrieval
+# schedule and the baselines at the paper's (docs/SCHEDULES.md), at FID_LENGTHS,
 # modes FID_MODES; FID_PROMPTS prompts per needle task and length (8 tasks:
 # 192 per length) and FID_QA_PROMPTS per QA set (2 sets: 100 per length),
 # so each family average rests on 100+ prompts: 2 models × 292 prompts × 2

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-sdtp/sdtp/internal/cache"
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 // loadDefault loads the default model (Gemma 3 270M Q4_K_M) that `make deps`
@@ -133,13 +134,22 @@ func TestDefaultModelCancelStopsPrefillQuickly(t *testing.T) {
 	}
 }
 
-// Mode sdtp finds the predictors shipped for the default model with no
-// option naming them (package predictors).
+// Modes learned and sdtp find the predictors shipped for the default model
+// with no option naming them (package predictors); sdtp fuses them with
+// the question attention at the retrieval schedule.
 func TestDefaultModelFindsShippedPredictors(t *testing.T) {
-	l := loadDefault(t, WithSDTP(SDTPOptions{Mode: ModeSDTP}))
+	l := loadDefault(t, WithSDTP(SDTPOptions{Mode: ModeLearned}))
 	res, err := l.Generate("The capital of France is", SetTemperature(0), SetTokens(2), SetThreads(1))
 	require.NoError(t, err)
 	require.NotNil(t, res.SDTP)
 	assert.Equal(t, ScorerONNX, res.SDTP.Scorer)
 	assert.Equal(t, []int{2, 4, 5, 7, 9, 10, 12, 14, 15, 17}, res.SDTP.Schedule.Layers, "the shipped set's schedule")
+
+	require.NoError(t, l.SetSDTP(SDTPOptions{Mode: ModeSDTP}))
+	res, err = l.Generate("The capital of France is", SetTemperature(0), SetTokens(2), SetThreads(1))
+	require.NoError(t, err)
+	assert.Equal(t, ModeHybrid+"/"+ScorerONNX, res.SDTP.Scorer)
+	assert.Equal(t, []int{9, 10, 12, 14, 15, 17}, res.SDTP.Schedule.Layers, "the retrieval schedule: from layer 18/2 on")
+	assert.InDelta(t, 0.6514, res.SDTP.Schedule.KeepRatios[0], 1e-4)
+	assert.Equal(t, sdtp.RetrievalSpanTrail, res.SDTP.Schedule.SpanTrail)
 }

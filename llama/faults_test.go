@@ -174,7 +174,7 @@ func TestLearnedPredictorsAtChosenLayers(t *testing.T) {
 		"gguf-heads": func(o SDTPOptions) (*LLama, error) { return New(withHeads, SetContext(1024), WithSDTP(o)) },
 	} {
 		t.Run(name, func(t *testing.T) {
-			l, err := load(SDTPOptions{Mode: ModeSDTP, Layers: []int{4}})
+			l, err := load(SDTPOptions{Mode: ModeLearned, Layers: []int{4}})
 			require.NoError(t, err)
 			defer l.Free()
 			res, err := l.Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
@@ -184,14 +184,14 @@ func TestLearnedPredictorsAtChosenLayers(t *testing.T) {
 			assert.Equal(t, res.PromptTokens, res.SDTP.KeptPerLayer[3], "nothing pruned before layer 4")
 			assert.Less(t, res.SDTP.KeptPerLayer[4], res.PromptTokens)
 
-			l2, err := load(SDTPOptions{Mode: ModeSDTP, Layers: []int{2, 4}, KeepRatio: 0.8})
+			l2, err := load(SDTPOptions{Mode: ModeLearned, Layers: []int{2, 4}, KeepRatio: 0.8})
 			require.NoError(t, err)
 			defer l2.Free()
 			res, err = l2.Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
 			require.NoError(t, err)
 			assert.Equal(t, sdtp.Uniform([]int{2, 4}, 0.8), res.SDTP.Schedule)
 
-			_, err = load(SDTPOptions{Mode: ModeSDTP, Layers: []int{3}})
+			_, err = load(SDTPOptions{Mode: ModeLearned, Layers: []int{3}})
 			assert.ErrorContains(t, err, "pruning layer 3 has no learned predictor: the predictors cover layers [2 4]")
 		})
 	}

@@ -17,9 +17,17 @@ import (
 // Prefill modes. ModeLlamaCpp, the default, is stock llama_decode: exactly
 // go-llama.cpp's behaviour. The others run the staged engine.
 const (
-	ModeLlamaCpp  = "llamacpp"
-	ModeDense     = "dense"     // staged engine, nothing pruned
-	ModeSDTP      = "sdtp"      // learned predictors; the attention scorer until they exist
+	ModeLlamaCpp = "llamacpp"
+	ModeDense    = "dense" // staged engine, nothing pruned
+	// ModeSDTP is retrieval-safe SDTP: learned predictors fused with the
+	// question attention (as ModeHybrid; ModeAttentionAcc for a model
+	// without predictors) at the retrieval schedule
+	// (sdtp.RetrievalSchedule: from the middle layer on, with spans).
+	ModeSDTP = "sdtp"
+	// ModeLearned prunes by the learned predictors alone (the paper's
+	// SDTP, and what mode sdtp was before issue 16), at the paper's
+	// schedule by default.
+	ModeLearned   = "learned"
 	ModeRandom    = "random"    // prune at random, same schedule
 	ModeAttention = "attention" // prune by last-window attention, same schedule
 	// ModeAttentionAcc prunes by the question attention accumulated over
@@ -35,19 +43,26 @@ const (
 // and those that prune, for messages.
 const (
 	stagedModes  = "dense, " + pruningModes
-	pruningModes = "sdtp, random, attention, attention-acc, hybrid"
+	pruningModes = "sdtp, learned, random, attention, attention-acc, hybrid"
 )
 
 // SDTPOptions turn on Saliency-driven Dynamic Token Pruning.
 type SDTPOptions struct {
 	Mode string // one of the Mode constants; "" = ModeLlamaCpp
+	// Schedule names the schedule preset: sdtp.SchedulePaper (10 stages
+	// × 0.9 from layer nLayer/8, or learned predictors' trained schedule;
+	// no spans) or sdtp.ScheduleRetrieval (the same prefill work from the
+	// middle layer on, span kernel 7, trail 32: sdtp.RetrievalSchedule).
+	// "" = retrieval in mode sdtp, paper in the other pruning modes.
+	// Layers, KeepRatio, SpanKernel and SpanTrail replace its parts.
+	Schedule string
 	// KeepRatio is the fraction of live tokens each stage keeps, in
-	// (0, 1]. 0 = unset: sdtp.DefaultKeepRatio, or learned predictors'
-	// trained ratios. (A command that lets a user type 0 must refuse it.)
+	// (0, 1]. 0 = unset: the preset's ratios. (A command that lets a user
+	// type 0 must refuse it.)
 	KeepRatio float64
-	// Layers are the pruning layers; nil = sdtp.DefaultSchedule, or
-	// learned predictors' own layers. With learned predictors every layer
-	// must be one they were trained for (they are then used at a subset).
+	// Layers are the pruning layers; nil = the preset's. With learned
+	// predictors every layer must be one they were trained for (they are
+	// then used at a subset).
 	Layers []int
 	// Predictors is a directory with predictors.json + ONNX files; "" =
 	// heads in the GGUF, MODEL.predictors/, or the shipped set for the model.
@@ -66,9 +81,14 @@ type SDTPOptions struct {
 	KVBudget float64
 	// SpanKernel > 0 max-pools scores over that many neighbouring live
 	// tokens before each selection (sdtp.PoolSpans; odd: SnapKV uses 7,
-	// SpecPrefill 13), so kept tokens come in spans. 0 = off. Pruning
-	// modes only.
+	// SpecPrefill 13), so kept tokens come in spans. 0 = the preset's
+	// (retrieval 7, paper none); −1 = none. Pruning modes only.
 	SpanKernel int
+	// SpanTrail > 0 lends each token's score to that many following live
+	// tokens (sdtp.PoolSpans), so a fact's value survives with the words
+	// that lead to it. 0 = the preset's (retrieval 32, paper none); −1 =
+	// none. Pruning modes only.
+	SpanTrail int
 }
 
 // WithSDTP enables a pruning mode (an addition to go-llama.cpp's options).
@@ -126,15 +146,15 @@ func newStaged(path string, m *bridge.Model, c *bridge.Context, o SDTPOptions, l
 	}
 	kvPolicy := o.KVPolicy != "" && o.KVPolicy != sdtp.KVNone
 	switch mode {
-	case "", ModeLlamaCpp, ModeDense, ModeSDTP, ModeRandom, ModeAttention, ModeAttentionAcc, ModeHybrid:
+	case "", ModeLlamaCpp, ModeDense, ModeSDTP, ModeLearned, ModeRandom, ModeAttention, ModeAttentionAcc, ModeHybrid:
 	default:
 		return nil, fmt.Errorf("llama: unknown SDTP mode %q (llamacpp, %s)", mode, stagedModes)
 	}
 	if err := o.refuseUnused(lora); err != nil {
 		return nil, err
 	}
-	if err := sdtp.ValidateSpanKernel(o.SpanKernel); err != nil {
-		return nil, fmt.Errorf("llama: %w", err)
+	if err := o.validateSchedule(); err != nil {
+		return nil, err
 	}
 	if mode == "" || mode == ModeLlamaCpp {
 		if kvPolicy {
@@ -190,10 +210,14 @@ func (o SDTPOptions) refuseUnused(lora bool) error {
 		return fmt.Errorf("llama: pruning layers %v given in mode %s, which prunes nothing (modes %s prune)", o.Layers, mode, pruningModes)
 	case !pruning && o.SpanKernel != 0:
 		return fmt.Errorf("llama: span kernel %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanKernel, mode, pruningModes)
+	case !pruning && o.SpanTrail != 0:
+		return fmt.Errorf("llama: span trail %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanTrail, mode, pruningModes)
+	case !pruning && o.Schedule != "":
+		return fmt.Errorf("llama: schedule %s given in mode %s, which prunes nothing (modes %s prune)", o.Schedule, mode, pruningModes)
 	case (o.KVPolicy == "" || o.KVPolicy == sdtp.KVNone) && o.KVBudget != 0:
 		return fmt.Errorf("llama: KV budget %v given without a KV policy (streaming, h2o, snapkv)", o.KVBudget)
-	case o.Predictors != "" && o.Mode != ModeSDTP && o.Mode != ModeHybrid:
-		return fmt.Errorf("llama: predictors %s given in mode %s; learned predictors prune in modes sdtp and hybrid", o.Predictors, mode)
+	case o.Predictors != "" && !usesPredictors(o.Mode):
+		return fmt.Errorf("llama: predictors %s given in mode %s; learned predictors prune in modes sdtp, learned and hybrid", o.Predictors, mode)
 	case !staged && o.UBatch != 0:
 		return fmt.Errorf("llama: SDTP ubatch %d given in mode %s; it sizes the staged engine's graphs (llama.cpp's batch is SetNBatch)", o.UBatch, mode)
 	case staged && lora:
@@ -205,23 +229,28 @@ func (o SDTPOptions) refuseUnused(lora bool) error {
 // Prunes says whether mode prunes prompt tokens (the pruning modes).
 func Prunes(mode string) bool {
 	switch mode {
-	case ModeSDTP, ModeRandom, ModeAttention, ModeAttentionAcc, ModeHybrid:
+	case ModeSDTP, ModeLearned, ModeRandom, ModeAttention, ModeAttentionAcc, ModeHybrid:
 		return true
 	}
 	return false
 }
 
+// usesPredictors says whether mode prunes with learned predictors.
+func usesPredictors(mode string) bool {
+	return mode == ModeSDTP || mode == ModeLearned || mode == ModeHybrid
+}
+
 // For returns o for mode, less the settings that mode does not read and New
-// would refuse: keep ratio, layers and span kernel outside the pruning
-// modes, predictors outside modes sdtp and hybrid, the KV policy and ubatch
+// would refuse: the schedule's settings outside the pruning modes,
+// predictors outside modes sdtp, learned and hybrid, the KV policy and ubatch
 // in mode llamacpp. It carries one set of settings across modes run side
 // by side (sdtp-bench --chat, sdtp-server).
 func (o SDTPOptions) For(mode string) SDTPOptions {
 	o.Mode = mode
 	if !Prunes(mode) {
-		o.KeepRatio, o.Layers, o.SpanKernel = 0, nil, 0
+		o.Schedule, o.KeepRatio, o.Layers, o.SpanKernel, o.SpanTrail = "", 0, nil, 0, 0
 	}
-	if mode != ModeSDTP && mode != ModeHybrid {
+	if !usesPredictors(mode) {
 		o.Predictors, o.ONNXProvider = "", ""
 	}
 	if mode == "" || mode == ModeLlamaCpp {
@@ -236,49 +265,114 @@ func (s *staged) unsupported(what string) error {
 	return fmt.Errorf("llama: %s: %w (mode %s); load the model in mode %s for it", what, ErrStagedUnsupported, s.mode, ModeLlamaCpp)
 }
 
-// pickScorer sets the scorer and schedule for o.Mode. Mode sdtp uses, in
-// order: the predictors directory o.Predictors, heads inside the model's
-// GGUF, a MODEL.predictors/ directory beside it, the shipped set trained
-// for this model (package predictors), and otherwise the attention scorer
-// (saying so on stderr and in SDTPStats.Scorer).
+// pickScorer sets the scorer and schedule for o.Mode. Modes sdtp, learned
+// and hybrid use learned predictors, found in order: the directory
+// o.Predictors, heads inside the model's GGUF, a MODEL.predictors/
+// directory beside it, the shipped set trained for this model (package
+// predictors). Without them mode sdtp prunes by question attention alone
+// (attention-acc, saying so on stderr and in SDTPStats.Scorer); learned
+// and hybrid are refused.
 func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
-	ratio := o.KeepRatio
-	if ratio == 0 {
-		ratio = sdtp.DefaultKeepRatio
-	}
-	var err error
-	if o.Layers != nil {
-		s.sched = sdtp.Uniform(o.Layers, ratio)
-		err = s.sched.Validate(m.NLayer())
-	} else {
-		s.sched, err = sdtp.DefaultSchedule(m.NLayer(), ratio)
-	}
+	base, err := sdtp.DefaultSchedule(m.NLayer(), sdtp.DefaultKeepRatio)
 	if err != nil {
 		return err
 	}
-	s.sched.SpanKernel = o.SpanKernel
-	name := o.Mode
-	if o.Mode == ModeSDTP || o.Mode == ModeHybrid {
-		learned, kind, trained, err := s.learned(path, m, o)
-		if learned != nil {
-			s.scorer, s.scorerName = learned, kind // closed by free, also when the schedule is refused
+	learned := false
+	if usesPredictors(o.Mode) {
+		sc, kind, trained, err := s.learned(path, m, o)
+		if sc != nil {
+			s.scorer, s.scorerName = sc, kind // closed by free, also when the schedule is refused
 		}
-		if err == nil && learned != nil {
-			s.sched, err = learnedSchedule(trained, o.Layers, o.KeepRatio)
-			s.sched.SpanKernel = o.SpanKernel
+		switch {
+		case err != nil:
+			return err
+		case sc != nil:
+			base, learned = trained, true
+		case o.Mode != ModeSDTP:
+			return fmt.Errorf("llama: mode %s needs learned predictors (SDTPOptions.Predictors, heads inside the GGUF, or MODEL.predictors/); mode %s prunes by question attention alone", o.Mode, ModeAttentionAcc)
+		default:
+			fmt.Fprintf(os.Stderr, "sdtp: no learned predictors for this model; pruning by question attention alone (%s)\n", ModeAttentionAcc)
 		}
-		if err != nil || learned != nil {
+	}
+	if !learned {
+		name := o.Mode
+		if name == ModeSDTP {
+			name = ModeAttentionAcc
+		}
+		if s.scorer, err = predictor.New(name, o.Seed); err != nil {
 			return err
 		}
-		if o.Mode == ModeHybrid {
-			return fmt.Errorf("llama: mode hybrid needs learned predictors (SDTPOptions.Predictors, heads inside the GGUF, or MODEL.predictors/); mode %s prunes by question attention alone", ModeAttentionAcc)
-		}
-		fmt.Fprintln(os.Stderr, "sdtp: no learned predictors for this model; pruning with the attention scorer")
-		name = ModeAttention
+		s.scorerName = name
 	}
-	s.scorer, err = predictor.New(name, o.Seed)
-	s.scorerName = name
+	s.sched, err = o.schedule(base, m.NLayer(), learned)
 	return err
+}
+
+// preset is the schedule preset o names, or its mode's default.
+func (o SDTPOptions) preset() string {
+	switch {
+	case o.Schedule != "":
+		return o.Schedule
+	case o.Mode == ModeSDTP:
+		return sdtp.ScheduleRetrieval
+	}
+	return sdtp.SchedulePaper
+}
+
+// validateSchedule checks the schedule settings that need no model.
+func (o SDTPOptions) validateSchedule() error {
+	switch {
+	case o.Schedule != "" && o.Schedule != sdtp.SchedulePaper && o.Schedule != sdtp.ScheduleRetrieval:
+		return fmt.Errorf("llama: unknown schedule %q (%s, %s)", o.Schedule, sdtp.SchedulePaper, sdtp.ScheduleRetrieval)
+	case o.SpanKernel != -1 && sdtp.ValidateSpanKernel(o.SpanKernel) != nil:
+		return fmt.Errorf("llama: %w, or -1 for none", sdtp.ValidateSpanKernel(o.SpanKernel))
+	case o.SpanTrail < -1:
+		return fmt.Errorf("llama: span trail %d must be 0 (the schedule's), -1 (none) or a number of following tokens", o.SpanTrail)
+	}
+	return nil
+}
+
+// schedule is o's pruning schedule over base (learned predictors' trained
+// schedule, else the paper's default): the preset's stages, unless
+// o.Layers or o.KeepRatio replace them (learned predictors: at a subset of
+// their layers), with the preset's spans unless o.SpanKernel or
+// o.SpanTrail replace them.
+func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdtp.Schedule, error) {
+	s := base
+	var err error
+	switch {
+	case o.Layers != nil && learned:
+		if s, err = base.Subset(o.Layers); err != nil {
+			return s, fmt.Errorf("llama: %w; use mode %s or %s for other layers", err, ModeAttention, ModeRandom)
+		}
+	case o.Layers != nil:
+		s = sdtp.Uniform(o.Layers, sdtp.DefaultKeepRatio)
+	case o.preset() == sdtp.ScheduleRetrieval:
+		if s, err = sdtp.RetrievalSchedule(base, nLayer); err != nil {
+			return s, fmt.Errorf("llama: %w", err)
+		}
+	}
+	if o.KeepRatio != 0 {
+		s = sdtp.Uniform(s.Layers, o.KeepRatio)
+	}
+	s.SpanKernel, s.SpanTrail = 0, 0
+	if o.preset() == sdtp.ScheduleRetrieval {
+		s.SpanKernel, s.SpanTrail = sdtp.RetrievalSpanKernel, sdtp.RetrievalSpanTrail
+	}
+	s.SpanKernel = spanSetting(o.SpanKernel, s.SpanKernel)
+	s.SpanTrail = spanSetting(o.SpanTrail, s.SpanTrail)
+	return s, s.Validate(nLayer)
+}
+
+// spanSetting reads a span option: 0 keeps the preset's value, −1 is none.
+func spanSetting(given, preset int) int {
+	switch given {
+	case 0:
+		return preset
+	case -1:
+		return 0
+	}
+	return given
 }
 
 // Scorer kinds of the learned predictors (SDTPStats.Scorer).
@@ -288,10 +382,10 @@ const (
 )
 
 // learned finds learned predictors for the model (predictors.Locate), or
-// returns nil; in mode hybrid, fused with the question attention (the
-// kind then reads "hybrid/onnx" or "hybrid/gguf-heads").
+// returns nil; in modes sdtp and hybrid, fused with the question attention
+// (the kind then reads "hybrid/onnx" or "hybrid/gguf-heads").
 func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scorer, string, sdtp.Schedule, error) {
-	hybrid := o.Mode == ModeHybrid
+	hybrid := o.Mode == ModeHybrid || o.Mode == ModeSDTP
 	kind := func(k string) string {
 		if hybrid {
 			return ModeHybrid + "/" + k
@@ -328,29 +422,12 @@ func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scor
 	return nil, "", sdtp.Schedule{}, nil
 }
 
-// noFusion says so when mode hybrid fuses predictors that carry no fusion
-// block of their own.
+// noFusion says so when predictors that carry no fusion block of their own
+// are fused with the question attention.
 func noFusion(missing bool) {
 	if missing {
-		fmt.Fprintln(os.Stderr, "sdtp: the predictors have no fusion block; hybrid fuses by rank, attention weight 0.5 at every stage")
+		fmt.Fprintln(os.Stderr, "sdtp: the predictors have no fusion block; fusing by rank, attention weight 0.5 at every stage")
 	}
-}
-
-// learnedSchedule is the learned predictors' schedule, narrowed to layers
-// when given (each needs its predictor), with every keep ratio r unless r
-// is 0 (then the trained ratios).
-func learnedSchedule(trained sdtp.Schedule, layers []int, r float64) (sdtp.Schedule, error) {
-	s := trained
-	if layers != nil {
-		var err error
-		if s, err = trained.Subset(layers); err != nil {
-			return s, fmt.Errorf("llama: %w; use mode %s or %s for other layers", err, ModeAttention, ModeRandom)
-		}
-	}
-	if r != 0 {
-		s = sdtp.Uniform(s.Layers, r)
-	}
-	return s, nil
 }
 
 func (s *staged) free() {

@@ -47,7 +47,9 @@ func TestPruningModesReportStats(t *testing.T) {
 			assert.Less(t, st.KeptPerLayer[5], st.KeptPerLayer[0])
 			want := mode
 			if mode == ModeSDTP {
-				want = ModeAttention // no predictors for the tiny model: the visible fallback
+				want = ModeAttentionAcc // no predictors for the tiny model: the visible fallback
+				assert.Equal(t, sdtp.RetrievalSpanKernel, st.Schedule.SpanKernel, "the retrieval schedule")
+				assert.GreaterOrEqual(t, st.Schedule.Layers[0], 3)
 			}
 			assert.Equal(t, want, st.Scorer)
 		})
@@ -139,12 +141,22 @@ func TestSDTPModeUsesLearnedPredictors(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "preds")
 	writePredictors(t, dir, []int{2, 4}, hash)
 
-	l := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: dir}))
+	l := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeLearned, Predictors: dir}))
 	res, err := l.Generate(longPrompt, opts(SetTokens(4), IgnoreEOS)...)
 	require.NoError(t, err)
-	assert.Equal(t, []int{2, 4}, res.SDTP.Schedule.Layers, "the predictors' own schedule")
+	assert.Equal(t, sdtp.Uniform([]int{2, 4}, 0.6), res.SDTP.Schedule, "the predictors' own schedule")
 	assert.Equal(t, ScorerONNX, res.SDTP.Scorer)
 	assert.Equal(t, res.SDTP.Schedule.Expected(res.PromptTokens), res.SDTP.KeptPerStage)
+
+	// Mode sdtp: fused with the question attention, at the retrieval
+	// schedule of the predictors' (layer 4 of 6 alone cannot reach the
+	// work of 2,4 @ 0.6, so both layers, at the same ratio, with spans).
+	res, err = loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: dir})).Generate(longPrompt, opts(SetTokens(4), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, ModeHybrid+"/"+ScorerONNX, res.SDTP.Scorer)
+	assert.Equal(t, []int{2, 4}, res.SDTP.Schedule.Layers)
+	assert.InDelta(t, 0.6, res.SDTP.Schedule.KeepRatios[1], 1e-6)
+	assert.Equal(t, [2]int{sdtp.RetrievalSpanKernel, sdtp.RetrievalSpanTrail}, [2]int{res.SDTP.Schedule.SpanKernel, res.SDTP.Schedule.SpanTrail})
 
 	// Found beside the model without being named.
 	model := filepath.Join(t.TempDir(), "m.gguf")
@@ -152,7 +164,7 @@ func TestSDTPModeUsesLearnedPredictors(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(model, data, 0o644))
 	writePredictors(t, strings.TrimSuffix(model, ".gguf")+".predictors", []int{3}, hash)
-	res, err = loadTiny(t, model, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP})).Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
+	res, err = loadTiny(t, model, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeLearned})).Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
 	require.NoError(t, err)
 	assert.Equal(t, []int{3}, res.SDTP.Schedule.Layers)
 
@@ -173,12 +185,17 @@ func TestSDTPModeUsesHeadsInsideTheGGUF(t *testing.T) {
 	}
 	require.NoError(t, gguf.Embed(tiny.gemma3, model, heads))
 
-	l := loadTiny(t, model, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP}))
+	l := loadTiny(t, model, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeLearned}))
 	res, err := l.Generate(longPrompt, opts(SetTokens(4), IgnoreEOS)...)
 	require.NoError(t, err)
 	assert.Equal(t, []int{1, 3}, res.SDTP.Schedule.Layers, "no flags: the heads in the file are used")
 	assert.Equal(t, ScorerGGUFHeads, res.SDTP.Scorer)
 	assert.Equal(t, res.SDTP.Schedule.Expected(res.PromptTokens), res.SDTP.KeptPerStage)
+
+	res, err = loadTiny(t, model, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP})).Generate(longPrompt, opts(SetTokens(4), IgnoreEOS)...)
+	require.NoError(t, err)
+	assert.Equal(t, []int{3}, res.SDTP.Schedule.Layers, "the heads' layers from 6/2 on")
+	assert.Equal(t, ModeHybrid+"/"+ScorerGGUFHeads, res.SDTP.Scorer)
 
 	// The same file in llama.cpp's own mode is an ordinary model.
 	plain, err := loadTiny(t, model).Predict("the cat", opts(SetTokens(4), IgnoreEOS)...)
@@ -231,7 +248,7 @@ func TestHybridMode(t *testing.T) {
 		require.NoError(t, gguf.Embed(tiny.gemma3, model, heads))
 		byWeight[w] = dropped(model, SDTPOptions{Mode: ModeHybrid})
 	}
-	assert.Equal(t, dropped(model, SDTPOptions{Mode: ModeSDTP}), byWeight[0], "weight 0: the learned scores' choice")
+	assert.Equal(t, dropped(model, SDTPOptions{Mode: ModeLearned}), byWeight[0], "weight 0: the learned scores' choice")
 	assert.Equal(t, dropped(model, SDTPOptions{Mode: ModeAttentionAcc, Layers: []int{1, 3}, KeepRatio: 0.7}), byWeight[1], "weight 1: attention-acc's")
 	assert.NotEqual(t, byWeight[0], byWeight[1])
 	assert.NotEqual(t, byWeight[0], byWeight[0.5])
@@ -269,4 +286,48 @@ func TestSpanKernelOption(t *testing.T) {
 	}
 	_, err = New(tiny.gemma3, SetContext(256), WithSDTP(SDTPOptions{Mode: ModeAttention, SpanKernel: 4}))
 	assert.ErrorContains(t, err, "span kernel 4")
+}
+
+// Schedule presets: retrieval by default in mode sdtp, paper in the other
+// modes; Layers, KeepRatio and the span options replace their parts, and
+// −1 turns a preset's spans off.
+func TestSchedulePresets(t *testing.T) {
+	sched := func(o SDTPOptions) sdtp.Schedule {
+		t.Helper()
+		res, err := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(o)).Generate(longPrompt, opts(SetTokens(1), IgnoreEOS)...)
+		require.NoError(t, err)
+		return res.SDTP.Schedule
+	}
+	paper, err := sdtp.DefaultSchedule(6, sdtp.DefaultKeepRatio)
+	require.NoError(t, err)
+	retrieval, err := sdtp.RetrievalSchedule(paper, 6)
+	require.NoError(t, err)
+
+	assert.Equal(t, retrieval, sched(SDTPOptions{Mode: ModeSDTP}))
+	assert.Equal(t, paper, sched(SDTPOptions{Mode: ModeAttention}))
+	assert.Equal(t, paper, sched(SDTPOptions{Mode: ModeSDTP, Schedule: sdtp.SchedulePaper}))
+	assert.Equal(t, retrieval, sched(SDTPOptions{Mode: ModeAttentionAcc, Schedule: sdtp.ScheduleRetrieval}))
+
+	s := sched(SDTPOptions{Mode: ModeSDTP, KeepRatio: 0.5, SpanKernel: 13})
+	assert.Equal(t, retrieval.Layers, s.Layers)
+	assert.Equal(t, sdtp.Uniform(retrieval.Layers, 0.5).KeepRatios, s.KeepRatios)
+	assert.Equal(t, [2]int{13, sdtp.RetrievalSpanTrail}, [2]int{s.SpanKernel, s.SpanTrail})
+
+	s = sched(SDTPOptions{Mode: ModeSDTP, SpanKernel: -1, SpanTrail: -1})
+	assert.Equal(t, [2]int{0, 0}, [2]int{s.SpanKernel, s.SpanTrail}, "-1: no spans")
+	s = sched(SDTPOptions{Mode: ModeSDTP, Layers: []int{2, 4}})
+	assert.Equal(t, sdtp.Uniform([]int{2, 4}, sdtp.DefaultKeepRatio).KeepRatios, s.KeepRatios, "the user's layers")
+	assert.Equal(t, sdtp.RetrievalSpanTrail, s.SpanTrail, "with the preset's spans")
+
+	for o, want := range map[*SDTPOptions]string{
+		{Mode: ModeSDTP, Schedule: "fast"}:   `unknown schedule "fast"`,
+		{Mode: ModeDense, Schedule: "paper"}: "schedule paper given in mode dense",
+		{Mode: ModeSDTP, SpanKernel: -2}:     "span kernel -2",
+		{Mode: ModeSDTP, SpanTrail: -3}:      "span trail -3",
+		{Mode: ModeLearned}:                  "mode learned needs learned predictors",
+		{Mode: ModeRandom, Predictors: "x"}:  "modes sdtp, learned and hybrid",
+	} {
+		_, err := New(tiny.gemma3, SetContext(256), WithSDTP(*o))
+		assert.ErrorContains(t, err, want)
+	}
 }

@@ -185,8 +185,8 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		if err != nil {
 			return res, fmt.Errorf("sdtp: scoring before layer %d: %w", last, err)
 		}
-		if len(scores) == len(rel) && sched.SpanKernel > 0 {
-			scores = PoolSpans(rel, scores, n, sched.SpanKernel)
+		if len(scores) == len(rel) {
+			scores = PoolSpans(rel, scores, n, sched.SpanKernel, sched.SpanTrail)
 		}
 		keep, err := Select(rel, scores, n, sched.KeepRatios[s])
 		if err != nil {

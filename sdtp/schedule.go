@@ -26,6 +26,10 @@ type Schedule struct {
 	// live tokens before each selection (PoolSpans), so that kept tokens
 	// come in spans; 0 (the paper's schedule) selects single tokens.
 	SpanKernel int
+	// SpanTrail > 0 lends each token's score to that many following live
+	// tokens as well (PoolSpans), so a fact's value survives with the
+	// words that lead to it; 0 = off.
+	SpanTrail int
 }
 
 // DefaultSchedule scales the paper's 32-layer placement (layers 4, 7, …, 31)
@@ -105,7 +109,10 @@ func (s Schedule) Validate(nLayer int) error {
 			return fmt.Errorf("sdtp: keep ratio %v at layer %d must be in (0, 1]", r, l)
 		}
 	}
-	return ValidateSpanKernel(s.SpanKernel)
+	if err := ValidateSpanKernel(s.SpanKernel); err != nil {
+		return err
+	}
+	return ValidateSpanTrail(s.SpanTrail)
 }
 
 // Cumulative is the fraction of (unprotected) tokens alive after each stage.

@@ -19,6 +19,14 @@ func ValidateSpanKernel(kernel int) error {
 	return nil
 }
 
+// ValidateSpanTrail accepts a trail of 0 (off) or more live tokens.
+func ValidateSpanTrail(trail int) error {
+	if trail < 0 {
+		return fmt.Errorf("sdtp: span trail %d must be 0 (off) or a number of following tokens", trail)
+	}
+	return nil
+}
+
 // PoolSpans max-pools scores over neighbourhoods of live tokens before
 // Select, so that a multi-token fact (a number, a name) whose best token
 // scores high survives whole instead of losing pieces (SnapKV: max pooling
@@ -28,20 +36,30 @@ func ValidateSpanKernel(kernel int) error {
 // not original positions: at later stages a neighbour may lie further
 // away). Protected tokens keep their own scores and lend none: they are
 // kept anyway, and attention sinks would otherwise pull their neighbours
-// in. positions and scores are parallel, in increasing position order;
-// the result is new. kernel 0 or 1 returns scores unchanged.
-func PoolSpans(positions []int32, scores []float32, nPrompt, kernel int) []float32 {
-	if kernel <= 1 {
+// in.
+//
+// trail > (kernel−1)/2 lends each token's score to that many following
+// live tokens instead: a fact's value follows the words that match a
+// question ("the number for the cat is 7430123"), and an attention-based
+// score finds those words (and the value's first token, by induction),
+// not the rest of the value, so a centered kernel of 7 keeps 3 digits of
+// 7 (docs/HYBRID.md, "Spans").
+//
+// positions and scores are parallel, in increasing position order; the
+// result is new. kernel ≤ 1 with trail 0 returns scores unchanged.
+func PoolSpans(positions []int32, scores []float32, nPrompt, kernel, trail int) []float32 {
+	after := max(0, kernel/2) // neighbours after a token that lend it their score
+	before := max(after, trail)
+	if before == 0 {
 		return scores
 	}
-	half := kernel / 2
 	out := make([]float32, len(scores))
 	for i := range scores {
 		out[i] = scores[i]
 		if Protected(int(positions[i]), nPrompt) {
 			continue
 		}
-		for j := max(0, i-half); j <= min(len(scores)-1, i+half); j++ {
+		for j := max(0, i-before); j <= min(len(scores)-1, i+after); j++ {
 			if !Protected(int(positions[j]), nPrompt) && scores[j] > out[i] {
 				out[i] = scores[j]
 			}

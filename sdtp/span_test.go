@@ -40,7 +40,7 @@ func TestPoolSpansKeepsASpanWhole(t *testing.T) {
 		assert.NotContains(t, plain, p, "without spans the fact loses its low-scoring pieces")
 	}
 
-	pooled := sdtp.PoolSpans(pos, scores, n, 5)
+	pooled := sdtp.PoolSpans(pos, scores, n, 5, 0)
 	kept, err := sdtp.Select(pos, pooled, n, ratio)
 	require.NoError(t, err)
 	for p := 40; p <= 44; p++ {
@@ -62,10 +62,48 @@ func TestPoolSpansKeepsASpanWhole(t *testing.T) {
 
 func spanPromptScores() []float32 { _, s := spanPrompt(); return s }
 
+// A trail lends a high score forward only: the question-matching words
+// ("is") lead, the value's tokens follow and score lowest of all.
+func TestPoolSpansTrailKeepsTheValueAfterTheKey(t *testing.T) {
+	pos, scores := spanPrompt()
+	const n, ratio = 100, 0.3   // 30 kept: the 14 protected and 16 others
+	for p := 43; p <= 52; p++ { // a 10-token value right after the key at 42
+		scores[p] = 0.01
+	}
+	centered, err := sdtp.Select(pos, sdtp.PoolSpans(pos, scores, n, 7, 0), n, ratio)
+	require.NoError(t, err)
+	assert.NotContains(t, centered, 46, "a centered kernel of 7 reaches 3 tokens past the key")
+
+	pooled := sdtp.PoolSpans(pos, scores, n, 3, 10)
+	kept, err := sdtp.Select(pos, pooled, n, ratio)
+	require.NoError(t, err)
+	for p := 41; p <= 52; p++ {
+		assert.Contains(t, kept, p, "the key, one token before it and the 10 after it")
+	}
+	assert.NotEqual(t, float32(0.9), pooled[40], "the trail lends nothing backwards beyond the kernel")
+	assert.NotEqual(t, float32(0.9), pooled[53])
+
+	// Live tokens, not positions: with every other position gone, the
+	// trail reaches 10 live tokens, 20 positions on.
+	var sparsePos []int32
+	var sparse []float32
+	for i := 0; i < 100; i += 2 {
+		sparsePos, sparse = append(sparsePos, int32(i)), append(sparse, scores[i])
+	}
+	pooledSparse := sdtp.PoolSpans(sparsePos, sparse, n, 0, 10)
+	assert.Equal(t, float32(0.9), pooledSparse[31], "position 62: 10 live tokens after 42")
+	assert.NotEqual(t, float32(0.9), pooledSparse[32])
+
+	require.NoError(t, sdtp.ValidateSpanTrail(0))
+	assert.ErrorContains(t, sdtp.ValidateSpanTrail(-1), "span trail -1")
+	s := sdtp.Schedule{Layers: []int{2}, KeepRatios: []float64{0.5}, SpanTrail: -2}
+	assert.ErrorContains(t, s.Validate(6), "span trail -2")
+}
+
 func TestPoolSpansKernelZeroIsTheOldSelection(t *testing.T) {
 	pos, scores := spanPrompt()
-	assert.Equal(t, scores, sdtp.PoolSpans(pos, scores, 100, 0))
-	assert.Equal(t, scores, sdtp.PoolSpans(pos, scores, 100, 1))
+	assert.Equal(t, scores, sdtp.PoolSpans(pos, scores, 100, 0, 0))
+	assert.Equal(t, scores, sdtp.PoolSpans(pos, scores, 100, 1, 0))
 	require.NoError(t, sdtp.ValidateSpanKernel(0))
 	require.NoError(t, sdtp.ValidateSpanKernel(sdtp.SnapKVSpanKernel))
 	require.NoError(t, sdtp.ValidateSpanKernel(sdtp.SpecPrefillSpanKernel))

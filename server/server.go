@@ -52,7 +52,7 @@ type Config struct {
 
 // AllModes are the prefill modes a server may allow requests to ask for.
 func AllModes() []string {
-	return []string{llama.ModeLlamaCpp, llama.ModeDense, llama.ModeSDTP, llama.ModeRandom, llama.ModeAttention}
+	return []string{llama.ModeLlamaCpp, llama.ModeDense, llama.ModeSDTP, llama.ModeLearned, llama.ModeRandom, llama.ModeAttention}
 }
 
 // DefaultMaxBody is the request body limit when Config.MaxBody is 0.

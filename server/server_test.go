@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
 	"github.com/go-sdtp/sdtp/llama"
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 // Tiny random-weight models: a qwen2 with a ChatML template (and its
@@ -60,7 +61,7 @@ func start(t *testing.T, cfg Config) (*Server, string) {
 		cfg.CtxSize = 512
 	}
 	if cfg.SDTP.Mode == "" {
-		cfg.SDTP = llama.SDTPOptions{Mode: llama.ModeSDTP} // the attention scorer: the tiny model has no predictors
+		cfg.SDTP = llama.SDTPOptions{Mode: llama.ModeSDTP} // question attention alone: the tiny model has no predictors
 		cfg.Modes = []string{llama.ModeSDTP, llama.ModeLlamaCpp, llama.ModeDense}
 	}
 	srv, err := New(cfg)
@@ -125,8 +126,8 @@ func TestChatCompletionStreamedMatches(t *testing.T) {
 			assert.Positive(t, st.PrefillMS)
 			if mode == llama.ModeSDTP {
 				assert.NotEmpty(t, st.KeptPerStage)
-				assert.Equal(t, "attention", st.Scorer, "the tiny model has no predictors")
-				assert.Positive(t, st.PrunedTokens, "the attention scorer pruned the prompt")
+				assert.Equal(t, "attention-acc", st.Scorer, "the tiny model has no predictors")
+				assert.Positive(t, st.PrunedTokens, "the question attention pruned the prompt")
 				assert.Greater(t, st.FLOPRatio, 1.0)
 			} else {
 				assert.Equal(t, 1.0, st.FLOPRatio)
@@ -521,7 +522,7 @@ func TestMetrics(t *testing.T) {
 	} {
 		assert.Contains(t, text, want)
 	}
-	assert.NotContains(t, text, "sdtp_pruned_tokens_total 0\n", "the attention scorer pruned")
+	assert.NotContains(t, text, "sdtp_pruned_tokens_total 0\n", "the question attention pruned")
 }
 
 // A request's keep ratio overrides the server's for that request only.
@@ -537,7 +538,11 @@ func TestKeepRatioOverride(t *testing.T) {
 	def := complete()
 	half := complete(option.WithJSONSet("sdtp", map[string]any{"keep_ratio": 0.5}))
 	after := complete()
-	assert.Equal(t, 0.9, def.KeepRatio)
+	paper, err := sdtp.DefaultSchedule(4, sdtp.DefaultKeepRatio) // the tiny chat model's 4 layers
+	require.NoError(t, err)
+	retrieval, err := sdtp.RetrievalSchedule(paper, 4)
+	require.NoError(t, err)
+	assert.Equal(t, retrieval.KeepRatios[0], def.KeepRatio, "mode sdtp: the retrieval schedule's ratio")
 	assert.Equal(t, 0.5, half.KeepRatio)
 	assert.Greater(t, half.PrunedTokens, def.PrunedTokens)
 	assert.Greater(t, half.FLOPRatio, def.FLOPRatio)

@@ -46,13 +46,13 @@ func TestBenchChat(t *testing.T) {
 	}
 	sdtpRow := rep.Turns[1]
 	assert.Equal(t, "sdtp", sdtpRow.Mode)
-	assert.Equal(t, "attention", sdtpRow.Scorer, "no predictors for the tiny model: says what ran")
+	assert.Equal(t, "attention-acc", sdtpRow.Scorer, "no predictors for the tiny model: says what ran")
 	assert.Less(t, sdtpRow.KeptTokens, sdtpRow.PrefilledTokens)
 
 	stdout.Reset()
 	require.NoError(t, run([]string{"--chat", "--model", model, "--doc", doc, "--modes", "llamacpp,sdtp", "--repeat", "1",
 		"--decode-tokens", "2", "--threads", "2", "--questions", "what?", "--questions", "why?"}, &stdout, &stderr))
-	assert.Contains(t, stdout.String(), "sdtp (attention)")
+	assert.Contains(t, stdout.String(), "sdtp (attention-acc)")
 	assert.Equal(t, 1+2*2, strings.Count(stdout.String(), "\n"), "a header and 2 turns × 2 modes")
 
 	assert.ErrorContains(t, run([]string{"--chat", "--model", model, "--doc", doc, "--modes", "sdtp-gguf"}, &stdout, &stderr), "bench-only")

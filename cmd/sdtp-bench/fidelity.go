@@ -334,7 +334,7 @@ func (b *bench) modelIdentity() (string, error) {
 func (b *bench) variantIdentity(v variant) string {
 	id := v.String()
 	if b.learned(v.mode) {
-		id += "|" + b.sdtpScorer() + "|" + b.predictorHash
+		id += "|" + v.scorer + "|" + b.sdtpScorer() + "|" + b.predictorHash
 	}
 	return id
 }

@@ -1,7 +1,7 @@
 // Command sdtp-bench compares prefill modes side by side in one process:
 // stock llama_decode ("llamacpp"), the staged engine without pruning
-// ("dense"), and pruning with the SDTP schedule ("sdtp", "random",
-// "attention"). Modes are interleaved run by run; each figure is the median
+// ("dense"), and pruning ("sdtp", "learned", "random", "attention", …;
+// docs/HYBRID.md). Modes are interleaved run by run; each figure is the median
 // of --repeat runs after one warm-up. --keep-ratios and --prune-layers
 // sweep the pruning modes over schedules; `sdtp-bench report` turns --json
 // results into docs/BENCHMARKS.md with plots; `sdtp-bench server-load URL`
@@ -60,7 +60,11 @@ type config struct {
 	json          bool
 	kvPolicies    []string
 	kvBudget      float64
-	span          int // sdtp.Schedule.SpanKernel of the pruning modes
+	schedule      string // preset of every pruning mode; "": retrieval for sdtp, paper for the rest
+	span          int    // sdtp.Schedule.SpanKernel of the pruning modes, when spanSet
+	spanTrail     int    // sdtp.Schedule.SpanTrail of the pruning modes, when spanTrailSet
+	spanSet       bool
+	spanTrailSet  bool
 	sameWork      []sameWorkSpec
 
 	quality       bool
@@ -104,8 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.textFrom, "text-from", 0, "use --text and --haystack from this fraction of their length (e.g. 0.7: the part sdtp-train --text-to 0.7 held out)")
 	fs.Float64Var(&c.textTo, "text-to", 1, "… up to this fraction")
 	fs.StringSliceVar(&c.modes, "modes", []string{"llamacpp", "dense", "sdtp", "random", "attention"},
-		"modes to compare; also sdtp-onnx and sdtp-gguf (the same predictors through ONNX Runtime and in-graph), "+
-			"attention-acc (question attention accumulated over layers; -mean and -top2 pool heads otherwise) and hybrid (learned + attention-acc)")
+		"modes to compare: sdtp (learned predictors fused with question attention at the retrieval schedule; attention-acc without predictors), "+
+			"learned (the predictors alone: the paper's SDTP), sdtp-onnx and sdtp-gguf (the same predictors through ONNX Runtime and in-graph), "+
+			"attention-acc (question attention accumulated over layers; -mean and -top2 pool heads otherwise), hybrid (learned + attention-acc), random, attention, dense, llamacpp")
 	fs.IntVar(&c.repeat, "repeat", 3, "measured runs per mode and length (after one warm-up)")
 	fs.IntVar(&c.threads, "threads", bridge.MaxThreads(), "CPU threads (default, 0 or -1: cores, or SDTP_THREADS)")
 	fs.Float64SliceVar(&c.keepRatios, "keep-ratios", []float64{sdtp.DefaultKeepRatio},
@@ -124,13 +129,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return flag.NormalizedName(name)
 	})
 	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
-	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for mode sdtp; default: heads inside the GGUF, MODEL.predictors/, the shipped set for the model, else the attention scorer")
+	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for modes sdtp, learned and hybrid; default: heads inside the GGUF, MODEL.predictors/, the shipped set for the model (mode sdtp without any: question attention alone)")
+	fs.StringVar(&c.schedule, "schedule", "", "schedule preset of every pruning mode: paper (10 stages × 0.9, or learned predictors' trained ones) or retrieval (the same prefill work from the middle layer on, span 7, trail 32) (default: retrieval for sdtp, paper for the others)")
 	fs.StringVar(&c.onnxProvider, "onnx-provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, coreml, auto")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.StringSliceVar(&c.kvPolicies, "kv-policy", []string{sdtp.KVNone},
 		"KV-cache policies after each staged prefill, a list runs each: none, streaming, h2o, snapkv (docs/KV.md)")
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells per layer under --kv-policy: a fraction of the prompt if <= 1, else tokens")
-	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection (odd; SnapKV 7, SpecPrefill 13; 0 = off)")
+	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection (odd; SnapKV 7, SpecPrefill 13; 0 = none) (default: the schedule's: retrieval 7, paper none)")
+	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection (0 = none) (default: the schedule's: retrieval 32, paper none)")
 	fs.BoolVar(&c.quality, "quality", false, "measure continuation quality (ppl, KL and top-1 vs dense) on --text instead of speed")
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
 	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
@@ -160,6 +167,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("--chat needs --questions")
 	}
 	c.keepRatiosSet = fs.Changed("keep-ratios")
+	c.spanSet, c.spanTrailSet = fs.Changed("span"), fs.Changed("span-trail")
+	if c.schedule != "" && c.schedule != sdtp.SchedulePaper && c.schedule != sdtp.ScheduleRetrieval {
+		return c, fmt.Errorf("--schedule %q: want %s or %s", c.schedule, sdtp.SchedulePaper, sdtp.ScheduleRetrieval)
+	}
 	if err := cliflag.RefuseEmpty(fs, "model", "text", "haystack", "mc", "mc-labels", "predictors", "onnx-provider", "records", "qa-data"); err != nil {
 		return c, err
 	}
@@ -225,14 +236,20 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := sdtp.ValidateSpanKernel(c.span); err != nil {
 		return c, fmt.Errorf("--span: %w", err)
 	}
-	if c.span > 0 && !slices.ContainsFunc(c.modes, func(m string) bool { return m != "llamacpp" && m != "dense" }) {
-		return c, fmt.Errorf("--span %d needs a pruning mode in --modes", c.span)
+	if err := sdtp.ValidateSpanTrail(c.spanTrail); err != nil {
+		return c, fmt.Errorf("--span-trail: %w", err)
+	}
+	pruning := slices.ContainsFunc(c.modes, func(m string) bool { return m != "llamacpp" && m != "dense" })
+	for _, f := range []string{"span", "span-trail", "schedule"} {
+		if fs.Changed(f) && !pruning {
+			return c, fmt.Errorf("--%s needs a pruning mode in --modes", f)
+		}
 	}
 	return c, nil
 }
 
 // benchModes are the modes --modes accepts.
-var benchModes = []string{"llamacpp", "dense", "sdtp", "random", "attention", "sdtp-onnx", "sdtp-gguf",
+var benchModes = []string{"llamacpp", "dense", "sdtp", "learned", "random", "attention", "sdtp-onnx", "sdtp-gguf",
 	"attention-acc", "attention-acc-mean", "attention-acc-top2", "hybrid"}
 
 // bench holds the model and one context/engine for all runs.
@@ -477,11 +494,11 @@ func (b *bench) loadLearned() error {
 		}
 	}
 	for _, m := range b.cfg.modes {
-		if (m == "sdtp-onnx" && b.onnxSet == nil) || ((m == "sdtp-gguf" || m == "hybrid") && b.heads == nil) {
-			return fmt.Errorf("mode %s needs learned predictors: --predictors DIR (or heads inside the GGUF for sdtp-gguf and hybrid)", m)
+		if (m == "sdtp-onnx" && b.onnxSet == nil) || ((m == "sdtp-gguf" || m == "hybrid" || m == "learned") && b.heads == nil) {
+			return fmt.Errorf("mode %s needs learned predictors: --predictors DIR (or heads inside the GGUF for sdtp-gguf, learned and hybrid)", m)
 		}
 	}
-	if slices.Contains(b.cfg.modes, "hybrid") {
+	if h != nil && (slices.Contains(b.cfg.modes, "hybrid") || slices.Contains(b.cfg.modes, "sdtp")) {
 		var learned sdtp.Scorer = b.heads
 		if b.onnxSet != nil {
 			learned = b.onnxSet
@@ -490,7 +507,7 @@ func (b *bench) loadLearned() error {
 		if h.Fusion != nil {
 			f = *h.Fusion
 		} else {
-			fmt.Fprintln(b.log, "the predictors have no fusion block; hybrid fuses by rank, attention weight 0.5 at every stage")
+			fmt.Fprintln(b.log, "the predictors have no fusion block; fusing by rank, attention weight 0.5 at every stage")
 		}
 		if b.hybrid, err = predictor.NewHybrid(learned, h.Layers, f); err != nil {
 			return err
@@ -499,7 +516,7 @@ func (b *bench) loadLearned() error {
 	return nil
 }
 
-// sdtpScorer says what mode sdtp prunes with, as scorer() picks it.
+// sdtpScorer says which learned predictors the learned modes prune with.
 func (b *bench) sdtpScorer() string {
 	switch {
 	case b.onnxSet != nil:
@@ -507,7 +524,7 @@ func (b *bench) sdtpScorer() string {
 	case b.heads != nil:
 		return "learned predictor heads inside the GGUF"
 	}
-	return "the attention scorer (no learned predictors for this model)"
+	return "question attention alone (no learned predictors for this model)"
 }
 
 // scorerName names what prunes in a mode, as llama.SDTPStats.Scorer does
@@ -516,16 +533,18 @@ func (b *bench) scorerName(mode string) string {
 	switch {
 	case mode == "llamacpp" || mode == "dense":
 		return ""
-	case mode == "sdtp-onnx" || (mode == "sdtp" && b.onnxSet != nil):
+	case mode == "sdtp-onnx" || (mode == "learned" && b.onnxSet != nil):
 		return predictors.ScorerONNX
-	case mode == "sdtp-gguf" || (mode == "sdtp" && b.heads != nil):
+	case mode == "sdtp-gguf" || mode == "learned":
 		return predictors.ScorerGGUFHeads
 	case mode == "random", strings.HasPrefix(mode, "attention-acc"):
 		return mode
-	case mode == "hybrid" && b.onnxSet != nil:
+	case (mode == "hybrid" || mode == "sdtp") && b.onnxSet != nil:
 		return "hybrid/" + predictors.ScorerONNX
-	case mode == "hybrid":
+	case mode == "hybrid" || (mode == "sdtp" && b.heads != nil):
 		return "hybrid/" + predictors.ScorerGGUFHeads
+	case mode == "sdtp":
+		return "attention-acc"
 	}
 	return "attention"
 }
@@ -534,24 +553,24 @@ func (b *bench) scorerName(mode string) string {
 // its seed, so every run and window drops the same draw).
 func (b *bench) scorer(mode string) sdtp.Scorer {
 	switch {
-	case mode == "sdtp-onnx" || (mode == "sdtp" && b.onnxSet != nil):
+	case mode == "sdtp-onnx" || (mode == "learned" && b.onnxSet != nil):
 		return &timed{Scorer: b.onnxSet}
-	case mode == "sdtp-gguf" || (mode == "sdtp" && b.heads != nil):
+	case mode == "sdtp-gguf" || mode == "learned":
 		return b.heads
 	case mode == "random":
 		return predictor.NewRandom(1)
 	case mode == "dense":
 		return predictor.NewRandom(0) // never called: nothing is pruned
-	case mode == "hybrid":
+	case mode == "hybrid" || (mode == "sdtp" && b.hybrid != nil):
 		return &timed{Scorer: b.hybrid}
-	case strings.HasPrefix(mode, "attention-acc"):
-		sc, err := predictor.New(mode, 0)
+	case mode == "sdtp" || strings.HasPrefix(mode, "attention-acc"):
+		sc, err := predictor.New(strings.Replace(mode, "sdtp", "attention-acc", 1), 0)
 		if err != nil {
 			panic(err) // the names are registered by package predictor
 		}
 		return &timed{Scorer: sc}
 	}
-	return predictor.Attention{} // attention, and sdtp without learned predictors
+	return predictor.Attention{}
 }
 
 // timed measures the time a scorer spends scoring in Go (and ONNX

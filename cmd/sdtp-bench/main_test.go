@@ -52,7 +52,7 @@ func TestBenchJSONOnTinyModel(t *testing.T) {
 		default:
 			want := r.Mode
 			if r.Mode == "sdtp" {
-				want = "attention" // no predictors for the tiny model
+				want = "attention-acc" // no predictors for the tiny model
 			}
 			assert.Equal(t, want, r.Scorer, "the scorer that ran")
 			assert.Greater(t, r.FLOPRatioVsDense, 1.3, r.Mode)
@@ -65,7 +65,7 @@ func TestBenchJSONOnTinyModel(t *testing.T) {
 	require.NoError(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "128", "--repeat", "1", "--decode-tokens", "2", "--modes", "llamacpp,random,sdtp"}, &stdout, &stderr))
 	assert.Contains(t, stdout.String(), "random")
 	assert.Contains(t, stdout.String(), "llamacpp")
-	assert.Contains(t, stdout.String(), "sdtp (attention)", "the row says what ran")
+	assert.Contains(t, stdout.String(), "sdtp (attention-acc)", "the row says what ran")
 
 	assert.Error(t, run([]string{"--model", model, "--modes", "bogus"}, &stdout, &stderr))
 	assert.Error(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "100000"}, &stdout, &stderr))
@@ -104,8 +104,8 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 
 	assert.Equal(t, 0.7, byMode["sdtp-gguf"].KeepRatio, "the trained ratio")
 	assert.True(t, byMode["sdtp-gguf"].Default(), "the trained schedule is the learned modes' default")
-	assert.Equal(t, []int{2, 4}, byMode["sdtp"].PruneLayers, "sdtp uses the predictors")
-	assert.Equal(t, "onnx", byMode["sdtp"].Scorer)
+	assert.Equal(t, []int{4}, byMode["sdtp"].PruneLayers, "sdtp: the predictors' layers from 6/2 on (the retrieval schedule)")
+	assert.Equal(t, "hybrid/onnx", byMode["sdtp"].Scorer, "fused with the question attention")
 	assert.Equal(t, "gguf-heads", byMode["sdtp-gguf"].Scorer)
 
 	// --keep-ratios replaces the learned predictors' trained ratio, and
@@ -294,6 +294,7 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 	text := filepath.Join(dir, "text.txt")
 	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20)), 0o644))
 
+	var stdout, stderr bytes.Buffer
 	args := []string{"--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
 		"--modes", "attention,attention-acc,attention-acc-mean,attention-acc-top2,sdtp,hybrid", "--predictors", preds}
 	rep := benchJSON(t, args...)
@@ -313,9 +314,27 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 
 	spans := benchJSON(t, append(args, "--span", "7")...)
 	for _, r := range spans.Results {
+		if r.Mode == "sdtp" {
+			continue // the retrieval schedule's own kernel: nothing to name
+		}
 		assert.True(t, strings.HasSuffix(r.Mode, "+span7"), r.Mode)
 	}
-	var stdout, stderr bytes.Buffer
+	// Spans other than a preset's are named; 0 given is none.
+	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "sdtp,attention", "--predictors", preds, "--span", "0", "--span-trail", "16")
+	require.Len(t, rep.Results, 2)
+	assert.Equal(t, "sdtp+span0+trail16", rep.Results[0].Mode)
+	assert.Equal(t, "attention+trail16", rep.Results[1].Mode)
+	// --schedule sets every pruning mode's preset.
+	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "sdtp,learned,attention", "--predictors", preds, "--schedule", "retrieval")
+	require.Len(t, rep.Results, 3)
+	for i, layers := range [][]int{{4}, {4}, {3, 4, 5}} { // the predictors' 2,4 and the paper's 1–5, from 6/2 on
+		assert.Equal(t, layers, rep.Results[i].PruneLayers, rep.Results[i].Mode)
+		assert.True(t, rep.Results[i].Default(), rep.Results[i].Mode)
+	}
+	assert.Equal(t, "learned", rep.Results[1].Mode, "the preset's spans are not named")
+	assert.ErrorContains(t, run(append(args, "--schedule", "fast"), &stdout, &stderr), `--schedule "fast"`)
 	assert.ErrorContains(t, run(append(args, "--span", "6"), &stdout, &stderr), "span kernel 6")
 	assert.ErrorContains(t, run([]string{"--model", model, "--modes", "llamacpp,dense", "--span", "7"}, &stdout, &stderr), "needs a pruning mode")
 	assert.ErrorContains(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--modes", "hybrid"}, &stdout, &stderr), "needs learned predictors")

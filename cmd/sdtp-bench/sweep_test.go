@@ -151,7 +151,7 @@ func TestBenchReport(t *testing.T) {
 	md := string(raw)
 	for _, want := range []string{
 		"| commit | `abc123` |",
-		"## Prefill speed", "| tokens | mode | prefill ms | speedup vs llamacpp |", "| 256 | sdtp (attention) |",
+		"## Prefill speed", "| tokens | mode | prefill ms | speedup vs llamacpp |", "| 256 | sdtp (attention-acc) |",
 		"| tokens | mode | layers | keep | prefill ms |", "| 128 | random | default | 0.80 |", "| 128 | attention | default | 1.00 |",
 		"## Continuation quality", "| context | mode | samples | ppl | ppl / dense |", "| 200 | dense | 1 |", "| 200 | attention | default | 0.80 | 1 |",
 		"## Passkey retrieval", "| tokens | mode | prompts | accuracy | depth 0.2 | depth 0.8 |", "| mode | layers | keep | 200 | 300 | all |",

@@ -26,6 +26,9 @@ type variant struct {
 	// shape names a --same-work schedule ("tilt0.5", "from9"), a mode of
 	// its own in reports.
 	shape string
+	// presetSpans: the span kernel and trail of the mode's preset; the
+	// row names spans other than these.
+	presetSpans [2]int
 }
 
 // row starts a result row for the variant.
@@ -35,8 +38,12 @@ func (v variant) row(promptTokens int) report.Row {
 	if v.shape != "" {
 		r.Mode += "+" + v.shape
 	}
-	if v.sched.SpanKernel > 0 {
-		r.Mode += fmt.Sprintf("+span%d", v.sched.SpanKernel) // what spans add, beside the same mode without
+	// What spans other than the preset's do, beside the same mode with them.
+	if v.sched.SpanKernel != v.presetSpans[0] {
+		r.Mode += fmt.Sprintf("+span%d", v.sched.SpanKernel)
+	}
+	if v.sched.SpanTrail != v.presetSpans[1] {
+		r.Mode += fmt.Sprintf("+trail%d", v.sched.SpanTrail)
 	}
 	if v.kv != sdtp.KVNone {
 		// A mode of its own in reports and plots: "attention+h2o" is
@@ -59,6 +66,12 @@ func (v variant) String() string {
 	s := v.mode
 	if len(v.sched.Layers) > 0 {
 		s += fmt.Sprintf(" (layers %v, keep %v)", v.sched.Layers, v.sched.KeepRatios)
+	}
+	if v.sched.SpanKernel > 0 {
+		s += fmt.Sprintf(" span %d", v.sched.SpanKernel)
+	}
+	if v.sched.SpanTrail > 0 {
+		s += fmt.Sprintf(" trail %d", v.sched.SpanTrail)
 	}
 	if v.kv != sdtp.KVNone {
 		s += fmt.Sprintf(" + %s at %v", v.kv, v.kvBudget)
@@ -94,37 +107,50 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 		case mode == "llamacpp" || mode == "dense":
 			out = append(out, variant{mode: mode, byDefault: true})
 		case b.learned(mode):
+			def, err := b.presetSchedule(mode, b.learnedSched, nLayer)
+			if err != nil {
+				return nil, err
+			}
 			for _, layers := range b.cfg.pruneLayers {
-				trained := b.learnedSched
+				trained := def
 				if layers != nil {
-					var err error
 					if trained, err = b.learnedSched.Subset(layers); err != nil {
 						return nil, fmt.Errorf("--prune-layers %v with mode %s: %w", layers, mode, err)
 					}
 				}
-				full := layers == nil || slices.Equal(layers, b.learnedSched.Layers)
+				full := layers == nil || slices.Equal(layers, def.Layers)
 				if !b.cfg.keepRatiosSet {
 					out = append(out, variant{mode: mode, sched: trained, custom: !full, byDefault: full})
 					continue
 				}
 				for _, k := range b.cfg.keepRatios {
 					s := sdtp.Uniform(trained.Layers, k)
-					out = append(out, variant{mode: mode, sched: s, custom: !full, byDefault: full && slices.Equal(s.KeepRatios, b.learnedSched.KeepRatios)})
+					out = append(out, variant{mode: mode, sched: s, custom: !full, byDefault: full && slices.Equal(s.KeepRatios, def.KeepRatios)})
 				}
 			}
 		default:
+			paper, err := sdtp.DefaultSchedule(nLayer, sdtp.DefaultKeepRatio)
+			if err != nil {
+				return nil, err
+			}
+			def, err := b.presetSchedule(mode, paper, nLayer)
+			if err != nil {
+				return nil, err
+			}
 			for _, layers := range b.cfg.pruneLayers {
 				for _, k := range b.cfg.keepRatios {
-					v := variant{mode: mode, custom: layers != nil, byDefault: layers == nil && k == sdtp.DefaultKeepRatio}
-					var err error
+					v := variant{mode: mode, custom: layers != nil}
 					if layers == nil {
-						v.sched, err = sdtp.DefaultSchedule(nLayer, k)
+						v.sched = def
+						if b.cfg.keepRatiosSet {
+							v.sched = sdtp.Uniform(def.Layers, k)
+						}
+						v.byDefault = slices.Equal(v.sched.KeepRatios, def.KeepRatios)
 					} else {
 						v.sched = sdtp.Uniform(layers, k)
-						err = v.sched.Validate(nLayer)
-					}
-					if err != nil {
-						return nil, fmt.Errorf("--prune-layers %v: %w", layers, err)
+						if err := v.sched.Validate(nLayer); err != nil {
+							return nil, fmt.Errorf("--prune-layers %v: %w", layers, err)
+						}
 					}
 					out = append(out, v)
 				}
@@ -137,17 +163,54 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 	}
 	out = append(out, more...)
 	for i := range out {
-		out[i].scorer = b.scorerName(out[i].mode)
-		if len(out[i].sched.Layers) > 0 {
-			out[i].sched.SpanKernel = b.cfg.span
+		v := &out[i]
+		v.scorer = b.scorerName(v.mode)
+		if len(v.sched.Layers) == 0 {
+			continue
+		}
+		v.presetSpans = [2]int{}
+		if b.cfg.preset(v.mode) == sdtp.ScheduleRetrieval {
+			v.presetSpans = [2]int{sdtp.RetrievalSpanKernel, sdtp.RetrievalSpanTrail}
+		}
+		v.sched.SpanKernel, v.sched.SpanTrail = v.presetSpans[0], v.presetSpans[1]
+		if b.cfg.spanSet {
+			v.sched.SpanKernel = b.cfg.span
+		}
+		if b.cfg.spanTrailSet {
+			v.sched.SpanTrail = b.cfg.spanTrail
 		}
 	}
 	return withKV(out, b.cfg.kvPolicies, b.cfg.kvBudget), nil
 }
 
+// preset is the schedule preset of mode: --schedule, else retrieval for
+// sdtp and paper for the other modes (llama.SDTPOptions.Schedule).
+func (c config) preset(mode string) string {
+	switch {
+	case c.schedule != "":
+		return c.schedule
+	case mode == "sdtp":
+		return sdtp.ScheduleRetrieval
+	}
+	return sdtp.SchedulePaper
+}
+
+// presetSchedule is base (the paper's default, or learned predictors'
+// trained schedule) under mode's preset.
+func (b *bench) presetSchedule(mode string, base sdtp.Schedule, nLayer int) (sdtp.Schedule, error) {
+	if b.cfg.preset(mode) != sdtp.ScheduleRetrieval {
+		return base, nil
+	}
+	s, err := sdtp.RetrievalSchedule(base, nLayer)
+	if err != nil {
+		return s, fmt.Errorf("mode %s: %w", mode, err)
+	}
+	return s, nil
+}
+
 // learned says whether the mode prunes with learned predictors.
 func (b *bench) learned(mode string) bool {
-	return mode == "sdtp-onnx" || mode == "sdtp-gguf" || mode == "hybrid" || (mode == "sdtp" && (b.onnxSet != nil || b.heads != nil))
+	return mode == "sdtp-onnx" || mode == "sdtp-gguf" || mode == "hybrid" || mode == "learned" || (mode == "sdtp" && b.heads != nil)
 }
 
 // parsePruneLayers reads --prune-layers values: each holds one or more

@@ -79,7 +79,7 @@ func TestRunPredictorsAtChosenLayers(t *testing.T) {
 	long := strings.Repeat("the quick brown fox jumps over the lazy dog. ", 8)
 
 	var stdout, stderr bytes.Buffer
-	require.NoError(t, run([]string{"-m", model, "-p", long, "-n", "2", "--temp", "0", "-c", "1024", "--mode", "sdtp",
+	require.NoError(t, run([]string{"-m", model, "-p", long, "-n", "2", "--temp", "0", "-c", "1024", "--mode", "learned",
 		"--predictors", preds, "--prune-layers", "4", "--json"}, &stdout, &stderr), stderr.String())
 	var r report
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &r))
@@ -89,12 +89,12 @@ func TestRunPredictorsAtChosenLayers(t *testing.T) {
 
 	// Without --keep-ratio the trained ratio holds (0.7, not 0.9).
 	stdout.Reset()
-	require.NoError(t, run([]string{"-m", model, "-p", long, "-n", "2", "--temp", "0", "-c", "1024", "--mode", "sdtp",
+	require.NoError(t, run([]string{"-m", model, "-p", long, "-n", "2", "--temp", "0", "-c", "1024", "--mode", "learned",
 		"--predictors", preds, "--json"}, &stdout, &stderr), stderr.String())
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &r))
 	assert.Equal(t, sdtp.Schedule{Layers: []int{2, 4}, KeepRatios: []float64{0.7, 0.7}}.Expected(r.PromptTokens), r.KeptPerStage)
 
-	err = run([]string{"-m", model, "-p", long, "-n", "2", "-c", "1024", "--mode", "sdtp",
+	err = run([]string{"-m", model, "-p", long, "-n", "2", "-c", "1024", "--mode", "learned",
 		"--predictors", preds, "--prune-layers", "3"}, &stdout, &stderr)
 	assert.ErrorContains(t, err, "pruning layer 3 has no learned predictor: the predictors cover layers [2 4]")
 }

@@ -59,7 +59,9 @@ type config struct {
 	provider                     string
 	kvPolicy                     string
 	kvBudget                     float64
-	span                         int
+	schedule                     string
+	span                         int // 0: the schedule's; -1: none (typed as 0)
+	spanTrail                    int // the same
 }
 
 // report is what --json prints.
@@ -106,15 +108,17 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.chatTemplate, "chat-template", false, "format the prompt as one user message with the model's chat template (instruct models)")
 	system := fs.String("system", "", "a system message before the prompt (needs --chat-template)")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object with the text, token counts and timings at the end")
-	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors, else attention), random, attention, "+
-		"attention-acc (question attention accumulated over layers), hybrid (learned predictors fused with attention-acc)")
-	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each pruning stage, in (0, 1] (default: 0.9, or learned predictors' trained ratios)")
-	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: 10 stages scaled to the model's depth, or learned predictors' own layers; with predictors, a subset of theirs)")
-	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp or hybrid: a `DIR` with predictors.json (default: heads in the GGUF, MODEL.predictors/, or the set shipped for the model)")
+	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors fused with question attention at the retrieval schedule; question attention alone without predictors), "+
+		"learned (learned predictors alone: the paper's SDTP), random, attention, attention-acc (question attention accumulated over layers), hybrid (learned predictors fused with attention-acc)")
+	fs.StringVar(&c.schedule, "schedule", "", "pruning schedule: paper (10 stages × 0.9, or learned predictors' trained ones) or retrieval (the same prefill work from the middle layer on, span 7, trail 32) (default: retrieval in --mode sdtp, paper otherwise)")
+	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each pruning stage, in (0, 1] (default: the schedule's: 0.9, learned predictors' trained ratios, or the retrieval schedule's)")
+	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: the schedule's: 10 stages scaled to the model's depth or learned predictors' own layers, from the middle layer on under retrieval; with predictors, a subset of theirs)")
+	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp, learned or hybrid: a `DIR` with predictors.json (default: heads in the GGUF, MODEL.predictors/, or the set shipped for the model)")
 	fs.StringVar(&c.provider, "onnx-provider", "cpu", "where ONNX predictors run: cpu, cuda, coreml, auto")
 	fs.StringVar(&c.kvPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells each layer's cache keeps under --kv-policy: a fraction of the prompt if <= 1, else tokens")
-	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection, so kept tokens come in spans (odd; SnapKV 7, SpecPrefill 13; 0 = off)")
+	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection, so kept tokens come in spans (odd; SnapKV 7, SpecPrefill 13; 0 = none) (default: the schedule's: retrieval 7, paper none)")
+	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection, so a fact's value survives with the words that lead to it (0 = none) (default: the schedule's: retrieval 32, paper none)")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
 	fs.StringVar(&c.doc, "doc", "", "answer the question -p about the document `FILE` (through the chat template; the prefill line goes to stderr)")
@@ -165,7 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 // as "unset" or ignored, with llama-cli's meanings for -1 (-n -1: no limit,
 // -n -2: until the context is full, -t -1: all cores).
 func (c *config) checkExplicit(fs *flag.FlagSet) error {
-	if err := cliflag.RefuseEmpty(fs, "model", "file", "mode", "kv-policy", "predictors", "onnx-provider", "explain-html"); err != nil {
+	if err := cliflag.RefuseEmpty(fs, "model", "file", "mode", "schedule", "kv-policy", "predictors", "onnx-provider", "explain-html"); err != nil {
 		return err
 	}
 	switch {
@@ -181,10 +185,20 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 		return fmt.Errorf("--keep-ratio %v: the keep ratio (fraction of live tokens each stage keeps) must be in (0, 1]", c.keepRatio)
 	case fs.Changed("kv-budget") && c.kvPolicy == sdtp.KVNone:
 		return errors.New("--kv-budget needs a --kv-policy (streaming, h2o, snapkv)")
-	case fs.Changed("onnx-provider") && c.mode != llama.ModeSDTP:
-		return fmt.Errorf("--onnx-provider applies to ONNX predictors in --mode sdtp, not --mode %s", c.mode)
+	case fs.Changed("onnx-provider") && c.mode != llama.ModeSDTP && c.mode != llama.ModeLearned && c.mode != llama.ModeHybrid:
+		return fmt.Errorf("--onnx-provider applies to ONNX predictors in --mode sdtp, learned or hybrid, not --mode %s", c.mode)
 	case (c.explain || c.explainHTML != "") && c.mode == llama.ModeLlamaCpp:
-		return errors.New("--explain needs a staged mode (dense, sdtp, random, attention) on a staged architecture")
+		return errors.New("--explain needs a staged mode (dense or a pruning mode) on a staged architecture")
+	case c.span < 0 || c.spanTrail < 0:
+		return fmt.Errorf("--span %d / --span-trail %d: want 0 (none) or a token count", c.span, c.spanTrail)
+	}
+	// A typed 0 means no spans, which the library spells -1 (its 0 is
+	// the schedule's own).
+	if fs.Changed("span") && c.span == 0 {
+		c.span = -1
+	}
+	if fs.Changed("span-trail") && c.spanTrail == 0 {
+		c.spanTrail = -1
 	}
 	if c.nPredict < 0 {
 		c.nPredict = 0 // the library's "until end of generation or a full context"
@@ -192,7 +206,8 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 	// Unset pruning settings stay zero, so learned predictors keep their
 	// trained layers and ratios, and the non-pruning modes see none.
 	c.keepRatioGiven = fs.Changed("keep-ratio")
-	c.pruningGiven = c.keepRatioGiven || fs.Changed("prune-layers") || fs.Changed("predictors")
+	c.pruningGiven = c.keepRatioGiven || fs.Changed("prune-layers") || fs.Changed("predictors") ||
+		fs.Changed("schedule") || fs.Changed("span") || fs.Changed("span-trail")
 	return nil
 }
 
@@ -281,8 +296,8 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		}))
 		defer bar.Finish()
 	}
-	sdtpOpts := llama.SDTPOptions{Mode: c.mode, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
-		KVPolicy: c.kvPolicy, SpanKernel: c.span}
+	sdtpOpts := llama.SDTPOptions{Mode: c.mode, Schedule: c.schedule, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
+		KVPolicy: c.kvPolicy, SpanKernel: c.span, SpanTrail: c.spanTrail}
 	if c.keepRatioGiven {
 		sdtpOpts.KeepRatio = c.keepRatio
 	}
@@ -290,7 +305,7 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		sdtpOpts.KVBudget = c.kvBudget
 	}
 	l, err := llama.New(c.model, append(opts, llama.WithSDTP(sdtpOpts))...)
-	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven || c.pruningGiven || c.kvPolicy != sdtp.KVNone || c.span > 0 {
+	if !errors.Is(err, llama.ErrUnsupportedArch) || c.modeGiven || c.pruningGiven || c.kvPolicy != sdtp.KVNone {
 		return l, err
 	}
 	fmt.Fprintf(stderr, "sdtp-run: %v\nsdtp-run: running with --mode llamacpp (no pruning)\n", err)
@@ -327,7 +342,7 @@ func explain(c config, st *llama.SDTPStats, stderr io.Writer) error {
 		return nil
 	}
 	if st == nil {
-		return errors.New("--explain needs a staged mode (dense, sdtp, random, attention, attention-acc, hybrid) on a staged architecture")
+		return errors.New("--explain needs a staged mode (dense or a pruning mode) on a staged architecture")
 	}
 	if c.explain {
 		explainANSI(stderr, st)

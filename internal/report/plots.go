@@ -39,7 +39,7 @@ func (s *series) add(name string, x, y float64) {
 }
 
 // modeOrder fixes each mode's colour and marker across the plots.
-var modeOrder = []string{"llamacpp", "dense", "sdtp", "random", "attention", "sdtp-onnx", "sdtp-gguf"}
+var modeOrder = []string{"llamacpp", "dense", "sdtp", "random", "attention", "sdtp-onnx", "sdtp-gguf", "learned", "attention-acc", "hybrid"}
 
 // draw adds the lines to p, each sorted by x: one colour per mode, and
 // dashes for its custom layer lists.

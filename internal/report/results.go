@@ -158,9 +158,10 @@ type Band struct {
 }
 
 // Label names the row in tables: the mode, and for mode sdtp without
-// learned predictors the scorer that ran instead ("sdtp (attention)").
+// learned predictors the scorer that ran instead ("sdtp (attention-acc)").
 func (r Row) Label() string {
-	if strings.HasPrefix(r.Mode, "sdtp") && r.Scorer != "" && r.Scorer != "onnx" && r.Scorer != "gguf-heads" {
+	learned := strings.TrimPrefix(r.Scorer, "hybrid/")
+	if strings.HasPrefix(r.Mode, "sdtp") && r.Scorer != "" && learned != "onnx" && learned != "gguf-heads" {
 		return r.Mode + " (" + r.Scorer + ")"
 	}
 	return r.Mode
