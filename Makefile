@@ -139,15 +139,16 @@ fuzz: deps
 # on the 2-core machine with 2 threads: speed 3, KV speed 1.5, speed sweep
 # 2.5, quality 4.5, KV quality 2, passkey 3, multiple choice 3. DATA holds the data sets
 # (wikitext-2-raw, arc-easy); PREDICTORS_DIR, when it holds a
-# predictors.json, gives mode sdtp its learned predictors (otherwise sdtp
-# uses heads inside the GGUF, else the attention scorer, and the report
-# says which). The JSON results stay in $(BENCH_DOCS)/benchmarks/.
+# predictors.json, gives modes sdtp and learned their learned predictors
+# (otherwise sdtp uses heads inside the GGUF, else the question attention
+# alone, learned is left out, and the report says which). The JSON results stay in $(BENCH_DOCS)/benchmarks/.
 DATA           ?= ../shared/data
 BENCH_DOCS     ?= docs
 RESULTS = $(BENCH_DOCS)/benchmarks
 WIKI    = $(DATA)/wikitext-2-raw/wiki.valid.raw
 BENCH   = bin/sdtp-bench --json $(if $(wildcard $(PREDICTORS_DIR)/predictors.json),--predictors $(PREDICTORS_DIR))
-PRUNING = --modes dense,sdtp,random,attention
+comma   := ,
+PRUNING = --modes dense,sdtp,$(if $(wildcard $(PREDICTORS_DIR)/predictors.json),learned$(comma))random,attention
 # The shipped predictors trained on WikiText's first 70% (sdtp-train
 # --text-to 0.7); quality and passkey text comes from the rest.
 HELD_OUT = 0.7
