@@ -175,12 +175,13 @@ bench: build
 # Qwen2.5-Coder-0.5B-Instruct (its chat template; sdtp prunes by the
 # question attention alone until it has predictors), sdtp at the retrieval
 # schedule and the baselines at the paper's (docs/SCHEDULES.md), at FID_LENGTHS,
-# modes FID_MODES; FID_PROMPTS prompts per needle task and length (8 tasks:
-# 192 per length) and FID_QA_PROMPTS per QA set (2 sets: 100 per length),
-# so each family average rests on 100+ prompts: 2 models × 292 prompts × 2
-# lengths × 4 modes = 4,672 answers. About 40 h on the 2-core machine
-# with 2 threads: a Gemma 2K prompt takes a median 37 s for the four modes
-# as measured (dense 12.8 s, sdtp 8.5, attention 8.8, random 8.6, greedy
+# modes FID_MODES (and learned on Gemma); FID_PROMPTS prompts per needle
+# task and length (8 tasks: 192 per length) and FID_QA_PROMPTS per QA set
+# (2 sets: 100 per length), so each family average rests on 100+ prompts:
+# 292 prompts × 2 lengths × (5 modes on Gemma + 4 on Qwen) = 5,256
+# answers. About 42 h on the 2-core machine with 2 threads: a Gemma 2K
+# prompt took a median 37 s for four modes as measured (dense 12.8 s, sdtp
+# with the paper's schedule 8.5, attention 8.8, random 8.6, greedy
 # answers included, on a day when llama.cpp's own 2K prefill took 10.0 s
 # here, against 3.8 s in docs/BENCHMARKS.md: this machine's speed varies
 # between sessions), 3 h for the 292; 4K about 2.2× that; Qwen 0.5B 3.3× the Gemma cost per prompt (218
@@ -195,7 +196,7 @@ FID_PROMPTS ?= 24
 FID_QA_PROMPTS ?= 50
 FID_MODES   ?= dense,sdtp,attention,random
 FID_DIR      = $(BENCH_DOCS)/fidelity
-FID_RUN      = bin/sdtp-bench --json --modes $(FID_MODES)
+FID_RUN      = bin/sdtp-bench --json
 fidelity: build data
 	$(GOQ) test -count=1 -tags evaldata -run RealDevSplits ./internal/fidelity/
 	@for m in $(FID_MODELS); do $(MAKE) --no-print-directory deps MODEL=$$m || exit 1; done
@@ -208,16 +209,18 @@ fidelity-report: build data
 	$(call fidelity-suite,--records-only)
 
 # fidelity-suite: every model × suite of make fidelity, answering through
-# the records, with $(1) added to each run; then the report.
+# the records, with $(1) added to each run; then the report. A model with
+# shipped predictors also runs mode learned (the paper's SDTP), so the
+# report shows what the retrieval-safe sdtp changed.
 define fidelity-suite
 @mkdir -p $(FID_DIR)
 @for m in $(FID_MODELS); do \
-  pred=$$(test -f predictors/$$m/predictors.json && echo "--predictors predictors/$$m"); \
+  args=$$(test -f predictors/$$m/predictors.json && echo "--predictors predictors/$$m --modes $(FID_MODES),learned" || echo "--modes $(FID_MODES)"); \
   for suite in ruler "qa squad" "qa hotpot"; do \
     out=$(FID_DIR)/$$m-$$(echo $$suite | sed 's/^qa //').json; \
     n=$(FID_QA_PROMPTS); test "$$suite" = ruler && n=$(FID_PROMPTS); \
-    echo "$(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $$n --records $(FID_DIR)/records $(1) > $$out"; \
-    $(FID_RUN) --model $$m $$pred --$$suite --lengths $(FID_LENGTHS) --prompts $$n \
+    echo "$(FID_RUN) --model $$m $$args --$$suite --lengths $(FID_LENGTHS) --prompts $$n --records $(FID_DIR)/records $(1) > $$out"; \
+    $(FID_RUN) --model $$m $$args --$$suite --lengths $(FID_LENGTHS) --prompts $$n \
       --records $(FID_DIR)/records $(1) > $$out.tmp && mv $$out.tmp $$out || exit 1; \
   done; \
 done
