@@ -349,7 +349,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	rep := report.Run{Kind: c.kind(), Command: command(args), Date: started.UTC().Format(time.RFC3339),
 		Model: m.Desc(), ModelFile: filepath.Base(c.model), Threads: c.threads, BuildFlags: buildFlags(),
 		CPU: bridge.SystemInfo(), CPUModel: cpuModel(), Cores: runtime.NumCPU(), GoVersion: runtime.Version(),
-		DefaultKeepRatio: sdtp.DefaultKeepRatio, DefaultPruneLayers: defSched.Layers, SDTPScorer: b.sdtpScorer()}
+		DefaultKeepRatio: sdtp.DefaultKeepRatio, DefaultPruneLayers: defSched.Layers, SDTPScorer: b.sdtpMode(defSched, m.NLayer())}
 	switch rep.Kind {
 	case report.KindFidelity:
 		rep.PromptFormat, rep.AnswerCommits, rep.Results, err = b.fidelity()
@@ -514,6 +514,26 @@ func (b *bench) loadLearned() error {
 		}
 	}
 	return nil
+}
+
+// sdtpMode describes what mode sdtp runs (report.Run.SDTPScorer): its
+// scorer, and its schedule when the preset is not the paper's default.
+func (b *bench) sdtpMode(paper sdtp.Schedule, nLayer int) string {
+	scorer := "question attention alone (no learned predictors for this model)"
+	base := paper
+	if b.heads != nil {
+		scorer = b.sdtpScorer() + ", fused with the question attention"
+		base = b.learnedSched
+	}
+	if b.cfg.preset("sdtp") != sdtp.ScheduleRetrieval {
+		return scorer
+	}
+	s, err := sdtp.RetrievalSchedule(base, nLayer)
+	if err != nil {
+		return scorer // variants() has reported it
+	}
+	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before each of layers %v, span %d, trail %d",
+		scorer, s.KeepRatios[0], s.Layers, s.SpanKernel, s.SpanTrail)
 }
 
 // sdtpScorer says which learned predictors the learned modes prune with.

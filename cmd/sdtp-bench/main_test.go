@@ -106,6 +106,9 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 	assert.True(t, byMode["sdtp-gguf"].Default(), "the trained schedule is the learned modes' default")
 	assert.Equal(t, []int{4}, byMode["sdtp"].PruneLayers, "sdtp: the predictors' layers from 6/2 on (the retrieval schedule)")
 	assert.Equal(t, "hybrid/onnx", byMode["sdtp"].Scorer, "fused with the question attention")
+	// 2,4 @ 0.7 leaves 0.730 of the work on 6 layers; from layer 4 alone
+	// that is (4 + 2r)/6: r = 0.190.
+	assert.Contains(t, rep.SDTPScorer, "fused with the question attention, at the retrieval schedule: keep 0.190 before each of layers [4], span 7, trail 32")
 	assert.Equal(t, "gguf-heads", byMode["sdtp-gguf"].Scorer)
 
 	// --keep-ratios replaces the learned predictors' trained ratio, and

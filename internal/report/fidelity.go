@@ -158,7 +158,7 @@ func fidelityMarkdown(runs []Run, models []string, cells map[string][]cell, meta
 		cs := cells[m]
 		run := cs[0].run
 		d.f("## %s (%s prompts)\n\n", run.Model, run.PromptFormat)
-		d.f("`%s`; `sdtp` mode: %s; default schedule: keep %g of the live tokens before each of layers %s.\n\n",
+		d.f("`%s`; `sdtp` mode: %s; the other modes' schedule: keep %g of the live tokens before each of layers %s.\n\n",
 			m, run.SDTPScorer, run.DefaultKeepRatio, joinInts(run.DefaultPruneLayers, ", "))
 		d.f("### Family averages\n\n")
 		var rows [][]string

@@ -131,7 +131,7 @@ func markdown(runs []Run, meta Meta, images map[string]string) string {
 		{"build flags", "`" + first.BuildFlags + "`"},
 		{"commit", "`" + meta.Commit + "`"},
 		{"date", meta.Date.UTC().Format("2006-01-02 15:04 UTC")},
-		{"default schedule", fmt.Sprintf("keep %g of the live tokens before each of layers %s", first.DefaultKeepRatio, joinInts(first.DefaultPruneLayers, ", "))},
+		{"paper schedule (the modes but sdtp)", fmt.Sprintf("keep %g of the live tokens before each of layers %s", first.DefaultKeepRatio, joinInts(first.DefaultPruneLayers, ", "))},
 		{"`sdtp` mode", first.SDTPScorer},
 	})
 	d.f("A *sweep* runs each scorer at every keep ratio (the fraction of live tokens kept at each stage) " +

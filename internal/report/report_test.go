@@ -112,7 +112,7 @@ func TestWriteReport(t *testing.T) {
 	for _, want := range []string{
 		"in 10.0 min of benchmarks", // 5 runs × 120 s
 		"| machine | Test CPU, 2 cores |", "| threads | 2 |", "| CPU features (ggml) | SSE3, AVX |", "| commit | `0123abc` |",
-		"| date | 2025-03-04 05:06 UTC |", "| default schedule | keep 0.9 of the live tokens before each of layers 2, 4, 6 |",
+		"| date | 2025-03-04 05:06 UTC |", "| paper schedule (the modes but sdtp) | keep 0.9 of the live tokens before each of layers 2, 4, 6 |",
 		"| `sdtp` mode | the attention scorer |",
 		// The default table takes 2048-token attention from the first run, not the sweep's 640 ms.
 		"| 2048 | attention | 625.0 | 1.60× | 1.50× | 256 | 70.0 | 1.0 | - |",
