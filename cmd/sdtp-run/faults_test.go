@@ -38,6 +38,10 @@ func TestRunRefusesExplicitEdgeValues(t *testing.T) {
 		"keep ratio 0, llamacpp ": {[]string{"--mode", "llamacpp", "--keep-ratio", "0"}, "--keep-ratio 0"},
 		"onnx provider, random":   {[]string{"--mode", "random", "--onnx-provider", "cuda"}, "--onnx-provider applies to ONNX predictors"},
 		"explain, llamacpp":       {[]string{"--mode", "llamacpp", "--explain"}, "--explain needs a staged mode"},
+		"span -1":                 {[]string{"--span", "-1"}, "--span -1 / --span-trail 0: want 0 (none)"},
+		"schedule, dense":         {[]string{"--mode", "dense", "--schedule", "paper"}, "schedule paper given in mode dense"},
+		"schedule unknown":        {[]string{"--schedule", "fast"}, `unknown schedule "fast"`},
+		"schedule empty":          {[]string{"--schedule", ""}, `--schedule ""`},
 		"empty mode":              {[]string{"--mode", ""}, `--mode ""`},
 		"empty kv policy":         {[]string{"--kv-policy", ""}, `--kv-policy ""`},
 	} {
