@@ -216,7 +216,7 @@ func (o SDTPOptions) refuseUnused(lora bool) error {
 		return fmt.Errorf("llama: schedule %s given in mode %s, which prunes nothing (modes %s prune)", o.Schedule, mode, pruningModes)
 	case (o.KVPolicy == "" || o.KVPolicy == sdtp.KVNone) && o.KVBudget != 0:
 		return fmt.Errorf("llama: KV budget %v given without a KV policy (streaming, h2o, snapkv)", o.KVBudget)
-	case o.Predictors != "" && !usesPredictors(o.Mode):
+	case o.Predictors != "" && !UsesPredictors(o.Mode):
 		return fmt.Errorf("llama: predictors %s given in mode %s; learned predictors prune in modes sdtp, learned and hybrid", o.Predictors, mode)
 	case !staged && o.UBatch != 0:
 		return fmt.Errorf("llama: SDTP ubatch %d given in mode %s; it sizes the staged engine's graphs (llama.cpp's batch is SetNBatch)", o.UBatch, mode)
@@ -235,8 +235,9 @@ func Prunes(mode string) bool {
 	return false
 }
 
-// usesPredictors says whether mode prunes with learned predictors.
-func usesPredictors(mode string) bool {
+// UsesPredictors says whether mode prunes with learned predictors (and so
+// reads SDTPOptions.Predictors and ONNXProvider).
+func UsesPredictors(mode string) bool {
 	return mode == ModeSDTP || mode == ModeLearned || mode == ModeHybrid
 }
 
@@ -250,7 +251,7 @@ func (o SDTPOptions) For(mode string) SDTPOptions {
 	if !Prunes(mode) {
 		o.Schedule, o.KeepRatio, o.Layers, o.SpanKernel, o.SpanTrail = "", 0, nil, 0, 0
 	}
-	if !usesPredictors(mode) {
+	if !UsesPredictors(mode) {
 		o.Predictors, o.ONNXProvider = "", ""
 	}
 	if mode == "" || mode == ModeLlamaCpp {
@@ -278,7 +279,7 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 		return err
 	}
 	learned := false
-	if usesPredictors(o.Mode) {
+	if UsesPredictors(o.Mode) {
 		sc, kind, trained, err := s.learned(path, m, o)
 		if sc != nil {
 			s.scorer, s.scorerName = sc, kind // closed by free, also when the schedule is refused
@@ -308,22 +309,29 @@ func (s *staged) pickScorer(path string, m *bridge.Model, o SDTPOptions) error {
 	return err
 }
 
-// preset is the schedule preset o names, or its mode's default.
-func (o SDTPOptions) preset() string {
-	switch {
-	case o.Schedule != "":
-		return o.Schedule
-	case o.Mode == ModeSDTP:
+// SchedulePreset is the schedule preset mode runs when
+// SDTPOptions.Schedule is empty: retrieval in mode sdtp, paper in the
+// other modes.
+func SchedulePreset(mode string) string {
+	if mode == ModeSDTP {
 		return sdtp.ScheduleRetrieval
 	}
 	return sdtp.SchedulePaper
 }
 
+// preset is the schedule preset o names, or its mode's default.
+func (o SDTPOptions) preset() string {
+	if o.Schedule != "" {
+		return o.Schedule
+	}
+	return SchedulePreset(o.Mode)
+}
+
 // validateSchedule checks the schedule settings that need no model.
 func (o SDTPOptions) validateSchedule() error {
 	switch {
-	case o.Schedule != "" && o.Schedule != sdtp.SchedulePaper && o.Schedule != sdtp.ScheduleRetrieval:
-		return fmt.Errorf("llama: unknown schedule %q (%s, %s)", o.Schedule, sdtp.SchedulePaper, sdtp.ScheduleRetrieval)
+	case o.Schedule != "" && sdtp.ValidatePreset(o.Schedule) != nil:
+		return fmt.Errorf("llama: %w", sdtp.ValidatePreset(o.Schedule))
 	case o.SpanKernel != -1 && sdtp.ValidateSpanKernel(o.SpanKernel) != nil:
 		return fmt.Errorf("llama: %w, or -1 for none", sdtp.ValidateSpanKernel(o.SpanKernel))
 	case o.SpanTrail < -1:
@@ -347,20 +355,17 @@ func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdt
 		}
 	case o.Layers != nil:
 		s = sdtp.Uniform(o.Layers, sdtp.DefaultKeepRatio)
-	case o.preset() == sdtp.ScheduleRetrieval:
-		if s, err = sdtp.RetrievalSchedule(base, nLayer); err != nil {
+	default:
+		if s, err = sdtp.Preset(o.preset(), base, nLayer); err != nil {
 			return s, fmt.Errorf("llama: %w", err)
 		}
 	}
 	if o.KeepRatio != 0 {
 		s = sdtp.Uniform(s.Layers, o.KeepRatio)
 	}
-	s.SpanKernel, s.SpanTrail = 0, 0
-	if o.preset() == sdtp.ScheduleRetrieval {
-		s.SpanKernel, s.SpanTrail = sdtp.RetrievalSpanKernel, sdtp.RetrievalSpanTrail
-	}
-	s.SpanKernel = spanSetting(o.SpanKernel, s.SpanKernel)
-	s.SpanTrail = spanSetting(o.SpanTrail, s.SpanTrail)
+	kernel, trail := sdtp.PresetSpans(o.preset())
+	s.SpanKernel = spanSetting(o.SpanKernel, kernel)
+	s.SpanTrail = spanSetting(o.SpanTrail, trail)
 	return s, s.Validate(nLayer)
 }
 

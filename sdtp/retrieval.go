@@ -40,10 +40,46 @@ func RetrievalSchedule(ref Schedule, nLayer int) (Schedule, error) {
 	if first == len(ref.Layers) {
 		return Schedule{}, fmt.Errorf("sdtp: the retrieval schedule prunes from layer %d on, and the schedule's layers %v end before it", nLayer/2, ref.Layers)
 	}
-	ref.SpanKernel, ref.SpanTrail = RetrievalSpanKernel, RetrievalSpanTrail
+	ref.SpanKernel, ref.SpanTrail = PresetSpans(ScheduleRetrieval)
 	// Pruning from layer L leaves at least L/nLayer of the work.
 	for first > 0 && float64(ref.Layers[first])/float64(nLayer) >= ref.Work(nLayer) {
 		first--
 	}
 	return SameWork(ref, nLayer, ref.Layers[first:], 0)
+}
+
+// ValidatePreset accepts the schedule presets' names.
+func ValidatePreset(name string) error {
+	if name != SchedulePaper && name != ScheduleRetrieval {
+		return fmt.Errorf("sdtp: unknown schedule %q (%s, %s)", name, SchedulePaper, ScheduleRetrieval)
+	}
+	return nil
+}
+
+// PresetSpans is the span kernel and trail a preset prunes with: none for
+// the paper's schedule, RetrievalSpanKernel and RetrievalSpanTrail for the
+// retrieval schedule.
+func PresetSpans(name string) (kernel, trail int) {
+	if name == ScheduleRetrieval {
+		return RetrievalSpanKernel, RetrievalSpanTrail
+	}
+	return 0, 0
+}
+
+// Preset is base (the paper's default schedule, or learned predictors'
+// trained one) under the named preset: base itself for SchedulePaper,
+// RetrievalSchedule(base) for ScheduleRetrieval, with the preset's spans.
+func Preset(name string, base Schedule, nLayer int) (Schedule, error) {
+	if err := ValidatePreset(name); err != nil {
+		return Schedule{}, err
+	}
+	s := base
+	if name == ScheduleRetrieval {
+		var err error
+		if s, err = RetrievalSchedule(base, nLayer); err != nil {
+			return s, err
+		}
+	}
+	s.SpanKernel, s.SpanTrail = PresetSpans(name)
+	return s, nil
 }

@@ -88,6 +88,27 @@ func TestRetrievalSchedule(t *testing.T) {
 	assert.InDelta(t, ref.Work(6), s.Work(6), 1e-6)
 	_, err = RetrievalSchedule(Uniform([]int{2, 4}, 0.9), 18)
 	assert.ErrorContains(t, err, "end before it")
+}
+
+func TestPresets(t *testing.T) {
+	paper, err := DefaultSchedule(18, DefaultKeepRatio)
+	require.NoError(t, err)
+	s, err := Preset(SchedulePaper, paper, 18)
+	require.NoError(t, err)
+	assert.Equal(t, paper, s, "the paper's schedule, no spans")
+	retrieval, err := RetrievalSchedule(paper, 18)
+	require.NoError(t, err)
+	s, err = Preset(ScheduleRetrieval, paper, 18)
+	require.NoError(t, err)
+	assert.Equal(t, retrieval, s)
+	k, tr := PresetSpans(ScheduleRetrieval)
+	assert.Equal(t, [2]int{RetrievalSpanKernel, RetrievalSpanTrail}, [2]int{k, tr})
+	k, tr = PresetSpans(SchedulePaper)
+	assert.Equal(t, [2]int{0, 0}, [2]int{k, tr})
+	require.NoError(t, ValidatePreset(SchedulePaper))
+	assert.ErrorContains(t, ValidatePreset("fast"), `unknown schedule "fast"`)
+	_, err = Preset("", paper, 18)
+	assert.ErrorContains(t, err, `unknown schedule ""`)
 	_, err = RetrievalSchedule(Uniform([]int{2, 40}, 0.9), 18)
 	assert.ErrorContains(t, err, "out of range")
 }

@@ -168,8 +168,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.keepRatiosSet = fs.Changed("keep-ratios")
 	c.spanSet, c.spanTrailSet = fs.Changed("span"), fs.Changed("span-trail")
-	if c.schedule != "" && c.schedule != sdtp.SchedulePaper && c.schedule != sdtp.ScheduleRetrieval {
-		return c, fmt.Errorf("--schedule %q: want %s or %s", c.schedule, sdtp.SchedulePaper, sdtp.ScheduleRetrieval)
+	if c.schedule != "" {
+		if err := sdtp.ValidatePreset(c.schedule); err != nil {
+			return c, fmt.Errorf("--schedule %q: %w", c.schedule, err)
+		}
 	}
 	if err := cliflag.RefuseEmpty(fs, "model", "text", "haystack", "mc", "mc-labels", "predictors", "onnx-provider", "records", "qa-data"); err != nil {
 		return c, err
@@ -528,7 +530,7 @@ func (b *bench) sdtpMode(paper sdtp.Schedule, nLayer int) string {
 	if b.cfg.preset("sdtp") != sdtp.ScheduleRetrieval {
 		return scorer
 	}
-	s, err := sdtp.RetrievalSchedule(base, nLayer)
+	s, err := sdtp.Preset(sdtp.ScheduleRetrieval, base, nLayer)
 	if err != nil {
 		return scorer // variants() has reported it
 	}
@@ -584,7 +586,11 @@ func (b *bench) scorer(mode string) sdtp.Scorer {
 	case mode == "hybrid" || (mode == "sdtp" && b.hybrid != nil):
 		return &timed{Scorer: b.hybrid}
 	case mode == "sdtp" || strings.HasPrefix(mode, "attention-acc"):
-		sc, err := predictor.New(strings.Replace(mode, "sdtp", "attention-acc", 1), 0)
+		name := mode
+		if mode == "sdtp" {
+			name = "attention-acc" // sdtp without learned predictors
+		}
+		sc, err := predictor.New(name, 0)
 		if err != nil {
 			panic(err) // the names are registered by package predictor
 		}

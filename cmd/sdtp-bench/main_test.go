@@ -337,6 +337,15 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 		assert.True(t, rep.Results[i].Default(), rep.Results[i].Mode)
 	}
 	assert.Equal(t, "learned", rep.Results[1].Mode, "the preset's spans are not named")
+	// The retrieval schedule's layers given by hand run at the trained
+	// ratio: not the default.
+	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "sdtp", "--predictors", preds, "--prune-layers", "4")
+	require.Len(t, rep.Results, 1)
+	assert.Equal(t, []int{4}, rep.Results[0].PruneLayers)
+	assert.Equal(t, 0.7, rep.Results[0].KeepRatio)
+	assert.False(t, rep.Results[0].Default())
+	assert.True(t, rep.Results[0].CustomLayers)
 	assert.ErrorContains(t, run(append(args, "--schedule", "fast"), &stdout, &stderr), `--schedule "fast"`)
 	assert.ErrorContains(t, run(append(args, "--span", "6"), &stdout, &stderr), "span kernel 6")
 	assert.ErrorContains(t, run([]string{"--model", model, "--modes", "llamacpp,dense", "--span", "7"}, &stdout, &stderr), "needs a pruning mode")

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/go-sdtp/sdtp/internal/report"
+	"github.com/go-sdtp/sdtp/llama"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -118,7 +119,9 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 						return nil, fmt.Errorf("--prune-layers %v with mode %s: %w", layers, mode, err)
 					}
 				}
-				full := layers == nil || slices.Equal(layers, def.Layers)
+				// The default only when it is def: layers naming the
+				// retrieval schedule's stages still run at the trained ratios.
+				full := layers == nil || (slices.Equal(trained.Layers, def.Layers) && slices.Equal(trained.KeepRatios, def.KeepRatios))
 				if !b.cfg.keepRatiosSet {
 					out = append(out, variant{mode: mode, sched: trained, custom: !full, byDefault: full})
 					continue
@@ -168,10 +171,7 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 		if len(v.sched.Layers) == 0 {
 			continue
 		}
-		v.presetSpans = [2]int{}
-		if b.cfg.preset(v.mode) == sdtp.ScheduleRetrieval {
-			v.presetSpans = [2]int{sdtp.RetrievalSpanKernel, sdtp.RetrievalSpanTrail}
-		}
+		v.presetSpans[0], v.presetSpans[1] = sdtp.PresetSpans(b.cfg.preset(v.mode))
 		v.sched.SpanKernel, v.sched.SpanTrail = v.presetSpans[0], v.presetSpans[1]
 		if b.cfg.spanSet {
 			v.sched.SpanKernel = b.cfg.span
@@ -183,25 +183,19 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 	return withKV(out, b.cfg.kvPolicies, b.cfg.kvBudget), nil
 }
 
-// preset is the schedule preset of mode: --schedule, else retrieval for
-// sdtp and paper for the other modes (llama.SDTPOptions.Schedule).
+// preset is the schedule preset of mode: --schedule, else the library's
+// default for the mode (llama.SchedulePreset).
 func (c config) preset(mode string) string {
-	switch {
-	case c.schedule != "":
+	if c.schedule != "" {
 		return c.schedule
-	case mode == "sdtp":
-		return sdtp.ScheduleRetrieval
 	}
-	return sdtp.SchedulePaper
+	return llama.SchedulePreset(mode)
 }
 
 // presetSchedule is base (the paper's default, or learned predictors'
 // trained schedule) under mode's preset.
 func (b *bench) presetSchedule(mode string, base sdtp.Schedule, nLayer int) (sdtp.Schedule, error) {
-	if b.cfg.preset(mode) != sdtp.ScheduleRetrieval {
-		return base, nil
-	}
-	s, err := sdtp.RetrievalSchedule(base, nLayer)
+	s, err := sdtp.Preset(b.cfg.preset(mode), base, nLayer)
 	if err != nil {
 		return s, fmt.Errorf("mode %s: %w", mode, err)
 	}

@@ -185,7 +185,7 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 		return fmt.Errorf("--keep-ratio %v: the keep ratio (fraction of live tokens each stage keeps) must be in (0, 1]", c.keepRatio)
 	case fs.Changed("kv-budget") && c.kvPolicy == sdtp.KVNone:
 		return errors.New("--kv-budget needs a --kv-policy (streaming, h2o, snapkv)")
-	case fs.Changed("onnx-provider") && c.mode != llama.ModeSDTP && c.mode != llama.ModeLearned && c.mode != llama.ModeHybrid:
+	case fs.Changed("onnx-provider") && !llama.UsesPredictors(c.mode):
 		return fmt.Errorf("--onnx-provider applies to ONNX predictors in --mode sdtp, learned or hybrid, not --mode %s", c.mode)
 	case (c.explain || c.explainHTML != "") && c.mode == llama.ModeLlamaCpp:
 		return errors.New("--explain needs a staged mode (dense or a pruning mode) on a staged architecture")
