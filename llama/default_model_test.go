@@ -149,7 +149,7 @@ func TestDefaultModelFindsShippedPredictors(t *testing.T) {
 	res, err = l.Generate("The capital of France is", SetTemperature(0), SetTokens(2), SetThreads(1))
 	require.NoError(t, err)
 	assert.Equal(t, ModeHybrid+"/"+ScorerONNX, res.SDTP.Scorer)
-	assert.Equal(t, []int{9, 10, 12, 14, 15, 17}, res.SDTP.Schedule.Layers, "the retrieval schedule: from layer 18/2 on")
-	assert.InDelta(t, 0.6514, res.SDTP.Schedule.KeepRatios[0], 1e-4)
+	assert.Equal(t, []int{7}, res.SDTP.Schedule.Layers, "the retrieval schedule: one cut at the layer nearest 0.4·18")
+	assert.InDelta(t, 0.4131, res.SDTP.Schedule.KeepRatios[0], 1e-4)
 	assert.Equal(t, sdtp.RetrievalSpanTrail, res.SDTP.Schedule.SpanTrail)
 }

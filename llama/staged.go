@@ -22,7 +22,7 @@ const (
 	// ModeSDTP is retrieval-safe SDTP: learned predictors fused with the
 	// question attention (as ModeHybrid; ModeAttentionAcc for a model
 	// without predictors) at the retrieval schedule
-	// (sdtp.RetrievalSchedule: from the middle layer on, with spans).
+	// (sdtp.RetrievalSchedule: one cut at 0.4 of the depth, with spans).
 	ModeSDTP = "sdtp"
 	// ModeLearned prunes by the learned predictors alone (the paper's
 	// SDTP, and what mode sdtp was before issue 16), at the paper's
@@ -51,8 +51,9 @@ type SDTPOptions struct {
 	Mode string // one of the Mode constants; "" = ModeLlamaCpp
 	// Schedule names the schedule preset: sdtp.SchedulePaper (10 stages
 	// × 0.9 from layer nLayer/8, or learned predictors' trained schedule;
-	// no spans) or sdtp.ScheduleRetrieval (the same prefill work from the
-	// middle layer on, span kernel 7, trail 32: sdtp.RetrievalSchedule).
+	// no spans) or sdtp.ScheduleRetrieval (the same prefill work in one
+	// cut at 0.4 of the depth, span kernel 7, trail 32:
+	// sdtp.RetrievalSchedule).
 	// "" = retrieval in mode sdtp, paper in the other pruning modes.
 	// Layers, KeepRatio, SpanKernel and SpanTrail replace its parts.
 	Schedule string
@@ -431,7 +432,7 @@ func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scor
 // are fused with the question attention.
 func noFusion(missing bool) {
 	if missing {
-		fmt.Fprintln(os.Stderr, "sdtp: the predictors have no fusion block; fusing by rank, attention weight 0.5 at every stage")
+		fmt.Fprintln(os.Stderr, "sdtp: the predictors have no fusion block; fusing by rank, attention weight", predictor.DefaultAttentionWeight, "at every stage")
 	}
 }
 

@@ -78,6 +78,7 @@ func TestFusionOnHandMadeScores(t *testing.T) {
 	// Rank mixing by hand: 4 rivals at positions 4..7 of a 12-token prompt
 	// (protected: 0..3, 10..11).
 	f := DefaultFusion(1)
+	f.AttentionWeights = []float64{0.5}
 	got, err := f.Fuse(0, []float32{0, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0}, []float32{0, 0, 0, 0, 4, 3, 2, 1, 0, 0, 0, 0},
 		livePositions(12), 12)
 	require.NoError(t, err)
@@ -111,7 +112,7 @@ func TestFusionValidate(t *testing.T) {
 	}
 	raw, err := json.Marshal(f)
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"version":1,"method":"rank","attention_weights":[0.5,0.5],"head_pool":"max","layer_norm":"mean","sliding_window":"full-mask","attention_window":16}`, string(raw))
+	assert.JSONEq(t, `{"version":1,"method":"rank","attention_weights":[0.25,0.25],"head_pool":"max","layer_norm":"mean","sliding_window":"full-mask","attention_window":16}`, string(raw))
 }
 
 // layer builds one layer's [heads][live] attention from per-head rows.

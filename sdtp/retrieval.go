@@ -1,6 +1,9 @@
 package sdtp
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // Schedule presets: the paper's placement, and the retrieval schedule that
 // keeps answers on long-prompt retrieval and QA (issue 16;
@@ -18,34 +21,45 @@ const (
 	RetrievalSpanTrail  = 32
 )
 
-// RetrievalSchedule is ref's prefill work (Schedule.Work) spent from the
-// middle of the model on: ref's stages at layers ≥ nLayer/2, one keep
-// ratio for all of them solved by SameWork, with the retrieval spans. When
-// those stages cannot reach ref's work (a shallow model, or a ref that
-// prunes hard), it starts at the latest of ref's earlier layers that can.
-// Question attention singles out a needle at middle layers, not at the
-// first ones (GemFilter filters at layers 13–19 of 32, FastKV at a chosen
-// middle layer), and a needle pruned early cannot come back. On Gemma 3
-// 270M it turns 10 × 0.9 from layer 2 into 6 × 0.651 from layer 9 (0.641
-// of the dense work either way). Errors: ref is invalid or has no stage at
-// or after nLayer/2.
+// RetrievalCutDepth is where the retrieval schedule prunes, as a fraction
+// of the model's depth. GemFilter (arXiv 2409.17422) selects once at
+// layer 13–19 of 32 and FastKV (arXiv 2502.01068) at a middle layer: by
+// then question attention singles out the answer, and a token pruned
+// there costs the layers after it. Measured here (docs/SCHEDULES.md, "The
+// retrieval schedule"): on Gemma 3 270M one cut at layer 5 lost half the
+// needles that a cut at layer 7 kept, and cuts at layers 9 and later left
+// the last layers too few tokens for QA and continuation.
+const RetrievalCutDepth = 0.4
+
+// RetrievalSchedule is ref's prefill work (Schedule.Work) spent in one
+// cut: before the layer of ref nearest RetrievalCutDepth·nLayer (the
+// earlier one on a tie; only layers that can reach ref's work), at the
+// keep ratio SameWork solves, with the retrieval spans. Pruning gently at
+// many stages (the paper's 10 × 0.9) decides from early layers, where
+// question attention does not yet find the answer; pruning at many late
+// stages leaves the last layers a few percent of the prompt, too little
+// for a QA paragraph or a continuation. On Gemma 3 270M it turns 10 × 0.9
+// from layer 2 into one cut at layer 7 keeping 0.413 (0.641 of the dense
+// work either way); on Qwen2.5 0.5B, layer 10 keeping 0.399. Errors: ref
+// is invalid.
 func RetrievalSchedule(ref Schedule, nLayer int) (Schedule, error) {
 	if err := ref.Validate(nLayer); err != nil {
 		return Schedule{}, err
 	}
-	first := len(ref.Layers)
-	for first > 0 && ref.Layers[first-1] >= nLayer/2 {
-		first--
-	}
-	if first == len(ref.Layers) {
-		return Schedule{}, fmt.Errorf("sdtp: the retrieval schedule prunes from layer %d on, and the schedule's layers %v end before it", nLayer/2, ref.Layers)
+	target, work := RetrievalCutDepth*float64(nLayer), ref.Work(nLayer)
+	cut := -1
+	for _, l := range ref.Layers {
+		// A cut at layer l leaves at least l/nLayer of the work; ref's
+		// first layer always leaves less than ref does.
+		if float64(l)/float64(nLayer) >= work {
+			continue
+		}
+		if cut < 0 || math.Abs(float64(l)-target) < math.Abs(float64(cut)-target) {
+			cut = l
+		}
 	}
 	ref.SpanKernel, ref.SpanTrail = PresetSpans(ScheduleRetrieval)
-	// Pruning from layer L leaves at least L/nLayer of the work.
-	for first > 0 && float64(ref.Layers[first])/float64(nLayer) >= ref.Work(nLayer) {
-		first--
-	}
-	return SameWork(ref, nLayer, ref.Layers[first:], 0)
+	return SameWork(ref, nLayer, []int{cut}, 0)
 }
 
 // ValidatePreset accepts the schedule presets' names.

@@ -120,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		"pruning layers: \"default\" or a list like 3,6,9; repeat the flag or separate lists with ';' to sweep (learned predictors: default = their own layers, a list must be a subset of them)")
 	var sameWork []string
 	fs.StringArrayVar(&sameWork, "same-work", nil,
-		"also run each pruning mode at schedules of its default schedule's prefill work: \"tilt=T\" (T in [0,1): prune less early, more late), \"from=L\" (start at layer L), \"from=L,tilt=T\"; repeat or separate with ';'")
+		"also run each pruning mode at schedules of its default schedule's prefill work: \"tilt=T\" (T in [0,1): prune less early, more late), \"from=L\" (start at layer L), \"stages=N\" (only the first N of those stages; from=L,stages=1 is one cut at layer L), or several joined by ','; repeat or separate with ';'")
 	// --keep-ratio (one value) is what sdtp-run calls it.
 	fs.SetNormalizeFunc(func(_ *flag.FlagSet, name string) flag.NormalizedName {
 		if name == "keep-ratio" {
@@ -130,7 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	})
 	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for modes sdtp, learned and hybrid; default: heads inside the GGUF, MODEL.predictors/, the shipped set for the model (mode sdtp without any: question attention alone)")
-	fs.StringVar(&c.schedule, "schedule", "", "schedule preset of every pruning mode: paper (10 stages × 0.9, or learned predictors' trained ones) or retrieval (the same prefill work from the middle layer on, span 7, trail 32) (default: retrieval for sdtp, paper for the others)")
+	fs.StringVar(&c.schedule, "schedule", "", "schedule preset of every pruning mode: paper (10 stages × 0.9, or learned predictors' trained ones) or retrieval (the same prefill work in one cut at 0.4 of the depth, span 7, trail 32) (default: retrieval for sdtp, paper for the others)")
 	fs.StringVar(&c.onnxProvider, "onnx-provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, coreml, auto")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.StringSliceVar(&c.kvPolicies, "kv-policy", []string{sdtp.KVNone},
@@ -509,7 +509,7 @@ func (b *bench) loadLearned() error {
 		if h.Fusion != nil {
 			f = *h.Fusion
 		} else {
-			fmt.Fprintln(b.log, "the predictors have no fusion block; fusing by rank, attention weight 0.5 at every stage")
+			fmt.Fprintln(b.log, "the predictors have no fusion block; fusing by rank, attention weight", predictor.DefaultAttentionWeight, "at every stage")
 		}
 		if b.hybrid, err = predictor.NewHybrid(learned, h.Layers, f); err != nil {
 			return err
@@ -534,8 +534,8 @@ func (b *bench) sdtpMode(paper sdtp.Schedule, nLayer int) string {
 	if err != nil {
 		return scorer // variants() has reported it
 	}
-	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before each of layers %v, span %d, trail %d",
-		scorer, s.KeepRatios[0], s.Layers, s.SpanKernel, s.SpanTrail)
+	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before layer %d, span %d, trail %d",
+		scorer, s.KeepRatios[0], s.Layers[0], s.SpanKernel, s.SpanTrail)
 }
 
 // sdtpScorer says which learned predictors the learned modes prune with.

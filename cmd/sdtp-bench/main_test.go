@@ -104,11 +104,11 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 
 	assert.Equal(t, 0.7, byMode["sdtp-gguf"].KeepRatio, "the trained ratio")
 	assert.True(t, byMode["sdtp-gguf"].Default(), "the trained schedule is the learned modes' default")
-	assert.Equal(t, []int{4}, byMode["sdtp"].PruneLayers, "sdtp: the predictors' layers from 6/2 on (the retrieval schedule)")
+	assert.Equal(t, []int{2}, byMode["sdtp"].PruneLayers, "sdtp: one cut at the predictors' layer nearest 0.4·6 (the retrieval schedule)")
 	assert.Equal(t, "hybrid/onnx", byMode["sdtp"].Scorer, "fused with the question attention")
-	// 2,4 @ 0.7 leaves 0.730 of the work on 6 layers; from layer 4 alone
-	// that is (4 + 2r)/6: r = 0.190.
-	assert.Contains(t, rep.SDTPScorer, "fused with the question attention, at the retrieval schedule: keep 0.190 before each of layers [4], span 7, trail 32")
+	// 2,4 @ 0.7 leaves 0.730 of the work on 6 layers; one cut at layer 2
+	// leaves (2 + 4r)/6: r = 0.595.
+	assert.Contains(t, rep.SDTPScorer, "fused with the question attention, at the retrieval schedule: keep 0.595 before layer 2, span 7, trail 32")
 	assert.Equal(t, "gguf-heads", byMode["sdtp-gguf"].Scorer)
 
 	// --keep-ratios replaces the learned predictors' trained ratio, and
@@ -332,7 +332,7 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
 		"--modes", "sdtp,learned,attention", "--predictors", preds, "--schedule", "retrieval")
 	require.Len(t, rep.Results, 3)
-	for i, layers := range [][]int{{4}, {4}, {3, 4, 5}} { // the predictors' 2,4 and the paper's 1–5, from 6/2 on
+	for i, layers := range [][]int{{2}, {2}, {2}} { // the layer nearest 0.4·6 of the predictors' 2,4 and of the paper's 1–5
 		assert.Equal(t, layers, rep.Results[i].PruneLayers, rep.Results[i].Mode)
 		assert.True(t, rep.Results[i].Default(), rep.Results[i].Mode)
 	}
@@ -340,9 +340,9 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 	// The retrieval schedule's layers given by hand run at the trained
 	// ratio: not the default.
 	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
-		"--modes", "sdtp", "--predictors", preds, "--prune-layers", "4")
+		"--modes", "sdtp", "--predictors", preds, "--prune-layers", "2")
 	require.Len(t, rep.Results, 1)
-	assert.Equal(t, []int{4}, rep.Results[0].PruneLayers)
+	assert.Equal(t, []int{2}, rep.Results[0].PruneLayers)
 	assert.Equal(t, 0.7, rep.Results[0].KeepRatio)
 	assert.False(t, rep.Results[0].Default())
 	assert.True(t, rep.Results[0].CustomLayers)

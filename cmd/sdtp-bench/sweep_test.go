@@ -178,12 +178,12 @@ func TestBenchReport(t *testing.T) {
 func TestBenchSameWorkSchedules(t *testing.T) {
 	model, text := tinyBench(t)
 	rep := benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "512", "--repeat", "1", "--decode-tokens", "2",
-		"--modes", "dense,random", "--same-work", "tilt=0.5;from=6", "--same-work", "from=6,tilt=0.3")
+		"--modes", "dense,random", "--same-work", "tilt=0.5;from=6", "--same-work", "from=6,tilt=0.3", "--same-work", "from=6,stages=1")
 	rows := map[string]report.Row{}
 	for _, r := range rep.Results {
 		rows[r.Mode] = r
 	}
-	require.Len(t, rows, 5, "dense, random and its three same-work schedules: %v", rows)
+	require.Len(t, rows, 6, "dense, random and its four same-work schedules: %v", rows)
 	work := func(r report.Row) float64 {
 		var sum float64
 		for _, k := range r.KeptTokensPerLayer {
@@ -193,7 +193,7 @@ func TestBenchSameWorkSchedules(t *testing.T) {
 	}
 	def := rows["random"]
 	for name, layers := range map[string][]int{"random+tilt0.5": def.PruneLayers, "random+from6": {6, 7, 8, 9, 10, 11},
-		"random+from6tilt0.3": {6, 7, 8, 9, 10, 11}} {
+		"random+from6tilt0.3": {6, 7, 8, 9, 10, 11}, "random+from6stages1": {6}} {
 		r, ok := rows[name]
 		require.True(t, ok, name)
 		assert.Equal(t, layers, r.PruneLayers, name)
@@ -203,7 +203,7 @@ func TestBenchSameWorkSchedules(t *testing.T) {
 	assert.Greater(t, rows["random+tilt0.5"].KeptTokensPerLayer[2], def.KeptTokensPerLayer[2], "tilted: less pruning at the first stage")
 	assert.Equal(t, 512, rows["random+from6"].KeptTokensPerLayer[5], "nothing pruned before layer 6")
 
-	for _, bad := range []string{"tilt=1", "from=0", "size=3", "tilt=0.2,tilt=0.3", "from=11"} {
+	for _, bad := range []string{"tilt=1", "from=0", "size=3", "tilt=0.2,tilt=0.3", "from=11", "stages=0"} {
 		var out, errb bytes.Buffer
 		err := run([]string{"--model", model, "--text", text, "--prompt-tokens", "64", "--modes", "random", "--same-work", bad}, &out, &errb)
 		assert.Error(t, err, bad)

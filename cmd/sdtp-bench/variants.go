@@ -233,11 +233,14 @@ func parsePruneLayers(values []string) ([][]int, error) {
 }
 
 // sameWorkSpec is one --same-work schedule: the mode's default layers from
-// layer from on, keep ratios tilted toward later stages by tilt, at the
-// default schedule's prefill work (sdtp.SameWork).
+// layer from on (only the first stages of them when stages > 0), keep
+// ratios tilted toward later stages by tilt, at the default schedule's
+// prefill work (sdtp.SameWork). from=L,stages=1 is one cut at layer L, as
+// FastKV and GemFilter decide once at a middle layer.
 type sameWorkSpec struct {
-	from int
-	tilt float64
+	from   int
+	tilt   float64
+	stages int
 }
 
 func (s sameWorkSpec) String() string {
@@ -245,14 +248,17 @@ func (s sameWorkSpec) String() string {
 	if s.from > 0 {
 		parts = append(parts, fmt.Sprintf("from%d", s.from))
 	}
-	if s.tilt > 0 || s.from == 0 {
+	if s.stages > 0 {
+		parts = append(parts, fmt.Sprintf("stages%d", s.stages))
+	}
+	if s.tilt > 0 || (s.from == 0 && s.stages == 0) {
 		parts = append(parts, fmt.Sprintf("tilt%g", s.tilt))
 	}
 	return strings.Join(parts, "")
 }
 
 // parseSameWork reads --same-work values: ';'-separated specs, each
-// "tilt=T", "from=L" or "from=L,tilt=T".
+// a ','-separated set of "tilt=T", "from=L" and "stages=N".
 func parseSameWork(values []string) ([]sameWorkSpec, error) {
 	var out []sameWorkSpec
 	for _, v := range values {
@@ -264,7 +270,7 @@ func parseSameWork(values []string) ([]sameWorkSpec, error) {
 				var err error
 				switch {
 				case !ok || seen[k]:
-					err = errors.New("want tilt=T, from=L or from=L,tilt=T")
+					err = errors.New("want tilt=T, from=L, stages=N, or several of them separated by ','")
 				case k == "tilt":
 					sw.tilt, err = strconv.ParseFloat(val, 64)
 					if err == nil && !(sw.tilt >= 0 && sw.tilt < 1) {
@@ -275,8 +281,13 @@ func parseSameWork(values []string) ([]sameWorkSpec, error) {
 					if err == nil && sw.from < 1 {
 						err = fmt.Errorf("from %d must be a layer after the first", sw.from)
 					}
+				case k == "stages":
+					sw.stages, err = strconv.Atoi(val)
+					if err == nil && sw.stages < 1 {
+						err = fmt.Errorf("stages %d must be at least 1", sw.stages)
+					}
 				default:
-					err = fmt.Errorf("unknown key %q (tilt, from)", k)
+					err = fmt.Errorf("unknown key %q (tilt, from, stages)", k)
 				}
 				if err != nil {
 					return nil, fmt.Errorf("--same-work %q: %w", spec, err)
@@ -311,6 +322,9 @@ func (b *bench) sameWorkVariants(nLayer int) ([]variant, error) {
 				if l >= spec.from {
 					layers = append(layers, l)
 				}
+			}
+			if spec.stages > 0 && spec.stages < len(layers) {
+				layers = layers[:spec.stages]
 			}
 			sched, err := sdtp.SameWork(ref, nLayer, layers, spec.tilt)
 			if err != nil {

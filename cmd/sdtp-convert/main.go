@@ -217,7 +217,7 @@ func inspect(path string, w io.Writer) error {
 // printFusion describes a fusion block (mode hybrid).
 func printFusion(w io.Writer, f *predictor.Fusion) {
 	if f == nil {
-		fmt.Fprintf(w, "  fusion      none (mode hybrid fuses by default: rank, 0.5)\n")
+		fmt.Fprintf(w, "  fusion      none (mode hybrid fuses by default: rank, %g)\n", predictor.DefaultAttentionWeight)
 		return
 	}
 	pool := f.HeadPool

@@ -181,7 +181,7 @@ func TestHybridInitEmbedCheck(t *testing.T) {
 
 			require.NoError(t, run([]string{"check", "--model", model, "--predictors", preds, "--text", text}, &stdout, &stderr))
 			assert.Contains(t, stdout.String(), "kept sets identical: true")
-			assert.Regexp(t, `hybrid \(`+method+` fusion, attention weights \[0.5 0.5 0.5 0.5 0.5\]\): max \|ONNX − in-graph fused score\| = (0\.00e\+00|\d\.\d\de-0[4-9])`, stdout.String())
+			assert.Regexp(t, `hybrid \(`+method+` fusion, attention weights \[0.25 0.25 0.25 0.25 0.25\]\): max \|ONNX − in-graph fused score\| = (0\.00e\+00|\d\.\d\de-0[4-9])`, stdout.String())
 
 			embedded := filepath.Join(dir, method+".gguf")
 			require.NoError(t, run([]string{"embed", "--model", model, "--predictors", preds, "-o", embedded}, &stdout, &stderr))
@@ -194,7 +194,7 @@ func TestHybridInitEmbedCheck(t *testing.T) {
 			assert.Contains(t, stdout.String(), "kept sets identical: true")
 			stdout.Reset()
 			require.NoError(t, run([]string{"inspect", embedded}, &stdout, &stderr))
-			assert.Contains(t, stdout.String(), "fusion      v1 "+method+", attention weights [0.5 0.5 0.5 0.5 0.5]; heads pooled by max, layers by mean, sliding-window layers full-mask; attention of every layer, at most 16 queries")
+			assert.Contains(t, stdout.String(), "fusion      v1 "+method+", attention weights [0.25 0.25 0.25 0.25 0.25]; heads pooled by max, layers by mean, sliding-window layers full-mask; attention of every layer, at most 16 queries")
 
 			back := filepath.Join(dir, method+"-back")
 			require.NoError(t, run([]string{"extract", "--model", embedded, "-o", back}, &stdout, &stderr))
