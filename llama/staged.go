@@ -432,7 +432,7 @@ func (s *staged) learned(path string, m *bridge.Model, o SDTPOptions) (sdtp.Scor
 // are fused with the question attention.
 func noFusion(missing bool) {
 	if missing {
-		fmt.Fprintln(os.Stderr, "sdtp: the predictors have no fusion block; fusing by rank, attention weight", predictor.DefaultAttentionWeight, "at every stage")
+		fmt.Fprintln(os.Stderr, "sdtp:", predictor.DefaultFusionNote())
 	}
 }
 

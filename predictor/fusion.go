@@ -54,6 +54,12 @@ type Fusion struct {
 // the learned scores were trained for the next-token loss.
 const DefaultAttentionWeight = 0.25
 
+// DefaultFusionNote says how a predictor set without a fusion block is
+// fused, for the notice the tools print.
+func DefaultFusionNote() string {
+	return fmt.Sprintf("the predictors have no fusion block; fusing by rank, attention weight %g at every stage", DefaultAttentionWeight)
+}
+
 // DefaultFusion is rank mixing with DefaultAttentionWeight at every one of
 // nStages stages, and DefaultAttentionAcc's attention.
 func DefaultFusion(nStages int) Fusion {

@@ -509,7 +509,7 @@ func (b *bench) loadLearned() error {
 		if h.Fusion != nil {
 			f = *h.Fusion
 		} else {
-			fmt.Fprintln(b.log, "the predictors have no fusion block; fusing by rank, attention weight", predictor.DefaultAttentionWeight, "at every stage")
+			fmt.Fprintln(b.log, predictor.DefaultFusionNote())
 		}
 		if b.hybrid, err = predictor.NewHybrid(learned, h.Layers, f); err != nil {
 			return err

@@ -203,7 +203,7 @@ func TestBenchSameWorkSchedules(t *testing.T) {
 	assert.Greater(t, rows["random+tilt0.5"].KeptTokensPerLayer[2], def.KeptTokensPerLayer[2], "tilted: less pruning at the first stage")
 	assert.Equal(t, 512, rows["random+from6"].KeptTokensPerLayer[5], "nothing pruned before layer 6")
 
-	for _, bad := range []string{"tilt=1", "from=0", "size=3", "tilt=0.2,tilt=0.3", "from=11", "stages=0"} {
+	for _, bad := range []string{"tilt=1", "from=0", "size=3", "tilt=0.2,tilt=0.3", "from=11", "stages=0", "from=6,stages=7"} {
 		var out, errb bytes.Buffer
 		err := run([]string{"--model", model, "--text", text, "--prompt-tokens", "64", "--modes", "random", "--same-work", bad}, &out, &errb)
 		assert.Error(t, err, bad)

@@ -323,7 +323,10 @@ func (b *bench) sameWorkVariants(nLayer int) ([]variant, error) {
 					layers = append(layers, l)
 				}
 			}
-			if spec.stages > 0 && spec.stages < len(layers) {
+			if spec.stages > len(layers) {
+				return nil, fmt.Errorf("--same-work %s with mode %s: %d stages asked, the default schedule has %d from layer %d on", spec, mode, spec.stages, len(layers), spec.from)
+			}
+			if spec.stages > 0 {
 				layers = layers[:spec.stages]
 			}
 			sched, err := sdtp.SameWork(ref, nLayer, layers, spec.tilt)
