@@ -122,11 +122,18 @@ type RunInput struct {
 	HeadContext []float32
 	// LayerAttnWindow > 0 asks for RunOutput.LayerAttn: at every layer of
 	// the run (or those of LayerAttnLayers, when not nil), the attention
-	// the last LayerAttnWindow tokens pay each cached token, per head.
-	// LayerAttnSWA says how sliding-window layers count.
-	LayerAttnWindow int
-	LayerAttnSWA    SWAAttention
-	LayerAttnLayers []int
+	// the last LayerAttnWindow tokens pay each cached token, summed over
+	// those queries, per head. LayerAttnSampled > 0 adds that many
+	// queries before the window, every LayerAttnStride-th token from the
+	// one just before it back, each counted LayerAttnStride times: a few
+	// queries estimate the sum over a long stretch of text at a fraction
+	// of its cost. LayerAttnSWA says how
+	// sliding-window layers count.
+	LayerAttnWindow  int
+	LayerAttnSampled int
+	LayerAttnStride  int
+	LayerAttnSWA     SWAAttention
+	LayerAttnLayers  []int
 }
 
 // SWAAttention is how per-head layer attention (RunInput.LayerAttnWindow)
@@ -272,6 +279,11 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 		if in.First < 0 || in.Last > e.nLayer || in.First >= in.Last {
 			return out, fmt.Errorf("engine: layer range [%d, %d) out of bounds", in.First, in.Last)
 		}
+		if in.LayerAttnWindow > n || in.LayerAttnSampled < 0 ||
+			(in.LayerAttnSampled > 0 && (in.LayerAttnStride < 1 || in.LayerAttnWindow+(in.LayerAttnSampled-1)*in.LayerAttnStride >= n)) {
+			return out, fmt.Errorf("engine: a layer-attention window of %d and %d sampled queries at stride %d do not fit in %d tokens",
+				in.LayerAttnWindow, in.LayerAttnSampled, in.LayerAttnStride, n)
+		}
 		if in.LayerAttnSWA < SWAFullMask || in.LayerAttnSWA > SWASkip {
 			return out, fmt.Errorf("engine: unknown sliding-window attention setting %d", in.LayerAttnSWA)
 		}
@@ -303,7 +315,7 @@ func (e *Engine) Run(in RunInput) (RunOutput, error) {
 	defer eb.free()
 	ret := C.sdtp_engine_run(e.ptr, C.int(in.First), C.int(in.Last), tokens, hidden,
 		(*C.int32_t)(unsafe.Pointer(&in.Positions[0])), C.int(n), hiddenOut, logitsOut, C.bool(in.AllLogits), attnOut, C.int(in.AttnWindow),
-		headOut, headCtx, layerAttnOut, C.int(in.LayerAttnWindow), swaMask, layerAttnOnPtr, eb.p, errBufSize)
+		headOut, headCtx, layerAttnOut, C.int(in.LayerAttnWindow), C.int(in.LayerAttnSampled), C.int(in.LayerAttnStride), swaMask, layerAttnOnPtr, eb.p, errBufSize)
 	switch ret {
 	case 0:
 	case 1:

@@ -18,9 +18,13 @@ ggml_tensor * sdtp_window_attention(ggml_context * ctx, ggml_tensor * q, ggml_te
 
 // sdtp_window_attention_heads is sdtp_window_attention summed over the
 // queries only, one row per head: [1, n_kv, n_head], i.e. [n_head][n_kv]
-// in memory.
+// in memory. With n_sampled > 0 the queries are the last n_win and
+// n_sampled more before them, every stride-th from the one just before
+// the window back (n_win + (n_sampled − 1) · stride < n), each counted
+// stride times: a few queries estimate the sum over a long stretch of
+// text.
 ggml_tensor * sdtp_window_attention_heads(ggml_context * ctx, ggml_tensor * q, ggml_tensor * K, ggml_tensor * mask,
-                                          int n_win, float kq_scale, float softcap);
+                                          int n_win, int n_sampled, int stride, float kq_scale, float softcap);
 
 // sdtp_kv_compact keeps the cells keep[0..n_keep) (increasing indices) of
 // one layer: their K/V rows move down to rows 0..n_keep-1 of k and v (host

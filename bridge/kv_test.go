@@ -199,3 +199,59 @@ func TestShiftMatchesLlamaCppKShift(t *testing.T) {
 		})
 	}
 }
+
+// Layer attention of a window and sampled queries before it is the sum
+// of those queries' own attention, each sampled one counted stride times,
+// each read as the difference of two contiguous windows: the last k
+// tokens minus the last k − 1.
+func TestLayerAttentionSampledQueries(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Gemma3())
+	prompt := kvPrompt(90)
+	n := len(prompt)
+	run := func(window, sampled, stride int) ([]LayerAttention, error) {
+		require.NoError(t, e.Reset([]int{0}))
+		out, err := e.Run(RunInput{First: 0, Last: e.NLayer(), Tokens: prompt, Positions: seq(0, n),
+			LayerAttnWindow: window, LayerAttnSampled: sampled, LayerAttnStride: stride, LayerAttnSWA: SWAFullMask})
+		return out.LayerAttn, err
+	}
+	const window, sampled, stride = 3, 5, 7
+	got, err := run(window, sampled, stride)
+	require.NoError(t, err)
+	require.Len(t, got, e.NLayer())
+	ks, weights := []int{1, 2, 3}, []float64{1, 1, 1} // query n−k
+	for i := range sampled {
+		ks, weights = append(ks, window+1+i*stride), append(weights, stride)
+	}
+	want := make([][]float64, len(got))
+	for q, k := range ks {
+		upTo, err := run(k, 0, 0)
+		require.NoError(t, err)
+		var before []LayerAttention
+		if k > 1 {
+			before, err = run(k-1, 0, 0)
+			require.NoError(t, err)
+		}
+		for l, la := range upTo {
+			if want[l] == nil {
+				want[l] = make([]float64, len(la.Scores))
+			}
+			for j, v := range la.Scores {
+				want[l][j] += weights[q] * float64(v)
+				if before != nil {
+					want[l][j] -= weights[q] * float64(before[l].Scores[j])
+				}
+			}
+		}
+	}
+	for l, la := range got {
+		require.Len(t, la.Scores, len(want[l]))
+		for j, v := range la.Scores {
+			assert.InDelta(t, want[l][j], float64(v), 1e-4, "layer %d score %d", l, j)
+		}
+	}
+
+	_, err = run(10, 9, 10) // the last sample would be token 90 − 10 − 1 − 80 = −1
+	assert.ErrorContains(t, err, "do not fit")
+	_, err = run(10, 2, 0)
+	assert.ErrorContains(t, err, "do not fit")
+}

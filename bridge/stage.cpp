@@ -291,7 +291,8 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
     }
     if (layer_attn_win > 0 && (!layer_attn_on || layer_attn_on[il - first_layer])) {
         ggml_tensor * lm = layer_attn_swa == SDTP_SWA_OWN_MASK ? m.f32 : E.mask(ctx, il, false, n_kv, n).f32;
-        layer_attn.push_back({il, sdtp_window_attention_heads(ctx, q, K, lm, layer_attn_win, kq_scale, softcap)});
+        layer_attn.push_back({il, sdtp_window_attention_heads(ctx, q, K, lm, layer_attn_win, layer_attn_sampled, layer_attn_stride,
+                                                                    kq_scale, softcap)});
     }
     if (E.stats_mode != SDTP_ATTN_STATS_OFF) {
         // The attention this layer really pays (its own mask), for KV policies.
@@ -514,8 +515,8 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,
                     float * head_out, const float * head_ctx,
-                    float * layer_attn_out, int layer_attn_win, sdtp_swa_attn layer_attn_swa, const bool * layer_attn_on,
-                    char * err, size_t n_err) {
+                    float * layer_attn_out, int layer_attn_win, int layer_attn_sampled, int layer_attn_stride,
+                    sdtp_swa_attn layer_attn_swa, const bool * layer_attn_on, char * err, size_t n_err) {
     const int n_layer = e->hp.n_layer;
     const int n_embd  = e->hp.n_embd;
     if (n <= 0 || first < 0 || last > n_layer || first >= last) {
@@ -538,8 +539,10 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         sdtp_set_err(err, n_err, "attention window must be in [1, n]");
         return -1;
     }
-    if (layer_attn_out && (layer_attn_win <= 0 || layer_attn_win > n)) {
-        sdtp_set_err(err, n_err, "layer attention window must be in [1, n]");
+    if (layer_attn_out && (layer_attn_win <= 0 || layer_attn_win > n || layer_attn_sampled < 0 ||
+                           (layer_attn_sampled > 0 && (layer_attn_stride <= 0 ||
+                                                       layer_attn_win + int64_t(layer_attn_sampled - 1) * layer_attn_stride >= n)))) {
+        sdtp_set_err(err, n_err, "layer attention: the window and its sampled queries must lie within the run");
         return -1;
     }
     if (head_out && !e->heads.count(last)) {
@@ -581,6 +584,8 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         }
         if (layer_attn_out) {
             g.layer_attn_win = layer_attn_win;
+            g.layer_attn_sampled = layer_attn_sampled;
+            g.layer_attn_stride = layer_attn_stride;
             g.layer_attn_swa = layer_attn_swa;
             g.layer_attn_on = layer_attn_on;
             g.first_layer = first;

@@ -70,8 +70,11 @@ typedef enum {
 //   layer_attn_out, for each layer il of [first, last) in order whose
 //               layer_attn_on[il - first] is set (all when layer_attn_on is
 //               NULL): [n_head(il)][cells of il after this run], the
-//               attention the last layer_attn_win tokens pay to each cached
-//               token, summed over those queries, per head.
+//               attention the last layer_attn_win tokens, and
+//               layer_attn_sampled more before them (every
+//               layer_attn_stride-th, from the token just before the
+//               window back, each counted layer_attn_stride times), pay
+//               to each cached token, summed over those queries, per head.
 //               It is computed in-graph as layer_attn_win × cells scores per
 //               head, beside flash attention.
 // Returns 0; 1 when the abort callback stopped the graph (nothing is
@@ -80,8 +83,8 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     const int32_t * tokens, const float * hidden_in, const int32_t * pos, int n,
                     float * hidden_out, float * logits_out, bool all_logits, float * attn_out, int n_win,
                     float * head_out, const float * head_ctx,
-                    float * layer_attn_out, int layer_attn_win, sdtp_swa_attn layer_attn_swa, const bool * layer_attn_on,
-                    char * err, size_t n_err);
+                    float * layer_attn_out, int layer_attn_win, int layer_attn_sampled, int layer_attn_stride,
+                    sdtp_swa_attn layer_attn_swa, const bool * layer_attn_on, char * err, size_t n_err);
 
 // Layer il's shape for FLOPs accounting: {n_head, n_head_kv, head_dim,
 // n_ff, sliding window (0 = full attention)}.

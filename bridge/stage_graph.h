@@ -40,6 +40,8 @@ struct stage_graph {
     // Per-head window attention of each layer run (sdtp_engine_run's
     // layer_attn_out): (layer, [1, n_kv, n_head]).
     int           layer_attn_win = 0;
+    int           layer_attn_sampled = 0;     // more queries before the window,
+    int           layer_attn_stride = 1;      // every stride-th
     sdtp_swa_attn layer_attn_swa = SDTP_SWA_FULL_MASK;
     const bool  * layer_attn_on  = nullptr; // per layer from first_layer; NULL: all
     int           first_layer    = 0;

@@ -42,9 +42,12 @@ type Fusion struct {
 	// AttentionLayers are the layers whose attention is accumulated
 	// (AttentionAcc.Layers); absent: every layer.
 	AttentionLayers []int `json:"attention_layers,omitempty"`
-	// AttentionWindow caps the queries (AttentionAcc.Window); 0 or
-	// absent: the protected tail, sdtp.TailLen.
+	// AttentionWindow: the last tokens that ask (AttentionAcc.Window); 0
+	// or absent: the protected tail, sdtp.TailLen.
 	AttentionWindow int `json:"attention_window,omitempty"`
+	// AttentionSampled: more queries spread over the rest of the tail
+	// (AttentionAcc.Sampled); 0 or absent: none.
+	AttentionSampled int `json:"attention_sampled,omitempty"`
 }
 
 // DefaultAttentionWeight is the fusion's weight on the question attention
@@ -69,7 +72,7 @@ func DefaultFusion(nStages int) Fusion {
 	}
 	a := DefaultAttentionAcc()
 	return Fusion{Version: FusionVersion, Method: FuseRank, AttentionWeights: w, HeadPool: a.Pool, LayerNorm: a.Norm, SlidingWindow: a.SWA.String(),
-		AttentionWindow: a.Window}
+		AttentionWindow: a.Window, AttentionSampled: a.Sampled}
 }
 
 // Validate checks the block against a set of nStages stages.
@@ -98,7 +101,8 @@ func (f Fusion) Attention() (AttentionAcc, error) {
 	if err != nil {
 		return AttentionAcc{}, err
 	}
-	a := AttentionAcc{Pool: f.HeadPool, TopK: f.TopK, Norm: f.LayerNorm, SWA: swa, Layers: f.AttentionLayers, Window: f.AttentionWindow}
+	a := AttentionAcc{Pool: f.HeadPool, TopK: f.TopK, Norm: f.LayerNorm, SWA: swa, Layers: f.AttentionLayers, Window: f.AttentionWindow,
+		Sampled: f.AttentionSampled}
 	return a, a.Validate()
 }
 
@@ -198,9 +202,7 @@ func (h *Hybrid) Close() {
 func (h *Hybrid) Learned() sdtp.Scorer { return h.learned }
 
 func (h *Hybrid) Needs() sdtp.Needs {
-	n, a := h.learned.Needs(), h.attn.Needs()
-	n.LayerAttention, n.SWA, n.AttnLayers, n.AttnWindow = a.LayerAttention, a.SWA, a.AttnLayers, a.AttnWindow
-	return n
+	return h.learned.Needs().WithLayerAttentionOf(h.attn.Needs())
 }
 
 // Score refuses, as AttentionAcc.Score does.

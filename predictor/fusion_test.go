@@ -105,6 +105,7 @@ func TestFusionValidate(t *testing.T) {
 		func(f *Fusion) { f.AttentionLayers = []int{3, 1} },
 		func(f *Fusion) { f.AttentionLayers = []int{} },
 		func(f *Fusion) { f.AttentionWindow = -1 },
+		func(f *Fusion) { f.AttentionSampled = -1 },
 	} {
 		g := DefaultFusion(2)
 		bad(&g)
@@ -112,7 +113,7 @@ func TestFusionValidate(t *testing.T) {
 	}
 	raw, err := json.Marshal(f)
 	require.NoError(t, err)
-	assert.JSONEq(t, `{"version":1,"method":"rank","attention_weights":[0.25,0.25],"head_pool":"max","layer_norm":"mean","sliding_window":"full-mask","attention_window":16}`, string(raw))
+	assert.JSONEq(t, `{"version":1,"method":"rank","attention_weights":[0.25,0.25],"head_pool":"max","layer_norm":"mean","sliding_window":"full-mask","attention_window":16,"attention_sampled":48}`, string(raw))
 }
 
 // layer builds one layer's [heads][live] attention from per-head rows.
@@ -201,7 +202,7 @@ func TestHybridFusesLearnedWithAccumulatedAttention(t *testing.T) {
 	f.AttentionWeights = []float64{1, 0}
 	hy, err := NewHybrid(learned, []int{3, 5}, f)
 	require.NoError(t, err)
-	assert.Equal(t, sdtp.Needs{Hidden: true, LayerAttention: true, SWA: bridge.SWAFullMask, AttnWindow: DefaultWindow}, hy.Needs())
+	assert.Equal(t, sdtp.Needs{Hidden: true, LayerAttention: true, SWA: bridge.SWAFullMask, AttnWindow: DefaultWindow, AttnSampled: DefaultSampled}, hy.Needs())
 	_, err = hy.Score(in)
 	assert.ErrorContains(t, err, "ForPrefill")
 	got, err := hy.ForPrefill(n).Score(in)

@@ -42,6 +42,19 @@ type Needs struct {
 	// AttnWindow > 0 caps LayerAttention's window of queries (the last
 	// tokens of the prompt) below TailLen: its cost is proportional.
 	AttnWindow int
+	// AttnSampled > 0 adds at most this many queries spread evenly over
+	// the rest of the tail, before the window, each counted for the
+	// tokens it stands for (bridge.RunInput's LayerAttnSampled): an
+	// estimate of the whole tail's attention.
+	AttnSampled int
+}
+
+// WithLayerAttentionOf returns n asking for the layer attention a asks
+// for (LayerAttention and its settings): what a scorer composed of
+// another one and an attention scorer needs.
+func (n Needs) WithLayerAttentionOf(a Needs) Needs {
+	n.LayerAttention, n.SWA, n.AttnLayers, n.AttnWindow, n.AttnSampled = a.LayerAttention, a.SWA, a.AttnLayers, a.AttnWindow, a.AttnSampled
+	return n
 }
 
 // PrefillScorer is a Scorer that keeps state over one prefill, such as
@@ -261,11 +274,17 @@ func runStage(ctx context.Context, r Runner, first, last int, tokens []int32, hi
 			in.AttnWindow = min(end-start, tail)
 		}
 		if needs.LayerAttention && end == n {
-			win := tail
+			asking := min(end-start, tail) // the tail, within this chunk
+			win := asking
 			if needs.AttnWindow > 0 {
 				win = min(win, needs.AttnWindow)
 			}
-			in.LayerAttnWindow, in.LayerAttnSWA, in.LayerAttnLayers = min(end-start, win), needs.SWA, needs.AttnLayers
+			in.LayerAttnWindow = win
+			if rest := asking - win; needs.AttnSampled > 0 && rest > 0 {
+				in.LayerAttnStride = (rest + needs.AttnSampled - 1) / needs.AttnSampled
+				in.LayerAttnSampled = (rest + in.LayerAttnStride - 1) / in.LayerAttnStride
+			}
+			in.LayerAttnSWA, in.LayerAttnLayers = needs.SWA, needs.AttnLayers
 		}
 		out, err := r.Run(in)
 		if err != nil {

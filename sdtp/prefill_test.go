@@ -282,12 +282,15 @@ func TestLayerAttentionReachesAPrefillScorer(t *testing.T) {
 	sched := sdtp.Schedule{Layers: []int{2, 5}, KeepRatios: []float64{0.6, 0.6}}
 	layers, _, _ := e.Shape()
 	for _, c := range []struct {
-		swa    bridge.SWAAttention
-		layers []int
-		window int
-	}{{bridge.SWAFullMask, nil, 0}, {bridge.SWAOwnMask, nil, 0}, {bridge.SWASkip, nil, 0}, {bridge.SWAFullMask, []int{1, 3}, 8}} {
+		swa     bridge.SWAAttention
+		layers  []int
+		window  int
+		sampled int     // more queries over the rest of the 30-token tail
+		want    float64 // the queries' weight; of the 22 tokens left, 5 samples at stride 5 count 25, 40 asked take all 22
+	}{{bridge.SWAFullMask, nil, 0, 0, 30}, {bridge.SWAOwnMask, nil, 0, 0, 30}, {bridge.SWASkip, nil, 0, 0, 30},
+		{bridge.SWAFullMask, []int{1, 3}, 8, 0, 8}, {bridge.SWAFullMask, nil, 8, 5, 8 + 25}, {bridge.SWAFullMask, nil, 8, 40, 30}} {
 		swa := c.swa
-		sc := &perPrefill{captureScorer: captureScorer{needs: sdtp.Needs{LayerAttention: true, SWA: swa, AttnLayers: c.layers, AttnWindow: c.window}}}
+		sc := &perPrefill{captureScorer: captureScorer{needs: sdtp.Needs{LayerAttention: true, SWA: swa, AttnLayers: c.layers, AttnWindow: c.window, AttnSampled: c.sampled}}}
 		_, err := sdtp.Prefill(context.Background(), e, sc, sched, toks, 64)
 		require.NoError(t, err)
 		_, err = sdtp.Prefill(context.Background(), e, sc, sched, toks[:200], 64)
@@ -296,10 +299,8 @@ func TestLayerAttentionReachesAPrefillScorer(t *testing.T) {
 		assert.Empty(t, sc.seen, "the PrefillScorer itself never scores")
 		seen := sc.runs[0].seen
 		require.Len(t, seen, 2)
-		win := sdtp.TailLen(300)
-		if c.window > 0 {
-			win = c.window
-		}
+		win := c.want
+		require.Equal(t, 30, sdtp.TailLen(300))
 		for s, in := range seen {
 			first := []int{0, 2}[s]
 			var want []int
@@ -317,7 +318,7 @@ func TestLayerAttentionReachesAPrefillScorer(t *testing.T) {
 					for _, v := range la.Scores[h*len(in.Positions) : (h+1)*len(in.Positions)] {
 						sum += float64(v)
 					}
-					assert.InDelta(t, float64(win), sum, 1e-2, "swa %d stage %d layer %d head %d: %d queries' softmax", swa, s, la.Layer, h, win)
+					assert.InDelta(t, win, sum, 1e-2, "swa %d stage %d layer %d head %d: queries of weight %g", swa, s, la.Layer, h, win)
 				}
 			}
 			assert.Equal(t, want, got, "swa %d stage %d", swa, s)

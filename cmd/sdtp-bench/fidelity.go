@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -330,35 +331,66 @@ func (b *bench) modelIdentity() (string, error) {
 }
 
 // variantIdentity is a variant in record keys: its schedule and KV
-// policy, and for learned predictors a hash of their files.
+// policy; for learned predictors a hash of their files (mode learned: all
+// but the fusion block, which it does not use); for question attention
+// without predictors the scorer's settings, which live in code.
 func (b *bench) variantIdentity(v variant) string {
 	id := v.String()
-	if b.learned(v.mode) {
-		id += "|" + v.scorer + "|" + b.sdtpScorer() + "|" + b.predictorHash
+	switch {
+	case v.mode == "learned":
+		id += "|" + v.scorer + "|" + b.sdtpScorer() + "|" + b.predictorHash.stages
+	case b.learned(v.mode):
+		id += "|" + v.scorer + "|" + b.sdtpScorer() + "|" + b.predictorHash.all
+	case v.mode == "sdtp" || strings.HasPrefix(v.mode, "attention-acc"):
+		id += fmt.Sprintf("|%+v", predictor.DefaultAttentionAcc())
 	}
 	return id
 }
 
-// hashDir hashes the regular files of dir (names and contents), for
-// --predictors in record keys.
-func hashDir(dir string) (string, error) {
+// predictorHash identifies a predictor set's files in record keys.
+type predictorHash struct {
+	all    string // every regular file of the set's directory, names and contents
+	stages string // the same with predictors.json's fusion block left out
+}
+
+// hashPredictors hashes the regular files of dir, the set's
+// predictors.json once whole and once without its "fusion" member.
+func hashPredictors(dir string) (predictorHash, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return "", err
+		return predictorHash{}, err
 	}
-	h := sha256.New()
+	all, stages := sha256.New(), sha256.New()
 	for _, e := range entries {
 		if !e.Type().IsRegular() {
 			continue
 		}
 		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		if err != nil {
-			return "", err
+			return predictorHash{}, err
 		}
-		fmt.Fprintf(h, "%s\x00%d\x00", e.Name(), len(raw))
-		h.Write(raw)
+		fmt.Fprintf(all, "%s\x00%d\x00", e.Name(), len(raw))
+		all.Write(raw)
+		if e.Name() == "predictors.json" {
+			if raw, err = withoutFusion(raw); err != nil {
+				return predictorHash{}, fmt.Errorf("%s: %w", filepath.Join(dir, e.Name()), err)
+			}
+		}
+		fmt.Fprintf(stages, "%s\x00%d\x00", e.Name(), len(raw))
+		stages.Write(raw)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return predictorHash{hex.EncodeToString(all.Sum(nil)), hex.EncodeToString(stages.Sum(nil))}, nil
+}
+
+// withoutFusion re-encodes a predictors.json without its "fusion" member
+// (keys sorted, so equal sets give equal bytes).
+func withoutFusion(raw []byte) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "fusion")
+	return json.Marshal(m)
 }
 
 func printFidelity(w io.Writer, rep report.Run) {

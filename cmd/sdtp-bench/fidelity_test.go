@@ -161,3 +161,32 @@ func TestFidelityFlagsRefused(t *testing.T) {
 	assert.NoError(t, err)
 	_ = stdout
 }
+
+// A predictor set's fusion block keys the records of the modes that fuse,
+// not those of mode learned, which prunes with the stage files alone.
+func TestHashPredictorsFusion(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644))
+	}
+	write("predictors.json", `{"version":1,"layers":[2],"fusion":{"attention_weights":[0.25]}}`)
+	write("stage0.onnx", "weights")
+	base, err := hashPredictors(dir)
+	require.NoError(t, err)
+
+	write("predictors.json", `{"layers":[2], "version":1, "fusion":{"attention_weights":[0.5]}}`)
+	fusion, err := hashPredictors(dir)
+	require.NoError(t, err)
+	assert.NotEqual(t, base.all, fusion.all)
+	assert.Equal(t, base.stages, fusion.stages)
+
+	write("stage0.onnx", "other weights")
+	stage, err := hashPredictors(dir)
+	require.NoError(t, err)
+	assert.NotEqual(t, fusion.all, stage.all)
+	assert.NotEqual(t, fusion.stages, stage.stages)
+
+	write("predictors.json", `{"layers":`)
+	_, err = hashPredictors(dir)
+	assert.ErrorContains(t, err, "predictors.json")
+}

@@ -268,7 +268,7 @@ type bench struct {
 	hybrid       sdtp.Scorer   // mode hybrid: the learned predictors (ONNX if given, else heads) fused with attention-acc
 	learnedSched sdtp.Schedule // the learned predictors' schedule
 	// predictorHash identifies --predictors' files in fidelity records.
-	predictorHash string
+	predictorHash predictorHash
 	log           io.Writer
 }
 
@@ -479,7 +479,7 @@ func (b *bench) loadLearned() error {
 	b.cfg.predictors, b.learnedFrom = src.Dir, src.From
 	h := src.Heads
 	if src.Kind == predictors.ScorerONNX {
-		if b.predictorHash, err = hashDir(b.cfg.predictors); err != nil {
+		if b.predictorHash, err = hashPredictors(b.cfg.predictors); err != nil {
 			return err
 		}
 		if b.onnxSet, err = onnx.LoadFor(b.cfg.predictors, b.cfg.model, b.model.Arch(), b.model.NLayer(), b.model.NEmbd(), onnx.Options{Provider: b.cfg.onnxProvider}); err != nil {

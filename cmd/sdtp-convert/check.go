@@ -138,8 +138,7 @@ type comparer struct {
 func (c *comparer) Needs() sdtp.Needs {
 	n := sdtp.Needs{Hidden: true, Head: true, Context: c.onnx.Needs().Context}
 	if c.hybrid != nil {
-		h := c.hybrid.Needs()
-		n.LayerAttention, n.SWA, n.AttnLayers, n.AttnWindow = h.LayerAttention, h.SWA, h.AttnLayers, h.AttnWindow
+		n = n.WithLayerAttentionOf(c.hybrid.Needs())
 	}
 	return n
 }

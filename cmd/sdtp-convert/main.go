@@ -229,7 +229,12 @@ func printFusion(w io.Writer, f *predictor.Fusion) {
 		layers = fmt.Sprintf("layers %v", f.AttentionLayers)
 	}
 	if f.AttentionWindow > 0 {
-		layers += fmt.Sprintf(", at most %d queries", f.AttentionWindow)
+		layers += fmt.Sprintf(", queries: the last %d tokens", f.AttentionWindow)
+	} else {
+		layers += ", queries: the protected tail"
+	}
+	if f.AttentionSampled > 0 {
+		layers += fmt.Sprintf(" and at most %d more spread over the rest of it", f.AttentionSampled)
 	}
 	fmt.Fprintf(w, "  fusion      v%d %s, attention weights %v; heads pooled by %s, layers by %s, sliding-window layers %s; attention of %s\n",
 		f.Version, f.Method, f.AttentionWeights, pool, f.LayerNorm, f.SlidingWindow, layers)

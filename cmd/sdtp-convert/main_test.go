@@ -194,7 +194,7 @@ func TestHybridInitEmbedCheck(t *testing.T) {
 			assert.Contains(t, stdout.String(), "kept sets identical: true")
 			stdout.Reset()
 			require.NoError(t, run([]string{"inspect", embedded}, &stdout, &stderr))
-			assert.Contains(t, stdout.String(), "fusion      v1 "+method+", attention weights [0.25 0.25 0.25 0.25 0.25]; heads pooled by max, layers by mean, sliding-window layers full-mask; attention of every layer, at most 16 queries")
+			assert.Contains(t, stdout.String(), "fusion      v1 "+method+", attention weights [0.25 0.25 0.25 0.25 0.25]; heads pooled by max, layers by mean, sliding-window layers full-mask; attention of every layer, queries: the last 16 tokens and at most 48 more spread over the rest of it")
 
 			back := filepath.Join(dir, method+"-back")
 			require.NoError(t, run([]string{"extract", "--model", embedded, "-o", back}, &stdout, &stderr))

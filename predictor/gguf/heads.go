@@ -12,7 +12,8 @@
 // (predictor.Fusion) adds sdtp.fusion.version, sdtp.fusion.method,
 // sdtp.fusion.attention_weights (float32 per stage), sdtp.fusion.head_pool,
 // sdtp.fusion.top_k, sdtp.fusion.layer_norm, sdtp.fusion.sliding_window and,
-// when set, sdtp.fusion.attention_layers and sdtp.fusion.attention_window.
+// when set, sdtp.fusion.attention_layers, sdtp.fusion.attention_window and
+// sdtp.fusion.attention_sampled.
 // The model file still loads in stock llama.cpp.
 package gguf
 
@@ -191,6 +192,9 @@ func Embed(in, out string, h *Heads) error {
 		if fu.AttentionWindow != 0 {
 			w.Set("sdtp.fusion.attention_window", ggufio.Uint32(uint32(fu.AttentionWindow)))
 		}
+		if fu.AttentionSampled != 0 {
+			w.Set("sdtp.fusion.attention_sampled", ggufio.Uint32(uint32(fu.AttentionSampled)))
+		}
 	}
 	for s, m := range h.MLPs {
 		if err := m.Validate(); err != nil {
@@ -232,6 +236,9 @@ func readFusion(f *ggufio.File) (*predictor.Fusion, error) {
 	}
 	if f.KV.Has("sdtp.fusion.attention_window") {
 		fu.AttentionWindow = num("attention_window")
+	}
+	if f.KV.Has("sdtp.fusion.attention_sampled") {
+		fu.AttentionSampled = num("attention_sampled")
 	}
 	if f.KV.Has("sdtp.fusion.attention_layers") {
 		layers, err := f.GetInts("sdtp.fusion.attention_layers")

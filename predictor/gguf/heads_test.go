@@ -166,7 +166,7 @@ func TestFusionInsideGGUF(t *testing.T) {
 	for i, layers := range [][]int{nil, {1, 3}} {
 		f := predictor.DefaultFusion(2)
 		f.Method, f.AttentionWeights, f.HeadPool, f.TopK, f.LayerNorm, f.SlidingWindow = predictor.FuseZScore, []float64{0.3, 0.7}, predictor.PoolTopK, 2, predictor.NormRank, "skip"
-		f.AttentionLayers, f.AttentionWindow = layers, 32*i
+		f.AttentionLayers, f.AttentionWindow, f.AttentionSampled = layers, 32*i, 48*(1-i)
 		h.Fusion = &f
 		require.NoError(t, Embed(model, out, h))
 		back, err := Read(out)
