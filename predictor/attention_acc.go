@@ -77,17 +77,21 @@ type AttentionAcc struct {
 	Sampled int
 }
 
-// DefaultWindow and DefaultSampled are attention-acc's queries: the
-// prompt's last 16 tokens, where a question (or a chat template's closing
-// turn) sits, and 48 more spread over the rest of the protected tail, the
-// text a continuation goes on from, each counted for the tokens it stands
-// for. The last 16 alone find the needles but miss what plain text needs:
-// on Gemma 3 270M at the retrieval schedule, 12 held-out WikiText-2
-// windows of 2048 tokens, continuation perplexity vs dense is +3.5% with
-// them, +2.0% with all 205 tokens of the tail and +1.6% with both, which
-// answer 27, 27 and 26 of 40 needle prompts (dense 26; docs/HYBRID.md,
-// "Which queries"). Sampled rather than all, the tail's queries cost
-// under 1% of the prefill at 4096 tokens.
+// DefaultWindow is attention-acc's window of queries: the prompt's last
+// 16 tokens, where a question (or a chat template's closing turn) sits.
+//
+// DefaultSampled is how many more queries DefaultFusion's attention
+// samples over the rest of the protected tail, each counted for the tokens
+// it stands for: the text a continuation goes on from. Fused with learned
+// scores that helps plain text and keeps the needles: on Gemma 3 270M at
+// the retrieval schedule, 12 held-out WikiText-2 windows of 2048 tokens,
+// continuation perplexity vs dense is +3.5% with the last 16 queries and
+// +1.6% with both, which answer 27 and 26 of 40 needle prompts (dense 26).
+// attention-acc alone does not sample: with no learned scores the tail's
+// text outweighs the question, and Qwen2.5-Coder-0.5B-Instruct's SQuAD
+// answers fell from dense's 8 of the first 15 prompts to 2 (docs/HYBRID.md,
+// "Which queries"). Sampled rather than all, the tail's queries cost under
+// 1% of the prefill at 4096 tokens.
 const (
 	DefaultWindow  = 16
 	DefaultSampled = 48
@@ -95,9 +99,9 @@ const (
 
 // DefaultAttentionAcc is the attention-acc scorer's setting: the most
 // attentive head, layers scaled to a common mean, sliding-window layers
-// with the full causal mask, DefaultWindow + DefaultSampled queries.
+// with the full causal mask, the last DefaultWindow tokens as queries.
 func DefaultAttentionAcc() AttentionAcc {
-	return AttentionAcc{Pool: PoolMax, Norm: NormMean, SWA: bridge.SWAFullMask, Window: DefaultWindow, Sampled: DefaultSampled}
+	return AttentionAcc{Pool: PoolMax, Norm: NormMean, SWA: bridge.SWAFullMask, Window: DefaultWindow}
 }
 
 // Validate checks the settings.

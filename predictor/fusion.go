@@ -64,7 +64,8 @@ func DefaultFusionNote() string {
 }
 
 // DefaultFusion is rank mixing with DefaultAttentionWeight at every one of
-// nStages stages, and DefaultAttentionAcc's attention.
+// nStages stages, and DefaultAttentionAcc's attention with DefaultSampled
+// queries over the rest of the tail.
 func DefaultFusion(nStages int) Fusion {
 	w := make([]float64, nStages)
 	for i := range w {
@@ -72,7 +73,7 @@ func DefaultFusion(nStages int) Fusion {
 	}
 	a := DefaultAttentionAcc()
 	return Fusion{Version: FusionVersion, Method: FuseRank, AttentionWeights: w, HeadPool: a.Pool, LayerNorm: a.Norm, SlidingWindow: a.SWA.String(),
-		AttentionWindow: a.Window, AttentionSampled: a.Sampled}
+		AttentionWindow: a.Window, AttentionSampled: DefaultSampled}
 }
 
 // Validate checks the block against a set of nStages stages.
