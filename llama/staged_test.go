@@ -227,7 +227,8 @@ func TestPruningModesRefuseUnstagedArchitectures(t *testing.T) {
 
 // Mode hybrid fuses the learned predictors with the accumulated question
 // attention: at attention weight 0 it keeps what sdtp keeps, at 1 what
-// attention-acc keeps on the same schedule, in between something else.
+// attention-acc keeps on the same schedule (asking with the same queries:
+// the default block's sampled ones left out), in between something else.
 func TestHybridMode(t *testing.T) {
 	model := filepath.Join(t.TempDir(), "with-heads.gguf")
 	heads := &gguf.Heads{Layers: []int{1, 3}, KeepRatios: []float64{0.7, 0.7}, HeadKeep: sdtp.HeadKeep, TailKeepFrac: sdtp.TailKeepFrac}
@@ -244,7 +245,7 @@ func TestHybridMode(t *testing.T) {
 	byWeight := map[float64][]int{}
 	for _, w := range []float64{0, 1, 0.5} {
 		f := predictor.DefaultFusion(2)
-		f.AttentionWeights = []float64{w, w}
+		f.AttentionWeights, f.AttentionSampled = []float64{w, w}, 0
 		heads.Fusion = &f
 		require.NoError(t, gguf.Embed(tiny.gemma3, model, heads))
 		byWeight[w] = dropped(model, SDTPOptions{Mode: ModeHybrid})
