@@ -127,8 +127,7 @@ type RunInput struct {
 	// queries before the window, every LayerAttnStride-th token from the
 	// one just before it back, each counted LayerAttnStride times: a few
 	// queries estimate the sum over a long stretch of text at a fraction
-	// of its cost. LayerAttnSWA says how
-	// sliding-window layers count.
+	// of its cost. LayerAttnSWA says how sliding-window layers count.
 	LayerAttnWindow  int
 	LayerAttnSampled int
 	LayerAttnStride  int

@@ -75,8 +75,9 @@ typedef enum {
 //               layer_attn_stride-th, from the token just before the
 //               window back, each counted layer_attn_stride times), pay
 //               to each cached token, summed over those queries, per head.
-//               It is computed in-graph as layer_attn_win × cells scores per
-//               head, beside flash attention.
+//               It is computed in-graph as (layer_attn_win +
+//               layer_attn_sampled) × cells scores per head, beside flash
+//               attention.
 // Returns 0; 1 when the abort callback stopped the graph (nothing is
 // appended to the caches); or -1 with err set.
 int sdtp_engine_run(sdtp_engine * e, int first, int last,
