@@ -342,7 +342,11 @@ func (b *bench) variantIdentity(v variant) string {
 	case b.learned(v.mode):
 		id += "|" + v.scorer + "|" + b.sdtpScorer() + "|" + b.predictorHash.all
 	case v.mode == "sdtp" || strings.HasPrefix(v.mode, "attention-acc"):
-		id += fmt.Sprintf("|%+v", predictor.DefaultAttentionAcc())
+		// The settings of the scorer the mode runs (bench.scorer), so a
+		// record key follows whatever that is.
+		if t, ok := b.scorer(v.mode).(*timed); ok {
+			id += fmt.Sprintf("|%+v", t.Scorer)
+		}
 	}
 	return id
 }

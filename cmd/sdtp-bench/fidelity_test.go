@@ -15,6 +15,8 @@ import (
 
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
 	"github.com/go-sdtp/sdtp/internal/report"
+	"github.com/go-sdtp/sdtp/predictor"
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 func fidelityRun(t *testing.T, args ...string) report.Run {
@@ -189,4 +191,17 @@ func TestHashPredictorsFusion(t *testing.T) {
 	write("predictors.json", `{"layers":`)
 	_, err = hashPredictors(dir)
 	assert.ErrorContains(t, err, "predictors.json")
+}
+
+// Without predictors, sdtp and the attention-acc modes key their records
+// on the settings of the scorer they run, so changing a default or a
+// mode's pooling cannot reuse another setting's answers.
+func TestVariantIdentityFollowsScorer(t *testing.T) {
+	b := &bench{}
+	id := func(mode string) string { return b.variantIdentity(variant{mode: mode, kv: sdtp.KVNone}) }
+	assert.Contains(t, id("sdtp"), fmt.Sprintf("%+v", predictor.DefaultAttentionAcc()))
+	assert.Equal(t, strings.TrimPrefix(id("sdtp"), "sdtp"), strings.TrimPrefix(id("attention-acc"), "attention-acc"))
+	assert.Contains(t, id("attention-acc-mean"), "Pool:mean")
+	assert.Contains(t, id("attention-acc-top2"), "Pool:top-k TopK:2")
+	assert.Equal(t, "random", id("random"), "nothing in code to key on")
 }
