@@ -539,6 +539,8 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         sdtp_set_err(err, n_err, "attention window must be in [1, n]");
         return -1;
     }
+    // Go's Engine.Run refuses these first with the caller's numbers; this
+    // copy guards the buffer indexing below for any other caller of the C API.
     if (layer_attn_out && (layer_attn_win <= 0 || layer_attn_win > n || layer_attn_sampled < 0 ||
                            (layer_attn_sampled > 0 && (layer_attn_stride <= 0 ||
                                                        layer_attn_win + int64_t(layer_attn_sampled - 1) * layer_attn_stride >= n)))) {

@@ -274,10 +274,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 }
 
 // cacheKey names a calibration by what changes a sequence's record
-// besides its tokens (which name the record's file).
+// besides its tokens (which name the record's file). The last stage's
+// keep ratio is not part of it: a record holds the states each stage
+// scores, which only the earlier stages' pruning changes, so a one-stage
+// schedule reuses its records at any keep ratio.
 func cacheKey(modelHash string, s sdtp.Schedule, c config) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "v2 %s %v %v %g", modelHash, s.Layers, s.KeepRatios, c.lossWindow)
+	fmt.Fprintf(h, "v3 %s %v %v %g", modelHash, s.Layers, s.KeepRatios[:len(s.KeepRatios)-1], c.lossWindow)
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 

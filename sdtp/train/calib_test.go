@@ -74,3 +74,38 @@ func TestCalibrateWithAnswer(t *testing.T) {
 	assert.Equal(t, 35, plain.LossFrom, "no answer: the prompt's final 10%")
 	assert.NotEqual(t, plain.Saliency, rec.Saliency, "another loss, other saliencies")
 }
+
+// A record holds what each stage scores, which only the earlier stages'
+// pruning changes: sdtp-train's cache key leaves out the last stage's
+// keep ratio, and this is what lets it.
+func TestRecordIgnoresLastKeepRatio(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, testmodel.Write(path, testmodel.Llama()))
+	m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
+	require.NoError(t, err)
+	defer m.Free()
+	ctx, err := m.NewContext(bridge.ContextParams{NCtx: 64, NBatch: 64, Threads: 1})
+	require.NoError(t, err)
+	defer ctx.Free()
+	g, err := ctx.NewGrad(1)
+	require.NoError(t, err)
+	defer g.Free()
+	eng, err := ctx.NewEngine(64, 1)
+	require.NoError(t, err)
+	defer eng.Free()
+	rng := rand.New(rand.NewPCG(7, 8))
+	prompt := make([]int32, 40)
+	for i := range prompt {
+		prompt[i] = int32(3 + rng.IntN(m.NVocab()-3))
+	}
+	run := func(keep ...float64) Record {
+		cal := Calibrator{Grad: g, Engine: eng, Schedule: sdtp.Schedule{Layers: []int{1, 2}, KeepRatios: keep}, UBatch: 64, LossWindow: 0.1}
+		rec, err := cal.Run(Sequence{Prompt: prompt})
+		require.NoError(t, err)
+		return rec
+	}
+	base := run(0.8, 0.8)
+	assert.Equal(t, base, run(0.8, 0.3), "the last stage's keep ratio changes nothing recorded")
+	other := run(0.5, 0.8)
+	assert.NotEqual(t, base.PrunedPos[1], other.PrunedPos[1], "an earlier stage's keep ratio changes what the last one scores")
+}
