@@ -14,25 +14,33 @@ import (
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
+// tinyLlama loads a tiny random-weight llama with a 64-token context, its
+// gradient pass and its staged engine, all freed when the test ends.
+func tinyLlama(t *testing.T) (*bridge.Model, *bridge.Context, *bridge.Grad, *bridge.Engine) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	require.NoError(t, testmodel.Write(path, testmodel.Llama()))
+	m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
+	require.NoError(t, err)
+	t.Cleanup(m.Free)
+	ctx, err := m.NewContext(bridge.ContextParams{NCtx: 64, NBatch: 64, Threads: 1})
+	require.NoError(t, err)
+	t.Cleanup(ctx.Free)
+	g, err := ctx.NewGrad(1)
+	require.NoError(t, err)
+	t.Cleanup(g.Free)
+	eng, err := ctx.NewEngine(64, 1)
+	require.NoError(t, err)
+	t.Cleanup(eng.Free)
+	return m, ctx, g, eng
+}
+
 // Answer-conditioned saliency on a tiny model: the gradient pass runs over
 // prompt + answer, its loss is the mean cross-entropy of the answer tokens
 // alone (checked against llama.cpp's own logits), and the record keeps
 // the prompt's tokens, saliencies and streams only.
 func TestCalibrateWithAnswer(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "m.gguf")
-	require.NoError(t, testmodel.Write(path, testmodel.Llama()))
-	m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
-	require.NoError(t, err)
-	defer m.Free()
-	ctx, err := m.NewContext(bridge.ContextParams{NCtx: 64, NBatch: 64, Threads: 1})
-	require.NoError(t, err)
-	defer ctx.Free()
-	g, err := ctx.NewGrad(1)
-	require.NoError(t, err)
-	defer g.Free()
-	eng, err := ctx.NewEngine(64, 1)
-	require.NoError(t, err)
-	defer eng.Free()
+	m, ctx, g, eng := tinyLlama(t)
 	cal := Calibrator{Grad: g, Engine: eng, Schedule: sdtp.Uniform([]int{1, 2}, 0.8), UBatch: 64, LossWindow: 0.1}
 
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -79,20 +87,7 @@ func TestCalibrateWithAnswer(t *testing.T) {
 // pruning changes: sdtp-train's cache key leaves out the last stage's
 // keep ratio, and this is what lets it.
 func TestRecordIgnoresLastKeepRatio(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "m.gguf")
-	require.NoError(t, testmodel.Write(path, testmodel.Llama()))
-	m, err := bridge.LoadModel(path, bridge.ModelParams{UseMMap: true})
-	require.NoError(t, err)
-	defer m.Free()
-	ctx, err := m.NewContext(bridge.ContextParams{NCtx: 64, NBatch: 64, Threads: 1})
-	require.NoError(t, err)
-	defer ctx.Free()
-	g, err := ctx.NewGrad(1)
-	require.NoError(t, err)
-	defer g.Free()
-	eng, err := ctx.NewEngine(64, 1)
-	require.NoError(t, err)
-	defer eng.Free()
+	m, _, g, eng := tinyLlama(t)
 	rng := rand.New(rand.NewPCG(7, 8))
 	prompt := make([]int32, 40)
 	for i := range prompt {
