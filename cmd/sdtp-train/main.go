@@ -6,8 +6,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -191,7 +189,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		len(trainSeqs), len(valSeqs), len(seqs), answers, strings.Join(append(slices.Clone(c.data), c.tasks...), ", "), sched.Layers)
 
 	if c.cacheDir == "" {
-		c.cacheDir = filepath.Join(cache.Dir(), "calibration", cacheKey(hash, sched, c))
+		c.cacheDir = filepath.Join(cache.Dir(), "calibration", train.CacheKey(hash, sched, c.lossWindow))
 	}
 	all := append(slices.Clone(trainSeqs), valSeqs...)
 	recs, calTime, err := calibrate(ctx, sched, all, train.Cache{Dir: c.cacheDir}, c, stderr)
@@ -271,17 +269,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return os.WriteFile(c.report, append(raw, '\n'), 0o644)
 	}
 	return nil
-}
-
-// cacheKey names a calibration by what changes a sequence's record
-// besides its tokens (which name the record's file). The last stage's
-// keep ratio is not part of it: a record holds the states each stage
-// scores, which only the earlier stages' pruning changes, so a one-stage
-// schedule reuses its records at any keep ratio.
-func cacheKey(modelHash string, s sdtp.Schedule, c config) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "v3 %s %v %v %g", modelHash, s.Layers, s.KeepRatios[:len(s.KeepRatios)-1], c.lossWindow)
-	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // calibrate computes (or loads from the cache) a Record per sequence.

@@ -242,21 +242,3 @@ func TestTrainRefusesExplicitEdgeValues(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, cfg.fit.Hidden, "unset: n_embd/4 once the model is loaded")
 }
-
-// The calibration cache is keyed by what changes a record: the model, the
-// stages, the keep ratios before the last stage and the loss window
-// (train.TestRecordIgnoresLastKeepRatio shows the last ratio changes none).
-func TestCacheKey(t *testing.T) {
-	var c config
-	c.lossWindow = 0.1
-	key := func(c config, keep ...float64) string {
-		return cacheKey("abc", sdtp.Schedule{Layers: []int{3, 10}[2-len(keep):], KeepRatios: keep}, c)
-	}
-	assert.Equal(t, key(c, 0.9, 0.9), key(c, 0.9, 0.4))
-	assert.Equal(t, key(c, 0.9), key(c, 0.399))
-	assert.NotEqual(t, key(c, 0.9, 0.9), key(c, 0.8, 0.9))
-	assert.NotEqual(t, key(c, 0.9), key(c, 0.9, 0.9))
-	other := c
-	other.lossWindow = 0.2
-	assert.NotEqual(t, key(c, 0.9), key(other, 0.9))
-}

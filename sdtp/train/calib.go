@@ -205,6 +205,19 @@ func fromBF16(v []uint16) []float32 {
 // with more samples reuse the sequences already done.
 type Cache struct{ Dir string }
 
+// CacheKey names a calibration (a Cache directory) by what changes a
+// sequence's record besides its tokens, which name the record's file:
+// the model (modelHash), the stage layers, the keep ratios before the
+// last stage and the loss window (Calibrator.LossWindow). The last
+// stage's keep ratio is left out: a record holds the states each stage
+// scores, which only the earlier stages' pruning changes, so a one-stage
+// schedule reuses its records at any keep ratio. Returns 16 hex digits.
+func CacheKey(modelHash string, s sdtp.Schedule, lossWindow float64) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "v3 %s %v %v %g", modelHash, s.Layers, s.KeepRatios[:max(len(s.KeepRatios)-1, 0)], lossWindow)
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
 // path names seq's file: a hash of the prompt, and of the answer after a
 // −1 (no token id) when there is one, so records of plain text keep the
 // names they had before answers.

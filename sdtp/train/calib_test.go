@@ -87,8 +87,8 @@ func TestCalibrateWithAnswer(t *testing.T) {
 }
 
 // A record holds what each stage scores, which only the earlier stages'
-// pruning changes: sdtp-train's cache key leaves out the last stage's
-// keep ratio, and this is what lets it.
+// pruning changes: CacheKey leaves out the last stage's keep ratio, and
+// this is what lets it.
 func TestRecordIgnoresLastKeepRatio(t *testing.T) {
 	m, _, g, eng := tinyLlama(t)
 	prompt := randomTokens(rand.New(rand.NewPCG(7, 8)), m.NVocab(), 40)
@@ -102,4 +102,19 @@ func TestRecordIgnoresLastKeepRatio(t *testing.T) {
 	assert.Equal(t, base, run(0.8, 0.3), "the last stage's keep ratio changes nothing recorded")
 	other := run(0.5, 0.8)
 	assert.NotEqual(t, base.PrunedPos[1], other.PrunedPos[1], "an earlier stage's keep ratio changes what the last one scores")
+}
+
+// The calibration cache is keyed by what changes a record: the model, the
+// stages, the keep ratios before the last stage and the loss window.
+func TestCacheKey(t *testing.T) {
+	key := func(window float64, keep ...float64) string {
+		return CacheKey("abc", sdtp.Schedule{Layers: []int{3, 10}[2-len(keep):], KeepRatios: keep}, window)
+	}
+	assert.Equal(t, key(0.1, 0.9, 0.9), key(0.1, 0.9, 0.4))
+	assert.Equal(t, key(0.1, 0.9), key(0.1, 0.399))
+	assert.NotEqual(t, key(0.1, 0.9, 0.9), key(0.1, 0.8, 0.9))
+	assert.NotEqual(t, key(0.1, 0.9), key(0.1, 0.9, 0.9))
+	assert.NotEqual(t, key(0.1, 0.9), key(0.2, 0.9))
+	// Existing caches keep their directory names: the key's text is fixed.
+	assert.Equal(t, "226768c574559a15", key(0.1, 0.399))
 }
