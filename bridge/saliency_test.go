@@ -42,10 +42,7 @@ func TestGradMatchesFiniteDifferences(t *testing.T) {
 			c, e, g := tinyGrad(t, cfg)
 			rng := rand.New(rand.NewPCG(7, 1))
 			n, d := 48, c.Model().NEmbd()
-			toks := make([]int32, n)
-			for i := range toks {
-				toks[i] = int32(3 + rng.IntN(c.Model().NVocab()-3))
-			}
+			toks := testmodel.RandomTokens(rng, c.Model().NVocab(), n)
 			layers := []int{1, e.NLayer() - 1}
 
 			res, err := g.Run(GradInput{Tokens: toks, Layers: layers, Backward: true})

@@ -2,6 +2,7 @@ package testmodel
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"unicode/utf8"
 )
@@ -130,4 +131,16 @@ func BuildVocab(arch string) (Vocab, error) {
 		add(p, -float32(i), TokenTypeNormal)
 	}
 	return v, nil
+}
+
+// RandomTokens draws n token ids uniformly from 3..nVocab-1, past the
+// three special tokens every vocabulary here starts with (llama's <unk>,
+// <s>, </s>; gemma3's <pad>, <eos>, <bos>), so a test prompt holds no
+// BOS or EOS in its middle.
+func RandomTokens(rng *rand.Rand, nVocab, n int) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = int32(3 + rng.IntN(nVocab-3))
+	}
+	return out
 }

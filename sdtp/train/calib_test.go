@@ -35,16 +35,6 @@ func tinyLlama(t *testing.T) (*bridge.Model, *bridge.Context, *bridge.Grad, *bri
 	return m, ctx, g, eng
 }
 
-// randomTokens draws n token ids from a vocabulary of nVocab, past the
-// first three (the tiny models' special tokens).
-func randomTokens(rng *rand.Rand, nVocab, n int) []int32 {
-	out := make([]int32, n)
-	for i := range out {
-		out[i] = int32(3 + rng.IntN(nVocab-3))
-	}
-	return out
-}
-
 // Answer-conditioned saliency on a tiny model: the gradient pass runs over
 // prompt + answer, its loss is the mean cross-entropy of the answer tokens
 // alone (checked against llama.cpp's own logits), and the record keeps
@@ -54,7 +44,7 @@ func TestCalibrateWithAnswer(t *testing.T) {
 	cal := Calibrator{Grad: g, Engine: eng, Schedule: sdtp.Uniform([]int{1, 2}, 0.8), UBatch: 64, LossWindow: 0.1}
 
 	rng := rand.New(rand.NewPCG(5, 6))
-	prompt, answer := randomTokens(rng, m.NVocab(), 40), randomTokens(rng, m.NVocab(), 6)
+	prompt, answer := testmodel.RandomTokens(rng, m.NVocab(), 40), testmodel.RandomTokens(rng, m.NVocab(), 6)
 	rec, err := cal.Run(Sequence{Prompt: prompt, Answer: answer})
 	require.NoError(t, err)
 	assert.Equal(t, prompt, rec.Tokens)
@@ -91,7 +81,7 @@ func TestCalibrateWithAnswer(t *testing.T) {
 // this is what lets it.
 func TestRecordIgnoresLastKeepRatio(t *testing.T) {
 	m, _, g, eng := tinyLlama(t)
-	prompt := randomTokens(rand.New(rand.NewPCG(7, 8)), m.NVocab(), 40)
+	prompt := testmodel.RandomTokens(rand.New(rand.NewPCG(7, 8)), m.NVocab(), 40)
 	run := func(keep ...float64) Record {
 		cal := Calibrator{Grad: g, Engine: eng, Schedule: sdtp.Schedule{Layers: []int{1, 2}, KeepRatios: keep}, UBatch: 64, LossWindow: 0.1}
 		rec, err := cal.Run(Sequence{Prompt: prompt})
