@@ -184,13 +184,14 @@ bench: build
 # task and length (8 tasks: 192 per length) and FID_QA_PROMPTS per QA set
 # (2 sets: 100 per length), so each family average rests on 100+ prompts:
 # 292 prompts × 2 lengths × (5 modes on Gemma + 4 on Qwen) = 5,256
-# answers. About 42 h on the 2-core machine with 2 threads: a Gemma 2K
-# prompt took a median 37 s for four modes as measured (dense 12.8 s, sdtp
-# with the paper's schedule 8.5, attention 8.8, random 8.6, greedy
-# answers included, on a day when llama.cpp's own 2K prefill took 10.0 s
-# here, against 3.8 s in docs/BENCHMARKS.md: this machine's speed varies
-# between sessions), 3 h for the 292; 4K about 2.2× that; Qwen 0.5B 3.3× the Gemma cost per prompt (218
-# vs 66 s of CPU for one 2K prompt with 1 thread). So each answer is a JSONL line under
+# answers. About 13 h on the 2-core machine with 2 threads on 2026-12-01
+# (medians of that day's records, greedy answers included): a 2K prompt
+# took 15 s on Gemma for its five modes (dense 4.1 s, each pruned mode
+# 2.7-2.8 s) and 35 s on Qwen 0.5B for its four (dense 12.1 s, each pruned
+# mode 7.5 s); 4K about 2.2× that (estimated from prefill scaling).
+# This machine's speed varies between sessions: on a slow day a Gemma 2K
+# prompt took 37 s for four modes (dense 12.8 s), and the matrix would take
+# about 42 h. So each answer is a JSONL line under
 # docs/fidelity/records/, committed: an interrupted run, on any machine,
 # continues where it stopped. Records are keyed by model, schedule and
 # prompt, not by code: to measure changed pruning code, remove
@@ -240,7 +241,9 @@ endef
 # docs/BENCHMARKS.md, plus ~30 greedy tokens each at ~70 tok/s), and a
 # sample of one prompt each of single-number, multi-value and qa-hotpot
 # cost the same within 10% (62, 67, 67 s of CPU with 1 thread on the loaded
-# machine). Not timed end to end on an idle machine yet.
+# machine). The records of 2026-12-01 agree: a median 12.4 s per Gemma 2K
+# prompt for these four modes (dense 4.1 s, pruned 2.7-2.8 s), 80 prompts
+# = 16.5 min plus three model loads. Not timed end to end yet.
 FID_QUICK_PROMPTS ?= 8
 FID_QUICK_DIR     ?= bin/fidelity-quick
 fidelity-quick: build data
