@@ -200,13 +200,18 @@ func (b *bench) answer(recs *fidelity.Records, modelID, commit string, v variant
 		}
 	}
 	start := time.Now()
-	out, err := b.greedyAnswer(v, p.Tokens, p.AnswerTokens)
+	out, droppedAt, err := b.greedyAnswer(v, p.Tokens, p.AnswerTokens)
+	if err != nil {
+		return fidelity.Record{}, false, err
+	}
+	seconds := time.Since(start).Seconds()
+	kept, err := fidelity.NeedlesKept(p.Needles, droppedAt)
 	if err != nil {
 		return fidelity.Record{}, false, err
 	}
 	rec := fidelity.Record{Key: key, Model: strings.TrimSuffix(filepath.Base(b.cfg.model), ".gguf"), Task: p.Task, Length: p.Length,
 		Index: p.Index, Mode: v.row(p.Length).Mode, Schedule: v.String(), Depth: p.Depth, Output: out,
-		Verdict: fidelity.Score(p, out), Seconds: time.Since(start).Seconds(), Commit: commit}
+		Verdict: fidelity.Score(p, out), Seconds: seconds, NeedlesKept: kept, Commit: commit}
 	if recs != nil {
 		err = recs.Add(rec)
 	}

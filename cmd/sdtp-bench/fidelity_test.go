@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/internal/fidelity"
 	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/sdtp"
@@ -70,6 +71,27 @@ func TestFidelityOnTinyModel(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(records, "tiny", "*.jsonl"))
 	require.NoError(t, err)
 	assert.Len(t, files, 3, "one file per task and length")
+	// Each record says how much of each needle reached the last layer:
+	// all of it in dense, not all in random pruning.
+	needles := map[string]int{"single-number": 1, "multi-key": 4, "common-words": 0}
+	randomLost := false
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			var rec fidelity.Record
+			require.NoError(t, json.Unmarshal([]byte(line), &rec))
+			require.Len(t, rec.NeedlesKept, needles[rec.Task], rec.Task)
+			for _, k := range rec.NeedlesKept {
+				assert.True(t, k >= 0 && k <= 1, "a fraction: %v", k)
+				if rec.Mode == "dense" {
+					assert.Equal(t, 1.0, k, "dense keeps every token")
+				}
+				randomLost = randomLost || (rec.Mode == "random" && k < 1)
+			}
+		}
+	}
+	assert.True(t, randomLost, "random pruning drops part of some needle")
 
 	// A second run answers nothing anew and reports the same.
 	again := fidelityRun(t, args...)

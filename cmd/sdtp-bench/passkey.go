@@ -37,7 +37,7 @@ func (b *bench) passkey() ([]report.Row, error) {
 					if v.mode == "llamacpp" {
 						continue // dense is the same model path
 					}
-					answer, err := b.greedyAnswer(v, prompt, 8)
+					answer, _, err := b.greedyAnswer(v, prompt, 8)
 					if err != nil {
 						return nil, err
 					}
@@ -94,11 +94,13 @@ func (b *bench) passkeyPrompt(hay []int32, n int, depth float64, key string, rng
 	return append(prompt, question...), nil
 }
 
-// greedyAnswer prefills prompt in the variant and decodes n greedy tokens.
-func (b *bench) greedyAnswer(v variant, prompt []int32, n int) (string, error) {
+// greedyAnswer prefills prompt in the variant and decodes n greedy
+// tokens. It returns the answer and, per prompt token, the stage that
+// pruned it (0: kept; sdtp.PrefillResult.DroppedAt).
+func (b *bench) greedyAnswer(v variant, prompt []int32, n int) (string, []int, error) {
 	pre, kv, err := b.prefill(v, b.scorer(v.mode), prompt)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	logits := pre.Logits
 	var out []int32
@@ -114,9 +116,9 @@ func (b *bench) greedyAnswer(v variant, prompt []int32, n int) (string, error) {
 			err = kv.Enforce()
 		}
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		logits = step.Logits
 	}
-	return b.model.Detokenize(out), nil
+	return b.model.Detokenize(out), pre.DroppedAt, nil
 }

@@ -28,6 +28,11 @@ type Record struct {
 	Output   string  `json:"output"`
 	Verdict
 	Seconds float64 `json:"seconds"` // prefill and decode time of this answer
+	// NeedlesKept is, per needle of the prompt (Prompt.Needles order), the
+	// fraction of its tokens that reached the last layer (NeedlesKept):
+	// it tells an answer whose fact was pruned away from one whose fact
+	// was kept but not used. Absent from records made before it.
+	NeedlesKept []float64 `json:"needles_kept,omitempty"`
 	// Commit is the code that answered (git HEAD, marked when it had
 	// uncommitted changes). It is not part of the key: records made
 	// before a change to the pruning code are reused after it, so a
@@ -136,4 +141,26 @@ func safeName(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// NeedlesKept returns, for each needle, the fraction of its tokens that
+// reached the last layer of a prefill. droppedAt holds one entry per
+// prompt token, 0 for a token kept to the end and the stage that pruned
+// it otherwise (sdtp.PrefillResult.DroppedAt). A needle outside droppedAt
+// is an error: the prefill was not of this prompt.
+func NeedlesKept(needles []Span, droppedAt []int) ([]float64, error) {
+	out := make([]float64, len(needles))
+	for i, sp := range needles {
+		if sp.Len < 1 || sp.Start < 0 || sp.Start+sp.Len > len(droppedAt) {
+			return nil, fmt.Errorf("fidelity: needle at tokens %d+%d outside the %d prefilled tokens", sp.Start, sp.Len, len(droppedAt))
+		}
+		kept := 0
+		for _, stage := range droppedAt[sp.Start : sp.Start+sp.Len] {
+			if stage == 0 {
+				kept++
+			}
+		}
+		out[i] = float64(kept) / float64(sp.Len)
+	}
+	return out, nil
 }

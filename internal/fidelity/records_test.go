@@ -42,3 +42,15 @@ func TestRecordsResume(t *testing.T) {
 	_, err = OpenRecords(dir)
 	assert.ErrorContains(t, err, "multi-key-2048.jsonl:3")
 }
+
+// NeedlesKept counts, per needle, the tokens no stage dropped.
+func TestNeedlesKept(t *testing.T) {
+	dropped := []int{0, 0, 1, 0, 2, 2, 0, 0, 0, 1}
+	got, err := NeedlesKept([]Span{{Start: 0, Len: 4}, {Start: 4, Len: 2}, {Start: 6, Len: 3}}, dropped)
+	require.NoError(t, err)
+	assert.Equal(t, []float64{0.75, 0, 1}, got)
+	_, err = NeedlesKept([]Span{{Start: 8, Len: 3}}, dropped)
+	assert.ErrorContains(t, err, "outside the 10 prefilled tokens")
+	_, err = NeedlesKept([]Span{{Start: 2, Len: 0}}, dropped)
+	assert.Error(t, err, "an empty needle is no needle")
+}
