@@ -188,7 +188,8 @@ bench: build
 # (medians of that day's records, greedy answers included): a 2K prompt
 # took 15 s on Gemma for its five modes (dense 4.1 s, each pruned mode
 # 2.7-2.8 s) and 35 s on Qwen 0.5B for its four (dense 12.1 s, each pruned
-# mode 7.5 s); 4K about 2.2× that (estimated from prefill scaling).
+# mode 7.5 s); at 4K Gemma's five took 30 s (dense 8.7 s, pruned 5.1-5.6 s),
+# 2.0× its 2K; Qwen's 4K not measured yet (2.2× assumed).
 # This machine's speed varies between sessions: on a slow day a Gemma 2K
 # prompt took 37 s for four modes (dense 12.8 s), and the matrix would take
 # about 42 h. So each answer is a JSONL line under
