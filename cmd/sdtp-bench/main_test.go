@@ -351,3 +351,27 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 	assert.ErrorContains(t, run([]string{"--model", model, "--modes", "llamacpp,dense", "--span", "7"}, &stdout, &stderr), "needs a pruning mode")
 	assert.ErrorContains(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--modes", "hybrid"}, &stdout, &stderr), "needs learned predictors")
 }
+
+// Without --json each kind of run prints its own table: the header line,
+// the column names and a line per result.
+func TestPrintTables(t *testing.T) {
+	row := report.Row{Mode: "sdtp", PromptTokens: 2048, KeepRatio: 0.9, Samples: 12, KeptTokensPerLayer: []int{2048, 700},
+		PrefillMS: 1234.5, PPL: 33.291, MCAcc: 0.625, PasskeyAcc: 0.5, PasskeyDepthAcc: []float64{1, 0}}
+	for kind, want := range map[string][]string{
+		report.KindSpeed:   {"prefill ms", "1234.5", "700"},
+		report.KindQuality: {"KL vs dense", "33.291"},
+		report.KindMC:      {"items", "0.625"},
+		report.KindPasskey: {"depth 0.2", "depth 0.8", "0.50", "1.00", "0.00"},
+	} {
+		var out bytes.Buffer
+		b := &bench{}
+		require.NoError(t, b.print(&out, report.Run{Kind: kind, Model: "tiny", Threads: 1, PasskeyDepths: []float64{0.2, 0.8}, Results: []report.Row{row}}))
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		require.Len(t, lines, 4, kind) // header, blank, column names, one row
+		assert.Contains(t, lines[0], "model: tiny", kind)
+		for _, w := range want {
+			assert.Contains(t, out.String(), w, kind)
+		}
+		assert.Contains(t, lines[3], "2048", kind)
+	}
+}
