@@ -90,6 +90,12 @@ type SDTPOptions struct {
 	// that lead to it. 0 = the preset's (retrieval 32, paper none); −1 =
 	// none. Pruning modes only.
 	SpanTrail int
+	// SpanEcho > 1 gives the live tokens that end the same run of SpanEcho
+	// tokens, a run the question (the protected tail) repeats, their best
+	// score (sdtp.ShareEchoes), so every copy of an asked-about phrase
+	// survives. 0 = the preset's (retrieval 3, paper none); −1 = none.
+	// Pruning modes only.
+	SpanEcho int
 }
 
 // WithSDTP enables a pruning mode (an addition to go-llama.cpp's options).
@@ -213,6 +219,8 @@ func (o SDTPOptions) refuseUnused(lora bool) error {
 		return fmt.Errorf("llama: span kernel %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanKernel, mode, pruningModes)
 	case !pruning && o.SpanTrail != 0:
 		return fmt.Errorf("llama: span trail %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanTrail, mode, pruningModes)
+	case !pruning && o.SpanEcho != 0:
+		return fmt.Errorf("llama: span echo %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanEcho, mode, pruningModes)
 	case !pruning && o.Schedule != "":
 		return fmt.Errorf("llama: schedule %s given in mode %s, which prunes nothing (modes %s prune)", o.Schedule, mode, pruningModes)
 	case (o.KVPolicy == "" || o.KVPolicy == sdtp.KVNone) && o.KVBudget != 0:
@@ -250,7 +258,7 @@ func UsesPredictors(mode string) bool {
 func (o SDTPOptions) For(mode string) SDTPOptions {
 	o.Mode = mode
 	if !Prunes(mode) {
-		o.Schedule, o.KeepRatio, o.Layers, o.SpanKernel, o.SpanTrail = "", 0, nil, 0, 0
+		o.Schedule, o.KeepRatio, o.Layers, o.SpanKernel, o.SpanTrail, o.SpanEcho = "", 0, nil, 0, 0, 0
 	}
 	if !UsesPredictors(mode) {
 		o.Predictors, o.ONNXProvider = "", ""
@@ -337,6 +345,8 @@ func (o SDTPOptions) validateSchedule() error {
 		return fmt.Errorf("llama: %w, or -1 for none", sdtp.ValidateSpanKernel(o.SpanKernel))
 	case o.SpanTrail < -1:
 		return fmt.Errorf("llama: span trail %d must be 0 (the schedule's), -1 (none) or a number of following tokens", o.SpanTrail)
+	case o.SpanEcho != -1 && sdtp.ValidateSpanEcho(o.SpanEcho) != nil:
+		return fmt.Errorf("llama: %w, or -1 for none", sdtp.ValidateSpanEcho(o.SpanEcho))
 	}
 	return nil
 }
@@ -344,8 +354,8 @@ func (o SDTPOptions) validateSchedule() error {
 // schedule is o's pruning schedule over base (learned predictors' trained
 // schedule, else the paper's default): the preset's stages, unless
 // o.Layers or o.KeepRatio replace them (learned predictors: at a subset of
-// their layers), with the preset's spans unless o.SpanKernel or
-// o.SpanTrail replace them.
+// their layers), with the preset's spans unless o.SpanKernel,
+// o.SpanTrail or o.SpanEcho replace them.
 func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdtp.Schedule, error) {
 	s := base
 	var err error
@@ -364,9 +374,10 @@ func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdt
 	if o.KeepRatio != 0 {
 		s = sdtp.Uniform(s.Layers, o.KeepRatio)
 	}
-	kernel, trail := sdtp.PresetSpans(o.preset())
-	s.SpanKernel = spanSetting(o.SpanKernel, kernel)
-	s.SpanTrail = spanSetting(o.SpanTrail, trail)
+	preset := sdtp.PresetSpans(o.preset())
+	s.SpanKernel = spanSetting(o.SpanKernel, preset.Kernel)
+	s.SpanTrail = spanSetting(o.SpanTrail, preset.Trail)
+	s.SpanEcho = spanSetting(o.SpanEcho, preset.Echo)
 	return s, s.Validate(nLayer)
 }
 

@@ -165,41 +165,49 @@ type accumulator struct {
 func (acc *accumulator) Needs() sdtp.Needs { return acc.opt.Needs() }
 
 func (acc *accumulator) Score(in sdtp.ScoreInput) ([]float32, error) {
-	if err := acc.opt.Validate(); err != nil {
+	if err := acc.add(in); err != nil {
 		return nil, err
 	}
 	n := len(in.Positions)
-	for _, la := range in.LayerAttention {
-		if la.NHead < 1 || len(la.Scores) != la.NHead*n {
-			return nil, fmt.Errorf("attention-acc: layer %d: %d scores for %d heads × %d live tokens", la.Layer, len(la.Scores), la.NHead, n)
-		}
-		pooled, err := acc.opt.pool(la)
-		if err != nil {
-			return nil, err
-		}
-		for i, v := range acc.opt.normalise(pooled, in.Positions, in.NPrompt) {
-			p := in.Positions[i]
-			if int(p) >= len(acc.sum) {
-				return nil, fmt.Errorf("attention-acc: position %d beyond the %d-token prompt", p, len(acc.sum))
-			}
-			acc.sum[p] += v
-			acc.seen[p]++
-		}
-	}
 	out := make([]float32, n)
 	scored := false
 	for i, p := range in.Positions {
-		if int(p) >= len(acc.sum) {
-			return nil, fmt.Errorf("attention-acc: position %d beyond the %d-token prompt", p, len(acc.sum))
-		}
 		if acc.seen[p] > 0 {
 			out[i], scored = float32(acc.sum[p]/float64(acc.seen[p])), true
 		}
 	}
 	if !scored && n > 0 {
-		return nil, fmt.Errorf("attention-acc: no layer before layer %d to score with (layers %v, sliding-window layers %v): prune after the first layer scored, or score more layers", in.Layer, acc.opt.Layers, acc.opt.SWA)
+		return nil, fmt.Errorf("attention-acc: no layer before layer %d to score with (layers %v, sliding-window layers %v): prune after the first layer scored, score more layers, or give this stage attention weight 0", in.Layer, acc.opt.Layers, acc.opt.SWA)
 	}
 	return out, nil
+}
+
+// add accumulates the layers of in, the stage just run.
+func (acc *accumulator) add(in sdtp.ScoreInput) error {
+	if err := acc.opt.Validate(); err != nil {
+		return err
+	}
+	n := len(in.Positions)
+	for _, p := range in.Positions {
+		if int(p) >= len(acc.sum) {
+			return fmt.Errorf("attention-acc: position %d beyond the %d-token prompt", p, len(acc.sum))
+		}
+	}
+	for _, la := range in.LayerAttention {
+		if la.NHead < 1 || len(la.Scores) != la.NHead*n {
+			return fmt.Errorf("attention-acc: layer %d: %d scores for %d heads × %d live tokens", la.Layer, len(la.Scores), la.NHead, n)
+		}
+		pooled, err := acc.opt.pool(la)
+		if err != nil {
+			return err
+		}
+		for i, v := range acc.opt.normalise(pooled, in.Positions, in.NPrompt) {
+			p := in.Positions[i]
+			acc.sum[p] += v
+			acc.seen[p]++
+		}
+	}
+	return nil
 }
 
 // pool turns one layer's [NHead][live] attention into [live].

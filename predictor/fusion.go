@@ -235,11 +235,26 @@ func (r *hybridRun) Score(in sdtp.ScoreInput) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	attn, err := r.attn.Score(in)
+	attn, err := r.h.StageAttention(r.attn, in)
 	if err != nil {
 		return nil, err
 	}
 	return r.h.fusion.Fuse(stage, learned, attn, in.Positions, in.NPrompt)
+}
+
+// StageAttention is the question attention the stage pruning before
+// in.Layer fuses, from attn (AttentionScorer's, for this prefill). A
+// stage of attention weight 0 reads none (zeros) but still adds its layers
+// for later stages: so a set whose attention skips sliding-window layers
+// (Gemma 3: five in six) can prune before the first full-attention layer
+// on its learned scores alone, where the accumulated attention would have
+// nothing to score with.
+func (h *Hybrid) StageAttention(attn sdtp.Scorer, in sdtp.ScoreInput) ([]float32, error) {
+	stage := slices.Index(h.layers, in.Layer)
+	if acc, ok := attn.(*accumulator); ok && stage >= 0 && h.fusion.AttentionWeights[stage] == 0 {
+		return make([]float32, len(in.Positions)), acc.add(in)
+	}
+	return attn.Score(in)
 }
 
 // AttentionScorer returns, for one prompt, the accumulated attention

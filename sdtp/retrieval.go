@@ -14,12 +14,26 @@ const (
 )
 
 // Spans of the retrieval schedule: SnapKV's kernel of 7 around each
-// token, and a trail of 32 following tokens, enough for a 7-digit number
-// (7 tokens on Gemma 3) or a 32-hex-digit code after the words of its key.
+// token, a trail of 32 following tokens, enough for a 7-digit number (7
+// tokens on Gemma 3) or a 32-hex-digit code after the words of its key,
+// and echoes of 3 tokens: the shortest run of a key ("the silver key")
+// that says more than a common pair ("of the") does (docs/HYBRID.md,
+// "Echoes").
 const (
 	RetrievalSpanKernel = SnapKVSpanKernel
 	RetrievalSpanTrail  = 32
+	RetrievalSpanEcho   = 3
 )
+
+// Spans are a schedule's settings for keeping tokens together
+// (Schedule.SpanKernel, SpanTrail and SpanEcho).
+type Spans struct{ Kernel, Trail, Echo int }
+
+// WithSpans is s with the span settings sp.
+func (s Schedule) WithSpans(sp Spans) Schedule {
+	s.SpanKernel, s.SpanTrail, s.SpanEcho = sp.Kernel, sp.Trail, sp.Echo
+	return s
+}
 
 // RetrievalCutDepth is where the retrieval schedule prunes, as a fraction
 // of the model's depth. GemFilter (arXiv 2409.17422) selects once at
@@ -58,8 +72,7 @@ func RetrievalSchedule(ref Schedule, nLayer int) (Schedule, error) {
 			cut = l
 		}
 	}
-	ref.SpanKernel, ref.SpanTrail = PresetSpans(ScheduleRetrieval)
-	return SameWork(ref, nLayer, []int{cut}, 0)
+	return SameWork(ref.WithSpans(PresetSpans(ScheduleRetrieval)), nLayer, []int{cut}, 0)
 }
 
 // ValidatePreset accepts the schedule presets' names.
@@ -70,14 +83,14 @@ func ValidatePreset(name string) error {
 	return nil
 }
 
-// PresetSpans is the span kernel and trail a preset prunes with: none for
-// the paper's schedule, RetrievalSpanKernel and RetrievalSpanTrail for the
-// retrieval schedule.
-func PresetSpans(name string) (kernel, trail int) {
+// PresetSpans are the spans a preset prunes with: none for the paper's
+// schedule, RetrievalSpanKernel, RetrievalSpanTrail and RetrievalSpanEcho
+// for the retrieval schedule.
+func PresetSpans(name string) Spans {
 	if name == ScheduleRetrieval {
-		return RetrievalSpanKernel, RetrievalSpanTrail
+		return Spans{RetrievalSpanKernel, RetrievalSpanTrail, RetrievalSpanEcho}
 	}
-	return 0, 0
+	return Spans{}
 }
 
 // Preset is base (the paper's default schedule, or learned predictors'
@@ -94,6 +107,5 @@ func Preset(name string, base Schedule, nLayer int) (Schedule, error) {
 			return s, err
 		}
 	}
-	s.SpanKernel, s.SpanTrail = PresetSpans(name)
-	return s, nil
+	return s.WithSpans(PresetSpans(name)), nil
 }

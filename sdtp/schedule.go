@@ -30,6 +30,11 @@ type Schedule struct {
 	// tokens as well (PoolSpans), so a fact's value survives with the
 	// words that lead to it; 0 = off.
 	SpanTrail int
+	// SpanEcho > 1 gives the live tokens that end the same run of
+	// SpanEcho tokens, a run the protected tail repeats, the best score
+	// among them (ShareEchoes), so the copies of a phrase the question
+	// asks about survive together; 0 = off.
+	SpanEcho int
 }
 
 // DefaultSchedule scales the paper's 32-layer placement (layers 4, 7, …, 31)
@@ -112,7 +117,10 @@ func (s Schedule) Validate(nLayer int) error {
 	if err := ValidateSpanKernel(s.SpanKernel); err != nil {
 		return err
 	}
-	return ValidateSpanTrail(s.SpanTrail)
+	if err := ValidateSpanTrail(s.SpanTrail); err != nil {
+		return err
+	}
+	return ValidateSpanEcho(s.SpanEcho)
 }
 
 // Cumulative is the fraction of (unprotected) tokens alive after each stage.

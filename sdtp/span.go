@@ -1,6 +1,9 @@
 package sdtp
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Span kernels used by retrieval-safe pruning methods: SnapKV (arXiv
 // 2404.14469) pools its observation-window scores over 7 neighbouring
@@ -63,6 +66,66 @@ func PoolSpans(positions []int32, scores []float32, nPrompt, kernel, trail int) 
 			if !Protected(int(positions[j]), nPrompt) && scores[j] > out[i] {
 				out[i] = scores[j]
 			}
+		}
+	}
+	return out
+}
+
+// ValidateSpanEcho accepts 0 (off) or an n-gram length of at least 2:
+// a single shared token (an article, a comma) says nothing about a fact.
+func ValidateSpanEcho(gram int) error {
+	if gram < 0 || gram == 1 {
+		return fmt.Errorf("sdtp: span echo %d must be 0 (off) or an n-gram length of at least 2", gram)
+	}
+	return nil
+}
+
+// ShareEchoes gives every unprotected live token that ends an echo — a
+// run of gram tokens that also occurs in the protected tail, where the
+// question sits — the highest score among the live tokens ending the same
+// run. Copies of one phrase ("the number for the silver key is") then
+// survive or go together: question attention spreads over near-identical
+// copies unevenly, and a fact stated several times (all values of one
+// key) otherwise loses a copy whole (docs/HYBRID.md, "Echoes"). Tokens
+// that end no echo keep their scores; protected tokens keep theirs and
+// lend none.
+//
+// tokens is the prompt ([nPrompt]); positions and scores are parallel, in
+// increasing position order; the result is new. gram 0 returns scores
+// unchanged.
+func ShareEchoes(tokens []int32, positions []int32, scores []float32, nPrompt, gram int) []float32 {
+	if gram < 2 || len(tokens) != nPrompt {
+		return scores
+	}
+	tail := nPrompt - TailLen(nPrompt)
+	key := func(end int) string { // the run of gram tokens ending at end
+		b := make([]byte, 0, 4*gram)
+		for _, t := range tokens[end-gram+1 : end+1] {
+			b = append(b, byte(t), byte(t>>8), byte(t>>16), byte(t>>24))
+		}
+		return string(b)
+	}
+	asked := map[string]bool{}
+	for end := max(tail, gram-1); end < nPrompt; end++ {
+		asked[key(end)] = true
+	}
+	best := map[string]float32{}
+	echo := make([]string, len(positions))
+	for i, p := range positions {
+		if int(p) < gram-1 || Protected(int(p), nPrompt) {
+			continue
+		}
+		if k := key(int(p)); asked[k] {
+			echo[i] = k
+			if b, ok := best[k]; !ok || scores[i] > b {
+				best[k] = scores[i]
+			}
+		}
+	}
+	out := slices.Clone(scores)
+	for i, k := range echo {
+		if k != "" {
+			out[i] = best[k]
 		}
 	}
 	return out

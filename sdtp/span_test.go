@@ -151,3 +151,59 @@ func runs(pos []int32) int {
 	}
 	return n
 }
+
+// echoPrompt: 100 tokens (protected: 0..3 and 90..99) of distinct filler,
+// the phrase 7 8 9 (a key) at 20..22, 50..52 and 70..72, and the question
+// repeating it at 93..95. The copy at 50 draws the question's attention;
+// the others score like filler.
+func echoPrompt() (tokens, pos []int32, scores []float32) {
+	tokens, pos, scores = make([]int32, 100), make([]int32, 100), make([]float32, 100)
+	for i := range tokens {
+		tokens[i], pos[i] = int32(1000+i), int32(i)
+		scores[i] = 0.1 + 0.001*float32(i%17)
+	}
+	for _, at := range []int{20, 50, 70, 93} {
+		tokens[at], tokens[at+1], tokens[at+2] = 7, 8, 9
+	}
+	scores[52] = 0.9
+	scores[95] = 5 // protected: keeps its own score, lends none
+	return tokens, pos, scores
+}
+
+func TestShareEchoesKeepsEveryCopy(t *testing.T) {
+	tokens, pos, scores := echoPrompt()
+	const n = 100
+	shared := sdtp.ShareEchoes(tokens, pos, scores, n, 3)
+	for _, p := range []int{22, 52, 72} {
+		assert.Equal(t, float32(0.9), shared[p], "position %d ends the asked run 7 8 9", p)
+	}
+	assert.Equal(t, float32(5), shared[95], "a protected token keeps its score")
+	for _, p := range []int{20, 21, 50, 51, 53} {
+		assert.Equal(t, scores[p], shared[p], "position %d ends no asked 3-token run", p)
+	}
+	assert.Equal(t, float32(0.9), sdtp.ShareEchoes(tokens, pos, scores, n, 2)[22], "8 9 is asked too")
+	assert.Equal(t, scores, sdtp.ShareEchoes(tokens, pos, scores, n, 0), "0: off")
+
+	// With a trail, each copy keeps its value (the 5 tokens after it).
+	kept, err := sdtp.Select(pos, sdtp.PoolSpans(pos, shared, n, 0, 5), n, 0.4)
+	require.NoError(t, err)
+	plain, err := sdtp.Select(pos, sdtp.PoolSpans(pos, scores, n, 0, 5), n, 0.4)
+	require.NoError(t, err)
+	for _, p := range []int{23, 27, 53, 57, 73, 77} {
+		assert.Contains(t, kept, p)
+	}
+	assert.NotContains(t, plain, 23, "without sharing, a copy the question did not attend to goes")
+
+	// Pruned tokens are not looked at: the live copies still share.
+	livePos, live := []int32{0, 22, 40, 52, 95}, []float32{1, 0.2, 0.3, 0.9, 5}
+	assert.Equal(t, []float32{1, 0.9, 0.3, 0.9, 5}, sdtp.ShareEchoes(tokens, livePos, live, n, 3))
+}
+
+func TestValidateSpanEcho(t *testing.T) {
+	require.NoError(t, sdtp.ValidateSpanEcho(0))
+	require.NoError(t, sdtp.ValidateSpanEcho(3))
+	assert.ErrorContains(t, sdtp.ValidateSpanEcho(1), "at least 2")
+	assert.ErrorContains(t, sdtp.ValidateSpanEcho(-1), "span echo -1")
+	s := sdtp.Schedule{Layers: []int{2}, KeepRatios: []float64{0.5}, SpanEcho: 1}
+	assert.ErrorContains(t, s.Validate(6), "span echo 1")
+}

@@ -27,9 +27,9 @@ type variant struct {
 	// shape names a --same-work schedule ("tilt0.5", "from9"), a mode of
 	// its own in reports.
 	shape string
-	// presetSpans: the span kernel and trail of the mode's preset; the
-	// row names spans other than these.
-	presetSpans [2]int
+	// presetSpans: the spans of the mode's preset; the row names spans
+	// other than these.
+	presetSpans sdtp.Spans
 }
 
 // row starts a result row for the variant.
@@ -40,11 +40,14 @@ func (v variant) row(promptTokens int) report.Row {
 		r.Mode += "+" + v.shape
 	}
 	// What spans other than the preset's do, beside the same mode with them.
-	if v.sched.SpanKernel != v.presetSpans[0] {
+	if v.sched.SpanKernel != v.presetSpans.Kernel {
 		r.Mode += fmt.Sprintf("+span%d", v.sched.SpanKernel)
 	}
-	if v.sched.SpanTrail != v.presetSpans[1] {
+	if v.sched.SpanTrail != v.presetSpans.Trail {
 		r.Mode += fmt.Sprintf("+trail%d", v.sched.SpanTrail)
+	}
+	if v.sched.SpanEcho != v.presetSpans.Echo {
+		r.Mode += fmt.Sprintf("+echo%d", v.sched.SpanEcho)
 	}
 	if v.kv != sdtp.KVNone {
 		// A mode of its own in reports and plots: "attention+h2o" is
@@ -73,6 +76,9 @@ func (v variant) String() string {
 	}
 	if v.sched.SpanTrail > 0 {
 		s += fmt.Sprintf(" trail %d", v.sched.SpanTrail)
+	}
+	if v.sched.SpanEcho > 0 {
+		s += fmt.Sprintf(" echo %d", v.sched.SpanEcho)
 	}
 	if v.kv != sdtp.KVNone {
 		s += fmt.Sprintf(" + %s at %v", v.kv, v.kvBudget)
@@ -171,13 +177,16 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 		if len(v.sched.Layers) == 0 {
 			continue
 		}
-		v.presetSpans[0], v.presetSpans[1] = sdtp.PresetSpans(b.cfg.preset(v.mode))
-		v.sched.SpanKernel, v.sched.SpanTrail = v.presetSpans[0], v.presetSpans[1]
+		v.presetSpans = sdtp.PresetSpans(b.cfg.preset(v.mode))
+		v.sched = v.sched.WithSpans(v.presetSpans)
 		if b.cfg.spanSet {
 			v.sched.SpanKernel = b.cfg.span
 		}
 		if b.cfg.spanTrailSet {
 			v.sched.SpanTrail = b.cfg.spanTrail
+		}
+		if b.cfg.spanEchoSet {
+			v.sched.SpanEcho = b.cfg.spanEcho
 		}
 	}
 	return withKV(out, b.cfg.kvPolicies, b.cfg.kvBudget), nil

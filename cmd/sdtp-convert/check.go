@@ -162,7 +162,7 @@ func (c *comparer) Score(in sdtp.ScoreInput) ([]float32, error) {
 	if c.hybrid == nil {
 		return s, nil
 	}
-	attn, err := c.attn.Score(in)
+	attn, err := c.hybrid.StageAttention(c.attn, in)
 	if err != nil {
 		return nil, err
 	}

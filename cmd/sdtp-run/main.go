@@ -62,6 +62,7 @@ type config struct {
 	schedule                     string
 	span                         int // 0: the schedule's; -1: none (typed as 0)
 	spanTrail                    int // the same
+	spanEcho                     int // the same
 }
 
 // report is what --json prints.
@@ -110,7 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.json, "json", false, "print one JSON object with the text, token counts and timings at the end")
 	fs.StringVar(&c.mode, "mode", llama.ModeSDTP, "prefill: llamacpp (stock llama_decode), dense, sdtp (learned predictors fused with question attention at the retrieval schedule; question attention alone without predictors), "+
 		"learned (learned predictors alone: the paper's SDTP), random, attention, attention-acc (question attention accumulated over layers), hybrid (learned predictors fused with attention-acc)")
-	fs.StringVar(&c.schedule, "schedule", "", "pruning schedule: paper (10 stages × 0.9, or learned predictors' trained ones) or retrieval (the same prefill work in one cut at 0.4 of the depth, span 7, trail 32) (default: retrieval in --mode sdtp, paper otherwise)")
+	fs.StringVar(&c.schedule, "schedule", "", "pruning schedule: paper (10 stages × 0.9, or learned predictors' trained ones) or retrieval (the same prefill work in one cut at 0.4 of the depth, span 7, trail 32, echo 3) (default: retrieval in --mode sdtp, paper otherwise)")
 	fs.Float64Var(&c.keepRatio, "keep-ratio", sdtp.DefaultKeepRatio, "fraction of live tokens kept at each pruning stage, in (0, 1] (default: the schedule's: 0.9, learned predictors' trained ratios, or the retrieval schedule's)")
 	fs.IntSliceVar(&c.pruneLayers, "prune-layers", nil, "layers before which to prune, e.g. 4,7,10 (default: the schedule's: 10 stages scaled to the model's depth or learned predictors' own layers, one cut at 0.4 of the depth under retrieval; with predictors, a subset of theirs)")
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors for --mode sdtp, learned or hybrid: a `DIR` with predictors.json (default: heads in the GGUF, MODEL.predictors/, or the set shipped for the model)")
@@ -118,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.kvPolicy, "kv-policy", sdtp.KVNone, "KV-cache compression after the prefill and while generating: none, streaming, h2o, snapkv (staged modes; docs/KV.md)")
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells each layer's cache keeps under --kv-policy: a fraction of the prompt if <= 1, else tokens")
 	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection, so kept tokens come in spans (odd; SnapKV 7, SpecPrefill 13; 0 = none) (default: the schedule's: retrieval 7, paper none)")
+	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the question repeats, their best score before each selection, so every copy of an asked-about phrase survives (0 = none; at least 2) (default: the schedule's: retrieval 3, paper none)")
 	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection, so a fact's value survives with the words that lead to it (0 = none) (default: the schedule's: retrieval 32, paper none)")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
@@ -189,8 +191,8 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 		return fmt.Errorf("--onnx-provider applies to ONNX predictors in --mode sdtp, learned or hybrid, not --mode %s", c.mode)
 	case (c.explain || c.explainHTML != "") && c.mode == llama.ModeLlamaCpp:
 		return errors.New("--explain needs a staged mode (dense or a pruning mode) on a staged architecture")
-	case c.span < 0 || c.spanTrail < 0:
-		return fmt.Errorf("--span %d / --span-trail %d: want 0 (none) or a token count", c.span, c.spanTrail)
+	case c.span < 0 || c.spanTrail < 0 || c.spanEcho < 0:
+		return fmt.Errorf("--span %d / --span-trail %d / --span-echo %d: want 0 (none) or a token count", c.span, c.spanTrail, c.spanEcho)
 	}
 	// A typed 0 means no spans, which the library spells -1 (its 0 is
 	// the schedule's own).
@@ -200,6 +202,9 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 	if fs.Changed("span-trail") && c.spanTrail == 0 {
 		c.spanTrail = -1
 	}
+	if fs.Changed("span-echo") && c.spanEcho == 0 {
+		c.spanEcho = -1
+	}
 	if c.nPredict < 0 {
 		c.nPredict = 0 // the library's "until end of generation or a full context"
 	}
@@ -207,7 +212,7 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 	// trained layers and ratios, and the non-pruning modes see none.
 	c.keepRatioGiven = fs.Changed("keep-ratio")
 	c.pruningGiven = c.keepRatioGiven || fs.Changed("prune-layers") || fs.Changed("predictors") ||
-		fs.Changed("schedule") || fs.Changed("span") || fs.Changed("span-trail")
+		fs.Changed("schedule") || fs.Changed("span") || fs.Changed("span-trail") || fs.Changed("span-echo")
 	return nil
 }
 
@@ -297,7 +302,7 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		defer bar.Finish()
 	}
 	sdtpOpts := llama.SDTPOptions{Mode: c.mode, Schedule: c.schedule, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
-		KVPolicy: c.kvPolicy, SpanKernel: c.span, SpanTrail: c.spanTrail}
+		KVPolicy: c.kvPolicy, SpanKernel: c.span, SpanTrail: c.spanTrail, SpanEcho: c.spanEcho}
 	if c.keepRatioGiven {
 		sdtpOpts.KeepRatio = c.keepRatio
 	}
