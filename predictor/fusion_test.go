@@ -218,3 +218,54 @@ func TestHybridFusesLearnedWithAccumulatedAttention(t *testing.T) {
 	_, err = NewHybrid(learned, []int{3}, f)
 	assert.ErrorContains(t, err, "2 attention weights for 1 stages")
 }
+
+// Under sliding_window skip a stage before the first full-attention layer
+// has no attention to read: at weight 0 it prunes on the learned scores and
+// accumulates what it ran, at weight > 0 it is refused.
+func TestHybridWeightZeroStageOnlyAccumulates(t *testing.T) {
+	const n = 12
+	pos := livePositions(n)
+	learned := fixed{0, 0, 0, 0, 6, 5, 4, 3, 2, 1, 0, 0}
+	h := []float32{5, 0, 0, 0, 1, 2, 3, 4, 5, 6, 1, 1}
+	f := DefaultFusion(2)
+	f.SlidingWindow, f.AttentionWeights = bridge.SWASkip.String(), []float64{0, 1}
+	hy, err := NewHybrid(learned, []int{3, 5}, f)
+	require.NoError(t, err)
+
+	// Stage 0 (layer 3): the engine sent no layer (every one was a
+	// sliding-window layer). Stage 1 (layer 5) sent layer 4's.
+	early := sdtp.ScoreInput{Stage: 0, Layer: 3, NPrompt: n, Positions: pos}
+	late := sdtp.ScoreInput{Stage: 1, Layer: 5, NPrompt: n, Positions: pos, LayerAttention: []bridge.LayerAttention{layer(4, h)}}
+	run := hy.ForPrefill(n)
+	got, err := run.Score(early)
+	require.NoError(t, err)
+	assert.Equal(t, order(learned, n), order(got, n), "weight 0: learned alone")
+	got, err = run.Score(late)
+	require.NoError(t, err)
+	assert.Equal(t, order(h, n), order(got, n), "weight 1: layer 4's attention")
+
+	// A weight-0 stage that did see a layer adds it for the stages after.
+	g := []float32{5, 0, 0, 0, 9, 1, 1, 1, 1, 0, 1, 1}
+	early.LayerAttention = []bridge.LayerAttention{layer(2, g)}
+	attn, err := f.Attention()
+	require.NoError(t, err)
+	plain := attn.ForPrefill(n)
+	_, err = plain.Score(early)
+	require.NoError(t, err)
+	want, err := plain.Score(late)
+	require.NoError(t, err)
+	run = hy.ForPrefill(n)
+	_, err = run.Score(early)
+	require.NoError(t, err)
+	got, err = run.Score(late)
+	require.NoError(t, err)
+	assert.Equal(t, order(want, n), order(got, n), "layers 2 and 4")
+	assert.NotEqual(t, order(h, n), order(got, n))
+	early.LayerAttention = nil
+
+	f.AttentionWeights = []float64{0.25, 1}
+	hy, err = NewHybrid(learned, []int{3, 5}, f)
+	require.NoError(t, err)
+	_, err = hy.ForPrefill(n).Score(early)
+	assert.ErrorContains(t, err, "give this stage attention weight 0")
+}

@@ -2,6 +2,7 @@ package sdtp_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -121,7 +122,7 @@ func TestPrefillWithSpanKernel(t *testing.T) {
 	_, e := tinyEngine(t, testmodel.Llama())
 	toks := prompt(200)
 	sched := sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.5, 0.5}}
-	plain, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched, toks, 64)
+	plain, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(8), sched, toks, 64)
 	require.NoError(t, err)
 	sched0 := sched
 	sched0.SpanKernel = 0
@@ -130,14 +131,14 @@ func TestPrefillWithSpanKernel(t *testing.T) {
 	assert.Equal(t, plain.LivePositions, again.LivePositions)
 
 	sched.SpanKernel = 7
-	spans, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched, toks, 64)
+	spans, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(8), sched, toks, 64)
 	require.NoError(t, err)
 	assert.Equal(t, plain.KeptPerStage, spans.KeptPerStage, "the same budget")
 	assert.NotEqual(t, plain.LivePositions[1], spans.LivePositions[1])
 	assert.Less(t, runs(spans.LivePositions[1]), runs(plain.LivePositions[1]), "kept tokens come in fewer, longer runs")
 
 	sched.SpanKernel = 8
-	_, err = sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched, toks, 64)
+	_, err = sdtp.Prefill(context.Background(), e, predictor.NewRandom(8), sched, toks, 64)
 	assert.ErrorContains(t, err, "span kernel 8")
 }
 
@@ -206,4 +207,52 @@ func TestValidateSpanEcho(t *testing.T) {
 	assert.ErrorContains(t, sdtp.ValidateSpanEcho(-1), "span echo -1")
 	s := sdtp.Schedule{Layers: []int{2}, KeepRatios: []float64{0.5}, SpanEcho: 1}
 	assert.ErrorContains(t, s.Validate(6), "span echo 1")
+}
+
+// boosted is a scorer: rng's scores, and 2 at one position.
+type boosted struct {
+	rng *predictor.Random
+	at  int32
+}
+
+func (b boosted) Needs() sdtp.Needs { return sdtp.Needs{} }
+func (b boosted) Score(in sdtp.ScoreInput) ([]float32, error) {
+	s, err := b.rng.Score(in)
+	for i, p := range in.Positions {
+		if p == b.at {
+			s[i] = 2
+		}
+	}
+	return s, err
+}
+
+// In a prefill, echoes of a phrase the tail repeats survive together: the
+// copy at 70..72 scores highest, and with echoes the last tokens of the
+// other copies take its score.
+func TestPrefillWithSpanEcho(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Llama())
+	toks := prompt(200) // protected: 0..3 and 180..199
+	for _, at := range []int{30, 70, 110, 150, 190} {
+		toks[at], toks[at+1], toks[at+2] = 7, 8, 9
+	}
+	sched := sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}}
+	plain, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 72}, sched, toks, 64)
+	require.NoError(t, err)
+	sched.SpanEcho = 3
+	echo, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 72}, sched, toks, 64)
+	require.NoError(t, err)
+	assert.Equal(t, plain.KeptPerStage, echo.KeptPerStage, "the same budget")
+	ends := []int32{32, 72, 112, 152}
+	var keptPlain int
+	for _, p := range ends {
+		assert.Contains(t, echo.LivePositions[1], p, "every copy's last token takes the best copy's score")
+		if slices.Contains(plain.LivePositions[1], p) {
+			keptPlain++
+		}
+	}
+	assert.Less(t, keptPlain, len(ends), "without echoes a copy goes")
+
+	sched.SpanEcho = 1
+	_, err = sdtp.Prefill(context.Background(), e, predictor.NewRandom(5), sched, toks, 64)
+	assert.ErrorContains(t, err, "span echo 1")
 }
