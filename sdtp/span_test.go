@@ -122,7 +122,7 @@ func TestPrefillWithSpanKernel(t *testing.T) {
 	_, e := tinyEngine(t, testmodel.Llama())
 	toks := prompt(200)
 	sched := sdtp.Schedule{Layers: []int{1, 3}, KeepRatios: []float64{0.5, 0.5}}
-	plain, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(8), sched, toks, 64)
+	plain, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched, toks, 64)
 	require.NoError(t, err)
 	sched0 := sched
 	sched0.SpanKernel = 0
@@ -131,14 +131,14 @@ func TestPrefillWithSpanKernel(t *testing.T) {
 	assert.Equal(t, plain.LivePositions, again.LivePositions)
 
 	sched.SpanKernel = 7
-	spans, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(8), sched, toks, 64)
+	spans, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched, toks, 64)
 	require.NoError(t, err)
 	assert.Equal(t, plain.KeptPerStage, spans.KeptPerStage, "the same budget")
 	assert.NotEqual(t, plain.LivePositions[1], spans.LivePositions[1])
 	assert.Less(t, runs(spans.LivePositions[1]), runs(plain.LivePositions[1]), "kept tokens come in fewer, longer runs")
 
 	sched.SpanKernel = 8
-	_, err = sdtp.Prefill(context.Background(), e, predictor.NewRandom(8), sched, toks, 64)
+	_, err = sdtp.Prefill(context.Background(), e, predictor.NewRandom(3), sched, toks, 64)
 	assert.ErrorContains(t, err, "span kernel 8")
 }
 
