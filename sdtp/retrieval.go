@@ -16,13 +16,14 @@ const (
 // Spans of the retrieval schedule: SnapKV's kernel of 7 around each
 // token, a trail of 32 following tokens, enough for a 7-digit number (7
 // tokens on Gemma 3) or a 32-hex-digit code after the words of its key,
-// and echoes of 3 tokens: the shortest run of a key ("the silver key")
-// that says more than a common pair ("of the") does (docs/HYBRID.md,
-// "Echoes").
+// and echoes of 5 tokens ("numbers for the silver key"): on
+// Qwen2.5-Coder-0.5B-Instruct's multi-value prompts 3 and 5 keep the same
+// needles, and on Gemma 3 270M runs of 3 shared with the question's
+// neighbourhood ("What is the") lost more (docs/HYBRID.md, "Echoes").
 const (
 	RetrievalSpanKernel = SnapKVSpanKernel
 	RetrievalSpanTrail  = 32
-	RetrievalSpanEcho   = 3
+	RetrievalSpanEcho   = 5
 )
 
 // Spans are a schedule's settings for keeping tokens together

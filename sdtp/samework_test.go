@@ -102,7 +102,7 @@ func TestPresets(t *testing.T) {
 	assert.Equal(t, retrieval, s)
 	assert.Equal(t, Spans{RetrievalSpanKernel, RetrievalSpanTrail, RetrievalSpanEcho}, PresetSpans(ScheduleRetrieval))
 	assert.Equal(t, Spans{}, PresetSpans(SchedulePaper))
-	assert.Equal(t, 3, s.SpanEcho, "the retrieval schedule shares echoes")
+	assert.Equal(t, 5, s.SpanEcho, "the retrieval schedule shares echoes")
 	require.NoError(t, ValidatePreset(SchedulePaper))
 	assert.ErrorContains(t, ValidatePreset("fast"), `unknown schedule "fast"`)
 	_, err = Preset("", paper, 18)

@@ -31,8 +31,8 @@ type Schedule struct {
 	// words that lead to it; 0 = off.
 	SpanTrail int
 	// SpanEcho > 1 gives the live tokens that end the same run of
-	// SpanEcho tokens, a run the protected tail repeats, the best score
-	// among them (ShareEchoes), so the copies of a phrase the question
+	// SpanEcho tokens, a run the question (the prompt's last EchoWindow
+	// tokens) repeats, the best score among them (ShareEchoes), so the copies of a phrase the question
 	// asks about survive together; 0 = off.
 	SpanEcho int
 }

@@ -195,6 +195,24 @@ func TestShareEchoesKeepsEveryCopy(t *testing.T) {
 	}
 	assert.NotContains(t, plain, 23, "without sharing, a copy the question did not attend to goes")
 
+	// Only the prompt's last EchoWindow tokens ask: of a 400-token prompt
+	// (tail 360..399), a phrase at 362..364 is document text, one at
+	// 380..382 is the question.
+	long, longPos, longScores := make([]int32, 400), make([]int32, 400), make([]float32, 400)
+	for i := range long {
+		long[i], longPos[i], longScores[i] = int32(1000+i), int32(i), 0.1
+	}
+	for _, at := range []int{100, 200, 362} {
+		long[at], long[at+1], long[at+2] = 7, 8, 9
+	}
+	for _, at := range []int{150, 250, 380} {
+		long[at], long[at+1], long[at+2] = 4, 5, 6
+	}
+	longScores[102], longScores[152] = 0.9, 0.9
+	longShared := sdtp.ShareEchoes(long, longPos, longScores, 400, 3)
+	assert.Equal(t, float32(0.1), longShared[202], "7 8 9 is in the tail but before the question")
+	assert.Equal(t, float32(0.9), longShared[252], "4 5 6 is in the question")
+
 	// Pruned tokens are not looked at: the live copies still share.
 	livePos, live := []int32{0, 22, 40, 52, 95}, []float32{1, 0.2, 0.3, 0.9, 5}
 	assert.Equal(t, []float32{1, 0.9, 0.3, 0.9, 5}, sdtp.ShareEchoes(tokens, livePos, live, n, 3))

@@ -104,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	})
 	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for modes sdtp, learned and hybrid; default: heads inside the GGUF, MODEL.predictors/, the shipped set for the model (mode sdtp without any: question attention alone)")
-	fs.StringVar(&c.schedule, "schedule", "", "schedule preset of every pruning mode: paper (10 stages × 0.9, or learned predictors' trained ones) or retrieval (the same prefill work in one cut at 0.4 of the depth, span 7, trail 32, echo 3) (default: retrieval for sdtp, paper for the others)")
+	fs.StringVar(&c.schedule, "schedule", "", "schedule preset of every pruning mode: paper (10 stages × 0.9, or learned predictors' trained ones) or retrieval (the same prefill work in one cut at 0.4 of the depth, span 7, trail 32, echo 5) (default: retrieval for sdtp, paper for the others)")
 	fs.StringVar(&c.onnxProvider, "onnx-provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, coreml, auto")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.StringSliceVar(&c.kvPolicies, "kv-policy", []string{sdtp.KVNone},
@@ -112,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells per layer under --kv-policy: a fraction of the prompt if <= 1, else tokens")
 	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection (odd; SnapKV 7, SpecPrefill 13; 0 = none) (default: the schedule's: retrieval 7, paper none)")
 	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection (0 = none) (default: the schedule's: retrieval 32, paper none)")
-	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the protected tail repeats, their best score before each selection (0 = none; at least 2) (default: the schedule's: retrieval 3, paper none)")
+	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the question (the prompt's last 32 tokens) repeats, their best score before each selection (0 = none; at least 2) (default: the schedule's: retrieval 5, paper none)")
 	fs.BoolVar(&c.quality, "quality", false, "measure continuation quality (ppl, KL and top-1 vs dense) on --text instead of speed")
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
 	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
