@@ -199,7 +199,7 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 			return res, fmt.Errorf("sdtp: scoring before layer %d: %w", last, err)
 		}
 		if len(scores) == len(rel) {
-			scores = ShareEchoes(seg, rel, scores, n, sched.SpanEcho)
+			scores = ShareEchoes(seg, rel, scores, sched.SpanEcho)
 			scores = PoolSpans(rel, scores, n, sched.SpanKernel, sched.SpanTrail)
 		}
 		keep, err := Select(rel, scores, n, sched.KeepRatios[s])

@@ -91,20 +91,22 @@ const EchoWindow = 32
 // ShareEchoes gives every unprotected live token that ends an echo — a
 // run of gram tokens that also occurs in the prompt's last EchoWindow
 // tokens (within the protected tail), where the question sits — the
-// highest score among the live tokens ending the same run. Copies of one phrase ("the number for the silver key is") then
-// survive or go together: question attention spreads over near-identical
-// copies unevenly, and a fact stated several times (all values of one
-// key) otherwise loses a copy whole (docs/HYBRID.md, "Echoes"). Tokens
-// that end no echo keep their scores; protected tokens keep theirs and
-// lend none.
+// highest score among the live tokens ending the same run. Copies of one
+// phrase ("the number for the silver key is") then survive or go
+// together: question attention spreads over near-identical copies
+// unevenly, and a fact stated several times (all values of one key)
+// otherwise loses a copy whole (docs/HYBRID.md, "Echoes"). Tokens that
+// end no echo keep their scores; protected tokens keep theirs and lend
+// none.
 //
-// tokens is the prompt ([nPrompt]); positions and scores are parallel, in
-// increasing position order; the result is new. gram 0 returns scores
-// unchanged.
-func ShareEchoes(tokens []int32, positions []int32, scores []float32, nPrompt, gram int) []float32 {
-	if gram < 2 || len(tokens) != nPrompt {
+// tokens is the whole prompt; positions (indices into tokens) and scores
+// are parallel, in increasing position order; the result is new. gram < 2
+// returns scores unchanged.
+func ShareEchoes(tokens []int32, positions []int32, scores []float32, gram int) []float32 {
+	if gram < 2 {
 		return scores
 	}
+	nPrompt := len(tokens)
 	question := nPrompt - min(EchoWindow, TailLen(nPrompt))
 	key := func(end int) string { // the run of gram tokens ending at end
 		b := make([]byte, 0, 4*gram)

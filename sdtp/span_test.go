@@ -174,7 +174,7 @@ func echoPrompt() (tokens, pos []int32, scores []float32) {
 func TestShareEchoesKeepsEveryCopy(t *testing.T) {
 	tokens, pos, scores := echoPrompt()
 	const n = 100
-	shared := sdtp.ShareEchoes(tokens, pos, scores, n, 3)
+	shared := sdtp.ShareEchoes(tokens, pos, scores, 3)
 	for _, p := range []int{22, 52, 72} {
 		assert.Equal(t, float32(0.9), shared[p], "position %d ends the asked run 7 8 9", p)
 	}
@@ -182,8 +182,8 @@ func TestShareEchoesKeepsEveryCopy(t *testing.T) {
 	for _, p := range []int{20, 21, 50, 51, 53} {
 		assert.Equal(t, scores[p], shared[p], "position %d ends no asked 3-token run", p)
 	}
-	assert.Equal(t, float32(0.9), sdtp.ShareEchoes(tokens, pos, scores, n, 2)[22], "8 9 is asked too")
-	assert.Equal(t, scores, sdtp.ShareEchoes(tokens, pos, scores, n, 0), "0: off")
+	assert.Equal(t, float32(0.9), sdtp.ShareEchoes(tokens, pos, scores, 2)[22], "8 9 is asked too")
+	assert.Equal(t, scores, sdtp.ShareEchoes(tokens, pos, scores, 0), "0: off")
 
 	// With a trail, each copy keeps its value (the 5 tokens after it).
 	kept, err := sdtp.Select(pos, sdtp.PoolSpans(pos, shared, n, 0, 5), n, 0.4)
@@ -209,13 +209,13 @@ func TestShareEchoesKeepsEveryCopy(t *testing.T) {
 		long[at], long[at+1], long[at+2] = 4, 5, 6
 	}
 	longScores[102], longScores[152] = 0.9, 0.9
-	longShared := sdtp.ShareEchoes(long, longPos, longScores, 400, 3)
+	longShared := sdtp.ShareEchoes(long, longPos, longScores, 3)
 	assert.Equal(t, float32(0.1), longShared[202], "7 8 9 is in the tail but before the question")
 	assert.Equal(t, float32(0.9), longShared[252], "4 5 6 is in the question")
 
 	// Pruned tokens are not looked at: the live copies still share.
 	livePos, live := []int32{0, 22, 40, 52, 95}, []float32{1, 0.2, 0.3, 0.9, 5}
-	assert.Equal(t, []float32{1, 0.9, 0.3, 0.9, 5}, sdtp.ShareEchoes(tokens, livePos, live, n, 3))
+	assert.Equal(t, []float32{1, 0.9, 0.3, 0.9, 5}, sdtp.ShareEchoes(tokens, livePos, live, 3))
 }
 
 func TestValidateSpanEcho(t *testing.T) {
