@@ -93,8 +93,8 @@ type SDTPOptions struct {
 	// SpanEcho > 1 gives the live tokens that end the same run of SpanEcho
 	// tokens, a run the question (the prompt's last sdtp.EchoWindow
 	// tokens) repeats, their best score (sdtp.ShareEchoes), so every copy
-	// of an asked-about phrase survives. 0 = the preset's (retrieval 5, paper none); −1 = none.
-	// Pruning modes only.
+	// of an asked-about phrase survives. 0 = the preset's (retrieval 5,
+	// paper none); −1 = none. Pruning modes only.
 	SpanEcho int
 }
 
