@@ -152,6 +152,8 @@ func TestBenchQuality(t *testing.T) {
 	var rep report.Run
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
 	require.Len(t, rep.Results, 3, "llamacpp is the dense reference, not repeated")
+	dense := rep.Results[0]
+	require.Equal(t, "dense", dense.Mode)
 	for _, r := range rep.Results {
 		assert.Equal(t, 2, r.Samples)
 		assert.Greater(t, r.PPL, 1.0)
@@ -159,8 +161,12 @@ func TestBenchQuality(t *testing.T) {
 		case "dense":
 			assert.Zero(t, r.KLVsDense)
 			assert.Equal(t, 1.0, r.Top1VsDense)
+			assert.Zero(t, r.PPLRatioLow, "dense has no interval against itself")
 		default:
 			assert.Positive(t, r.KLVsDense, r.Mode)
+			ratio := r.PPL / dense.PPL
+			assert.Less(t, r.PPLRatioLow, ratio, r.Mode)
+			assert.Greater(t, r.PPLRatioHigh, ratio, r.Mode)
 		}
 	}
 	assert.Error(t, run([]string{"--model", model, "--quality"}, &stdout, &stderr), "--quality needs --text")

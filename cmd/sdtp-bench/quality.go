@@ -9,6 +9,7 @@ import (
 	"github.com/go-sdtp/sdtp/internal/numeric"
 	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/sdtp"
+	"gonum.org/v1/gonum/stat"
 )
 
 // quality measures what pruning costs in prediction: for seeded windows of
@@ -16,7 +17,8 @@ import (
 // next --continuation-tokens are fed teacher-forced as ordinary tokens,
 // under the variant's KV policy. Dense (the staged engine without pruning
 // or KV policy, identical to llama.cpp) is the reference for KL divergence
-// and top-1 agreement.
+// and top-1 agreement; each mode's perplexity ratio to dense gets a 95%
+// interval over the windows (numeric.PerplexityRatio).
 func (b *bench) quality(all []int32) ([]report.Row, error) {
 	ctxN, contN := b.cfg.contextTokens, b.cfg.contTokens
 	body := all[1:] // without the BOS the tokenizer added
@@ -24,11 +26,13 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 		return nil, fmt.Errorf("--text has %d tokens, quality needs %d", len(body), ctxN+contN)
 	}
 	type acc struct {
-		nll, kl float64
+		kl      float64
 		top1, n int
 		kvPeak  int64
+		window  []float64 // mean NLL per token of each window
 	}
 	stats := make([]acc, len(b.vars))
+	var denseNLL []float64 // the reference's mean NLL per token, per window
 	rng := rand.New(rand.NewPCG(b.cfg.seed, 7))
 	bos := all[0]
 	for s := range b.cfg.samples {
@@ -39,6 +43,7 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 		if err != nil {
 			return nil, err
 		}
+		denseNLL = append(denseNLL, meanNLL(ref, cont))
 		for vi, v := range b.vars {
 			if v.mode == "llamacpp" {
 				continue // identical to dense, the reference
@@ -51,8 +56,8 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 			}
 			a := &stats[vi]
 			a.kvPeak = max(a.kvPeak, kvPeak)
-			for i, next := range cont {
-				a.nll -= float64(lp[i][next])
+			a.window = append(a.window, meanNLL(lp, cont))
+			for i := range cont {
 				a.kl += kl(ref[i], lp[i])
 				if numeric.Argmax(ref[i]) == numeric.Argmax(lp[i]) {
 					a.top1++
@@ -70,8 +75,16 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 		}
 		row := v.row(ctxN)
 		row.Samples = b.cfg.samples
-		row.PPL, row.KLVsDense, row.Top1VsDense = math.Exp(a.nll/float64(a.n)), a.kl/float64(a.n), float64(a.top1)/float64(a.n)
+		// Every window has contN tokens: the mean of the windows' means is
+		// the mean over all tokens.
+		row.PPL, row.KLVsDense, row.Top1VsDense = math.Exp(stat.Mean(a.window, nil)), a.kl/float64(a.n), float64(a.top1)/float64(a.n)
 		row.KVBytes = a.kvPeak
+		if (v.mode != "dense" || v.kv != sdtp.KVNone) && len(a.window) > 1 {
+			var err error
+			if _, row.PPLRatioLow, row.PPLRatioHigh, err = numeric.PerplexityRatio(denseNLL, a.window); err != nil {
+				return nil, err
+			}
+		}
 		rows = append(rows, row)
 	}
 	return rows, nil
@@ -114,6 +127,16 @@ func (b *bench) continuation(v variant, ctx, cont []int32) ([][]float32, int64, 
 		}
 	}
 	return rows, peak, nil
+}
+
+// meanNLL is the mean negative log-likelihood per token (nats) of cont
+// under the log-probabilities lp (row i predicts cont[i]).
+func meanNLL(lp [][]float32, cont []int32) float64 {
+	nll := 0.0
+	for i, next := range cont {
+		nll -= float64(lp[i][next])
+	}
+	return nll / float64(len(cont))
 }
 
 func logSoftmax(logits []float32) []float32 {

@@ -219,13 +219,14 @@ func quality(d *doc, runs []Run, images map[string]string) {
 	}
 	d.f("## Continuation quality\n\n")
 	d.f("Each mode prefills a context window of the text (pruning it), then the next tokens are fed teacher-forced; " +
-		"perplexity of those tokens, mean KL(dense ‖ mode) and top-1 agreement with dense over their positions.\n\n")
+		"perplexity of those tokens, mean KL(dense ‖ mode) and top-1 agreement with dense over their positions. " +
+		"The brackets hold the 95%% interval of the perplexity ratio over the windows (paired, Student's t).\n\n")
 	head := func(sweep bool) []string {
 		return cols([]string{"context", "mode"}, sweep, []string{"layers", "keep"}, "samples", "ppl", "ppl / dense", "KL vs dense", "top-1 vs dense")
 	}
 	line := func(run *Run, r Row, sweep bool) []string {
 		return cols([]string{fmt.Sprint(r.PromptTokens), r.Label()}, sweep, schedule(r), fmt.Sprint(r.Samples), f(r.PPL, 3),
-			f(r.PPL/densePPL(run, r.PromptTokens), 3), f(r.KLVsDense, 4), f(r.Top1VsDense, 3))
+			PPLRatio(r, densePPL(run, r.PromptTokens)), f(r.KLVsDense, 4), f(r.Top1VsDense, 3))
 	}
 	rows, used := defaults(runs)
 	var cells [][]string
@@ -244,6 +245,17 @@ func quality(d *doc, runs []Run, images map[string]string) {
 		d.commands([]Run{run})
 	}
 	d.f("%s", images["quality-ppl.png"])
+}
+
+// PPLRatio formats a quality row's perplexity over dense's (dense: its
+// perplexity) with the row's 95% interval when it has one:
+// "1.022 [1.010, 1.035]".
+func PPLRatio(r Row, dense float64) string {
+	ratio := f(r.PPL/dense, 3)
+	if r.PPLRatioLow == 0 {
+		return ratio
+	}
+	return fmt.Sprintf("%s [%s, %s]", ratio, f(r.PPLRatioLow, 3), f(r.PPLRatioHigh, 3))
 }
 
 func densePPL(run *Run, context int) float64 {

@@ -43,7 +43,8 @@ func syntheticRuns() []Run {
 	quality := header(KindQuality, "bin/sdtp-bench --json --quality")
 	quality.Results = []Row{
 		{Mode: "dense", PromptTokens: 2048, KeepRatio: 1, Samples: 8, PPL: 10, Top1VsDense: 1},
-		{Mode: "attention", PromptTokens: 2048, KeepRatio: 0.9, PruneLayers: []int{2, 4, 6}, DefaultSchedule: true, Samples: 8, PPL: 11, KLVsDense: 0.1, Top1VsDense: 0.9},
+		{Mode: "attention", PromptTokens: 2048, KeepRatio: 0.9, PruneLayers: []int{2, 4, 6}, DefaultSchedule: true, Samples: 8, PPL: 11, KLVsDense: 0.1, Top1VsDense: 0.9,
+			PPLRatioLow: 1.05, PPLRatioHigh: 1.15},
 		{Mode: "attention", PromptTokens: 2048, KeepRatio: 0.8, PruneLayers: []int{2, 4, 6}, Samples: 8, PPL: 12, KLVsDense: 0.2, Top1VsDense: 0.8},
 		{Mode: "random", PromptTokens: 2048, KeepRatio: 0.9, PruneLayers: []int{3, 6}, CustomLayers: true, Samples: 8, PPL: 13, KLVsDense: 0.3, Top1VsDense: 0.7},
 	}
@@ -118,7 +119,7 @@ func TestWriteReport(t *testing.T) {
 		"| 2048 | attention | 625.0 | 1.60× | 1.50× | 256 | 70.0 | 1.0 | - |",
 		"| 2048 | attention | default | 0.80 | 500.0 | 2.00× | 1.50× | 256 |",
 		"# wall 2.0 min, threads: 2\nbin/sdtp-bench --json --prompt-tokens 2048 --keep-ratios 1,0.9,0.8\n",
-		"| 2048 | attention | 8 | 11.000 | 1.100 | 0.1000 | 0.900 |",
+		"| 2048 | attention | 8 | 11.000 | 1.100 [1.050, 1.150] | 0.1000 | 0.900 |",
 		"| 2048 | attention | default | 0.80 | 8 | 12.000 | 1.200 | 0.2000 | 0.800 |",
 		"| 2048 | random | 3,6 | 0.90 | 8 | 13.000 | 1.300 | 0.3000 | 0.700 |",
 		"| tokens | mode | prompts | accuracy | depth 0.1 | depth 0.9 |", "| 1024 | attention | 2 | 0.50 | 1.00 | 0.00 |",

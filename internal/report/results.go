@@ -102,6 +102,11 @@ type Row struct {
 	PPL         float64 `json:"ppl,omitempty"`
 	KLVsDense   float64 `json:"kl_vs_dense,omitempty"`
 	Top1VsDense float64 `json:"top1_vs_dense,omitempty"`
+	// PPLRatioLow and PPLRatioHigh: the 95% interval of PPL / dense's
+	// over the windows (paired; numeric.PerplexityRatio). Zero: dense
+	// itself, one window, or a result from before they were recorded.
+	PPLRatioLow  float64 `json:"ppl_vs_dense_ci_low,omitempty"`
+	PPLRatioHigh float64 `json:"ppl_vs_dense_ci_high,omitempty"`
 
 	// Passkey rows: share of greedy answers containing the key, overall
 	// and per depth (Run.PasskeyDepths).
