@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,6 +158,8 @@ func TestBenchQuality(t *testing.T) {
 	for _, r := range rep.Results {
 		assert.Equal(t, 2, r.Samples)
 		assert.Greater(t, r.PPL, 1.0)
+		require.Len(t, r.WindowNLL, 2, r.Mode)
+		assert.InDelta(t, math.Log(r.PPL), (r.WindowNLL[0]+r.WindowNLL[1])/2, 1e-9, "perplexity is exp of the windows' mean NLL")
 		switch r.Mode {
 		case "dense":
 			assert.Zero(t, r.KLVsDense)

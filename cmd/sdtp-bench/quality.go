@@ -79,6 +79,7 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 		// the mean over all tokens.
 		row.PPL, row.KLVsDense, row.Top1VsDense = math.Exp(stat.Mean(a.window, nil)), a.kl/float64(a.n), float64(a.top1)/float64(a.n)
 		row.KVBytes = a.kvPeak
+		row.WindowNLL = a.window
 		if (v.mode != "dense" || v.kv != sdtp.KVNone) && len(a.window) > 1 {
 			var err error
 			if _, row.PPLRatioLow, row.PPLRatioHigh, err = numeric.PerplexityRatio(denseNLL, a.window); err != nil {

@@ -107,6 +107,10 @@ type Row struct {
 	// itself, one window, or a result from before they were recorded.
 	PPLRatioLow  float64 `json:"ppl_vs_dense_ci_low,omitempty"`
 	PPLRatioHigh float64 `json:"ppl_vs_dense_ci_high,omitempty"`
+	// WindowNLL: the mean negative log-likelihood per continuation token
+	// (nats) of each window, in window order, so that any two modes of a
+	// run can be compared window by window (numeric.PerplexityRatio).
+	WindowNLL []float64 `json:"window_nll,omitempty"`
 
 	// Passkey rows: share of greedy answers containing the key, overall
 	// and per depth (Run.PasskeyDepths).
