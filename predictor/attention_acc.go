@@ -86,7 +86,8 @@ type AttentionAcc struct {
 // scores that helps plain text and keeps the needles: on Gemma 3 270M at
 // the retrieval schedule, 12 held-out WikiText-2 windows of 2048 tokens,
 // continuation perplexity vs dense is +3.5% with the last 16 queries and
-// +1.6% with both, which answer 27 and 26 of 40 needle prompts (dense 26).
+// +1.6% with both, which answer 27 and 26 of 40 needle prompts (dense 26);
+// 12 windows carry intervals of several points (docs/SCHEDULES.md).
 // attention-acc alone does not sample: with no learned scores the tail's
 // text outweighs the question, and Qwen2.5-Coder-0.5B-Instruct's SQuAD
 // answers fell from dense's 8 of the first 15 prompts to 2 (docs/HYBRID.md,
