@@ -189,12 +189,13 @@ bench: build
 # task and length (8 tasks: 192 per length) and FID_QA_PROMPTS per QA set
 # (2 sets: 100 per length), so each family average rests on 100+ prompts:
 # 292 prompts × 2 lengths × (5 modes on Gemma + 4 on Qwen) = 5,256
-# answers. About 13 h on the 2-core machine with 2 threads on 2026-12-01
+# answers. About 15 h on the 2-core machine with 2 threads on 2026-12-01
 # (medians of that day's records, greedy answers included): a 2K prompt
 # took 15 s on Gemma for its five modes (dense 4.1 s, each pruned mode
 # 2.7-2.8 s) and 35 s on Qwen 0.5B for its four (dense 12.1 s, each pruned
 # mode 7.5 s); at 4K Gemma's five took 30 s (dense 8.7 s, pruned 5.1-5.6 s),
-# 2.0× its 2K; Qwen's 4K not measured yet (2.2× assumed).
+# 2.0× its 2K, and Qwen's four about 110 s (dense 36-42 s, pruned 21-25 s),
+# 3.1× its 2K: Qwen at 4K alone is about 9 h.
 # This machine's speed varies between sessions: on a slow day a Gemma 2K
 # prompt took 37 s for four modes (dense 12.8 s), and the matrix would take
 # about 42 h. So each answer is a JSONL line under
