@@ -135,7 +135,8 @@ func markdown(runs []Run, meta Meta, images map[string]string) string {
 		{"`sdtp` mode", first.SDTPScorer},
 	})
 	d.f("A *sweep* runs each scorer at every keep ratio (the fraction of live tokens kept at each stage) " +
-		"and pruning-layer list given; `default` layers are the default schedule's, or the layers learned predictors were trained for.\n\n")
+		"and pruning-layer list given; `default` layers are the default schedule's, or the layers learned predictors were trained for. " +
+		"Whether pruning keeps answers (needle retrieval and document QA, 24+ prompts per cell with intervals) is `make fidelity`'s to show, in FIDELITY.md.\n\n")
 	speed(&d, ofKind(runs, KindSpeed), images)
 	quality(&d, ofKind(runs, KindQuality), images)
 	passkey(&d, ofKind(runs, KindPasskey), images)
