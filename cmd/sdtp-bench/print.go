@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"text/tabwriter"
 
 	"github.com/go-sdtp/sdtp/internal/report"
@@ -77,15 +76,9 @@ func printMC(w io.Writer, rep report.Run) {
 }
 
 func printQuality(w io.Writer, rep report.Run) {
-	dense := math.NaN()
-	for _, r := range rep.Results {
-		if r.Mode == "dense" && r.KVPolicy == "" {
-			dense = r.PPL
-		}
-	}
 	printRows(w, rep, "context\tmode\tlayers\tkeep\tKV budget\tsamples\tppl\tppl / dense [95% CI]\tKL vs dense\ttop-1 vs dense\tpeak KV MiB\t", func(r report.Row) string {
 		return fmt.Sprintf("%d\t%s\t%s\t%.2f\t%s\t%d\t%.3f\t%s\t%.4f\t%.3f\t%.2f\t", r.PromptTokens, r.Label(), r.Layers(), r.KeepRatio, kvBudget(r), r.Samples,
-			r.PPL, report.PPLRatio(r, dense), r.KLVsDense, r.Top1VsDense, float64(r.KVBytes)/(1<<20))
+			r.PPL, report.PPLRatio(&rep, r), r.KLVsDense, r.Top1VsDense, float64(r.KVBytes)/(1<<20))
 	})
 }
 

@@ -227,7 +227,7 @@ func quality(d *doc, runs []Run, images map[string]string) {
 	}
 	line := func(run *Run, r Row, sweep bool) []string {
 		return cols([]string{fmt.Sprint(r.PromptTokens), r.Label()}, sweep, schedule(r), fmt.Sprint(r.Samples), f(r.PPL, 3),
-			PPLRatio(r, densePPL(run, r.PromptTokens)), f(r.KLVsDense, 4), f(r.Top1VsDense, 3))
+			PPLRatio(run, r), f(r.KLVsDense, 4), f(r.Top1VsDense, 3))
 	}
 	rows, used := defaults(runs)
 	var cells [][]string
@@ -248,20 +248,23 @@ func quality(d *doc, runs []Run, images map[string]string) {
 	d.f("%s", images["quality-ppl.png"])
 }
 
-// PPLRatio formats a quality row's perplexity over dense's (dense: its
-// perplexity) with the row's 95% interval when it has one:
-// "1.022 [1.010, 1.035]".
-func PPLRatio(r Row, dense float64) string {
-	ratio := f(r.PPL/dense, 3)
+// PPLRatio formats a quality row of run as its perplexity over the run's
+// dense one at the same context, with the row's 95% interval when it has
+// one: "1.022 [1.010, 1.035]"; "-" for the ratio when the run has no
+// dense row.
+func PPLRatio(run *Run, r Row) string {
+	ratio := f(r.PPL/densePPL(run, r.PromptTokens), 3)
 	if r.PPLRatioLow == 0 {
 		return ratio
 	}
 	return fmt.Sprintf("%s [%s, %s]", ratio, f(r.PPLRatioLow, 3), f(r.PPLRatioHigh, 3))
 }
 
+// densePPL is the perplexity of run's dense row (no KV policy: the
+// reference quality measures against) at this context.
 func densePPL(run *Run, context int) float64 {
 	for _, r := range run.Results {
-		if r.Mode == "dense" && r.PromptTokens == context {
+		if r.Mode == "dense" && r.KVPolicy == "" && r.PromptTokens == context {
 			return r.PPL
 		}
 	}
