@@ -84,7 +84,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringSliceVar(&c.modes, "modes", []string{"llamacpp", "dense", "sdtp", "random", "attention"},
 		"modes to compare: sdtp (learned predictors fused with question attention at the retrieval schedule; attention-acc without predictors), "+
 			"learned (the predictors alone: the paper's SDTP), sdtp-onnx and sdtp-gguf (the same predictors through ONNX Runtime and in-graph), "+
-			"attention-acc (question attention accumulated over layers; -mean and -top2 pool heads otherwise), hybrid (learned + attention-acc), random, attention, dense, llamacpp")
+			"attention-acc (question attention accumulated over layers; -mean and -top2 pool heads otherwise), hybrid (learned + attention-acc), random, attention, dense, llamacpp; "+
+			"with --quality also oracle (the continuation's own attention: a reference, not a method)")
 	fs.IntVar(&c.repeat, "repeat", 3, "measured runs per mode and length (after one warm-up)")
 	fs.IntVar(&c.threads, "threads", bridge.MaxThreads(), "CPU threads (default, 0 or -1: cores, or SDTP_THREADS)")
 	fs.Float64SliceVar(&c.keepRatios, "keep-ratios", []float64{sdtp.DefaultKeepRatio},
@@ -210,6 +211,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 			return c, fmt.Errorf("unknown mode %q (%s)", m, strings.Join(benchModes, ", "))
 		}
 	}
+	if slices.Contains(c.modes, modeOracle) && c.kind() != report.KindQuality {
+		return c, fmt.Errorf("mode %s prunes by the continuation's own attention: --quality runs only", modeOracle)
+	}
 	if err := sdtp.ValidateSpanKernel(c.span); err != nil {
 		return c, fmt.Errorf("--span: %w", err)
 	}
@@ -230,7 +234,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 
 // benchModes are the modes --modes accepts.
 var benchModes = []string{"llamacpp", "dense", "sdtp", "learned", "random", "attention", "sdtp-onnx", "sdtp-gguf",
-	"attention-acc", "attention-acc-mean", "attention-acc-top2", "hybrid"}
+	"attention-acc", "attention-acc-mean", "attention-acc-top2", "hybrid", modeOracle}
 
 // kindFlags are the flags only some kinds of run read.
 var kindFlags = map[string][]string{

@@ -149,10 +149,10 @@ func TestBenchQuality(t *testing.T) {
 	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. a cat sat on the mat. ", 30)), 0o644))
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--model", model, "--text", text, "--quality", "--context-tokens", "200", "--continuation-tokens", "16",
-		"--samples", "2", "--modes", "llamacpp,dense,random,attention", "--json"}, &stdout, &stderr), stderr.String())
+		"--samples", "2", "--modes", "llamacpp,dense,random,attention,oracle", "--json"}, &stdout, &stderr), stderr.String())
 	var rep report.Run
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
-	require.Len(t, rep.Results, 3, "llamacpp is the dense reference, not repeated")
+	require.Len(t, rep.Results, 4, "llamacpp is the dense reference, not repeated")
 	dense := rep.Results[0]
 	require.Equal(t, "dense", dense.Mode)
 	for _, r := range rep.Results {
@@ -278,6 +278,9 @@ func TestBenchRefusesExplicitEdgeValues(t *testing.T) {
 		_, err := parseFlags(args, &stderr)
 		assert.ErrorContains(t, err, "applies to", args)
 	}
+	// The oracle reads a continuation, which only --quality has.
+	_, err = parseFlags([]string{"--modes", "dense,oracle"}, &stderr)
+	assert.ErrorContains(t, err, "--quality runs only")
 	for _, threads := range []string{"0", "-1"} {
 		c, err := parseFlags([]string{"--threads", threads}, &stderr)
 		require.NoError(t, err)

@@ -97,7 +97,14 @@ func (b *bench) quality(all []int32) ([]report.Row, error) {
 // a KV policy the tokens go one at a time, each followed by the policy's
 // eviction, so no layer ever holds more than the budget between steps.
 func (b *bench) continuation(v variant, ctx, cont []int32) ([][]float32, int64, error) {
-	pre, kv, err := b.prefill(v, b.scorer(v.mode), ctx)
+	sc := b.scorer(v.mode)
+	if v.mode == modeOracle {
+		var err error
+		if sc, err = b.oracle(v, ctx, cont); err != nil {
+			return nil, 0, err
+		}
+	}
+	pre, kv, err := b.prefill(v, sc, ctx)
 	if err != nil {
 		return nil, 0, err
 	}

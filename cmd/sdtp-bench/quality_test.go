@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
 	"github.com/go-sdtp/sdtp/internal/report"
+	"github.com/go-sdtp/sdtp/sdtp"
 )
 
 func TestLogSoftmax(t *testing.T) {
@@ -59,10 +60,10 @@ func TestQualityKeepAllEqualsDense(t *testing.T) {
 	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. a cat sat on the mat. ", 30)), 0o644))
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--model", model, "--text", text, "--quality", "--context-tokens", "200", "--continuation-tokens", "16",
-		"--samples", "2", "--modes", "dense,random,attention", "--keep-ratios", "1", "--json"}, &stdout, &stderr), stderr.String())
+		"--samples", "2", "--modes", "dense,random,attention,oracle", "--keep-ratios", "1", "--json"}, &stdout, &stderr), stderr.String())
 	var rep report.Run
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &rep))
-	require.Len(t, rep.Results, 3)
+	require.Len(t, rep.Results, 4)
 	dense := rep.Results[0]
 	require.Equal(t, "dense", dense.Mode)
 	for _, r := range rep.Results[1:] {
@@ -71,4 +72,46 @@ func TestQualityKeepAllEqualsDense(t *testing.T) {
 		assert.Equal(t, 1.0, r.Top1VsDense, r.Mode)
 		assert.Equal(t, dense.PPL, r.PPL, r.Mode)
 	}
+}
+
+// replay gives back what it recorded, stage by stage and by position,
+// whatever order the positions come in; a position the recording never
+// scored ranks below every recorded score.
+func TestOracleReplay(t *testing.T) {
+	recorded := []map[int32]float32{{0: 0.5, 1: -2, 2: 3, 3: 1}, {0: 0.25, 2: 0.75}}
+	r := &replay{record: fixedScores(recorded)}
+	for s := range recorded {
+		var pos []int32
+		for p := range int32(4) {
+			if _, ok := recorded[s][p]; ok {
+				pos = append(pos, p)
+			}
+		}
+		_, err := r.Score(sdtp.ScoreInput{Stage: s, Positions: pos})
+		require.NoError(t, err)
+	}
+	r.record = nil
+	got, err := r.Score(sdtp.ScoreInput{Stage: 0, Positions: []int32{3, 0, 2}})
+	require.NoError(t, err)
+	assert.Equal(t, []float32{1, 0.5, 3}, got)
+	got, err = r.Score(sdtp.ScoreInput{Stage: 1, Positions: []int32{1, 2, 3}})
+	require.NoError(t, err)
+	assert.Equal(t, float32(0.75), got[1])
+	assert.Less(t, got[0], float32(0.25), "position 1 was dropped before stage 1 while recording")
+	assert.Less(t, got[2], float32(0.25))
+	_, err = r.Score(sdtp.ScoreInput{Stage: 2, Positions: []int32{0}})
+	assert.ErrorContains(t, err, "stage 2 was not recorded")
+}
+
+// fixedScores scores each stage's positions from a table.
+type fixedScores []map[int32]float32
+
+func (fixedScores) Needs() sdtp.Needs { return sdtp.Needs{} }
+
+func (f fixedScores) Score(in sdtp.ScoreInput) ([]float32, error) {
+	out := make([]float32, len(in.Positions))
+	for i, p := range in.Positions {
+		out[i] = f[in.Stage][p]
+	}
+	return out, nil
 }

@@ -114,6 +114,8 @@ func (b *bench) scorerName(mode string) string {
 		return "hybrid/" + predictors.ScorerGGUFHeads
 	case mode == "sdtp":
 		return "attention-acc"
+	case mode == modeOracle:
+		return "attention-acc of the continuation"
 	}
 	return "attention"
 }
