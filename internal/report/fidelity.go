@@ -157,9 +157,11 @@ func fidelityMarkdown(runs []Run, models []string, cells map[string][]cell, meta
 	for _, m := range models {
 		cs := cells[m]
 		run := cs[0].run
-		d.f("## %s (%s prompts)\n\n", run.Model, run.PromptFormat)
-		d.f("`%s`; `sdtp` mode: %s; the other modes' schedule: keep %g of the live tokens before each of layers %s.\n\n",
-			m, run.SDTPScorer, run.DefaultKeepRatio, joinInts(run.DefaultPruneLayers, ", "))
+		// The file names the model; llama.cpp's description sizes it by
+		// its layer count (Qwen2.5 0.5B reads "qwen2 1B").
+		d.f("## %s (%s prompts)\n\n", m, run.PromptFormat)
+		d.f("llama.cpp: %s; `sdtp` mode: %s; the other modes' schedule: keep %g of the live tokens before each of layers %s.\n\n",
+			run.Model, run.SDTPScorer, run.DefaultKeepRatio, joinInts(run.DefaultPruneLayers, ", "))
 		d.f("### Family averages\n\n")
 		var rows [][]string
 		keys, _, _ := pooled(cs, "")

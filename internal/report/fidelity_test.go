@@ -49,7 +49,7 @@ func TestWriteFidelity(t *testing.T) {
 	md := string(raw)
 	for _, want := range []string{
 		"took 10.0 min of prefill and decode", // 10 rows × 60 s
-		"| commit | `abc` |", "## gemma3 270M (completion prompts)",
+		"| commit | `abc` |", "## m.gguf (completion prompts)", "llama.cpp: gemma3 270M;",
 		// Family averages pool the tasks: needles at 2048, dense 32/48 (Wilson 0.525–0.783).
 		"| 2048 | dense | 48 | 0.67 [0.53, 0.78] | 24 | 0.42 [0.24, 0.61] | 72 | 0.58 [0.47, 0.69] |",
 		"| 4096 | sdtp | 48 | 0.10 [0.05, 0.22] | 0 | - | 48 | 0.10 [0.05, 0.22] |",
