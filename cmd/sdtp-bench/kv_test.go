@@ -3,34 +3,22 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/go-sdtp/sdtp/gguf/testmodel"
 	"github.com/go-sdtp/sdtp/internal/report"
 )
 
 // tiny gemma3: layers × (K, V) × KV heads × head dim × F16 bytes per cached token.
 const tinyCellBytes = 6 * 2 * 2 * 16 * 2
 
-func kvBenchInputs(t *testing.T) (model, text string) {
-	dir := t.TempDir()
-	model = filepath.Join(dir, "tiny.gguf")
-	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
-	text = filepath.Join(dir, "text.txt")
-	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. a cat sat on the mat. ", 30)), 0o644))
-	return model, text
-}
-
 // KV policies compose with every staged mode in --quality: the caches stay
 // within the budget through the continuation, and evicting costs quality.
 func TestBenchQualityWithKVPolicies(t *testing.T) {
-	model, text := kvBenchInputs(t)
+	model, text := tinyInputs(t, 6, 30)
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--model", model, "--text", text, "--quality", "--context-tokens", "200", "--continuation-tokens", "40",
 		"--samples", "1", "--modes", "dense,attention", "--kv-policy", "none,streaming,h2o,snapkv", "--kv-budget", "0.4", "--json"}, &stdout, &stderr), stderr.String())
@@ -63,7 +51,7 @@ func TestBenchQualityWithKVPolicies(t *testing.T) {
 // In the speed mode a policy evicts after the prefill and during decode;
 // llamacpp runs only without one.
 func TestBenchSpeedWithKVPolicy(t *testing.T) {
-	model, text := kvBenchInputs(t)
+	model, text := tinyInputs(t, 6, 30)
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "50",
 		"--modes", "llamacpp,random", "--kv-policy", "none,streaming", "--kv-budget", "64", "--json"}, &stdout, &stderr), stderr.String())

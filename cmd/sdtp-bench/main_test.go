@@ -142,11 +142,7 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 }
 
 func TestBenchQuality(t *testing.T) {
-	dir := t.TempDir()
-	model := filepath.Join(dir, "tiny.gguf")
-	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
-	text := filepath.Join(dir, "text.txt")
-	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. a cat sat on the mat. ", 30)), 0o644))
+	model, text := tinyInputs(t, 6, 30)
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--model", model, "--text", text, "--quality", "--context-tokens", "200", "--continuation-tokens", "16",
 		"--samples", "2", "--modes", "llamacpp,dense,random,attention,oracle", "--json"}, &stdout, &stderr), stderr.String())

@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/go-sdtp/sdtp/gguf/testmodel"
 	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
@@ -53,11 +49,7 @@ func TestAgreement(t *testing.T) {
 // At keep ratio 1 the pruning modes keep every token, so they must match
 // dense exactly: KL 0, top-1 1, the same perplexity.
 func TestQualityKeepAllEqualsDense(t *testing.T) {
-	dir := t.TempDir()
-	model := filepath.Join(dir, "tiny.gguf")
-	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
-	text := filepath.Join(dir, "text.txt")
-	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. a cat sat on the mat. ", 30)), 0o644))
+	model, text := tinyInputs(t, 6, 30)
 	var stdout, stderr bytes.Buffer
 	require.NoError(t, run([]string{"--model", model, "--text", text, "--quality", "--context-tokens", "200", "--continuation-tokens", "16",
 		"--samples", "2", "--modes", "dense,random,attention,oracle", "--keep-ratios", "1", "--json"}, &stdout, &stderr), stderr.String())

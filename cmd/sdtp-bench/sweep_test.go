@@ -17,15 +17,16 @@ import (
 	"github.com/go-sdtp/sdtp/internal/report"
 )
 
-// tinyBench writes a 12-layer random-weight model and a text file.
-func tinyBench(t *testing.T) (model, text string) {
+// tinyInputs writes an nLayer-layer random-weight Gemma 3 model and a
+// text file of repeats copies of two sentences (17 tokens a copy).
+func tinyInputs(t *testing.T, nLayer, repeats int) (model, text string) {
 	dir := t.TempDir()
 	model = filepath.Join(dir, "tiny.gguf")
 	cfg := testmodel.Gemma3()
-	cfg.NLayer = 12
+	cfg.NLayer = nLayer
 	require.NoError(t, testmodel.Write(model, cfg))
 	text = filepath.Join(dir, "text.txt")
-	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. a cat sat on the mat. ", 40)), 0o644))
+	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. a cat sat on the mat. ", repeats)), 0o644))
 	return model, text
 }
 
@@ -39,7 +40,7 @@ func benchJSON(t *testing.T, args ...string) report.Run {
 }
 
 func TestBenchSweep(t *testing.T) {
-	model, text := tinyBench(t)
+	model, text := tinyInputs(t, 12, 40)
 	rep := benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "128", "--repeat", "1", "--decode-tokens", "2",
 		"--modes", "llamacpp,dense,random,attention", "--keep-ratios", "1,0.8", "--prune-layers", "default;3,6", "--prune-layers", "9")
 	assert.Equal(t, report.KindSpeed, rep.Kind)
@@ -116,7 +117,7 @@ func TestCommandQuotesShellWords(t *testing.T) {
 // TestBenchReport is make bench in miniature: every kind of run with a
 // keep-ratio sweep on a tiny model, then the report.
 func TestBenchReport(t *testing.T) {
-	model, text := tinyBench(t)
+	model, text := tinyInputs(t, 12, 40)
 	dir := t.TempDir()
 	var items []string
 	for i := range 5 {
@@ -176,7 +177,7 @@ func TestBenchReport(t *testing.T) {
 // prefill work that prune later (tilt) or start later (from), as modes of
 // their own; the tokens they keep per layer add up to about the same work.
 func TestBenchSameWorkSchedules(t *testing.T) {
-	model, text := tinyBench(t)
+	model, text := tinyInputs(t, 12, 40)
 	rep := benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "512", "--repeat", "1", "--decode-tokens", "2",
 		"--modes", "dense,random", "--same-work", "tilt=0.5;from=6", "--same-work", "from=6,tilt=0.3", "--same-work", "from=6,stages=1")
 	rows := map[string]report.Row{}
