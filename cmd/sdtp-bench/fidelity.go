@@ -194,13 +194,13 @@ func mark(ok bool) string {
 func (b *bench) answer(recs *fidelity.Records, modelID, commit string, v variant, p fidelity.Prompt) (fidelity.Record, bool, error) {
 	key := fidelity.RecordKey(modelID, b.variantIdentity(v), p.AnswerTokens, p.Tokens)
 	if recs != nil {
-		if rec, ok := recs.Get(key); ok {
+		if rec, ok := b.lookup(recs, modelID, v, p); ok {
 			rec.Verdict = fidelity.Score(p, rec.Output)
 			return rec, true, nil
 		}
 	}
 	start := time.Now()
-	out, droppedAt, err := b.greedyAnswer(v, p.Tokens, p.AnswerTokens)
+	out, ended, droppedAt, err := b.greedyAnswer(v, p.Tokens, p.AnswerTokens)
 	if err != nil {
 		return fidelity.Record{}, false, err
 	}
@@ -211,7 +211,7 @@ func (b *bench) answer(recs *fidelity.Records, modelID, commit string, v variant
 	}
 	rec := fidelity.Record{Key: key, Model: strings.TrimSuffix(filepath.Base(b.cfg.model), ".gguf"), Task: p.Task, Length: p.Length,
 		Index: p.Index, Mode: v.row(p.Length).Mode, Schedule: v.String(), Depth: p.Depth, Output: out,
-		Verdict: fidelity.Score(p, out), Seconds: seconds, NeedlesKept: kept, Commit: commit}
+		Verdict: fidelity.Score(p, out), Seconds: seconds, NeedlesKept: kept, Commit: commit, AnswerTokens: p.AnswerTokens, EndedEarly: ended}
 	if recs != nil {
 		err = recs.Add(rec)
 	}
@@ -221,11 +221,20 @@ func (b *bench) answer(recs *fidelity.Records, modelID, commit string, v variant
 // recorded says whether every variant's answer to p is in recs.
 func (b *bench) recorded(recs *fidelity.Records, modelID string, p fidelity.Prompt) bool {
 	for _, v := range b.vars {
-		if _, ok := recs.Get(fidelity.RecordKey(modelID, b.variantIdentity(v), p.AnswerTokens, p.Tokens)); !ok {
+		if _, ok := b.lookup(recs, modelID, v, p); !ok {
 			return false
 		}
 	}
 	return true
+}
+
+// lookup finds the answer to p in v among recs: under p's budget, or,
+// for a chat prompt, an answer made under the task's completion budget
+// that ended before it.
+func (b *bench) lookup(recs *fidelity.Records, modelID string, v variant, p fidelity.Prompt) (fidelity.Record, bool) {
+	id := b.variantIdentity(v)
+	keyFor := func(budget int) string { return fidelity.RecordKey(modelID, id, budget, p.Tokens) }
+	return recs.Answer(keyFor, p.AnswerTokens, fidelity.AnswerTokens(p.Task, fidelity.Format{}))
 }
 
 // fidelityRows sums one (task, length) cell: a row per variant.

@@ -37,7 +37,7 @@ func (b *bench) passkey() ([]report.Row, error) {
 					if v.mode == "llamacpp" {
 						continue // dense is the same model path
 					}
-					answer, _, err := b.greedyAnswer(v, prompt, 8)
+					answer, _, _, err := b.greedyAnswer(v, prompt, 8)
 					if err != nil {
 						return nil, err
 					}
@@ -94,19 +94,21 @@ func (b *bench) passkeyPrompt(hay []int32, n int, depth float64, key string, rng
 	return append(prompt, question...), nil
 }
 
-// greedyAnswer prefills prompt in the variant and decodes n greedy
-// tokens. It returns the answer and, per prompt token, the stage that
+// greedyAnswer prefills prompt in the variant and decodes at most n
+// greedy tokens. It returns the answer, whether it ended (end of
+// generation) before n tokens, and, per prompt token, the stage that
 // pruned it (0: kept; sdtp.PrefillResult.DroppedAt).
-func (b *bench) greedyAnswer(v variant, prompt []int32, n int) (string, []int, error) {
+func (b *bench) greedyAnswer(v variant, prompt []int32, n int) (string, bool, []int, error) {
 	pre, kv, err := b.prefill(v, b.scorer(v.mode), prompt)
 	if err != nil {
-		return "", nil, err
+		return "", false, nil, err
 	}
 	logits := pre.Logits
 	var out []int32
+	ended := false
 	for i := range n {
 		tok := int32(numeric.Argmax(logits))
-		if b.model.IsEOG(tok) {
+		if ended = b.model.IsEOG(tok); ended {
 			break
 		}
 		out = append(out, tok)
@@ -116,9 +118,9 @@ func (b *bench) greedyAnswer(v variant, prompt []int32, n int) (string, []int, e
 			err = kv.Enforce()
 		}
 		if err != nil {
-			return "", nil, err
+			return "", false, nil, err
 		}
 		logits = step.Logits
 	}
-	return b.model.Detokenize(out), pre.DroppedAt, nil
+	return b.model.Detokenize(out), ended, pre.DroppedAt, nil
 }

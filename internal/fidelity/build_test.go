@@ -68,7 +68,12 @@ func TestRulerPrompts(t *testing.T) {
 					require.NoError(t, err, "%s %s %d #%d", format.Name(), task, n, i)
 					checkPlacement(t, p)
 					require.NotEmpty(t, p.Answers)
-					assert.Positive(t, p.AnswerTokens)
+					want := answerTokens[task]
+					if format.Chat != nil {
+						want += ChatRestatement // room for the restated question
+					}
+					assert.Equal(t, want, p.AnswerTokens, task)
+					assert.LessOrEqual(t, p.AnswerTokens, MaxAnswerTokens())
 					text := m.Detokenize(p.Tokens)
 					if format.Chat != nil {
 						assert.Contains(t, text, "model\n", "%s: the assistant turn is open", task)

@@ -74,7 +74,7 @@ func (g *Generator) QA(set *QASet, n, index int) (Prompt, error) {
 	perm := g.rng(set.Task, 0, 0).Perm(len(set.Items))
 	it := set.Items[perm[index%len(perm)]]
 	rng := g.rng(set.Task, n, index)
-	p := Prompt{Task: set.Task, Length: n, Index: index, Answers: it.Answers, QA: true, AnswerTokens: answerTokens[set.Task]}
+	p := Prompt{Task: set.Task, Length: n, Index: index, Answers: it.Answers, QA: true, AnswerTokens: AnswerTokens(set.Task, g.Format)}
 	instr := "Answer the question using the documents. Reply with the answer only, in as few words as possible."
 	intro := fmt.Sprintf("%s\n\nQuestion: %s\n\nDocuments:", instr, it.Question)
 	question := fmt.Sprintf("%s\n\nQuestion: %s", strings.Replace(instr, "the documents", "the documents above", 1), it.Question)

@@ -33,6 +33,13 @@ type Record struct {
 	// it tells an answer whose fact was pruned away from one whose fact
 	// was kept but not used. Absent from records made before it.
 	NeedlesKept []float64 `json:"needles_kept,omitempty"`
+	// AnswerTokens is the budget the answer was generated under, and
+	// EndedEarly says that it ended (end of generation) before it. Greedy
+	// decoding makes an answer that ended early the answer under any
+	// larger budget too (Records.Answer). Absent from records made before
+	// them (chat records of then carry them since: docs/EVALUATION.md).
+	AnswerTokens int  `json:"answer_tokens,omitempty"`
+	EndedEarly   bool `json:"ended_early,omitempty"`
 	// Commit is the code that answered (git HEAD, marked when it had
 	// uncommitted changes). It is not part of the key: records made
 	// before a change to the pruning code are reused after it, so a
@@ -103,6 +110,22 @@ func (r *Records) Len() int { return len(r.byID) }
 func (r *Records) Get(key string) (Record, bool) {
 	rec, ok := r.byID[key]
 	return rec, ok
+}
+
+// Answer returns the answer for a prompt under budget: the record under
+// keyFor(budget), else one under a smaller budget in smaller whose answer
+// ended before that budget (greedy decoding would have stopped there
+// again). keyFor is RecordKey with everything but the budget fixed.
+func (r *Records) Answer(keyFor func(budget int) string, budget int, smaller ...int) (Record, bool) {
+	if rec, ok := r.byID[keyFor(budget)]; ok {
+		return rec, true
+	}
+	for _, b := range smaller {
+		if rec, ok := r.byID[keyFor(b)]; ok && b < budget && rec.EndedEarly && rec.AnswerTokens == b {
+			return rec, true
+		}
+	}
+	return Record{}, false
 }
 
 // Add appends rec to its file, DIR/MODEL/TASK-LENGTH.jsonl, and syncs it,

@@ -54,3 +54,31 @@ func TestNeedlesKept(t *testing.T) {
 	_, err = NeedlesKept([]Span{{Start: 2, Len: 0}}, dropped)
 	assert.Error(t, err, "an empty needle is no needle")
 }
+
+// An answer made under a smaller budget stands for a larger one only when
+// it ended before its budget: greedy decoding would stop there again. One
+// cut by its budget is answered again.
+func TestRecordsAnswerUnderLargerBudget(t *testing.T) {
+	r, err := OpenRecords(t.TempDir())
+	require.NoError(t, err)
+	prompt := []int32{1, 2, 3}
+	keyFor := func(model string) func(int) string {
+		return func(budget int) string { return RecordKey(model, "dense", budget, prompt) }
+	}
+	ended, cut := keyFor("ended"), keyFor("cut")
+	require.NoError(t, r.Add(Record{Key: ended(16), Model: "m", Task: "t", Length: 3, Output: "42", AnswerTokens: 16, EndedEarly: true}))
+	require.NoError(t, r.Add(Record{Key: cut(16), Model: "m", Task: "t", Length: 3, Output: "The answer is 4", AnswerTokens: 16}))
+
+	rec, ok := r.Answer(ended, 48, 16)
+	require.True(t, ok, "ended at 16 tokens: the same answer under 48")
+	assert.Equal(t, "42", rec.Output)
+	_, ok = r.Answer(cut, 48, 16)
+	assert.False(t, ok, "cut at its budget of 16: it may go on under 48")
+	_, ok = r.Answer(ended, 48)
+	assert.False(t, ok, "no smaller budget given, no fallback")
+	_, ok = r.Answer(ended, 8, 16)
+	assert.False(t, ok, "a larger budget's answer never stands for a smaller one")
+	rec, ok = r.Answer(cut, 16, 16)
+	require.True(t, ok, "the exact budget")
+	assert.Equal(t, "The answer is 4", rec.Output)
+}

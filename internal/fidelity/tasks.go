@@ -31,10 +31,25 @@ const (
 	TaskHotpot = "qa-hotpot"
 )
 
-// answerTokens is the fixed greedy answer budget of each task.
+// answerTokens is the fixed greedy answer budget of each task for
+// completion prompts, which end in the answer's prefix.
 var answerTokens = map[string]int{
 	TaskSingleNumber: 16, TaskSingleWord: 16, TaskSingleUUID: 32, TaskMultiKey: 16, TaskMultiValue: 48,
 	TaskMultiQuery: 32, TaskVarTracking: 32, TaskCommonWords: 48, TaskSQuAD: 32, TaskHotpot: 32,
+}
+
+// ChatRestatement is how many more tokens a chat prompt's answer gets: an
+// instruct model restates the question before the answer ("The hidden
+// code for the golden anchor is …"), which cut Qwen2.5-Coder-0.5B's
+// UUID-like codes and 7-digit numbers short under the completion budgets.
+const ChatRestatement = 32
+
+// AnswerTokens is the greedy answer budget of task in format f.
+func AnswerTokens(task string, f Format) int {
+	if f.Chat != nil {
+		return answerTokens[task] + ChatRestatement
+	}
+	return answerTokens[task]
 }
 
 // Prompt is one test prompt of a task, exactly Length tokens.
@@ -99,7 +114,7 @@ type fact struct {
 // Ruler builds prompt index of a synthetic task at n tokens.
 func (g *Generator) Ruler(task string, n, index int) (Prompt, error) {
 	rng := g.rng(task, n, index)
-	p := Prompt{Task: task, Length: n, Index: index, AnswerTokens: answerTokens[task], Depth: -1}
+	p := Prompt{Task: task, Length: n, Index: index, AnswerTokens: AnswerTokens(task, g.Format), Depth: -1}
 	if task == TaskCommonWords {
 		return g.commonWords(p, rng)
 	}
@@ -292,12 +307,13 @@ func varName(rng *rand.Rand) string {
 	return string(b)
 }
 
-// MaxAnswerTokens is the largest answer budget of any task, for sizing
-// the context: a prompt of n tokens needs n + MaxAnswerTokens() cells.
+// MaxAnswerTokens is the largest answer budget of any task in any format,
+// for sizing the context: a prompt of n tokens needs n + MaxAnswerTokens()
+// cells.
 func MaxAnswerTokens() int {
 	m := 0
 	for _, n := range answerTokens {
 		m = max(m, n)
 	}
-	return m
+	return m + ChatRestatement
 }

@@ -149,7 +149,8 @@ func fidelityMarkdown(runs []Run, models []string, cells map[string][]cell, meta
 		"before the protected tail (the last 10%%), so a mode cannot pass by keeping only what it never prunes. Depth bands " +
 		"are where the asked needle starts, as a fraction of the prompt (the last band ends at 0.9). Instruct models get their " +
 		"chat template, base models a completion prompt ending in an answer prefix. Every mode answers the same prompts, " +
-		"interleaved prompt by prompt, with greedy decoding and a fixed answer budget per task.\n\n")
+		"interleaved prompt by prompt, with greedy decoding and a fixed answer budget per task (32 tokens more for chat prompts, " +
+		"where an instruct model restates the question before answering).\n\n")
 	d.f("**Scores.** Needle tasks: right when the answer holds every asked value (case, punctuation and articles ignored, " +
 		"whole words). QA: accuracy is \"the answer contains a gold answer\"; EM and F1 (SQuAD normalisation, best gold) score " +
 		"the answer's first line. Intervals are 95%% Wilson intervals. *Paired*: on the same prompts, how many dense answered " +
