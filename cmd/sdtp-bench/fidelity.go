@@ -192,9 +192,9 @@ func mark(ok bool) string {
 // records when they hold it (scored again, so a change of scoring applies
 // to old answers), else by a greedy answer, then recorded.
 func (b *bench) answer(recs *fidelity.Records, modelID, commit string, v variant, p fidelity.Prompt) (fidelity.Record, bool, error) {
-	key := fidelity.RecordKey(modelID, b.variantIdentity(v), p.AnswerTokens, p.Tokens)
+	keyFor := b.recordKeys(modelID, v, p)
 	if recs != nil {
-		if rec, ok := b.lookup(recs, modelID, v, p); ok {
+		if rec, ok := lookup(recs, keyFor, p); ok {
 			rec.Verdict = fidelity.Score(p, rec.Output)
 			return rec, true, nil
 		}
@@ -209,7 +209,7 @@ func (b *bench) answer(recs *fidelity.Records, modelID, commit string, v variant
 	if err != nil {
 		return fidelity.Record{}, false, err
 	}
-	rec := fidelity.Record{Key: key, Model: strings.TrimSuffix(filepath.Base(b.cfg.model), ".gguf"), Task: p.Task, Length: p.Length,
+	rec := fidelity.Record{Key: keyFor(p.AnswerTokens), Model: strings.TrimSuffix(filepath.Base(b.cfg.model), ".gguf"), Task: p.Task, Length: p.Length,
 		Index: p.Index, Mode: v.row(p.Length).Mode, Schedule: v.String(), Depth: p.Depth, Output: out,
 		Verdict: fidelity.Score(p, out), Seconds: seconds, NeedlesKept: kept, Commit: commit, AnswerTokens: p.AnswerTokens, EndedEarly: ended}
 	if recs != nil {
@@ -221,19 +221,24 @@ func (b *bench) answer(recs *fidelity.Records, modelID, commit string, v variant
 // recorded says whether every variant's answer to p is in recs.
 func (b *bench) recorded(recs *fidelity.Records, modelID string, p fidelity.Prompt) bool {
 	for _, v := range b.vars {
-		if _, ok := b.lookup(recs, modelID, v, p); !ok {
+		if _, ok := lookup(recs, b.recordKeys(modelID, v, p), p); !ok {
 			return false
 		}
 	}
 	return true
 }
 
-// lookup finds the answer to p in v among recs: under p's budget, or,
-// for a chat prompt, an answer made under the task's completion budget
-// that ended before it.
-func (b *bench) lookup(recs *fidelity.Records, modelID string, v variant, p fidelity.Prompt) (fidelity.Record, bool) {
+// recordKeys is the record key of p's answer in v under a given answer
+// budget: what answers are stored under and looked up by.
+func (b *bench) recordKeys(modelID string, v variant, p fidelity.Prompt) func(budget int) string {
 	id := b.variantIdentity(v)
-	keyFor := func(budget int) string { return fidelity.RecordKey(modelID, id, budget, p.Tokens) }
+	return func(budget int) string { return fidelity.RecordKey(modelID, id, budget, p.Tokens) }
+}
+
+// lookup finds the answer to p among recs: under p's budget, or, for a
+// chat prompt, an answer made under the task's completion budget that
+// ended before it.
+func lookup(recs *fidelity.Records, keyFor func(budget int) string, p fidelity.Prompt) (fidelity.Record, bool) {
 	return recs.Answer(keyFor, p.AnswerTokens, fidelity.AnswerTokens(p.Task, fidelity.Format{}))
 }
 
