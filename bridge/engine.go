@@ -477,30 +477,3 @@ func (e *Engine) SetLayerState(layer int, pos []int32, k, v []byte) error {
 	}
 	return nil
 }
-
-// Fill appends to the cache of every layer from first on the K/V of tokens
-// pruned before first, computed from their residual stream there (hidden
-// [len(pos)][NEmbd]) through each layer's own norm, projections and RoPE at
-// their original positions pos, none of which the layers hold yet. Later
-// queries (decode, or the live tokens of later stages) then attend to the
-// pruned tokens through approximate keys and values. Cells stay ordered by
-// position.
-func (e *Engine) Fill(first int, hidden []float32, pos []int32) error {
-	n := len(pos)
-	if n == 0 {
-		return nil
-	}
-	if len(hidden) != n*e.nEmbd {
-		return fmt.Errorf("engine: fill with %d hidden values for %d tokens of width %d", len(hidden), n, e.nEmbd)
-	}
-	eb := newErrBuf()
-	defer eb.free()
-	switch C.sdtp_engine_fill(e.ptr, C.int(first), (*C.float)(unsafe.Pointer(&hidden[0])), (*C.int32_t)(unsafe.Pointer(&pos[0])), C.int(n), eb.p, errBufSize) {
-	case 0:
-		return nil
-	case 1:
-		return fmt.Errorf("engine fill from layer %d: %w", first, ErrAborted)
-	default:
-		return eb.err("engine fill from layer %d", first)
-	}
-}

@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
@@ -276,12 +275,6 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
                                            ggml_view_2d(ctx, kc, kc->ne[0], n, kc->nb[1], n_old * kc->nb[1])));
     ggml_build_forward_expand(gf, ggml_cpy(ctx, ggml_reshape_2d(ctx, v, vc->ne[0], n),
                                            ggml_view_2d(ctx, vc, vc->ne[0], n, vc->nb[1], n_old * vc->nb[1])));
-
-    if (kv_only) {
-        // Never computed: it only gives the rest of the block the shape
-        // of the attention's output (after wo).
-        return ggml_new_tensor_2d(ctx, GGML_TYPE_F32, hp.n_embd, n);
-    }
 
     ggml_tensor * K = ggml_view_3d(ctx, kc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(kc->type, hd), kc->nb[1], 0);
     ggml_tensor * V = ggml_view_3d(ctx, vc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(vc->type, hd), vc->nb[1], 0);
@@ -718,97 +711,6 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
         sdtp_set_err(err, n_err, ex.what());
     }
     return -1;
-}
-
-// sort_cells orders layer il's cells by position, moving their K/V rows
-// (host memory) and statistics with them.
-static void sort_cells(sdtp_engine * e, int il) {
-    auto & cells = e->cells[il];
-    if (std::is_sorted(cells.begin(), cells.end())) return;
-    std::vector<int> order(cells.size());
-    for (size_t c = 0; c < order.size(); c++) order[c] = int(c);
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return cells[a] < cells[b]; });
-    for (ggml_tensor * t : {e->k[il], e->v[il]}) {
-        const size_t row = t->nb[1];
-        std::vector<uint8_t> tmp(order.size() * row);
-        auto * data = static_cast<uint8_t *>(t->data);
-        for (size_t c = 0; c < order.size(); c++) memcpy(tmp.data() + c * row, data + size_t(order[c]) * row, row);
-        memcpy(data, tmp.data(), tmp.size());
-    }
-    std::vector<int32_t> pos(cells.size());
-    for (size_t c = 0; c < order.size(); c++) pos[c] = cells[order[c]];
-    cells = std::move(pos);
-    auto & scores = e->attn_scores[il];
-    if (!scores.empty()) {
-        std::vector<float> s(order.size());
-        for (size_t c = 0; c < order.size(); c++) s[c] = scores[order[c]];
-        scores = std::move(s);
-    }
-}
-
-int sdtp_engine_fill(sdtp_engine * e, int first, const float * hidden, const int32_t * pos, int n, char * err, size_t n_err) {
-    const int n_layer = e->hp.n_layer;
-    if (n <= 0 || first <= 0 || first >= n_layer) {
-        sdtp_set_err(err, n_err, "fill: bad first layer or token count");
-        return -1;
-    }
-    if (!ggml_backend_buffer_is_host(e->kv_buf)) {
-        sdtp_set_err(err, n_err, "fill: the KV cache is not in host memory");
-        return -1;
-    }
-    for (int il = first; il < n_layer; il++) {
-        if (int(e->cells[il].size()) + n > e->n_ctx) {
-            sdtp_set_err(err, n_err, "context full: layer cache has no room");
-            return -1;
-        }
-        std::vector<int32_t> cached = e->cells[il];
-        std::sort(cached.begin(), cached.end());
-        for (int i = 0; i < n; i++) {
-            if (pos[i] < 0 || std::binary_search(cached.begin(), cached.end(), pos[i])) {
-                sdtp_set_err(err, n_err, "fill: a position is negative or already cached in layer " + std::to_string(il));
-                return -1;
-            }
-        }
-    }
-    try {
-        ggml_init_params gp = {e->cc.meta.size(), e->cc.meta.data(), true};
-        ggml_context * ctx = ggml_init(gp);
-        ggml_cgraph * gf = ggml_new_graph_custom(ctx, e->cc.graph_size, false);
-        e->masks.clear();
-        stage_graph g{ctx, e->model, e->hp, e->cp, e, n, nullptr, gf};
-        g.kv_only = true;
-        g.pos = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, n);
-        ggml_set_input(g.pos);
-        ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, e->hp.n_embd, n);
-        ggml_set_input(x);
-        for (int il = first; il < n_layer; il++) {
-            e->arch->block(g, il, x); // every layer reads the same residual stream
-        }
-        ggml_backend_sched_reset(e->cc.sched);
-        if (!ggml_backend_sched_alloc_graph(e->cc.sched, gf)) {
-            ggml_free(ctx);
-            sdtp_set_err(err, n_err, "cannot allocate the fill graph");
-            return -1;
-        }
-        ggml_backend_tensor_set(g.pos, pos, 0, n * sizeof(int32_t));
-        ggml_backend_tensor_set(x, hidden, 0, size_t(n) * e->hp.n_embd * sizeof(float));
-        const ggml_status st = ggml_backend_sched_graph_compute(e->cc.sched, gf);
-        ggml_free(ctx);
-        if (st == GGML_STATUS_ABORTED) return 1;
-        if (st != GGML_STATUS_SUCCESS) {
-            sdtp_set_err(err, n_err, "fill graph failed: " + std::string(ggml_status_to_string(st)));
-            return -1;
-        }
-    } catch (const std::exception & ex) {
-        sdtp_set_err(err, n_err, ex.what());
-        return -1;
-    }
-    for (int il = first; il < n_layer; il++) {
-        e->cells[il].insert(e->cells[il].end(), pos, pos + n);
-        if (!e->attn_scores[il].empty()) e->attn_scores[il].resize(e->cells[il].size(), 0.0f);
-        sort_cells(e, il);
-    }
-    return 0;
 }
 
 void sdtp_engine_layer_shape(const sdtp_engine * e, int il, int * out5) {

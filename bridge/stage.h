@@ -87,15 +87,6 @@ int sdtp_engine_run(sdtp_engine * e, int first, int last,
                     float * layer_attn_out, int layer_attn_win, int layer_attn_sampled, int layer_attn_stride,
                     sdtp_swa_attn layer_attn_swa, const bool * layer_attn_on, char * err, size_t n_err);
 
-// Appends to the cache of every layer from first on the K/V of n tokens
-// that were pruned before first, computed from their residual stream there
-// (hidden [n][n_embd]) through each layer's own norm, projections and RoPE
-// at positions pos, none of them already cached in those layers; the
-// layers' cells stay ordered by position. Later queries then attend to
-// pruned tokens through approximate keys and values. Returns 0, 1 when the
-// abort callback stopped the graph (nothing appended), or -1 with err set.
-int sdtp_engine_fill(sdtp_engine * e, int first, const float * hidden, const int32_t * pos, int n, char * err, size_t n_err);
-
 // Layer il's shape for FLOPs accounting: {n_head, n_head_kv, head_dim,
 // n_ff, sliding window (0 = full attention)}.
 void    sdtp_engine_layer_shape(const sdtp_engine * e, int il, int * out5);

@@ -33,12 +33,6 @@ struct stage_graph {
     ggml_tensor * mask_full  = nullptr;
     ggml_tensor * mask_swa   = nullptr;
 
-    // K/V-only mode (sdtp_engine_fill): attention() appends the run's K/V
-    // to the layer's cache and attends to nothing; the graph computes only
-    // what those writes need (norm, projections, Q/K norms, RoPE), since
-    // the block's output is never expanded.
-    bool          kv_only    = false;
-
     int           last_only    = -1;      // layer after whose attention only the last row is needed
     int           scorer_layer = -1;      // layer whose last-window attention the scorer reads
     int           scorer_win   = 0;       // its window (queries)

@@ -3,7 +3,6 @@ package sdtp
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/go-sdtp/sdtp/bridge"
 )
@@ -151,7 +150,6 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 	}
 	res.DroppedAt = make([]int, n)
 	var hidden, table []float32 // table: the segment's ContextTable, if the scorer reads it
-	var fills []pendingFill
 	for s, first := range starts {
 		last := r.NLayer()
 		final := s == len(starts)-1
@@ -208,27 +206,7 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		if err != nil {
 			return res, err
 		}
-		prevPos, prevHidden := pos, out.Hidden
 		pos, hidden = gather(pos, out.Hidden, keep, r.NEmbd(), res.DroppedAt, from, s+1)
-		if fillMode != "" {
-			dp, dh := droppedRows(prevPos, prevHidden, keep, r.NEmbd())
-			if fillMode == "before" {
-				if err := r.(interface {
-					Fill(int, []float32, []int32) error
-				}).Fill(last, dh, dp); err != nil {
-					return res, err
-				}
-			} else {
-				fills = append(fills, pendingFill{last, dp, dh})
-			}
-		}
-	}
-	for _, f := range fills {
-		if err := r.(interface {
-			Fill(int, []float32, []int32) error
-		}).Fill(f.first, f.hidden, f.pos); err != nil {
-			return res, err
-		}
 	}
 	return res, nil
 }
@@ -336,27 +314,4 @@ func gather(pos []int32, hidden []float32, keep []int, d int, droppedAt []int, f
 		}
 	}
 	return newPos, newHidden
-}
-
-var fillMode = os.Getenv("SDTP_FILL")
-
-type pendingFill struct {
-	first  int
-	pos    []int32
-	hidden []float32
-}
-
-func droppedRows(pos []int32, hidden []float32, keep []int, d int) ([]int32, []float32) {
-	var dp []int32
-	var dh []float32
-	k := 0
-	for i, p := range pos {
-		if k < len(keep) && keep[k] == i {
-			k++
-			continue
-		}
-		dp = append(dp, p)
-		dh = append(dh, hidden[i*d:(i+1)*d]...)
-	}
-	return dp, dh
 }
