@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/gguf"
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
+	"github.com/go-sdtp/sdtp/predictor/onnx/onnxtest"
 )
 
 // Each documented error (docs/ERRORS.md) is what the matching bad input
@@ -45,7 +46,7 @@ func TestErrorsAreTestable(t *testing.T) {
 	stagedErr := loadTiny(t, tiny.gemma3, WithSDTP(SDTPOptions{Mode: ModeAttention})).Eval("the cat")
 	_, noTemplateErr := loadTiny(t, tiny.llama).ApplyChatTemplate([]ChatMessage{{Role: "user", Content: "hi"}}, true)
 	other := filepath.Join(dir, "preds")
-	writePredictors(t, other, []int{2}, "")
+	onnxtest.WriteGemma3(t, other, "", []int{2}, 0.6, nil)
 
 	for name, c := range map[string]struct {
 		err    error

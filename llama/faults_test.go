@@ -19,6 +19,7 @@ import (
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
+	"github.com/go-sdtp/sdtp/predictor/onnx/onnxtest"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -158,7 +159,7 @@ func TestLearnedPredictorsAtChosenLayers(t *testing.T) {
 	hash, err := predictor.EmbeddingHash(tiny.gemma3)
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "preds")
-	writePredictors(t, dir, []int{2, 4}, hash)
+	onnxtest.WriteGemma3(t, dir, hash, []int{2, 4}, 0.6, nil)
 	withHeads := filepath.Join(t.TempDir(), "with-heads.gguf")
 	heads := &gguf.Heads{Layers: []int{2, 4}, KeepRatios: []float64{0.6, 0.6}, HeadKeep: sdtp.HeadKeep, TailKeepFrac: sdtp.TailKeepFrac}
 	for i := range heads.Layers {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
-	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/predictor/onnx/onnxtest"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -120,26 +120,11 @@ func TestStagedContextLimits(t *testing.T) {
 	assert.Equal(t, 255, res.PromptTokens)
 }
 
-// writePredictors writes random ONNX predictors for the tiny gemma3 model.
-func writePredictors(t *testing.T, dir string, layers []int, embdHash string) {
-	t.Helper()
-	var m onnx.Manifest
-	m.Version = 1
-	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, embdHash
-	m.Layers, m.HeadKeep, m.TailKeepFrac = layers, sdtp.HeadKeep, sdtp.TailKeepFrac
-	var mlps []predictor.MLP
-	for i := range layers {
-		mlps = append(mlps, predictor.RandomMLP(64, 16, uint64(i)))
-		m.KeepRatios = append(m.KeepRatios, 0.6)
-	}
-	require.NoError(t, onnx.WriteSet(dir, m, mlps))
-}
-
 func TestSDTPModeUsesLearnedPredictors(t *testing.T) {
 	hash, err := predictor.EmbeddingHash(tiny.gemma3)
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "preds")
-	writePredictors(t, dir, []int{2, 4}, hash)
+	onnxtest.WriteGemma3(t, dir, hash, []int{2, 4}, 0.6, nil)
 
 	l := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeLearned, Predictors: dir}))
 	res, err := l.Generate(longPrompt, opts(SetTokens(4), IgnoreEOS)...)
@@ -164,14 +149,14 @@ func TestSDTPModeUsesLearnedPredictors(t *testing.T) {
 	data, err := os.ReadFile(tiny.gemma3)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(model, data, 0o644))
-	writePredictors(t, strings.TrimSuffix(model, ".gguf")+".predictors", []int{3}, hash)
+	onnxtest.WriteGemma3(t, strings.TrimSuffix(model, ".gguf")+".predictors", hash, []int{3}, 0.6, nil)
 	res, err = loadTiny(t, model, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeLearned})).Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
 	require.NoError(t, err)
 	assert.Equal(t, []int{3}, res.SDTP.Schedule.Layers)
 
 	// Predictors for another model are refused.
 	other := filepath.Join(t.TempDir(), "other")
-	writePredictors(t, other, []int{2}, "0000")
+	onnxtest.WriteGemma3(t, other, "0000", []int{2}, 0.6, nil)
 	_, err = New(tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: other}))
 	assert.ErrorContains(t, err, "embedding hash")
 	_, err = New(tiny.llama, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeSDTP, Predictors: dir}))
@@ -259,7 +244,7 @@ func TestHybridMode(t *testing.T) {
 	hash, err := predictor.EmbeddingHash(tiny.gemma3)
 	require.NoError(t, err)
 	dir := filepath.Join(t.TempDir(), "preds")
-	writePredictors(t, dir, []int{2, 4}, hash)
+	onnxtest.WriteGemma3(t, dir, hash, []int{2, 4}, 0.6, nil)
 	res, err := loadTiny(t, tiny.gemma3, SetContext(1024), WithSDTP(SDTPOptions{Mode: ModeHybrid, Predictors: dir})).Generate(longPrompt, opts(SetTokens(2), IgnoreEOS)...)
 	require.NoError(t, err)
 	assert.Equal(t, []int{2, 4}, res.SDTP.Schedule.Layers)

@@ -18,7 +18,7 @@ import (
 	"github.com/go-sdtp/sdtp/internal/report"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
-	"github.com/go-sdtp/sdtp/sdtp"
+	"github.com/go-sdtp/sdtp/predictor/onnx/onnxtest"
 )
 
 func TestBenchJSONOnTinyModel(t *testing.T) {
@@ -78,13 +78,8 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
 	hash, err := predictor.EmbeddingHash(model)
 	require.NoError(t, err)
-	var m onnx.Manifest
-	m.Version = 1
-	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, hash
-	m.Layers, m.KeepRatios, m.HeadKeep, m.TailKeepFrac = []int{2, 4}, []float64{0.7, 0.7}, sdtp.HeadKeep, sdtp.TailKeepFrac
-	mlps := []predictor.MLP{predictor.RandomMLP(64, 16, 1), predictor.RandomMLP(64, 16, 2)}
 	preds := filepath.Join(dir, "preds")
-	require.NoError(t, onnx.WriteSet(preds, m, mlps))
+	onnxtest.WriteGemma3(t, preds, hash, []int{2, 4}, 0.7, nil)
 	text := filepath.Join(dir, "text.txt")
 	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20)), 0o644))
 
@@ -293,15 +288,12 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 	require.NoError(t, testmodel.Write(model, testmodel.Gemma3()))
 	hash, err := predictor.EmbeddingHash(model)
 	require.NoError(t, err)
-	var m onnx.Manifest
-	m.Version = 1
-	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, hash
-	m.Layers, m.KeepRatios, m.HeadKeep, m.TailKeepFrac = []int{2, 4}, []float64{0.7, 0.7}, sdtp.HeadKeep, sdtp.TailKeepFrac
-	f := predictor.DefaultFusion(2)
-	f.Method = predictor.FuseZScore
-	m.Fusion = &f
 	preds := filepath.Join(dir, "preds")
-	require.NoError(t, onnx.WriteSet(preds, m, []predictor.MLP{predictor.RandomMLP(64, 16, 1), predictor.RandomMLP(64, 16, 2)}))
+	onnxtest.WriteGemma3(t, preds, hash, []int{2, 4}, 0.7, func(m *onnx.Manifest) {
+		f := predictor.DefaultFusion(2)
+		f.Method = predictor.FuseZScore
+		m.Fusion = &f
+	})
 	text := filepath.Join(dir, "text.txt")
 	require.NoError(t, os.WriteFile(text, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog. ", 20)), 0o644))
 

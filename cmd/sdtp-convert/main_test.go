@@ -15,7 +15,7 @@ import (
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/predictor/gguf"
 	"github.com/go-sdtp/sdtp/predictor/onnx"
-	"github.com/go-sdtp/sdtp/sdtp"
+	"github.com/go-sdtp/sdtp/predictor/onnx/onnxtest"
 )
 
 func TestEmbedExtractRoundTrip(t *testing.T) {
@@ -25,14 +25,11 @@ func TestEmbedExtractRoundTrip(t *testing.T) {
 	hash, err := predictor.EmbeddingHash(model)
 	require.NoError(t, err)
 
-	var m onnx.Manifest
-	m.Version = 1
-	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, hash
-	m.Layers, m.KeepRatios, m.HeadKeep, m.TailKeepFrac = []int{2, 4}, []float64{0.8, 0.9}, sdtp.HeadKeep, sdtp.TailKeepFrac
-	m.Training = map[string]any{"epochs": 2.0}
-	mlps := []predictor.MLP{predictor.RandomMLP(64, 16, 1), predictor.RandomMLP(64, 16, 2)}
 	src := filepath.Join(dir, "onnx")
-	require.NoError(t, onnx.WriteSet(src, m, mlps))
+	m, mlps := onnxtest.WriteGemma3(t, src, hash, []int{2, 4}, 0.8, func(m *onnx.Manifest) {
+		m.KeepRatios[1] = 0.9
+		m.Training = map[string]any{"epochs": 2.0}
+	})
 
 	out := filepath.Join(dir, "m-sdtp.gguf")
 	var stdout, stderr bytes.Buffer

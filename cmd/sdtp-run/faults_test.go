@@ -13,7 +13,7 @@ import (
 
 	"github.com/go-sdtp/sdtp/internal/cache"
 	"github.com/go-sdtp/sdtp/predictor"
-	"github.com/go-sdtp/sdtp/predictor/onnx"
+	"github.com/go-sdtp/sdtp/predictor/onnx/onnxtest"
 	"github.com/go-sdtp/sdtp/sdtp"
 )
 
@@ -77,12 +77,8 @@ func TestRunPredictorsAtChosenLayers(t *testing.T) {
 	model := tinyModel(t)
 	hash, err := predictor.EmbeddingHash(model)
 	require.NoError(t, err)
-	var m onnx.Manifest
-	m.Version = 1
-	m.Model.Arch, m.Model.NLayer, m.Model.NEmbd, m.Model.EmbdHash = "gemma3", 6, 64, hash
-	m.Layers, m.KeepRatios, m.HeadKeep, m.TailKeepFrac = []int{2, 4}, []float64{0.7, 0.7}, sdtp.HeadKeep, sdtp.TailKeepFrac
 	preds := filepath.Join(t.TempDir(), "preds")
-	require.NoError(t, onnx.WriteSet(preds, m, []predictor.MLP{predictor.RandomMLP(64, 16, 1), predictor.RandomMLP(64, 16, 2)}))
+	onnxtest.WriteGemma3(t, preds, hash, []int{2, 4}, 0.7, nil)
 	long := strings.Repeat("the quick brown fox jumps over the lazy dog. ", 8)
 
 	var stdout, stderr bytes.Buffer
