@@ -52,7 +52,7 @@ type SDTPOptions struct {
 	// Schedule names the schedule preset: sdtp.SchedulePaper (10 stages
 	// × 0.9 from layer nLayer/8, or learned predictors' trained schedule;
 	// no spans) or sdtp.ScheduleRetrieval (the same prefill work in one
-	// cut at 0.4 of the depth, span kernel 7, trail 32:
+	// cut at 0.4 of the depth, span kernel 7, trail 48:
 	// sdtp.RetrievalSchedule).
 	// "" = retrieval in mode sdtp, paper in the other pruning modes.
 	// Layers, KeepRatio, SpanKernel and SpanTrail replace its parts.
