@@ -16,9 +16,10 @@ const (
 // Spans of the retrieval schedule: SnapKV's kernel of 7 around each
 // token, a trail of 48 following tokens, enough for a 7-digit number (7
 // tokens on Gemma 3) or a UUID-like code (36 characters, one token per
-// digit: 32 tokens cut its last digits off in 16 of Gemma 3 270M's 24
-// 2048-token single-uuid prompts, 48 in 2, 64 cost multi-query answers;
-// docs/HYBRID.md, "Spans and trails") after the words of its key,
+// digit; of the 22 codes dense gives in Gemma 3 270M's 24 2048-token
+// single-uuid prompts a trail of 32 lost 16, mostly their last digits,
+// 48 lost 2, and 64 cost multi-query answers; docs/HYBRID.md, "Spans
+// and trails") after the words of its key,
 // and echoes of 5 tokens ("numbers for the silver key"): on
 // Qwen2.5-Coder-0.5B-Instruct's multi-value prompts 3 and 5 keep the same
 // needles, and on Gemma 3 270M runs of 3 shared with the question's

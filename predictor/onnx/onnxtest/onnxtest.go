@@ -17,7 +17,8 @@ import (
 // whose embeddings hash to embdHash (predictor.EmbeddingHash; "" leaves
 // the set without an identity): one random MLP (hidden width 16, seeds 1,
 // 2, …) per pruning layer of layers, each stage keeping keep. edit, when
-// not nil, changes the manifest before it is written. Returns the manifest and the MLPs written.
+// not nil, changes the manifest before it is written. Returns the
+// manifest and the MLPs written.
 func WriteGemma3(t testing.TB, dir, embdHash string, layers []int, keep float64, edit func(*onnx.Manifest)) (onnx.Manifest, []predictor.MLP) {
 	t.Helper()
 	var m onnx.Manifest
