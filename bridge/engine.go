@@ -75,6 +75,9 @@ func (e *Engine) Free() {
 // one graph operation. Call release once the work for ctx is over.
 func (e *Engine) AbortWhen(ctx context.Context) (release func()) { return e.abort.when(ctx) }
 
+// TokenPiece is Model.TokenPiece of the engine's model.
+func (e *Engine) TokenPiece(tok int32) []byte { return e.model.TokenPiece(tok) }
+
 func (e *Engine) NLayer() int { return e.nLayer }
 func (e *Engine) NEmbd() int  { return e.nEmbd }
 func (e *Engine) NVocab() int { return e.model.NVocab() }

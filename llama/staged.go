@@ -87,8 +87,9 @@ type SDTPOptions struct {
 	SpanKernel int
 	// SpanTrail > 0 lends each token's score to that many following live
 	// tokens (sdtp.PoolSpans), so a fact's value survives with the words
-	// that lead to it. 0 = the preset's (retrieval 32, paper none); −1 =
-	// none. Pruning modes only.
+	// that lead to it; under the retrieval preset a trail also stops at
+	// the end of its token's sentence (sdtp.EndsSentence). 0 = the
+	// preset's (retrieval 48, paper none); −1 = none. Pruning modes only.
 	SpanTrail int
 	// SpanEcho > 1 gives the live tokens that end the same run of SpanEcho
 	// tokens, a run the question (the prompt's last sdtp.EchoWindow
@@ -355,7 +356,8 @@ func (o SDTPOptions) validateSchedule() error {
 // schedule, else the paper's default): the preset's stages, unless
 // o.Layers or o.KeepRatio replace them (learned predictors: at a subset of
 // their layers), with the preset's spans unless o.SpanKernel,
-// o.SpanTrail or o.SpanEcho replace them.
+// o.SpanTrail or o.SpanEcho replace them (a trail stops at sentence ends
+// as the preset's does).
 func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdtp.Schedule, error) {
 	s := base
 	var err error
@@ -377,6 +379,7 @@ func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdt
 	preset := sdtp.PresetSpans(o.preset())
 	s.SpanKernel = spanSetting(o.SpanKernel, preset.Kernel)
 	s.SpanTrail = spanSetting(o.SpanTrail, preset.Trail)
+	s.SpanTrailSentence = preset.TrailSentence
 	s.SpanEcho = spanSetting(o.SpanEcho, preset.Echo)
 	return s, s.Validate(nLayer)
 }

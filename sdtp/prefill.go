@@ -15,6 +15,8 @@ type Runner interface {
 	Run(in bridge.RunInput) (bridge.RunOutput, error)
 	// AbortWhen makes a Run in progress stop once ctx is done.
 	AbortWhen(ctx context.Context) (release func())
+	// TokenPiece is a token's text (bytes; llama_token_to_piece).
+	TokenPiece(tok int32) []byte
 }
 
 // Scorer rates the live tokens at a pruning point; higher means keep.
@@ -149,6 +151,13 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		pos[i] = int32(from + i)
 	}
 	res.DroppedAt = make([]int, n)
+	var ends []bool // by segment position: the token ends a sentence (trails stop there)
+	if sched.SpanTrail > 0 && sched.SpanTrailSentence {
+		ends = make([]bool, n)
+		for i, t := range seg {
+			ends[i] = EndsSentence(r.TokenPiece(t))
+		}
+	}
 	var hidden, table []float32 // table: the segment's ContextTable, if the scorer reads it
 	for s, first := range starts {
 		last := r.NLayer()
@@ -200,7 +209,7 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		}
 		if len(scores) == len(rel) {
 			scores = ShareEchoes(seg, rel, scores, sched.SpanEcho)
-			scores = PoolSpans(rel, scores, n, sched.SpanKernel, sched.SpanTrail)
+			scores = PoolSpans(rel, scores, stopsAt(ends, rel), n, sched.SpanKernel, sched.SpanTrail)
 		}
 		keep, err := Select(rel, scores, n, sched.KeepRatios[s])
 		if err != nil {
@@ -226,6 +235,18 @@ func segmentAttention(las []bridge.LayerAttention, live int) []bridge.LayerAtten
 		for h := range la.NHead {
 			out[i].Scores = append(out[i].Scores, la.Scores[h*cells+cells-live:(h+1)*cells]...)
 		}
+	}
+	return out
+}
+
+// stopsAt gathers ends at the segment positions rel (nil stays nil).
+func stopsAt(ends []bool, rel []int32) []bool {
+	if ends == nil {
+		return nil
+	}
+	out := make([]bool, len(rel))
+	for i, p := range rel {
+		out[i] = ends[p]
 	}
 	return out
 }

@@ -47,7 +47,7 @@ func SameWork(ref Schedule, nLayer int, layers []int, tilt float64) (Schedule, e
 	}
 	target := ref.Work(nLayer)
 	at := func(r float64) Schedule {
-		s := Schedule{Layers: layers, KeepRatios: make([]float64, len(layers)), SpanKernel: ref.SpanKernel, SpanTrail: ref.SpanTrail, SpanEcho: ref.SpanEcho}
+		s := Schedule{Layers: layers, KeepRatios: make([]float64, len(layers))}.WithSpans(ref.Spans())
 		for i := range layers {
 			w := 1.0
 			if k := len(layers); k > 1 {

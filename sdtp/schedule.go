@@ -30,6 +30,9 @@ type Schedule struct {
 	// tokens as well (PoolSpans), so a fact's value survives with the
 	// words that lead to it; 0 = off.
 	SpanTrail int
+	// SpanTrailSentence stops each trail at the end of its token's
+	// sentence (PoolSpans, EndsSentence).
+	SpanTrailSentence bool
 	// SpanEcho > 1 gives the live tokens that end the same run of
 	// SpanEcho tokens, a run the question (the prompt's last EchoWindow
 	// tokens) repeats, the best score among them (ShareEchoes), so the copies of a phrase the question

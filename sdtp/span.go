@@ -1,6 +1,7 @@
 package sdtp
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 )
@@ -46,14 +47,17 @@ func ValidateSpanTrail(trail int) error {
 // question ("the number for the cat is 7430123"), and an attention-based
 // score finds those words (and the value's first token, by induction),
 // not the rest of the value, so a centered kernel of 7 keeps 3 digits of
-// 7 (docs/HYBRID.md, "Spans").
+// 7 (docs/HYBRID.md, "Spans"). With stops (parallel to positions: the
+// live tokens that end a sentence, EndsSentence; nil: none) a score is
+// lent no further than the end of its token's sentence: a fact ends
+// with its sentence, and the rest of a trail only crowds other facts out
+// of the cut (docs/HYBRID.md, "Sentence-bounded trails").
 //
-// positions and scores are parallel, in increasing position order; the
-// result is new. kernel ≤ 1 with trail 0 returns scores unchanged.
-func PoolSpans(positions []int32, scores []float32, nPrompt, kernel, trail int) []float32 {
-	after := max(0, kernel/2) // neighbours after a token that lend it their score
-	before := max(after, trail)
-	if before == 0 {
+// positions, scores and stops are parallel, in increasing position order;
+// the result is new. kernel ≤ 1 with trail 0 returns scores unchanged.
+func PoolSpans(positions []int32, scores []float32, stops []bool, nPrompt, kernel, trail int) []float32 {
+	half := max(0, kernel/2) // neighbours on each side that lend a token their score
+	if half == 0 && trail == 0 {
 		return scores
 	}
 	out := make([]float32, len(scores))
@@ -62,13 +66,31 @@ func PoolSpans(positions []int32, scores []float32, nPrompt, kernel, trail int) 
 		if Protected(int(positions[i]), nPrompt) {
 			continue
 		}
-		for j := max(0, i-before); j <= min(len(scores)-1, i+after); j++ {
+		lend := func(j int) {
 			if !Protected(int(positions[j]), nPrompt) && scores[j] > out[i] {
 				out[i] = scores[j]
 			}
 		}
+		for j := max(0, i-half); j <= min(len(scores)-1, i+half); j++ {
+			lend(j)
+		}
+		for j := i - 1; j >= max(0, i-trail); j-- {
+			if stops != nil && stops[j] {
+				break // i is in a later sentence than j
+			}
+			lend(j)
+		}
 	}
 	return out
+}
+
+// EndsSentence reports whether a token's text ends a sentence or a line:
+// it holds '.', '!', '?' or a newline. The text of one token suffices:
+// the needles and passages a trail keeps end their facts with one of
+// these, and a false stop (an abbreviation, a decimal point) shortens one
+// trail, nothing more.
+func EndsSentence(piece []byte) bool {
+	return bytes.ContainsAny(piece, ".!?\n")
 }
 
 // ValidateSpanEcho accepts 0 (off) or an n-gram length of at least 2:

@@ -41,7 +41,7 @@ func TestPoolSpansKeepsASpanWhole(t *testing.T) {
 		assert.NotContains(t, plain, p, "without spans the fact loses its low-scoring pieces")
 	}
 
-	pooled := sdtp.PoolSpans(pos, scores, n, 5, 0)
+	pooled := sdtp.PoolSpans(pos, scores, nil, n, 5, 0)
 	kept, err := sdtp.Select(pos, pooled, n, ratio)
 	require.NoError(t, err)
 	for p := 40; p <= 44; p++ {
@@ -71,11 +71,11 @@ func TestPoolSpansTrailKeepsTheValueAfterTheKey(t *testing.T) {
 	for p := 43; p <= 52; p++ { // a 10-token value right after the key at 42
 		scores[p] = 0.01
 	}
-	centered, err := sdtp.Select(pos, sdtp.PoolSpans(pos, scores, n, 7, 0), n, ratio)
+	centered, err := sdtp.Select(pos, sdtp.PoolSpans(pos, scores, nil, n, 7, 0), n, ratio)
 	require.NoError(t, err)
 	assert.NotContains(t, centered, 46, "a centered kernel of 7 reaches 3 tokens past the key")
 
-	pooled := sdtp.PoolSpans(pos, scores, n, 3, 10)
+	pooled := sdtp.PoolSpans(pos, scores, nil, n, 3, 10)
 	kept, err := sdtp.Select(pos, pooled, n, ratio)
 	require.NoError(t, err)
 	for p := 41; p <= 52; p++ {
@@ -91,7 +91,7 @@ func TestPoolSpansTrailKeepsTheValueAfterTheKey(t *testing.T) {
 	for i := 0; i < 100; i += 2 {
 		sparsePos, sparse = append(sparsePos, int32(i)), append(sparse, scores[i])
 	}
-	pooledSparse := sdtp.PoolSpans(sparsePos, sparse, n, 0, 10)
+	pooledSparse := sdtp.PoolSpans(sparsePos, sparse, nil, n, 0, 10)
 	assert.Equal(t, float32(0.9), pooledSparse[31], "position 62: 10 live tokens after 42")
 	assert.NotEqual(t, float32(0.9), pooledSparse[32])
 
@@ -101,10 +101,50 @@ func TestPoolSpansTrailKeepsTheValueAfterTheKey(t *testing.T) {
 	assert.ErrorContains(t, s.Validate(6), "span trail -2")
 }
 
+// A sentence-bounded trail ends with the fact's sentence: the value and
+// its full stop keep the key's score, the next sentence does not, and the
+// kept tokens it frees go to a weaker fact elsewhere.
+func TestPoolSpansTrailStopsAtTheSentenceEnd(t *testing.T) {
+	pos, scores := spanPrompt()
+	const n, ratio = 100, 0.3
+	for p := 43; p <= 70; p++ {
+		scores[p] = 0.01
+	}
+	stops := make([]bool, len(pos))
+	stops[50] = true // the value is 43..49, the full stop 50
+	scores[30] = 0.5 // a weaker fact
+	open := sdtp.PoolSpans(pos, scores, nil, n, 0, 20)
+	bounded := sdtp.PoolSpans(pos, scores, stops, n, 0, 20)
+	for p := 43; p <= 50; p++ {
+		assert.Equal(t, float32(0.9), bounded[p], "position %d: the value and its full stop", p)
+	}
+	for p := 51; p <= 62; p++ {
+		assert.Equal(t, float32(0.9), open[p], "position %d: an open trail runs on", p)
+		assert.Equal(t, float32(0.01), bounded[p], "position %d: the next sentence borrows nothing", p)
+	}
+	kept, err := sdtp.Select(pos, bounded, n, ratio)
+	require.NoError(t, err)
+	assert.Contains(t, kept, 30)
+	assert.NotContains(t, kept, 51)
+
+	// A stop does not cut the centered kernel, and a stop on the scoring
+	// token itself ends its trail there.
+	stops[42] = true
+	kernel := sdtp.PoolSpans(pos, scores, stops, n, 3, 20)
+	assert.Equal(t, float32(0.9), kernel[43], "the kernel's neighbour after the key")
+	assert.Equal(t, float32(0.01), kernel[44])
+
+	assert.True(t, sdtp.EndsSentence([]byte(".")))
+	assert.True(t, sdtp.EndsSentence([]byte("?\n")))
+	assert.True(t, sdtp.EndsSentence([]byte(" end!")))
+	assert.False(t, sdtp.EndsSentence([]byte(" is:")))
+	assert.False(t, sdtp.EndsSentence([]byte("-")))
+}
+
 func TestPoolSpansKernelZeroIsTheOldSelection(t *testing.T) {
 	pos, scores := spanPrompt()
-	assert.Equal(t, scores, sdtp.PoolSpans(pos, scores, 100, 0, 0))
-	assert.Equal(t, scores, sdtp.PoolSpans(pos, scores, 100, 1, 0))
+	assert.Equal(t, scores, sdtp.PoolSpans(pos, scores, nil, 100, 0, 0))
+	assert.Equal(t, scores, sdtp.PoolSpans(pos, scores, nil, 100, 1, 0))
 	require.NoError(t, sdtp.ValidateSpanKernel(0))
 	require.NoError(t, sdtp.ValidateSpanKernel(sdtp.SnapKVSpanKernel))
 	require.NoError(t, sdtp.ValidateSpanKernel(sdtp.SpecPrefillSpanKernel))
@@ -186,9 +226,9 @@ func TestShareEchoesKeepsEveryCopy(t *testing.T) {
 	assert.Equal(t, scores, sdtp.ShareEchoes(tokens, pos, scores, 0), "0: off")
 
 	// With a trail, each copy keeps its value (the 5 tokens after it).
-	kept, err := sdtp.Select(pos, sdtp.PoolSpans(pos, shared, n, 0, 5), n, 0.4)
+	kept, err := sdtp.Select(pos, sdtp.PoolSpans(pos, shared, nil, n, 0, 5), n, 0.4)
 	require.NoError(t, err)
-	plain, err := sdtp.Select(pos, sdtp.PoolSpans(pos, scores, n, 0, 5), n, 0.4)
+	plain, err := sdtp.Select(pos, sdtp.PoolSpans(pos, scores, nil, n, 0, 5), n, 0.4)
 	require.NoError(t, err)
 	for _, p := range []int{23, 27, 53, 57, 73, 77} {
 		assert.Contains(t, kept, p)

@@ -30,23 +30,25 @@ type config struct {
 	keepRatios   []float64
 	// keepRatiosSet: --keep-ratios was given, so learned predictors use
 	// it instead of the ratios they were trained with.
-	keepRatiosSet bool
-	pruneLayers   [][]int // nil entries: the default schedule's layers
-	decodeTokens  int
-	ignoreEOS     bool
-	predictors    string
-	onnxProvider  string
-	json          bool
-	kvPolicies    []string
-	kvBudget      float64
-	schedule      string // preset of every pruning mode; "": retrieval for sdtp, paper for the rest
-	span          int    // sdtp.Schedule.SpanKernel of the pruning modes, when spanSet
-	spanTrail     int    // sdtp.Schedule.SpanTrail of the pruning modes, when spanTrailSet
-	spanEcho      int    // sdtp.Schedule.SpanEcho of the pruning modes, when spanEchoSet
-	spanSet       bool
-	spanTrailSet  bool
-	spanEchoSet   bool
-	sameWork      []sameWorkSpec
+	keepRatiosSet        bool
+	pruneLayers          [][]int // nil entries: the default schedule's layers
+	decodeTokens         int
+	ignoreEOS            bool
+	predictors           string
+	onnxProvider         string
+	json                 bool
+	kvPolicies           []string
+	kvBudget             float64
+	schedule             string // preset of every pruning mode; "": retrieval for sdtp, paper for the rest
+	span                 int    // sdtp.Schedule.SpanKernel of the pruning modes, when spanSet
+	spanTrail            int    // sdtp.Schedule.SpanTrail of the pruning modes, when spanTrailSet
+	spanEcho             int    // sdtp.Schedule.SpanEcho of the pruning modes, when spanEchoSet
+	spanTrailSentence    bool   // sdtp.Schedule.SpanTrailSentence of the pruning modes, when spanTrailSentenceSet
+	spanSet              bool
+	spanTrailSet         bool
+	spanEchoSet          bool
+	spanTrailSentenceSet bool
+	sameWork             []sameWorkSpec
 
 	quality       bool
 	contextTokens int
@@ -112,7 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		"KV-cache policies after each staged prefill, a list runs each: none, streaming, h2o, snapkv (docs/KV.md)")
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells per layer under --kv-policy: a fraction of the prompt if <= 1, else tokens")
 	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection (odd; SnapKV 7, SpecPrefill 13; 0 = none) (default: the schedule's: retrieval 7, paper none)")
-	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection (0 = none) (default: the schedule's: retrieval 32, paper none)")
+	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection (0 = none) (default: the schedule's: retrieval 48, paper none)")
+	fs.BoolVar(&c.spanTrailSentence, "span-trail-sentence", false, "stop each trail at the end of its token's sentence (a token holding '.', '!', '?' or a newline) (default: the schedule's: retrieval true, paper false)")
 	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the question (the prompt's last 32 tokens) repeats, their best score before each selection (0 = none; at least 2) (default: the schedule's: retrieval 5, paper none)")
 	fs.BoolVar(&c.quality, "quality", false, "measure continuation quality (ppl, KL and top-1 vs dense) on --text instead of speed")
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
@@ -144,6 +147,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.keepRatiosSet = fs.Changed("keep-ratios")
 	c.spanSet, c.spanTrailSet, c.spanEchoSet = fs.Changed("span"), fs.Changed("span-trail"), fs.Changed("span-echo")
+	c.spanTrailSentenceSet = fs.Changed("span-trail-sentence")
 	if c.schedule != "" {
 		if err := sdtp.ValidatePreset(c.schedule); err != nil {
 			return c, fmt.Errorf("--schedule %q: %w", c.schedule, err)
@@ -224,7 +228,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("--span-echo: %w", err)
 	}
 	pruning := slices.ContainsFunc(c.modes, func(m string) bool { return m != "llamacpp" && m != "dense" })
-	for _, f := range []string{"span", "span-trail", "span-echo", "schedule"} {
+	for _, f := range []string{"span", "span-trail", "span-trail-sentence", "span-echo", "schedule"} {
 		if fs.Changed(f) && !pruning {
 			return c, fmt.Errorf("--%s needs a pruning mode in --modes", f)
 		}

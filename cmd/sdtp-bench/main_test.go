@@ -328,6 +328,13 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 	require.Len(t, rep.Results, 2)
 	assert.Equal(t, "sdtp+span0+trail16", rep.Results[0].Mode)
 	assert.Equal(t, "attention+trail16", rep.Results[1].Mode)
+	// Trails stop at sentence ends as the preset says, unless told.
+	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "sdtp,attention", "--predictors", preds, "--span-trail", "16", "--span-trail-sentence=false")
+	require.Len(t, rep.Results, 2)
+	assert.Equal(t, "sdtp+trail16+open", rep.Results[0].Mode)
+	assert.Equal(t, "attention+trail16", rep.Results[1].Mode)
+	assert.ErrorContains(t, run(append(args, "--span-trail-sentence"), &stdout, &stderr), "mode attention has no trail to stop")
 	// --schedule sets every pruning mode's preset.
 	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
 		"--modes", "sdtp,learned,attention", "--predictors", preds, "--schedule", "retrieval")

@@ -46,6 +46,9 @@ func (v variant) row(promptTokens int) report.Row {
 	if v.sched.SpanTrail != v.presetSpans.Trail {
 		r.Mode += fmt.Sprintf("+trail%d", v.sched.SpanTrail)
 	}
+	if v.sched.SpanTrailSentence != v.presetSpans.TrailSentence {
+		r.Mode += map[bool]string{true: "+sentence", false: "+open"}[v.sched.SpanTrailSentence]
+	}
 	if v.sched.SpanEcho != v.presetSpans.Echo {
 		r.Mode += fmt.Sprintf("+echo%d", v.sched.SpanEcho)
 	}
@@ -76,6 +79,9 @@ func (v variant) String() string {
 	}
 	if v.sched.SpanTrail > 0 {
 		s += fmt.Sprintf(" trail %d", v.sched.SpanTrail)
+		if v.sched.SpanTrailSentence {
+			s += " to sentence end"
+		}
 	}
 	if v.sched.SpanEcho > 0 {
 		s += fmt.Sprintf(" echo %d", v.sched.SpanEcho)
@@ -187,6 +193,12 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 		}
 		if b.cfg.spanEchoSet {
 			v.sched.SpanEcho = b.cfg.spanEcho
+		}
+		if b.cfg.spanTrailSentenceSet {
+			v.sched.SpanTrailSentence = b.cfg.spanTrailSentence
+		}
+		if v.sched.SpanTrailSentence && v.sched.SpanTrail == 0 && b.cfg.spanTrailSentenceSet {
+			return nil, fmt.Errorf("--span-trail-sentence: mode %s has no trail to stop (give --span-trail or --schedule retrieval)", v.mode)
 		}
 	}
 	return withKV(out, b.cfg.kvPolicies, b.cfg.kvBudget), nil

@@ -120,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.kvBudget, "kv-budget", 0.4, "cells each layer's cache keeps under --kv-policy: a fraction of the prompt if <= 1, else tokens")
 	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection, so kept tokens come in spans (odd; SnapKV 7, SpecPrefill 13; 0 = none) (default: the schedule's: retrieval 7, paper none)")
 	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the question repeats, their best score before each selection, so every copy of an asked-about phrase survives (0 = none; at least 2) (default: the schedule's: retrieval 5, paper none)")
-	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection, so a fact's value survives with the words that lead to it (0 = none) (default: the schedule's: retrieval 32, paper none)")
+	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection, so a fact's value survives with the words that lead to it (0 = none) (default: the schedule's: retrieval 48, paper none)")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
 	fs.StringVar(&c.doc, "doc", "", "answer the question -p about the document `FILE` (through the chat template; the prefill line goes to stderr)")
