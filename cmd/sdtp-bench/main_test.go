@@ -104,7 +104,7 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 	assert.Equal(t, "hybrid/onnx", byMode["sdtp"].Scorer, "fused with the question attention")
 	// 2,4 @ 0.7 leaves 0.730 of the work on 6 layers; one cut at layer 2
 	// leaves (2 + 4r)/6: r = 0.595.
-	assert.Contains(t, rep.SDTPScorer, "fused with the question attention, at the retrieval schedule: keep 0.595 before layer 2, span 7, trail 48, echo 5")
+	assert.Contains(t, rep.SDTPScorer, "fused with the question attention, at the retrieval schedule: keep 0.595 before layer 2, span 7, trail 48 (to the sentence's end), echo 5")
 	assert.Equal(t, "gguf-heads", byMode["sdtp-gguf"].Scorer)
 
 	// --keep-ratios replaces the learned predictors' trained ratio, and

@@ -81,8 +81,12 @@ func (b *bench) sdtpMode(paper sdtp.Schedule, nLayer int) string {
 	if err != nil {
 		return scorer // variants() has reported it
 	}
-	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before layer %d, span %d, trail %d, echo %d",
-		scorer, s.KeepRatios[0], s.Layers[0], s.SpanKernel, s.SpanTrail, s.SpanEcho)
+	trail := fmt.Sprint(s.SpanTrail)
+	if s.SpanTrailSentence {
+		trail += " (to the sentence's end)"
+	}
+	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before layer %d, span %d, trail %s, echo %d",
+		scorer, s.KeepRatios[0], s.Layers[0], s.SpanKernel, trail, s.SpanEcho)
 }
 
 // sdtpScorer says which learned predictors the learned modes prune with.
