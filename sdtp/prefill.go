@@ -151,13 +151,7 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		pos[i] = int32(from + i)
 	}
 	res.DroppedAt = make([]int, n)
-	var ends []bool // by segment position: the token ends a sentence (trails stop there)
-	if sched.SpanTrail > 0 && sched.SpanTrailSentence {
-		ends = make([]bool, n)
-		for i, t := range seg {
-			ends[i] = EndsSentence(r.TokenPiece(t))
-		}
-	}
+	ends := sentenceEnds(r, sched, seg)
 	var hidden, table []float32 // table: the segment's ContextTable, if the scorer reads it
 	for s, first := range starts {
 		last := r.NLayer()
@@ -237,6 +231,19 @@ func segmentAttention(las []bridge.LayerAttention, live int) []bridge.LayerAtten
 		}
 	}
 	return out
+}
+
+// sentenceEnds says, per token of seg, whether it ends a sentence
+// (EndsSentence), where sched's trails stop; nil when they do not.
+func sentenceEnds(r Runner, sched Schedule, seg []int32) []bool {
+	if sched.SpanTrail == 0 || !sched.SpanTrailSentence {
+		return nil
+	}
+	ends := make([]bool, len(seg))
+	for i, t := range seg {
+		ends[i] = EndsSentence(r.TokenPiece(t))
+	}
+	return ends
 }
 
 // stopsAt gathers ends at the segment positions rel (nil stays nil).

@@ -314,3 +314,44 @@ func TestPrefillWithSpanEcho(t *testing.T) {
 	_, err = sdtp.Prefill(context.Background(), e, predictor.NewRandom(5), sched, toks, 64)
 	assert.ErrorContains(t, err, "span echo 1")
 }
+
+// In a prefill, a trail bounded by sentences stops at the token whose
+// text is "." (read from the model's vocabulary): the boosted token's
+// score reaches the full stop and no further.
+func TestPrefillTrailStopsAtTheModelsFullStop(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Llama())
+	dot := int32(-1)
+	for id := int32(0); id < 4096 && dot < 0; id++ {
+		if string(e.TokenPiece(id)) == "." {
+			dot = id
+		}
+	}
+	require.GreaterOrEqual(t, dot, int32(0), "the tiny vocabulary has a full stop")
+	toks := prompt(200) // protected: 0..3 and 180..199
+	toks[55] = dot
+	for p := 50; p <= 70; p++ {
+		require.Equal(t, p == 55, sdtp.EndsSentence(e.TokenPiece(toks[p])), "position %d", p)
+	}
+	sched := sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}, SpanTrail: 20}
+	open, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 50}, sched, toks, 64)
+	require.NoError(t, err)
+	sched.SpanTrailSentence = true
+	bounded, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 50}, sched, toks, 64)
+	require.NoError(t, err)
+	assert.Equal(t, open.KeptPerStage, bounded.KeptPerStage, "the same budget")
+	after := func(live []int32) (n int) {
+		for _, p := range live {
+			if p >= 56 && p <= 70 {
+				n++
+			}
+		}
+		return n
+	}
+	for p := int32(50); p <= 70; p++ {
+		assert.Contains(t, open.LivePositions[1], p, "the open trail")
+	}
+	for p := int32(50); p <= 55; p++ {
+		assert.Contains(t, bounded.LivePositions[1], p, "the sentence up to its full stop")
+	}
+	assert.Less(t, after(bounded.LivePositions[1]), 15, "the next sentence competes like any other")
+}
