@@ -195,10 +195,10 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 			v.sched.SpanEcho = b.cfg.spanEcho
 		}
 		if b.cfg.spanTrailSentenceSet {
+			if b.cfg.spanTrailSentence && v.sched.SpanTrail == 0 {
+				return nil, fmt.Errorf("--span-trail-sentence: mode %s has no trail to stop (give --span-trail or --schedule retrieval)", v.mode)
+			}
 			v.sched.SpanTrailSentence = b.cfg.spanTrailSentence
-		}
-		if v.sched.SpanTrailSentence && v.sched.SpanTrail == 0 && b.cfg.spanTrailSentenceSet {
-			return nil, fmt.Errorf("--span-trail-sentence: mode %s has no trail to stop (give --span-trail or --schedule retrieval)", v.mode)
 		}
 	}
 	return withKV(out, b.cfg.kvPolicies, b.cfg.kvBudget), nil
