@@ -91,6 +91,12 @@ type SDTPOptions struct {
 	// the end of its token's sentence (sdtp.EndsSentence). 0 = the
 	// preset's (retrieval 48, paper none); −1 = none. Pruning modes only.
 	SpanTrail int
+	// SpanTrailEnd says whether trails also stop at the end of their
+	// token's sentence: TrailEndSentence (a token holding '.', '!', '?'
+	// or a newline ends the trail, itself included; sdtp.EndsSentence) or
+	// TrailEndOpen (only the trail's length). "" = the preset's
+	// (retrieval: sentence; paper: open). Refused where no trail runs.
+	SpanTrailEnd string
 	// SpanEcho > 1 gives the live tokens that end the same run of SpanEcho
 	// tokens, a run the question (the prompt's last sdtp.EchoWindow
 	// tokens) repeats, their best score (sdtp.ShareEchoes), so every copy
@@ -98,6 +104,12 @@ type SDTPOptions struct {
 	// paper none); −1 = none. Pruning modes only.
 	SpanEcho int
 }
+
+// Values of SDTPOptions.SpanTrailEnd.
+const (
+	TrailEndSentence = "sentence" // a trail stops at the end of its token's sentence
+	TrailEndOpen     = "open"     // a trail runs its whole length
+)
 
 // WithSDTP enables a pruning mode (an addition to go-llama.cpp's options).
 func WithSDTP(o SDTPOptions) ModelOption { return func(p *ModelOptions) { p.SDTP = o } }
@@ -220,6 +232,8 @@ func (o SDTPOptions) refuseUnused(lora bool) error {
 		return fmt.Errorf("llama: span kernel %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanKernel, mode, pruningModes)
 	case !pruning && o.SpanTrail != 0:
 		return fmt.Errorf("llama: span trail %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanTrail, mode, pruningModes)
+	case !pruning && o.SpanTrailEnd != "":
+		return fmt.Errorf("llama: span trail end %q given in mode %s, which prunes nothing (modes %s prune)", o.SpanTrailEnd, mode, pruningModes)
 	case !pruning && o.SpanEcho != 0:
 		return fmt.Errorf("llama: span echo %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanEcho, mode, pruningModes)
 	case !pruning && o.Schedule != "":
@@ -259,7 +273,7 @@ func UsesPredictors(mode string) bool {
 func (o SDTPOptions) For(mode string) SDTPOptions {
 	o.Mode = mode
 	if !Prunes(mode) {
-		o.Schedule, o.KeepRatio, o.Layers, o.SpanKernel, o.SpanTrail, o.SpanEcho = "", 0, nil, 0, 0, 0
+		o.Schedule, o.KeepRatio, o.Layers, o.SpanKernel, o.SpanTrail, o.SpanTrailEnd, o.SpanEcho = "", 0, nil, 0, 0, "", 0
 	}
 	if !UsesPredictors(mode) {
 		o.Predictors, o.ONNXProvider = "", ""
@@ -346,6 +360,8 @@ func (o SDTPOptions) validateSchedule() error {
 		return fmt.Errorf("llama: %w, or -1 for none", sdtp.ValidateSpanKernel(o.SpanKernel))
 	case o.SpanTrail < -1:
 		return fmt.Errorf("llama: span trail %d must be 0 (the schedule's), -1 (none) or a number of following tokens", o.SpanTrail)
+	case o.SpanTrailEnd != "" && o.SpanTrailEnd != TrailEndSentence && o.SpanTrailEnd != TrailEndOpen:
+		return fmt.Errorf("llama: span trail end %q: want %q, %q or \"\" (the schedule's)", o.SpanTrailEnd, TrailEndSentence, TrailEndOpen)
 	case o.SpanEcho != -1 && sdtp.ValidateSpanEcho(o.SpanEcho) != nil:
 		return fmt.Errorf("llama: %w, or -1 for none", sdtp.ValidateSpanEcho(o.SpanEcho))
 	}
@@ -356,8 +372,7 @@ func (o SDTPOptions) validateSchedule() error {
 // schedule, else the paper's default): the preset's stages, unless
 // o.Layers or o.KeepRatio replace them (learned predictors: at a subset of
 // their layers), with the preset's spans unless o.SpanKernel,
-// o.SpanTrail or o.SpanEcho replace them (a trail stops at sentence ends
-// as the preset's does).
+// o.SpanTrail, o.SpanTrailEnd or o.SpanEcho replace them.
 func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdtp.Schedule, error) {
 	s := base
 	var err error
@@ -380,6 +395,12 @@ func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdt
 	s.SpanKernel = spanSetting(o.SpanKernel, preset.Kernel)
 	s.SpanTrail = spanSetting(o.SpanTrail, preset.Trail)
 	s.SpanTrailSentence = preset.TrailSentence
+	if o.SpanTrailEnd != "" {
+		if s.SpanTrail == 0 {
+			return s, fmt.Errorf("llama: span trail end %q given without a trail to end (give SpanTrail, or the retrieval schedule)", o.SpanTrailEnd)
+		}
+		s.SpanTrailSentence = o.SpanTrailEnd == TrailEndSentence
+	}
 	s.SpanEcho = spanSetting(o.SpanEcho, preset.Echo)
 	return s, s.Validate(nLayer)
 }

@@ -302,17 +302,26 @@ func TestSchedulePresets(t *testing.T) {
 
 	s = sched(SDTPOptions{Mode: ModeSDTP, SpanKernel: -1, SpanTrail: -1})
 	assert.Equal(t, [2]int{0, 0}, [2]int{s.SpanKernel, s.SpanTrail}, "-1: no spans")
+	assert.True(t, sched(SDTPOptions{Mode: ModeSDTP}).SpanTrailSentence, "the retrieval preset's trails end at sentences")
+	assert.False(t, sched(SDTPOptions{Mode: ModeSDTP, SpanTrailEnd: TrailEndOpen}).SpanTrailSentence)
+	s = sched(SDTPOptions{Mode: ModeAttention, SpanTrail: 8, SpanTrailEnd: TrailEndSentence})
+	assert.Equal(t, 8, s.SpanTrail)
+	assert.True(t, s.SpanTrailSentence, "a paper-schedule trail ended at sentences on request")
 	s = sched(SDTPOptions{Mode: ModeSDTP, Layers: []int{2, 4}})
 	assert.Equal(t, sdtp.Uniform([]int{2, 4}, sdtp.DefaultKeepRatio).KeepRatios, s.KeepRatios, "the user's layers")
 	assert.Equal(t, sdtp.RetrievalSpanTrail, s.SpanTrail, "with the preset's spans")
 
 	for o, want := range map[*SDTPOptions]string{
-		{Mode: ModeSDTP, Schedule: "fast"}:   `unknown schedule "fast"`,
-		{Mode: ModeDense, Schedule: "paper"}: "schedule paper given in mode dense",
-		{Mode: ModeSDTP, SpanKernel: -2}:     "span kernel -2",
-		{Mode: ModeSDTP, SpanTrail: -3}:      "span trail -3",
-		{Mode: ModeLearned}:                  "mode learned needs learned predictors",
-		{Mode: ModeRandom, Predictors: "x"}:  "modes sdtp, learned and hybrid",
+		{Mode: ModeSDTP, Schedule: "fast"}:                          `unknown schedule "fast"`,
+		{Mode: ModeDense, Schedule: "paper"}:                        "schedule paper given in mode dense",
+		{Mode: ModeSDTP, SpanKernel: -2}:                            "span kernel -2",
+		{Mode: ModeSDTP, SpanTrail: -3}:                             "span trail -3",
+		{Mode: ModeSDTP, SpanTrailEnd: "x"}:                         `span trail end "x": want "sentence", "open"`,
+		{Mode: ModeDense, SpanTrailEnd: "open"}:                     `span trail end "open" given in mode dense`,
+		{Mode: ModeAttention, SpanTrailEnd: TrailEndSentence}:       "without a trail to end",
+		{Mode: ModeSDTP, SpanTrail: -1, SpanTrailEnd: TrailEndOpen}: "without a trail to end",
+		{Mode: ModeLearned}:                                         "mode learned needs learned predictors",
+		{Mode: ModeRandom, Predictors: "x"}:                         "modes sdtp, learned and hybrid",
 	} {
 		_, err := New(tiny.gemma3, SetContext(256), WithSDTP(*o))
 		assert.ErrorContains(t, err, want)

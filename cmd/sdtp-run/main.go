@@ -63,6 +63,8 @@ type config struct {
 	span                         int // 0: the schedule's; -1: none (typed as 0)
 	spanTrail                    int // the same
 	spanEcho                     int // the same
+	spanTrailSentence            bool
+	spanTrailEnd                 string // llama.SDTPOptions.SpanTrailEnd: "" unless --span-trail-sentence was given
 }
 
 // report is what --json prints.
@@ -121,6 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection, so kept tokens come in spans (odd; SnapKV 7, SpecPrefill 13; 0 = none) (default: the schedule's: retrieval 7, paper none)")
 	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the question repeats, their best score before each selection, so every copy of an asked-about phrase survives (0 = none; at least 2) (default: the schedule's: retrieval 5, paper none)")
 	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection, so a fact's value survives with the words that lead to it (0 = none) (default: the schedule's: retrieval 48, paper none)")
+	fs.BoolVar(&c.spanTrailSentence, "span-trail-sentence", false, "stop each trail at the end of its token's sentence (a token holding '.', '!', '?' or a newline); =false: trails run their whole length (default: the schedule's: retrieval true, paper false)")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
 	fs.StringVar(&c.doc, "doc", "", "answer the question -p about the document `FILE` (through the chat template; the prefill line goes to stderr)")
@@ -205,6 +208,9 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 	if fs.Changed("span-echo") && c.spanEcho == 0 {
 		c.spanEcho = -1
 	}
+	if fs.Changed("span-trail-sentence") {
+		c.spanTrailEnd = map[bool]string{true: llama.TrailEndSentence, false: llama.TrailEndOpen}[c.spanTrailSentence]
+	}
 	if c.nPredict < 0 {
 		c.nPredict = 0 // the library's "until end of generation or a full context"
 	}
@@ -212,7 +218,7 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 	// trained layers and ratios, and the non-pruning modes see none.
 	c.keepRatioGiven = fs.Changed("keep-ratio")
 	c.pruningGiven = c.keepRatioGiven || fs.Changed("prune-layers") || fs.Changed("predictors") ||
-		fs.Changed("schedule") || fs.Changed("span") || fs.Changed("span-trail") || fs.Changed("span-echo")
+		fs.Changed("schedule") || fs.Changed("span") || fs.Changed("span-trail") || fs.Changed("span-trail-sentence") || fs.Changed("span-echo")
 	return nil
 }
 
@@ -302,7 +308,7 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		defer bar.Finish()
 	}
 	sdtpOpts := llama.SDTPOptions{Mode: c.mode, Schedule: c.schedule, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
-		KVPolicy: c.kvPolicy, SpanKernel: c.span, SpanTrail: c.spanTrail, SpanEcho: c.spanEcho}
+		KVPolicy: c.kvPolicy, SpanKernel: c.span, SpanTrail: c.spanTrail, SpanTrailEnd: c.spanTrailEnd, SpanEcho: c.spanEcho}
 	if c.keepRatioGiven {
 		sdtpOpts.KeepRatio = c.keepRatio
 	}
