@@ -219,8 +219,12 @@ func (m *Model) TokenizePrompt(text string) ([]int32, error) {
 }
 
 // TokenPiece returns the raw bytes of one token; a piece may be part of a
-// multi-byte UTF-8 character. Special tokens render as empty.
+// multi-byte UTF-8 character. Special tokens render as empty, and an id
+// outside the vocabulary has no piece: nil (llama.cpp would throw).
 func (m *Model) TokenPiece(tok int32) []byte {
+	if tok < 0 || int(tok) >= m.NVocab() {
+		return nil
+	}
 	buf := make([]byte, 64)
 	for {
 		n := C.llama_token_to_piece(m.vocab, C.llama_token(tok), (*C.char)(unsafe.Pointer(&buf[0])), C.int32_t(len(buf)), 0, false)

@@ -103,6 +103,11 @@ type SDTPOptions struct {
 	// of an asked-about phrase survives. 0 = the preset's (retrieval 5,
 	// paper none); −1 = none. Pruning modes only.
 	SpanEcho int
+	// SpanEchoHops > 0 follows the facts that hold an echo through up to
+	// that many further facts sharing a rare name with them, and keeps
+	// each fact of such a chain whole (sdtp.ChainEchoes). 0 = the
+	// preset's (retrieval 3, paper none); −1 = none. Needs an echo.
+	SpanEchoHops int
 }
 
 // Values of SDTPOptions.SpanTrailEnd.
@@ -236,6 +241,8 @@ func (o SDTPOptions) refuseUnused(lora bool) error {
 		return fmt.Errorf("llama: span trail end %q given in mode %s, which prunes nothing (modes %s prune)", o.SpanTrailEnd, mode, pruningModes)
 	case !pruning && o.SpanEcho != 0:
 		return fmt.Errorf("llama: span echo %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanEcho, mode, pruningModes)
+	case !pruning && o.SpanEchoHops != 0:
+		return fmt.Errorf("llama: span echo hops %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanEchoHops, mode, pruningModes)
 	case !pruning && o.Schedule != "":
 		return fmt.Errorf("llama: schedule %s given in mode %s, which prunes nothing (modes %s prune)", o.Schedule, mode, pruningModes)
 	case (o.KVPolicy == "" || o.KVPolicy == sdtp.KVNone) && o.KVBudget != 0:
@@ -273,7 +280,7 @@ func UsesPredictors(mode string) bool {
 func (o SDTPOptions) For(mode string) SDTPOptions {
 	o.Mode = mode
 	if !Prunes(mode) {
-		o.Schedule, o.KeepRatio, o.Layers, o.SpanKernel, o.SpanTrail, o.SpanTrailEnd, o.SpanEcho = "", 0, nil, 0, 0, "", 0
+		o.Schedule, o.KeepRatio, o.Layers, o.SpanKernel, o.SpanTrail, o.SpanTrailEnd, o.SpanEcho, o.SpanEchoHops = "", 0, nil, 0, 0, "", 0, 0
 	}
 	if !UsesPredictors(mode) {
 		o.Predictors, o.ONNXProvider = "", ""
@@ -364,6 +371,8 @@ func (o SDTPOptions) validateSchedule() error {
 		return fmt.Errorf("llama: span trail end %q: want %q, %q or \"\" (the schedule's)", o.SpanTrailEnd, TrailEndSentence, TrailEndOpen)
 	case o.SpanEcho != -1 && sdtp.ValidateSpanEcho(o.SpanEcho) != nil:
 		return fmt.Errorf("llama: %w, or -1 for none", sdtp.ValidateSpanEcho(o.SpanEcho))
+	case o.SpanEchoHops < -1:
+		return fmt.Errorf("llama: span echo hops %d must be 0 (the schedule's), -1 (none) or a number of links", o.SpanEchoHops)
 	}
 	return nil
 }
@@ -372,7 +381,7 @@ func (o SDTPOptions) validateSchedule() error {
 // schedule, else the paper's default): the preset's stages, unless
 // o.Layers or o.KeepRatio replace them (learned predictors: at a subset of
 // their layers), with the preset's spans unless o.SpanKernel,
-// o.SpanTrail, o.SpanTrailEnd or o.SpanEcho replace them.
+// o.SpanTrail, o.SpanTrailEnd, o.SpanEcho or o.SpanEchoHops replace them.
 func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdtp.Schedule, error) {
 	s := base
 	var err error
@@ -402,6 +411,13 @@ func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdt
 		s.SpanTrailSentence = o.SpanTrailEnd == TrailEndSentence
 	}
 	s.SpanEcho = spanSetting(o.SpanEcho, preset.Echo)
+	s.SpanEchoHops = spanSetting(o.SpanEchoHops, preset.EchoHops)
+	if o.SpanEchoHops == 0 && s.SpanEcho == 0 {
+		s.SpanEchoHops = 0 // the preset's hops went with its echo
+	}
+	if err := sdtp.ValidateEchoHops(s.SpanEchoHops, s.SpanEcho); err != nil {
+		return s, fmt.Errorf("llama: %w (give SpanEcho, or the retrieval schedule)", err)
+	}
 	return s, s.Validate(nLayer)
 }
 

@@ -307,6 +307,10 @@ func TestSchedulePresets(t *testing.T) {
 	s = sched(SDTPOptions{Mode: ModeAttention, SpanTrail: 8, SpanTrailEnd: TrailEndSentence})
 	assert.Equal(t, 8, s.SpanTrail)
 	assert.True(t, s.SpanTrailSentence, "a paper-schedule trail ended at sentences on request")
+	assert.Equal(t, sdtp.RetrievalEchoHops, sched(SDTPOptions{Mode: ModeSDTP}).SpanEchoHops)
+	assert.Zero(t, sched(SDTPOptions{Mode: ModeSDTP, SpanEcho: -1}).SpanEchoHops, "no echo, no hops")
+	assert.Zero(t, sched(SDTPOptions{Mode: ModeSDTP, SpanEchoHops: -1}).SpanEchoHops)
+	assert.Equal(t, 1, sched(SDTPOptions{Mode: ModeAttention, SpanEcho: 4, SpanEchoHops: 1}).SpanEchoHops)
 	s = sched(SDTPOptions{Mode: ModeSDTP, Layers: []int{2, 4}})
 	assert.Equal(t, sdtp.Uniform([]int{2, 4}, sdtp.DefaultKeepRatio).KeepRatios, s.KeepRatios, "the user's layers")
 	assert.Equal(t, sdtp.RetrievalSpanTrail, s.SpanTrail, "with the preset's spans")
@@ -316,6 +320,9 @@ func TestSchedulePresets(t *testing.T) {
 		{Mode: ModeDense, Schedule: "paper"}:                        "schedule paper given in mode dense",
 		{Mode: ModeSDTP, SpanKernel: -2}:                            "span kernel -2",
 		{Mode: ModeSDTP, SpanTrail: -3}:                             "span trail -3",
+		{Mode: ModeAttention, SpanEchoHops: 2}:                      "span echo hops 2 need a span echo",
+		{Mode: ModeSDTP, SpanEchoHops: -2}:                          "span echo hops -2",
+		{Mode: ModeDense, SpanEchoHops: 1}:                          "span echo hops 1 given in mode dense",
 		{Mode: ModeSDTP, SpanTrailEnd: "x"}:                         `span trail end "x": want "sentence", "open"`,
 		{Mode: ModeDense, SpanTrailEnd: "open"}:                     `span trail end "open" given in mode dense`,
 		{Mode: ModeAttention, SpanTrailEnd: TrailEndSentence}:       "without a trail to end",

@@ -203,7 +203,12 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		}
 		if len(scores) == len(rel) {
 			scores = ShareEchoes(seg, rel, scores, sched.SpanEcho)
-			scores = PoolSpans(rel, scores, stopsAt(ends, rel), n, sched.SpanKernel, sched.SpanTrail)
+			scores = ChainEchoes(seg, ends, rel, scores, sched.SpanEcho, sched.SpanEchoHops)
+			var stops []bool // where trails stop, if they stop at sentences
+			if sched.SpanTrailSentence {
+				stops = stopsAt(ends, rel)
+			}
+			scores = PoolSpans(rel, scores, stops, n, sched.SpanKernel, sched.SpanTrail)
 		}
 		keep, err := Select(rel, scores, n, sched.KeepRatios[s])
 		if err != nil {
@@ -234,9 +239,10 @@ func segmentAttention(las []bridge.LayerAttention, live int) []bridge.LayerAtten
 }
 
 // sentenceEnds says, per token of seg, whether it ends a sentence
-// (EndsSentence), where sched's trails stop; nil when they do not.
+// (EndsSentence), for trails that stop there and for echo hops; nil when
+// sched uses neither.
 func sentenceEnds(r Runner, sched Schedule, seg []int32) []bool {
-	if sched.SpanTrail == 0 || !sched.SpanTrailSentence {
+	if (sched.SpanTrail == 0 || !sched.SpanTrailSentence) && sched.SpanEchoHops == 0 {
 		return nil
 	}
 	ends := make([]bool, len(seg))

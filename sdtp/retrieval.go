@@ -26,11 +26,16 @@ const (
 // and echoes of 5 tokens ("numbers for the silver key"): on
 // Qwen2.5-Coder-0.5B-Instruct's multi-value prompts 3 and 5 keep the same
 // needles, and on Gemma 3 270M runs of 3 shared with the question's
-// neighbourhood ("What is the") lost more (docs/HYBRID.md, "Echoes").
+// neighbourhood ("What is the") lost more (docs/HYBRID.md, "Echoes");
+// and 3 echo hops: variable tracking chains up to 4 assignments, whose
+// later links the question's attention does not find (Qwen, 24 prompts
+// at 2048 tokens: 2 of 20 answered without hops, 16 with them, dense
+// 14; docs/HYBRID.md, "Echo hops").
 const (
 	RetrievalSpanKernel = SnapKVSpanKernel
 	RetrievalSpanTrail  = 48
 	RetrievalSpanEcho   = 5
+	RetrievalEchoHops   = 3
 )
 
 // Spans are a schedule's settings for keeping tokens together
@@ -38,16 +43,17 @@ const (
 type Spans struct {
 	Kernel, Trail, Echo int
 	TrailSentence       bool // Schedule.SpanTrailSentence
+	EchoHops            int  // Schedule.SpanEchoHops
 }
 
 // Spans are s's span settings.
 func (s Schedule) Spans() Spans {
-	return Spans{s.SpanKernel, s.SpanTrail, s.SpanEcho, s.SpanTrailSentence}
+	return Spans{s.SpanKernel, s.SpanTrail, s.SpanEcho, s.SpanTrailSentence, s.SpanEchoHops}
 }
 
 // WithSpans is s with the span settings sp.
 func (s Schedule) WithSpans(sp Spans) Schedule {
-	s.SpanKernel, s.SpanTrail, s.SpanEcho, s.SpanTrailSentence = sp.Kernel, sp.Trail, sp.Echo, sp.TrailSentence
+	s.SpanKernel, s.SpanTrail, s.SpanEcho, s.SpanTrailSentence, s.SpanEchoHops = sp.Kernel, sp.Trail, sp.Echo, sp.TrailSentence, sp.EchoHops
 	return s
 }
 
@@ -104,7 +110,7 @@ func ValidatePreset(name string) error {
 // ends) and RetrievalSpanEcho for the retrieval schedule.
 func PresetSpans(name string) Spans {
 	if name == ScheduleRetrieval {
-		return Spans{RetrievalSpanKernel, RetrievalSpanTrail, RetrievalSpanEcho, true}
+		return Spans{RetrievalSpanKernel, RetrievalSpanTrail, RetrievalSpanEcho, true, RetrievalEchoHops}
 	}
 	return Spans{}
 }

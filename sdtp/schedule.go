@@ -38,6 +38,10 @@ type Schedule struct {
 	// tokens) repeats, the best score among them (ShareEchoes), so the copies of a phrase the question
 	// asks about survive together; 0 = off.
 	SpanEcho int
+	// SpanEchoHops > 0 follows the facts that hold an echo through up to
+	// that many further facts that share a name with them, and keeps each
+	// fact of the chain whole (ChainEchoes); needs SpanEcho; 0 = off.
+	SpanEchoHops int
 }
 
 // DefaultSchedule scales the paper's 32-layer placement (layers 4, 7, …, 31)
@@ -123,7 +127,10 @@ func (s Schedule) Validate(nLayer int) error {
 	if err := ValidateSpanTrail(s.SpanTrail); err != nil {
 		return err
 	}
-	return ValidateSpanEcho(s.SpanEcho)
+	if err := ValidateSpanEcho(s.SpanEcho); err != nil {
+		return err
+	}
+	return ValidateEchoHops(s.SpanEchoHops, s.SpanEcho)
 }
 
 // Cumulative is the fraction of (unprotected) tokens alive after each stage.

@@ -162,3 +162,135 @@ func ShareEchoes(tokens []int32, positions []int32, scores []float32, gram int) 
 	}
 	return out
 }
+
+// ValidateEchoHops accepts 0 hops (off), or more with an echo (a run
+// length of at least 2) to start the chains from.
+func ValidateEchoHops(hops, echo int) error {
+	switch {
+	case hops < 0:
+		return fmt.Errorf("sdtp: span echo hops %d must be 0 (off) or a number of links", hops)
+	case hops > 0 && echo < 2:
+		return fmt.Errorf("sdtp: span echo hops %d need a span echo (the question's runs start the chains); it is %d", hops, echo)
+	}
+	return nil
+}
+
+// Echo hops (ChainEchoes): which runs link two facts, and what counts as
+// a fact.
+const (
+	// EchoHopGram is the run of tokens that links two sentences: a
+	// variable's or an entity's name is 2–4 tokens.
+	EchoHopGram = 3
+	// EchoHopMaxCount: a run links sentences only when it occurs at most
+	// this often in the prompt. A name is rare; "of the" is not.
+	EchoHopMaxCount = 3
+	// EchoHopMaxSentence: a sentence longer than this many tokens is
+	// prose, not a fact, and is neither followed nor kept whole.
+	EchoHopMaxSentence = 64
+)
+
+// ChainEchoes keeps the facts that the question leads to through other
+// facts. The sentences that hold an echo (a run of gram tokens that also
+// occurs in the prompt's last EchoWindow tokens, as in ShareEchoes) are
+// the first link; each of up to hops further links is the sentences that
+// share a rare run of EchoHopGram tokens (at most EchoHopMaxCount in the
+// prompt: a name) with the link before. Every live token of a chained
+// sentence gets at least the best score of the sentence it was reached
+// from, so a chain of facts ("VAR B = VAR A." after "VAR A = 7.", a
+// bridge entity between two HotpotQA paragraphs) survives whole where
+// question attention finds only its first link (docs/HYBRID.md, "Echo
+// hops"). Sentences end at tokens for which ends is true (EndsSentence;
+// ends is per prompt token); only unprotected sentences of at most
+// EchoHopMaxSentence tokens take part.
+//
+// tokens and ends are the whole prompt; positions (indices into tokens)
+// and scores are parallel, in increasing position order; the result is
+// new. hops < 1 or gram < 2 returns scores unchanged.
+func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float32, gram, hops int) []float32 {
+	n := len(tokens)
+	if hops < 1 || gram < 2 || len(ends) != n {
+		return scores
+	}
+	// Sentences: [from[s], to[s]] inclusive; fact[s] if short and unprotected.
+	sent := make([]int, n)
+	var from, to []int
+	for t := range n {
+		if t == 0 || ends[t-1] {
+			from = append(from, t)
+			to = append(to, t)
+		}
+		s := len(from) - 1
+		sent[t], to[s] = s, t
+	}
+	fact := make([]bool, len(from))
+	for s := range from {
+		fact[s] = to[s]-from[s] < EchoHopMaxSentence && !Protected(from[s], n) && !Protected(to[s], n)
+	}
+	key := func(end, g int) string {
+		b := make([]byte, 0, 4*g)
+		for _, t := range tokens[end-g+1 : end+1] {
+			b = append(b, byte(t), byte(t>>8), byte(t>>16), byte(t>>24))
+		}
+		return string(b)
+	}
+	// best[s]: the highest score among sentence s's live tokens.
+	best := make([]float32, len(from))
+	live := make([]bool, len(from))
+	for i, p := range positions {
+		if s := sent[p]; !live[s] || scores[i] > best[s] {
+			best[s], live[s] = scores[i], true
+		}
+	}
+	// The first link: facts holding a run of the question.
+	question := n - min(EchoWindow, TailLen(n))
+	asked := map[string]bool{}
+	for end := max(question, gram-1); end < n; end++ {
+		asked[key(end, gram)] = true
+	}
+	lent := map[int]float32{} // chained sentence -> the score it takes
+	var link []int
+	for end := gram - 1; end < question; end++ {
+		s := sent[end]
+		if _, seen := lent[s]; fact[s] && live[s] && end-gram+1 >= from[s] && !seen && asked[key(end, gram)] {
+			lent[s] = best[s]
+			link = append(link, s)
+		}
+	}
+	// Further links through rare runs.
+	g := EchoHopGram
+	count := map[string]int{}
+	for end := g - 1; end < n; end++ {
+		count[key(end, g)]++
+	}
+	for range hops {
+		names := map[string]float32{}
+		for _, s := range link {
+			for end := from[s] + g - 1; end <= to[s]; end++ {
+				k := key(end, g)
+				if v, ok := names[k]; count[k] <= EchoHopMaxCount && (!ok || lent[s] > v) {
+					names[k] = lent[s]
+				}
+			}
+		}
+		link = link[:0:0]
+		for end := g - 1; end < question; end++ {
+			s := sent[end]
+			v, named := names[key(end, g)]
+			if _, seen := lent[s]; !named || seen || !fact[s] || end-g+1 < from[s] {
+				continue
+			}
+			lent[s] = v
+			link = append(link, s)
+		}
+		if len(link) == 0 {
+			break
+		}
+	}
+	out := slices.Clone(scores)
+	for i, p := range positions {
+		if v, ok := lent[sent[p]]; ok && v > out[i] {
+			out[i] = v
+		}
+	}
+	return out
+}

@@ -258,6 +258,15 @@ func TestShareEchoesKeepsEveryCopy(t *testing.T) {
 	assert.Equal(t, []float32{1, 0.9, 0.3, 0.9, 5}, sdtp.ShareEchoes(tokens, livePos, live, 3))
 }
 
+func TestValidateEchoHops(t *testing.T) {
+	require.NoError(t, sdtp.ValidateEchoHops(0, 0))
+	require.NoError(t, sdtp.ValidateEchoHops(3, 5))
+	assert.ErrorContains(t, sdtp.ValidateEchoHops(-1, 5), "span echo hops -1")
+	assert.ErrorContains(t, sdtp.ValidateEchoHops(2, 0), "need a span echo")
+	s := sdtp.Schedule{Layers: []int{2}, KeepRatios: []float64{0.5}, SpanEchoHops: 1}
+	assert.ErrorContains(t, s.Validate(6), "need a span echo")
+}
+
 func TestValidateSpanEcho(t *testing.T) {
 	require.NoError(t, sdtp.ValidateSpanEcho(0))
 	require.NoError(t, sdtp.ValidateSpanEcho(3))
@@ -354,4 +363,138 @@ func TestPrefillTrailStopsAtTheModelsFullStop(t *testing.T) {
 		assert.Contains(t, bounded.LivePositions[1], p, "the sentence up to its full stop")
 	}
 	assert.Less(t, after(bounded.LivePositions[1]), 15, "the next sentence competes like any other")
+}
+
+// chainPrompt is a 400-token prompt of filler sentences (ids 1000–1009,
+// 20 tokens each: every run of them is common) holding a chain of
+// assignments "V a = 7 8 9." → "V b = V a." → "V c = V b." at 100, 200
+// and 300, and a question at 380 that holds the value 7 8 9 only. Dot
+// (5) ends sentences. Question attention found the first link (0.9);
+// the others score like filler (0.1).
+func chainPrompt() (tokens []int32, ends []bool, pos []int32, scores []float32) {
+	const dot, v, eq = 5, 6, 4
+	tokens, ends, pos, scores = make([]int32, 400), make([]bool, 400), make([]int32, 400), make([]float32, 400)
+	for i := range tokens {
+		tokens[i], pos[i], scores[i] = int32(1000+i%10), int32(i), 0.1
+		if i%20 == 19 {
+			tokens[i] = dot
+		}
+	}
+	put := func(at int, toks ...int32) {
+		copy(tokens[at:], toks)
+		tokens[at-1] = dot // the chained sentence starts a sentence
+	}
+	put(100, v, 11, 12, eq, 7, 8, 9, dot)
+	put(200, v, 21, 22, eq, v, 11, 12, dot)
+	put(300, v, 31, 32, eq, v, 21, 22, dot)
+	put(380, 50, 51, 7, 8, 9, 52, dot)
+	for i, t := range tokens {
+		ends[i] = t == dot
+	}
+	for i := 100; i < 108; i++ {
+		scores[i] = 0.9
+	}
+	return tokens, ends, pos, scores
+}
+
+func TestChainEchoesFollowsAChainOfNames(t *testing.T) {
+	tokens, ends, pos, scores := chainPrompt()
+	chained := sdtp.ChainEchoes(tokens, ends, pos, scores, 3, 2)
+	for _, at := range []int{200, 300} {
+		for i := at; i < at+8; i++ {
+			assert.Equal(t, float32(0.9), chained[i], "link at %d, token %d: reached through the name before it", at, i)
+		}
+	}
+	assert.Equal(t, float32(0.1), chained[190], "filler keeps its score")
+	assert.Equal(t, float32(0.1), chained[99], "the sentence before a link is not part of it")
+
+	oneHop := sdtp.ChainEchoes(tokens, ends, pos, scores, 3, 1)
+	assert.Equal(t, float32(0.9), oneHop[203])
+	assert.Equal(t, float32(0.1), oneHop[303], "the third link is two hops away")
+	assert.Equal(t, scores, sdtp.ChainEchoes(tokens, ends, pos, scores, 3, 0), "0 hops: off")
+
+	// A name used more than EchoHopMaxCount times is not a name.
+	common := slices.Clone(tokens)
+	for _, at := range []int{40, 60, 140} {
+		copy(common[at:], []int32{6, 11, 12})
+	}
+	assert.Equal(t, float32(0.1), sdtp.ChainEchoes(common, ends, pos, scores, 3, 2)[203])
+
+	// At a later stage only some tokens are live: names are read from the
+	// prompt's tokens, scores lent to the live ones.
+	var livePos []int32
+	var liveScores []float32
+	for i := 0; i < len(pos); i += 2 {
+		livePos, liveScores = append(livePos, pos[i]), append(liveScores, scores[i])
+	}
+	live := sdtp.ChainEchoes(tokens, ends, livePos, liveScores, 3, 2)
+	assert.Equal(t, float32(0.9), live[150], "position 300")
+	assert.Equal(t, float32(0.1), live[95], "position 190")
+
+	// A sentence longer than EchoHopMaxSentence is prose: not kept whole.
+	long := slices.Clone(ends)
+	for i := 180; i < 300; i++ {
+		long[i] = false
+	}
+	assert.Equal(t, float32(0.1), sdtp.ChainEchoes(tokens, long, pos, scores, 3, 2)[203])
+}
+
+// Through the engine: a chain of three facts in a 400-token prompt whose
+// question names only the first one's value; the scorer finds the value
+// alone. With two echo hops the whole chain survives a keep ratio of 0.3.
+func TestPrefillEchoHopsKeepAChain(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Llama())
+	dot := int32(-1)
+	for id := int32(0); id < 4096 && dot < 0; id++ {
+		if string(e.TokenPiece(id)) == "." {
+			dot = id
+		}
+	}
+	require.GreaterOrEqual(t, dot, int32(0), "the tiny vocabulary has a full stop")
+	toks := prompt(400) // ids 300..549; protected: 0..3 and 360..399; the question is 368..399
+	links := map[int][]int32{
+		100: {560, 571, 572, 561, 567, 568, 569, dot}, // V a = 7 8 9.
+		200: {560, 581, 582, 561, 560, 571, 572, dot}, // V b = V a.
+		300: {560, 591, 592, 561, 560, 581, 582, dot}, // V c = V b.
+		380: {550, 551, 567, 568, 569, 552, dot},      // which hold 7 8 9?
+	}
+	for at, l := range links {
+		toks[at-1] = dot
+		copy(toks[at:], l)
+	}
+	for _, id := range []int32{560, 561, 567, 571, 581, 591} {
+		require.False(t, sdtp.EndsSentence(e.TokenPiece(id)), "token %d", id)
+	}
+	sched := sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}, SpanEcho: 3}
+	plain, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 105}, sched, toks, 64)
+	require.NoError(t, err)
+	sched.SpanEchoHops = 2
+	chained, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 105}, sched, toks, 64)
+	require.NoError(t, err)
+	assert.Equal(t, plain.KeptPerStage, chained.KeptPerStage, "the same budget")
+	kept := func(live []int32, at int) (n int) {
+		for _, p := range live {
+			if int(p) >= at && int(p) < at+8 {
+				n++
+			}
+		}
+		return n
+	}
+	for _, at := range []int{100, 200, 300} {
+		assert.Equal(t, 8, kept(chained.LivePositions[1], at), "link at %d kept whole", at)
+	}
+	assert.Less(t, kept(plain.LivePositions[1], 200)+kept(plain.LivePositions[1], 300), 16, "without hops the later links compete like any text")
+}
+
+// A token id outside the vocabulary is an error of the prefill, not a
+// crash in llama.cpp's detokenizer (sentence ends read every token's text).
+func TestPrefillRefusesATokenOutsideTheVocabulary(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Llama())
+	assert.Nil(t, e.TokenPiece(-1))
+	assert.Nil(t, e.TokenPiece(1<<20))
+	toks := prompt(200)
+	toks[50] = 1 << 20
+	sched := sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.5}, SpanTrail: 8, SpanTrailSentence: true, SpanEcho: 3, SpanEchoHops: 2}
+	_, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(1), sched, toks, 64)
+	assert.ErrorContains(t, err, "token id or position out of range")
 }

@@ -44,10 +44,12 @@ type config struct {
 	spanTrail            int    // sdtp.Schedule.SpanTrail of the pruning modes, when spanTrailSet
 	spanEcho             int    // sdtp.Schedule.SpanEcho of the pruning modes, when spanEchoSet
 	spanTrailSentence    bool   // sdtp.Schedule.SpanTrailSentence of the pruning modes, when spanTrailSentenceSet
+	spanEchoHops         int    // sdtp.Schedule.SpanEchoHops of the pruning modes, when spanEchoHopsSet
 	spanSet              bool
 	spanTrailSet         bool
 	spanEchoSet          bool
 	spanTrailSentenceSet bool
+	spanEchoHopsSet      bool
 	sameWork             []sameWorkSpec
 
 	quality       bool
@@ -117,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection (0 = none) (default: the schedule's: retrieval 48, paper none)")
 	fs.BoolVar(&c.spanTrailSentence, "span-trail-sentence", false, "stop each trail at the end of its token's sentence (a token holding '.', '!', '?' or a newline) (default: the schedule's: retrieval true, paper false)")
 	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the question (the prompt's last 32 tokens) repeats, their best score before each selection (0 = none; at least 2) (default: the schedule's: retrieval 5, paper none)")
+	fs.IntVar(&c.spanEchoHops, "span-echo-hops", 0, "follow the facts that hold an echo through up to this many further facts sharing a rare 3-token name with them, and keep each fact of such a chain whole (0 = none; needs an echo) (default: the schedule's: retrieval 3, paper none)")
 	fs.BoolVar(&c.quality, "quality", false, "measure continuation quality (ppl, KL and top-1 vs dense) on --text instead of speed")
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
 	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
@@ -148,6 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c.keepRatiosSet = fs.Changed("keep-ratios")
 	c.spanSet, c.spanTrailSet, c.spanEchoSet = fs.Changed("span"), fs.Changed("span-trail"), fs.Changed("span-echo")
 	c.spanTrailSentenceSet = fs.Changed("span-trail-sentence")
+	c.spanEchoHopsSet = fs.Changed("span-echo-hops")
 	if c.schedule != "" {
 		if err := sdtp.ValidatePreset(c.schedule); err != nil {
 			return c, fmt.Errorf("--schedule %q: %w", c.schedule, err)
@@ -227,8 +231,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := sdtp.ValidateSpanEcho(c.spanEcho); err != nil {
 		return c, fmt.Errorf("--span-echo: %w", err)
 	}
+	if c.spanEchoHops < 0 {
+		return c, fmt.Errorf("--span-echo-hops: %w", sdtp.ValidateEchoHops(c.spanEchoHops, 0))
+	}
 	pruning := slices.ContainsFunc(c.modes, func(m string) bool { return m != "llamacpp" && m != "dense" })
-	for _, f := range []string{"span", "span-trail", "span-trail-sentence", "span-echo", "schedule"} {
+	for _, f := range []string{"span", "span-trail", "span-trail-sentence", "span-echo", "span-echo-hops", "schedule"} {
 		if fs.Changed(f) && !pruning {
 			return c, fmt.Errorf("--%s needs a pruning mode in --modes", f)
 		}

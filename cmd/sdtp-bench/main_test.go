@@ -335,6 +335,13 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 	assert.Equal(t, "sdtp+trail16+open", rep.Results[0].Mode)
 	assert.Equal(t, "attention+trail16", rep.Results[1].Mode)
 	assert.ErrorContains(t, run(append(args, "--span-trail-sentence"), &stdout, &stderr), "mode attention has no trail to stop")
+	// Echo hops likewise; they need an echo to start from.
+	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "sdtp", "--predictors", preds, "--span-echo-hops", "0")
+	require.Len(t, rep.Results, 1)
+	assert.Equal(t, "sdtp+hops0", rep.Results[0].Mode)
+	assert.ErrorContains(t, run(append(args, "--span-echo-hops", "2"), &stdout, &stderr), "mode attention: sdtp: span echo hops 2 need a span echo")
+	assert.ErrorContains(t, run(append(args, "--span-echo-hops", "-1"), &stdout, &stderr), "--span-echo-hops: sdtp: span echo hops -1")
 	// --schedule sets every pruning mode's preset.
 	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
 		"--modes", "sdtp,learned,attention", "--predictors", preds, "--schedule", "retrieval")

@@ -85,8 +85,8 @@ func (b *bench) sdtpMode(paper sdtp.Schedule, nLayer int) string {
 	if s.SpanTrailSentence {
 		trail += " (to the sentence's end)"
 	}
-	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before layer %d, span %d, trail %s, echo %d",
-		scorer, s.KeepRatios[0], s.Layers[0], s.SpanKernel, trail, s.SpanEcho)
+	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before layer %d, span %d, trail %s, echo %d, %d echo hops",
+		scorer, s.KeepRatios[0], s.Layers[0], s.SpanKernel, trail, s.SpanEcho, s.SpanEchoHops)
 }
 
 // sdtpScorer says which learned predictors the learned modes prune with.

@@ -52,6 +52,9 @@ func (v variant) row(promptTokens int) report.Row {
 	if v.sched.SpanEcho != v.presetSpans.Echo {
 		r.Mode += fmt.Sprintf("+echo%d", v.sched.SpanEcho)
 	}
+	if v.sched.SpanEchoHops != v.presetSpans.EchoHops {
+		r.Mode += fmt.Sprintf("+hops%d", v.sched.SpanEchoHops)
+	}
 	if v.kv != sdtp.KVNone {
 		// A mode of its own in reports and plots: "attention+h2o" is
 		// neither attention nor, for dense, the unpruned reference.
@@ -85,6 +88,9 @@ func (v variant) String() string {
 	}
 	if v.sched.SpanEcho > 0 {
 		s += fmt.Sprintf(" echo %d", v.sched.SpanEcho)
+	}
+	if v.sched.SpanEchoHops > 0 {
+		s += fmt.Sprintf(" hops %d", v.sched.SpanEchoHops)
 	}
 	if v.kv != sdtp.KVNone {
 		s += fmt.Sprintf(" + %s at %v", v.kv, v.kvBudget)
@@ -193,6 +199,12 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 		}
 		if b.cfg.spanEchoSet {
 			v.sched.SpanEcho = b.cfg.spanEcho
+		}
+		if b.cfg.spanEchoHopsSet {
+			v.sched.SpanEchoHops = b.cfg.spanEchoHops
+		}
+		if err := sdtp.ValidateEchoHops(v.sched.SpanEchoHops, v.sched.SpanEcho); err != nil {
+			return nil, fmt.Errorf("mode %s: %w (give --span-echo, or --schedule retrieval)", v.mode, err)
 		}
 		if b.cfg.spanTrailSentenceSet {
 			if b.cfg.spanTrailSentence && v.sched.SpanTrail == 0 {

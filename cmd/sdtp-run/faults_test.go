@@ -42,6 +42,8 @@ func TestRunRefusesExplicitEdgeValues(t *testing.T) {
 		"span echo -2":            {[]string{"--span-echo", "-2"}, "--span-echo -2: want 0 (none)"},
 		"span echo 1":             {[]string{"--span-echo", "1"}, "span echo 1 must be 0 (off) or an n-gram length of at least 2"},
 		"span echo, dense":        {[]string{"--mode", "dense", "--span-echo", "3"}, "span echo 3 given in mode dense"},
+		"echo hops, no echo":      {[]string{"--mode", "random", "--span-echo-hops", "2"}, "span echo hops 2 need a span echo"},
+		"echo hops -1":            {[]string{"--span-echo-hops", "-1"}, "--span-echo-hops -1: want 0 (none)"},
 		"trail end, no trail":     {[]string{"--mode", "random", "--span-trail-sentence"}, "without a trail to end"},
 		"trail end, dense":        {[]string{"--mode", "dense", "--span-trail-sentence=false"}, `span trail end "open" given in mode dense`},
 		"schedule, dense":         {[]string{"--mode", "dense", "--schedule", "paper"}, "schedule paper given in mode dense"},

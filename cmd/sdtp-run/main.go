@@ -63,6 +63,7 @@ type config struct {
 	span                         int // 0: the schedule's; -1: none (typed as 0)
 	spanTrail                    int // the same
 	spanEcho                     int // the same
+	spanEchoHops                 int // the same
 	spanTrailSentence            bool
 	spanTrailEnd                 string // llama.SDTPOptions.SpanTrailEnd: "" unless --span-trail-sentence was given
 }
@@ -123,6 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.span, "span", 0, "max-pool scores over this many neighbouring live tokens before each selection, so kept tokens come in spans (odd; SnapKV 7, SpecPrefill 13; 0 = none) (default: the schedule's: retrieval 7, paper none)")
 	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the question repeats, their best score before each selection, so every copy of an asked-about phrase survives (0 = none; at least 2) (default: the schedule's: retrieval 5, paper none)")
 	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection, so a fact's value survives with the words that lead to it (0 = none) (default: the schedule's: retrieval 48, paper none)")
+	fs.IntVar(&c.spanEchoHops, "span-echo-hops", 0, "follow the facts that hold an echo through up to this many further facts sharing a rare 3-token name with them, and keep each fact of such a chain whole (0 = none; needs an echo) (default: the schedule's: retrieval 3, paper none)")
 	fs.BoolVar(&c.spanTrailSentence, "span-trail-sentence", false, "stop each trail at the end of its token's sentence (a token holding '.', '!', '?' or a newline); =false: trails run their whole length (default: the schedule's: retrieval true, paper false)")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
@@ -196,6 +198,8 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 		return errors.New("--explain needs a staged mode (dense or a pruning mode) on a staged architecture")
 	case c.span < 0 || c.spanTrail < 0 || c.spanEcho < 0:
 		return fmt.Errorf("--span %d / --span-trail %d / --span-echo %d: want 0 (none) or a token count", c.span, c.spanTrail, c.spanEcho)
+	case c.spanEchoHops < 0:
+		return fmt.Errorf("--span-echo-hops %d: want 0 (none) or a number of links", c.spanEchoHops)
 	}
 	// A typed 0 means no spans, which the library spells -1 (its 0 is
 	// the schedule's own).
@@ -208,6 +212,9 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 	if fs.Changed("span-echo") && c.spanEcho == 0 {
 		c.spanEcho = -1
 	}
+	if fs.Changed("span-echo-hops") && c.spanEchoHops == 0 {
+		c.spanEchoHops = -1
+	}
 	if fs.Changed("span-trail-sentence") {
 		c.spanTrailEnd = map[bool]string{true: llama.TrailEndSentence, false: llama.TrailEndOpen}[c.spanTrailSentence]
 	}
@@ -218,7 +225,7 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 	// trained layers and ratios, and the non-pruning modes see none.
 	c.keepRatioGiven = fs.Changed("keep-ratio")
 	c.pruningGiven = c.keepRatioGiven || fs.Changed("prune-layers") || fs.Changed("predictors") ||
-		fs.Changed("schedule") || fs.Changed("span") || fs.Changed("span-trail") || fs.Changed("span-trail-sentence") || fs.Changed("span-echo")
+		fs.Changed("schedule") || fs.Changed("span") || fs.Changed("span-trail") || fs.Changed("span-trail-sentence") || fs.Changed("span-echo") || fs.Changed("span-echo-hops")
 	return nil
 }
 
@@ -308,7 +315,7 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		defer bar.Finish()
 	}
 	sdtpOpts := llama.SDTPOptions{Mode: c.mode, Schedule: c.schedule, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
-		KVPolicy: c.kvPolicy, SpanKernel: c.span, SpanTrail: c.spanTrail, SpanTrailEnd: c.spanTrailEnd, SpanEcho: c.spanEcho}
+		KVPolicy: c.kvPolicy, SpanKernel: c.span, SpanTrail: c.spanTrail, SpanTrailEnd: c.spanTrailEnd, SpanEcho: c.spanEcho, SpanEchoHops: c.spanEchoHops}
 	if c.keepRatioGiven {
 		sdtpOpts.KeepRatio = c.keepRatio
 	}
