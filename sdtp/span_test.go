@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/go-sdtp/sdtp/bridge"
 	"github.com/go-sdtp/sdtp/gguf/testmodel"
 	"github.com/go-sdtp/sdtp/predictor"
 	"github.com/go-sdtp/sdtp/sdtp"
@@ -302,13 +303,8 @@ func TestPrefillWithSpanEcho(t *testing.T) {
 	for _, at := range []int{30, 70, 110, 150, 190} {
 		toks[at], toks[at+1], toks[at+2] = 7, 8, 9
 	}
-	sched := sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}}
-	plain, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 72}, sched, toks, 64)
-	require.NoError(t, err)
-	sched.SpanEcho = 3
-	echo, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 72}, sched, toks, 64)
-	require.NoError(t, err)
-	assert.Equal(t, plain.KeptPerStage, echo.KeptPerStage, "the same budget")
+	plain, echo := prefillPair(t, e, toks, 72, sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}},
+		func(s *sdtp.Schedule) { s.SpanEcho = 3 })
 	ends := []int32{32, 72, 112, 152}
 	var keptPlain int
 	for _, p := range ends {
@@ -319,8 +315,8 @@ func TestPrefillWithSpanEcho(t *testing.T) {
 	}
 	assert.Less(t, keptPlain, len(ends), "without echoes a copy goes")
 
-	sched.SpanEcho = 1
-	_, err = sdtp.Prefill(context.Background(), e, predictor.NewRandom(5), sched, toks, 64)
+	sched := sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}, SpanEcho: 1}
+	_, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(5), sched, toks, 64)
 	assert.ErrorContains(t, err, "span echo 1")
 }
 
@@ -329,25 +325,14 @@ func TestPrefillWithSpanEcho(t *testing.T) {
 // score reaches the full stop and no further.
 func TestPrefillTrailStopsAtTheModelsFullStop(t *testing.T) {
 	_, e := tinyEngine(t, testmodel.Llama())
-	dot := int32(-1)
-	for id := int32(0); id < 4096 && dot < 0; id++ {
-		if string(e.TokenPiece(id)) == "." {
-			dot = id
-		}
-	}
-	require.GreaterOrEqual(t, dot, int32(0), "the tiny vocabulary has a full stop")
+	dot := fullStop(t, e)
 	toks := prompt(200) // protected: 0..3 and 180..199
 	toks[55] = dot
 	for p := 50; p <= 70; p++ {
 		require.Equal(t, p == 55, sdtp.EndsSentence(e.TokenPiece(toks[p])), "position %d", p)
 	}
-	sched := sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}, SpanTrail: 20}
-	open, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 50}, sched, toks, 64)
-	require.NoError(t, err)
-	sched.SpanTrailSentence = true
-	bounded, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 50}, sched, toks, 64)
-	require.NoError(t, err)
-	assert.Equal(t, open.KeptPerStage, bounded.KeptPerStage, "the same budget")
+	open, bounded := prefillPair(t, e, toks, 50, sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}, SpanTrail: 20},
+		func(s *sdtp.Schedule) { s.SpanTrailSentence = true })
 	after := func(live []int32) (n int) {
 		for _, p := range live {
 			if p >= 56 && p <= 70 {
@@ -444,13 +429,7 @@ func TestChainEchoesFollowsAChainOfNames(t *testing.T) {
 // alone. With two echo hops the whole chain survives a keep ratio of 0.3.
 func TestPrefillEchoHopsKeepAChain(t *testing.T) {
 	_, e := tinyEngine(t, testmodel.Llama())
-	dot := int32(-1)
-	for id := int32(0); id < 4096 && dot < 0; id++ {
-		if string(e.TokenPiece(id)) == "." {
-			dot = id
-		}
-	}
-	require.GreaterOrEqual(t, dot, int32(0), "the tiny vocabulary has a full stop")
+	dot := fullStop(t, e)
 	toks := prompt(400) // ids 300..549; protected: 0..3 and 360..399; the question is 368..399
 	links := map[int][]int32{
 		100: {560, 571, 572, 561, 567, 568, 569, dot}, // V a = 7 8 9.
@@ -465,13 +444,8 @@ func TestPrefillEchoHopsKeepAChain(t *testing.T) {
 	for _, id := range []int32{560, 561, 567, 571, 581, 591} {
 		require.False(t, sdtp.EndsSentence(e.TokenPiece(id)), "token %d", id)
 	}
-	sched := sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}, SpanEcho: 3}
-	plain, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 105}, sched, toks, 64)
-	require.NoError(t, err)
-	sched.SpanEchoHops = 2
-	chained, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), 105}, sched, toks, 64)
-	require.NoError(t, err)
-	assert.Equal(t, plain.KeptPerStage, chained.KeptPerStage, "the same budget")
+	plain, chained := prefillPair(t, e, toks, 105, sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}, SpanEcho: 3},
+		func(s *sdtp.Schedule) { s.SpanEchoHops = 2 })
 	kept := func(live []int32, at int) (n int) {
 		for _, p := range live {
 			if int(p) >= at && int(p) < at+8 {
@@ -497,4 +471,30 @@ func TestPrefillRefusesATokenOutsideTheVocabulary(t *testing.T) {
 	sched := sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.5}, SpanTrail: 8, SpanTrailSentence: true, SpanEcho: 3, SpanEchoHops: 2}
 	_, err := sdtp.Prefill(context.Background(), e, predictor.NewRandom(1), sched, toks, 64)
 	assert.ErrorContains(t, err, "token id or position out of range")
+}
+
+// fullStop is the id of the tiny vocabulary's "." token.
+func fullStop(t *testing.T, e *bridge.Engine) int32 {
+	t.Helper()
+	for id := range int32(e.NVocab()) {
+		if string(e.TokenPiece(id)) == "." {
+			return id
+		}
+	}
+	t.Fatal("the tiny vocabulary has no full stop")
+	return -1
+}
+
+// prefillPair prefills toks twice with random scores and 2 at position
+// boost: at sched, then at sched as change leaves it. Both must keep the
+// same number of tokens.
+func prefillPair(t *testing.T, e *bridge.Engine, toks []int32, boost int32, sched sdtp.Schedule, change func(*sdtp.Schedule)) (before, after sdtp.PrefillResult) {
+	t.Helper()
+	before, err := sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), boost}, sched, toks, 64)
+	require.NoError(t, err)
+	change(&sched)
+	after, err = sdtp.Prefill(context.Background(), e, boosted{predictor.NewRandom(5), boost}, sched, toks, 64)
+	require.NoError(t, err)
+	assert.Equal(t, before.KeptPerStage, after.KeptPerStage, "the same budget")
+	return before, after
 }
