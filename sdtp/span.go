@@ -129,18 +129,8 @@ func ShareEchoes(tokens []int32, positions []int32, scores []float32, gram int) 
 		return scores
 	}
 	nPrompt := len(tokens)
-	question := nPrompt - min(EchoWindow, TailLen(nPrompt))
-	key := func(end int) string { // the run of gram tokens ending at end
-		b := make([]byte, 0, 4*gram)
-		for _, t := range tokens[end-gram+1 : end+1] {
-			b = append(b, byte(t), byte(t>>8), byte(t>>16), byte(t>>24))
-		}
-		return string(b)
-	}
-	asked := map[string]bool{}
-	for end := max(question, gram-1); end < nPrompt; end++ {
-		asked[key(end)] = true
-	}
+	_, asked := questionRuns(tokens, gram)
+	key := func(end int) string { return runKey(tokens, end, gram) }
 	best := map[string]float32{}
 	echo := make([]string, len(positions))
 	for i, p := range positions {
@@ -161,6 +151,28 @@ func ShareEchoes(tokens []int32, positions []int32, scores []float32, gram int) 
 		}
 	}
 	return out
+}
+
+// runKey is the run of gram tokens ending at tokens[end], as a map key.
+func runKey(tokens []int32, end, gram int) string {
+	b := make([]byte, 0, 4*gram)
+	for _, t := range tokens[end-gram+1 : end+1] {
+		b = append(b, byte(t), byte(t>>8), byte(t>>16), byte(t>>24))
+	}
+	return string(b)
+}
+
+// questionRuns are the runs of gram tokens in the prompt's last
+// EchoWindow tokens (within the protected tail), where the question
+// sits, and the position where that window starts.
+func questionRuns(tokens []int32, gram int) (question int, asked map[string]bool) {
+	n := len(tokens)
+	question = n - min(EchoWindow, TailLen(n))
+	asked = map[string]bool{}
+	for end := max(question, gram-1); end < n; end++ {
+		asked[runKey(tokens, end, gram)] = true
+	}
+	return question, asked
 }
 
 // ValidateEchoHops accepts 0 hops (off), or more with an echo (a run
@@ -226,13 +238,7 @@ func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float3
 	for s := range from {
 		fact[s] = to[s]-from[s] < EchoHopMaxSentence && !Protected(from[s], n) && !Protected(to[s], n)
 	}
-	key := func(end, g int) string {
-		b := make([]byte, 0, 4*g)
-		for _, t := range tokens[end-g+1 : end+1] {
-			b = append(b, byte(t), byte(t>>8), byte(t>>16), byte(t>>24))
-		}
-		return string(b)
-	}
+	key := func(end, g int) string { return runKey(tokens, end, g) }
 	// best[s]: the highest score among sentence s's live tokens.
 	best := make([]float32, len(from))
 	live := make([]bool, len(from))
@@ -242,11 +248,7 @@ func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float3
 		}
 	}
 	// The first link: facts holding a run of the question.
-	question := n - min(EchoWindow, TailLen(n))
-	asked := map[string]bool{}
-	for end := max(question, gram-1); end < n; end++ {
-		asked[key(end, gram)] = true
-	}
+	question, asked := questionRuns(tokens, gram)
 	lent := map[int]float32{} // chained sentence -> the score it takes
 	var link []int
 	for end := gram - 1; end < question; end++ {
