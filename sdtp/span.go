@@ -3,6 +3,7 @@ package sdtp
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -199,6 +200,14 @@ const (
 	// EchoHopMaxSentence: a sentence longer than this many tokens is
 	// prose, not a fact, and is neither followed nor kept whole.
 	EchoHopMaxSentence = 64
+	// EchoHopMaxShare: the further links of a chain take at most
+	// 1/EchoHopMaxShare of the prompt's tokens together; the hop that
+	// would pass that is not taken, and the chain ends. A chain of facts
+	// is short (Qwen's variable-tracking chains: at most 139 tokens of
+	// 2048), while in prose an article's names recur from sentence to
+	// sentence and a chain runs on to 800–1,000 tokens, pushing out what
+	// the continuation needs (docs/HYBRID.md, "Echo hops").
+	EchoHopMaxShare = 8
 )
 
 // ChainEchoes keeps the facts that the question leads to through other
@@ -213,7 +222,9 @@ const (
 // question attention finds only its first link (docs/HYBRID.md, "Echo
 // hops"). Sentences end at tokens for which ends is true (EndsSentence;
 // ends is per prompt token); only unprotected sentences of at most
-// EchoHopMaxSentence tokens take part.
+// EchoHopMaxSentence tokens take part, and the chain ends before the hop
+// that would take its further links past len(tokens)/EchoHopMaxShare
+// tokens.
 //
 // tokens and ends are the whole prompt; positions (indices into tokens)
 // and scores are parallel, in increasing position order; the result is
@@ -264,6 +275,7 @@ func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float3
 	for end := g - 1; end < n; end++ {
 		count[key(end, g)]++
 	}
+	budget := n / EchoHopMaxShare
 	for range hops {
 		names := map[string]float32{}
 		for _, s := range link {
@@ -274,19 +286,26 @@ func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float3
 				}
 			}
 		}
+		next := map[int]float32{}
+		var size int
 		link = link[:0:0]
 		for end := g - 1; end < question; end++ {
 			s := sent[end]
 			v, named := names[key(end, g)]
-			if _, seen := lent[s]; !named || seen || !fact[s] || end-g+1 < from[s] {
+			_, seen := lent[s]
+			_, linked := next[s]
+			if !named || seen || linked || !fact[s] || end-g+1 < from[s] {
 				continue
 			}
-			lent[s] = v
+			next[s] = v
+			size += to[s] - from[s] + 1
 			link = append(link, s)
 		}
-		if len(link) == 0 {
+		if len(link) == 0 || size > budget {
 			break
 		}
+		budget -= size
+		maps.Copy(lent, next)
 	}
 	out := slices.Clone(scores)
 	for i, p := range positions {

@@ -422,6 +422,31 @@ func TestChainEchoesFollowsAChainOfNames(t *testing.T) {
 		long[i] = false
 	}
 	assert.Equal(t, float32(0.1), sdtp.ChainEchoes(tokens, long, pos, scores, 3, 2)[203])
+
+	// Prose: the first link's rare runs recur in 20-token sentences of
+	// words the question does not hold. One such sentence keeps the hop
+	// within len/EchoHopMaxShare tokens (8 + 20 of 50); three take it past
+	// (8 + 60), so the hop is not taken.
+	require.Equal(t, 8, sdtp.EchoHopMaxShare)
+	prose := func(toks []int32, at int, run ...int32) { // the sentence [at, at+19]
+		for i := at; i < at+19; i++ {
+			toks[i] = int32(2000 + i)
+		}
+		copy(toks[at+1:], run)
+	}
+	narrow := slices.Clone(tokens)
+	prose(narrow, 40, 12, 4, 7) // a run of "V 11 12 = 7 8 9."
+	within := sdtp.ChainEchoes(narrow, ends, pos, scores, 3, 2)
+	assert.Equal(t, float32(0.9), within[45], "the prose sentence is a link")
+	assert.Equal(t, float32(0.9), within[203])
+	wide := slices.Clone(narrow)
+	prose(wide, 140, 12, 4, 7)
+	prose(wide, 60, 4, 7, 8)
+	past := sdtp.ChainEchoes(wide, ends, pos, scores, 3, 2)
+	for _, i := range []int{45, 65, 145, 203, 303} {
+		assert.Equal(t, float32(0.1), past[i], "token %d: the hop past the budget is not taken, nor any after it", i)
+	}
+	assert.Equal(t, float32(0.9), past[104], "the first link keeps its score")
 }
 
 // Through the engine: a chain of three facts in a 400-token prompt whose

@@ -90,7 +90,9 @@ func (v variant) String() string {
 		s += fmt.Sprintf(" echo %d", v.sched.SpanEcho)
 	}
 	if v.sched.SpanEchoHops > 0 {
-		s += fmt.Sprintf(" hops %d", v.sched.SpanEchoHops)
+		// The cap is named so that records of the uncapped hops (before
+		// sdtp.EchoHopMaxShare) are not taken for this variant's.
+		s += fmt.Sprintf(" hops %d within 1/%d", v.sched.SpanEchoHops, sdtp.EchoHopMaxShare)
 	}
 	if v.kv != sdtp.KVNone {
 		s += fmt.Sprintf(" + %s at %v", v.kv, v.kvBudget)
