@@ -85,8 +85,8 @@ func (b *bench) sdtpMode(paper sdtp.Schedule, nLayer int) string {
 	if s.SpanTrailSentence {
 		trail += " (to the sentence's end)"
 	}
-	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before layer %d, span %d, trail %s, echo %d, %d echo hops",
-		scorer, s.KeepRatios[0], s.Layers[0], s.SpanKernel, trail, s.SpanEcho, s.SpanEchoHops)
+	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before layer %d, span %d, trail %s, echo %d, %d echo hops (further links within 1/%d of the prompt)",
+		scorer, s.KeepRatios[0], s.Layers[0], s.SpanKernel, trail, s.SpanEcho, s.SpanEchoHops, sdtp.EchoHopMaxShare)
 }
 
 // sdtpScorer says which learned predictors the learned modes prune with.
