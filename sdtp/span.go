@@ -260,15 +260,14 @@ func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float3
 	}
 	// The first link: facts holding a run of the question.
 	question, asked := questionRuns(tokens, gram)
-	lent := map[int]float32{} // chained sentence -> the score it takes
-	var link []int
+	link := map[int]float32{} // the chain's last link: sentence -> the score it takes
 	for end := gram - 1; end < question; end++ {
 		s := sent[end]
-		if _, seen := lent[s]; fact[s] && live[s] && end-gram+1 >= from[s] && !seen && asked[key(end, gram)] {
-			lent[s] = best[s]
-			link = append(link, s)
+		if _, seen := link[s]; fact[s] && live[s] && end-gram+1 >= from[s] && !seen && asked[key(end, gram)] {
+			link[s] = best[s]
 		}
 	}
+	lent := maps.Clone(link) // every chained sentence
 	// Further links through rare runs.
 	g := EchoHopGram
 	count := map[string]int{}
@@ -278,17 +277,16 @@ func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float3
 	budget := n / EchoHopMaxShare
 	for range hops {
 		names := map[string]float32{}
-		for _, s := range link {
+		for s, lend := range link {
 			for end := from[s] + g - 1; end <= to[s]; end++ {
 				k := key(end, g)
-				if v, ok := names[k]; count[k] <= EchoHopMaxCount && (!ok || lent[s] > v) {
-					names[k] = lent[s]
+				if v, ok := names[k]; count[k] <= EchoHopMaxCount && (!ok || lend > v) {
+					names[k] = lend
 				}
 			}
 		}
 		next := map[int]float32{}
 		var size int
-		link = link[:0:0]
 		for end := g - 1; end < question; end++ {
 			s := sent[end]
 			v, named := names[key(end, g)]
@@ -299,13 +297,13 @@ func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float3
 			}
 			next[s] = v
 			size += to[s] - from[s] + 1
-			link = append(link, s)
 		}
-		if len(link) == 0 || size > budget {
+		if len(next) == 0 || size > budget {
 			break
 		}
 		budget -= size
 		maps.Copy(lent, next)
+		link = next
 	}
 	out := slices.Clone(scores)
 	for i, p := range positions {
