@@ -203,12 +203,18 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		}
 		if len(scores) == len(rel) {
 			scores = ShareEchoes(seg, rel, scores, sched.SpanEcho)
+			if sched.SpanEchoFirst {
+				scores = EchoesFirst(seg, rel, scores, sched.SpanEcho)
+			}
 			scores = ChainEchoes(seg, ends, rel, scores, sched.SpanEcho, sched.SpanEchoHops)
 			var stops []bool // where trails stop, if they stop at sentences
 			if sched.SpanTrailSentence {
 				stops = stopsAt(ends, rel)
 			}
 			scores = PoolSpans(rel, scores, stops, n, sched.SpanKernel, sched.SpanTrail)
+			if sched.SpanSentences {
+				scores = PoolSentences(ends, rel, scores)
+			}
 		}
 		keep, err := Select(rel, scores, n, sched.KeepRatios[s])
 		if err != nil {
@@ -239,10 +245,10 @@ func segmentAttention(las []bridge.LayerAttention, live int) []bridge.LayerAtten
 }
 
 // sentenceEnds says, per token of seg, whether it ends a sentence
-// (EndsSentence), for trails that stop there and for echo hops; nil when
-// sched uses neither.
+// (EndsSentence), for trails that stop there, echo hops and whole
+// sentences; nil when sched uses none of them.
 func sentenceEnds(r Runner, sched Schedule, seg []int32) []bool {
-	if (sched.SpanTrail == 0 || !sched.SpanTrailSentence) && sched.SpanEchoHops == 0 {
+	if (sched.SpanTrail == 0 || !sched.SpanTrailSentence) && sched.SpanEchoHops == 0 && !sched.SpanSentences {
 		return nil
 	}
 	ends := make([]bool, len(seg))

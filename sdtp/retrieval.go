@@ -44,16 +44,19 @@ type Spans struct {
 	Kernel, Trail, Echo int
 	TrailSentence       bool // Schedule.SpanTrailSentence
 	EchoHops            int  // Schedule.SpanEchoHops
+	EchoFirst           bool // Schedule.SpanEchoFirst
+	Sentences           bool // Schedule.SpanSentences
 }
 
 // Spans are s's span settings.
 func (s Schedule) Spans() Spans {
-	return Spans{s.SpanKernel, s.SpanTrail, s.SpanEcho, s.SpanTrailSentence, s.SpanEchoHops}
+	return Spans{s.SpanKernel, s.SpanTrail, s.SpanEcho, s.SpanTrailSentence, s.SpanEchoHops, s.SpanEchoFirst, s.SpanSentences}
 }
 
 // WithSpans is s with the span settings sp.
 func (s Schedule) WithSpans(sp Spans) Schedule {
 	s.SpanKernel, s.SpanTrail, s.SpanEcho, s.SpanTrailSentence, s.SpanEchoHops = sp.Kernel, sp.Trail, sp.Echo, sp.TrailSentence, sp.EchoHops
+	s.SpanEchoFirst, s.SpanSentences = sp.EchoFirst, sp.Sentences
 	return s
 }
 
@@ -110,7 +113,7 @@ func ValidatePreset(name string) error {
 // ends) and RetrievalSpanEcho for the retrieval schedule.
 func PresetSpans(name string) Spans {
 	if name == ScheduleRetrieval {
-		return Spans{RetrievalSpanKernel, RetrievalSpanTrail, RetrievalSpanEcho, true, RetrievalEchoHops}
+		return Spans{Kernel: RetrievalSpanKernel, Trail: RetrievalSpanTrail, Echo: RetrievalSpanEcho, TrailSentence: true, EchoHops: RetrievalEchoHops}
 	}
 	return Spans{}
 }

@@ -42,6 +42,13 @@ type Schedule struct {
 	// that many further facts that share a name with them, and keeps each
 	// fact of the chain whole (ChainEchoes); needs SpanEcho; 0 = off.
 	SpanEchoHops int
+	// SpanEchoFirst ranks the tokens that end an echo above all others
+	// (EchoesFirst); needs SpanEcho.
+	SpanEchoFirst bool
+	// SpanSentences keeps or drops each sentence of at most
+	// EchoHopMaxSentence tokens whole, at its best token's score
+	// (PoolSentences), after the kernel and trail.
+	SpanSentences bool
 }
 
 // DefaultSchedule scales the paper's 32-layer placement (layers 4, 7, …, 31)
@@ -129,6 +136,9 @@ func (s Schedule) Validate(nLayer int) error {
 	}
 	if err := ValidateSpanEcho(s.SpanEcho); err != nil {
 		return err
+	}
+	if s.SpanEchoFirst && s.SpanEcho < 2 {
+		return fmt.Errorf("sdtp: span echo first needs a span echo (the question's runs); it is %d", s.SpanEcho)
 	}
 	return ValidateEchoHops(s.SpanEchoHops, s.SpanEcho)
 }

@@ -313,3 +313,96 @@ func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float3
 	}
 	return out
 }
+
+// EchoesFirst ranks every unprotected live token that ends an echo (a run
+// of gram tokens that also occurs in the prompt's last EchoWindow tokens,
+// as in ShareEchoes) above every token that ends none, keeping the order
+// among echoes and among the rest: an echo's score is raised by the
+// spread of all scores plus one. Question attention from a 0.5B model's
+// early layers can rank a sentence that states the question's own words
+// ("Hingle was a close friend of …") below filler at 4096 tokens, and
+// then sharing the best copy's score does not save it: that copy is
+// weak too (docs/HYBRID.md, "Whole sentences"). With ChainEchoes,
+// PoolSpans and PoolSentences the raise reaches the echo's sentence and
+// what follows it.
+//
+// tokens is the whole prompt; positions (indices into tokens) and scores
+// are parallel; the result is new. gram < 2 returns scores unchanged.
+func EchoesFirst(tokens []int32, positions []int32, scores []float32, gram int) []float32 {
+	if gram < 2 || len(scores) == 0 {
+		return scores
+	}
+	n := len(tokens)
+	_, asked := questionRuns(tokens, gram)
+	lift := slices.Max(scores) - slices.Min(scores) + 1
+	out := slices.Clone(scores)
+	for i, p := range positions {
+		if int(p) >= gram-1 && !Protected(int(p), n) && asked[runKey(tokens, int(p), gram)] {
+			out[i] += lift
+		}
+	}
+	return out
+}
+
+// PoolSentences keeps or drops each fact whole: every unprotected live
+// token of a sentence of at most EchoHopMaxSentence tokens (sentences end
+// where ends is true, EndsSentence) takes the best score among the
+// sentence's unprotected live tokens. A cut that keeps 0.4 of a
+// 4096-token QA prompt otherwise leaves pieces of many sentences, and a
+// 0.5B instruct model answers from the pieces: in four of the five
+// HotpotQA answers that Qwen2.5-Coder-0.5B-Instruct lost to pruning the
+// sentence with the answer or the bridge entity was cut in the middle
+// (docs/HYBRID.md, "Whole sentences"). Longer sentences are prose and
+// keep their tokens' scores (the span kernel and trail apply to them).
+//
+// ends is per prompt token (len(ends) is the prompt's length); positions
+// (indices into it) and scores are parallel, in increasing position
+// order; the result is new. ends == nil returns scores unchanged.
+func PoolSentences(ends []bool, positions []int32, scores []float32) []float32 {
+	n := len(ends)
+	if n == 0 {
+		return scores
+	}
+	out := slices.Clone(scores)
+	for i := 0; i < len(positions); {
+		// Live tokens [i, j) of one sentence: no sentence ends between
+		// two neighbours.
+		start, j := int(positions[i]), i+1
+		for j < len(positions) && !endsBefore(ends, int(positions[j-1]), int(positions[j])) {
+			j++
+		}
+		last := int(positions[j-1])
+		for last+1 < n && !ends[last] {
+			last++ // the sentence runs on through pruned tokens
+		}
+		if last-sentenceStart(ends, start) < EchoHopMaxSentence {
+			best, seen := float32(0), false
+			for k := i; k < j; k++ {
+				if p := int(positions[k]); !Protected(p, n) && (!seen || scores[k] > best) {
+					best, seen = scores[k], true
+				}
+			}
+			for k := i; k < j; k++ {
+				if !Protected(int(positions[k]), n) {
+					out[k] = best
+				}
+			}
+		}
+		i = j
+	}
+	return out
+}
+
+// endsBefore says whether a sentence ends at one of the prompt tokens
+// [from, to): the token at to starts another sentence than from's.
+func endsBefore(ends []bool, from, to int) bool {
+	return slices.Contains(ends[from:to], true)
+}
+
+// sentenceStart is the first prompt token of the sentence holding pos.
+func sentenceStart(ends []bool, pos int) int {
+	for pos > 0 && !ends[pos-1] {
+		pos--
+	}
+	return pos
+}

@@ -523,3 +523,72 @@ func prefillPair(t *testing.T, e *bridge.Engine, toks []int32, boost int32, sche
 	assert.Equal(t, before.KeptPerStage, after.KeptPerStage, "the same budget")
 	return before, after
 }
+
+func TestEchoesFirstRanksEchoesAboveTheRest(t *testing.T) {
+	tokens, pos, scores := echoPrompt()
+	scores[52] = 0.05 // every copy of the asked run scores below filler now
+	first := sdtp.EchoesFirst(tokens, pos, scores, 3)
+	for _, p := range []int{22, 52, 72} {
+		assert.Greater(t, first[p], slices.Max(scores[4:90]), "position %d ends the asked run 7 8 9", p)
+	}
+	assert.Greater(t, first[22], first[52], "the order among echoes stays")
+	assert.Equal(t, float32(5), first[95], "a protected token keeps its score")
+	for _, p := range []int{20, 21, 50, 51, 53, 60} {
+		assert.Equal(t, scores[p], first[p], "position %d ends no asked 3-token run", p)
+	}
+	assert.Equal(t, scores, sdtp.EchoesFirst(tokens, pos, scores, 0), "no echo: unchanged")
+
+	// Through the trail, each copy keeps its value at a cut that keeps
+	// few tokens beyond the protected ones.
+	kept, err := sdtp.Select(pos, sdtp.PoolSpans(pos, first, nil, 100, 0, 5), 100, 0.35)
+	require.NoError(t, err)
+	for _, p := range []int{23, 27, 53, 57, 73, 77} {
+		assert.Contains(t, kept, p)
+	}
+	plain, err := sdtp.Select(pos, sdtp.PoolSpans(pos, sdtp.ShareEchoes(tokens, pos, scores, 3), nil, 100, 0, 5), 100, 0.35)
+	require.NoError(t, err)
+	for _, p := range []int{27, 57, 77} {
+		assert.NotContains(t, plain, p, "shared but weak, the copies' values go")
+	}
+}
+
+func TestPoolSentencesKeepsASentenceWhole(t *testing.T) {
+	// 200 tokens (protected: 0..3 and 180..199); sentences end at 19, 39,
+	// …; the sentence 40..59 holds one high score at 45, the sentence
+	// 100..179 is 80 tokens long (prose: no full stop at 119..159).
+	const n = 200
+	ends := make([]bool, n)
+	for e := 19; e < n; e += 20 {
+		ends[e] = e < 100 || e >= 160
+	}
+	pos, scores := make([]int32, n), make([]float32, n)
+	for i := range pos {
+		pos[i], scores[i] = int32(i), 0.1+0.001*float32(i%13)
+	}
+	scores[45], scores[110], scores[2], scores[185] = 0.9, 0.8, 7, 9
+	pooled := sdtp.PoolSentences(ends, pos, scores)
+	for p := 40; p < 60; p++ {
+		assert.Equal(t, float32(0.9), pooled[p], "position %d is in the sentence of 45", p)
+	}
+	assert.Equal(t, scores[111], pooled[111], "an 80-token sentence is prose: unchanged")
+	assert.Equal(t, float32(7), pooled[2], "protected tokens keep their scores")
+	assert.Equal(t, pooled[5], pooled[19], "the first sentence takes its best unprotected score")
+	assert.NotEqual(t, float32(7), pooled[5], "and not the protected one's")
+	assert.Equal(t, float32(9), pooled[185])
+	assert.Equal(t, scores, sdtp.PoolSentences(nil, pos, scores), "no sentence ends: unchanged")
+
+	kept, err := sdtp.Select(pos, pooled, n, 0.3)
+	require.NoError(t, err)
+	for p := 40; p < 60; p++ {
+		assert.Contains(t, kept, p, "the sentence survives whole")
+	}
+	tokenwise, err := sdtp.Select(pos, scores, n, 0.3)
+	require.NoError(t, err)
+	assert.NotContains(t, tokenwise, 41, "scored token by token, the sentence loses words")
+
+	// A later stage's live subset: the sentence of 45 keeps its pruned
+	// tokens' places, and its end (59) is pruned, so it runs on to 59.
+	livePos := []int32{0, 42, 45, 50, 61, 62, 190}
+	live := []float32{7, 0.1, 0.9, 0.2, 0.3, 0.1, 9}
+	assert.Equal(t, []float32{7, 0.9, 0.9, 0.9, 0.3, 0.3, 9}, sdtp.PoolSentences(ends, livePos, live))
+}

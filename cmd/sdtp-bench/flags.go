@@ -45,11 +45,15 @@ type config struct {
 	spanEcho             int    // sdtp.Schedule.SpanEcho of the pruning modes, when spanEchoSet
 	spanTrailSentence    bool   // sdtp.Schedule.SpanTrailSentence of the pruning modes, when spanTrailSentenceSet
 	spanEchoHops         int    // sdtp.Schedule.SpanEchoHops of the pruning modes, when spanEchoHopsSet
+	spanEchoFirst        bool   // sdtp.Schedule.SpanEchoFirst of the pruning modes, when spanEchoFirstSet
+	spanSentences        bool   // sdtp.Schedule.SpanSentences of the pruning modes, when spanSentencesSet
 	spanSet              bool
 	spanTrailSet         bool
 	spanEchoSet          bool
 	spanTrailSentenceSet bool
 	spanEchoHopsSet      bool
+	spanEchoFirstSet     bool
+	spanSentencesSet     bool
 	sameWork             []sameWorkSpec
 
 	quality       bool
@@ -120,6 +124,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.spanTrailSentence, "span-trail-sentence", false, "stop each trail at the end of its token's sentence (a token holding '.', '!', '?' or a newline) (default: the schedule's: retrieval true, paper false)")
 	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the question (the prompt's last 32 tokens) repeats, their best score before each selection (0 = none; at least 2) (default: the schedule's: retrieval 5, paper none)")
 	fs.IntVar(&c.spanEchoHops, "span-echo-hops", 0, "follow the facts that hold an echo through up to this many further facts sharing a rare 3-token name with them, and keep each fact of such a chain whole (0 = none; needs an echo) (default: the schedule's: retrieval 3, paper none)")
+	fs.BoolVar(&c.spanEchoFirst, "span-echo-first", false, "rank the tokens that end an echo above every other token before each selection (needs an echo) (default: the schedule's: off)")
+	fs.BoolVar(&c.spanSentences, "span-sentences", false, "keep or drop each sentence of at most 64 tokens whole, at its best token's score, before each selection (default: the schedule's: off)")
 	fs.BoolVar(&c.quality, "quality", false, "measure continuation quality (ppl, KL and top-1 vs dense) on --text instead of speed")
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
 	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
@@ -152,6 +158,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	c.spanSet, c.spanTrailSet, c.spanEchoSet = fs.Changed("span"), fs.Changed("span-trail"), fs.Changed("span-echo")
 	c.spanTrailSentenceSet = fs.Changed("span-trail-sentence")
 	c.spanEchoHopsSet = fs.Changed("span-echo-hops")
+	c.spanEchoFirstSet, c.spanSentencesSet = fs.Changed("span-echo-first"), fs.Changed("span-sentences")
 	if c.schedule != "" {
 		if err := sdtp.ValidatePreset(c.schedule); err != nil {
 			return c, fmt.Errorf("--schedule %q: %w", c.schedule, err)

@@ -55,6 +55,12 @@ func (v variant) row(promptTokens int) report.Row {
 	if v.sched.SpanEchoHops != v.presetSpans.EchoHops {
 		r.Mode += fmt.Sprintf("+hops%d", v.sched.SpanEchoHops)
 	}
+	if v.sched.SpanEchoFirst != v.presetSpans.EchoFirst {
+		r.Mode += map[bool]string{true: "+echofirst", false: "+echoshared"}[v.sched.SpanEchoFirst]
+	}
+	if v.sched.SpanSentences != v.presetSpans.Sentences {
+		r.Mode += map[bool]string{true: "+sentences", false: "+tokens"}[v.sched.SpanSentences]
+	}
 	if v.kv != sdtp.KVNone {
 		// A mode of its own in reports and plots: "attention+h2o" is
 		// neither attention nor, for dense, the unpruned reference.
@@ -93,6 +99,12 @@ func (v variant) String() string {
 		// The cap is named so that records of the uncapped hops (before
 		// sdtp.EchoHopMaxShare) are not taken for this variant's.
 		s += fmt.Sprintf(" hops %d within 1/%d", v.sched.SpanEchoHops, sdtp.EchoHopMaxShare)
+	}
+	if v.sched.SpanEchoFirst {
+		s += " echoes first"
+	}
+	if v.sched.SpanSentences {
+		s += fmt.Sprintf(" whole sentences of at most %d", sdtp.EchoHopMaxSentence)
 	}
 	if v.kv != sdtp.KVNone {
 		s += fmt.Sprintf(" + %s at %v", v.kv, v.kvBudget)
@@ -207,6 +219,15 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 		}
 		if err := sdtp.ValidateEchoHops(v.sched.SpanEchoHops, v.sched.SpanEcho); err != nil {
 			return nil, fmt.Errorf("mode %s: %w (give --span-echo, or --schedule retrieval)", v.mode, err)
+		}
+		if b.cfg.spanEchoFirstSet {
+			if b.cfg.spanEchoFirst && v.sched.SpanEcho == 0 {
+				return nil, fmt.Errorf("--span-echo-first: mode %s has no echo to rank first (give --span-echo or --schedule retrieval)", v.mode)
+			}
+			v.sched.SpanEchoFirst = b.cfg.spanEchoFirst
+		}
+		if b.cfg.spanSentencesSet {
+			v.sched.SpanSentences = b.cfg.spanSentences
 		}
 		if b.cfg.spanTrailSentenceSet {
 			if b.cfg.spanTrailSentence && v.sched.SpanTrail == 0 {
