@@ -485,6 +485,39 @@ func TestPrefillEchoHopsKeepAChain(t *testing.T) {
 	assert.Less(t, kept(plain.LivePositions[1], 200)+kept(plain.LivePositions[1], 300), 16, "without hops the later links compete like any text")
 }
 
+func TestPrefillKeepsWholeSentencesEchoesFirst(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Llama())
+	dot := fullStop(t, e)
+	toks := prompt(400) // protected: 0..3 and 360..399; the question is 368..399
+	for i, id := range toks {
+		if sdtp.EndsSentence(e.TokenPiece(id)) {
+			toks[i] = 361 // " are": no sentence ends but ours
+		}
+	}
+	for _, at := range []int{99, 111, 199, 207, 379, 385} {
+		toks[at] = dot // sentences 100..111 and 200..207
+	}
+	copy(toks[200:], []int32{567, 568, 569})           // the question's run, stated early
+	copy(toks[380:], []int32{550, 567, 568, 569, 552}) // which is 7 8 9?
+	for _, id := range []int32{550, 552, 567, 568, 569} {
+		require.False(t, sdtp.EndsSentence(e.TokenPiece(id)), "token %d", id)
+	}
+	plain, whole := prefillPair(t, e, toks, 105, sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}, SpanEcho: 3},
+		func(s *sdtp.Schedule) { s.SpanSentences, s.SpanEchoFirst = true, true })
+	kept := func(live []int32, from, to int) (n int) {
+		for _, p := range live {
+			if int(p) >= from && int(p) < to {
+				n++
+			}
+		}
+		return n
+	}
+	assert.Equal(t, 12, kept(whole.LivePositions[1], 100, 112), "the boosted token's sentence whole")
+	assert.Equal(t, 8, kept(whole.LivePositions[1], 200, 208), "the echo's sentence whole")
+	assert.Less(t, kept(plain.LivePositions[1], 100, 112)+kept(plain.LivePositions[1], 200, 208), 20,
+		"token by token, both sentences lose words")
+}
+
 // A token id outside the vocabulary is an error of the prefill, not a
 // crash in llama.cpp's detokenizer (sentence ends read every token's text).
 func TestPrefillRefusesATokenOutsideTheVocabulary(t *testing.T) {

@@ -342,6 +342,13 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 	assert.Equal(t, "sdtp+hops0", rep.Results[0].Mode)
 	assert.ErrorContains(t, run(append(args, "--span-echo-hops", "2"), &stdout, &stderr), "mode attention: sdtp: span echo hops 2 need a span echo")
 	assert.ErrorContains(t, run(append(args, "--span-echo-hops", "-1"), &stdout, &stderr), "--span-echo-hops: sdtp: span echo hops -1")
+	// Whole sentences and echoes first; echoes first need an echo.
+	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "sdtp,attention", "--predictors", preds, "--span-echo-first", "--span-sentences", "--span-echo", "3")
+	require.Len(t, rep.Results, 2)
+	assert.Equal(t, "sdtp+echo3+echofirst+sentences", rep.Results[0].Mode)
+	assert.Equal(t, "attention+echo3+echofirst+sentences", rep.Results[1].Mode)
+	assert.ErrorContains(t, run(append(args, "--span-echo-first"), &stdout, &stderr), "--span-echo-first: mode attention has no echo to rank first")
 	// --schedule sets every pruning mode's preset.
 	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
 		"--modes", "sdtp,learned,attention", "--predictors", preds, "--schedule", "retrieval")
