@@ -108,7 +108,29 @@ type SDTPOptions struct {
 	// each fact of such a chain whole (sdtp.ChainEchoes). 0 = the
 	// preset's (retrieval 3, paper none); −1 = none. Needs an echo.
 	SpanEchoHops int
+	// SpanEchoRank says where the tokens that end an echo rank:
+	// EchoRankFirst (above every other token, sdtp.EchoesFirst) or
+	// EchoRankShared (at the best copy's score only). "" = the preset's
+	// (shared). Refused where no echo runs.
+	SpanEchoRank string
+	// SpanSentences says what the cut keeps: SentencesWhole (each sentence
+	// of at most sdtp.EchoHopMaxSentence tokens whole or not at all, at
+	// its best token's score, sdtp.PoolSentences) or SentencesTokens
+	// (token by token). "" = the preset's (tokens). Pruning modes only.
+	SpanSentences string
 }
+
+// Values of SDTPOptions.SpanEchoRank.
+const (
+	EchoRankFirst  = "first"  // echoes rank above every other token
+	EchoRankShared = "shared" // echoes take the best copy's score
+)
+
+// Values of SDTPOptions.SpanSentences.
+const (
+	SentencesWhole  = "whole"  // sentences are kept or dropped whole
+	SentencesTokens = "tokens" // tokens are kept one by one
+)
 
 // Values of SDTPOptions.SpanTrailEnd.
 const (
@@ -243,6 +265,10 @@ func (o SDTPOptions) refuseUnused(lora bool) error {
 		return fmt.Errorf("llama: span echo %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanEcho, mode, pruningModes)
 	case !pruning && o.SpanEchoHops != 0:
 		return fmt.Errorf("llama: span echo hops %d given in mode %s, which prunes nothing (modes %s prune)", o.SpanEchoHops, mode, pruningModes)
+	case !pruning && o.SpanEchoRank != "":
+		return fmt.Errorf("llama: span echo rank %q given in mode %s, which prunes nothing (modes %s prune)", o.SpanEchoRank, mode, pruningModes)
+	case !pruning && o.SpanSentences != "":
+		return fmt.Errorf("llama: span sentences %q given in mode %s, which prunes nothing (modes %s prune)", o.SpanSentences, mode, pruningModes)
 	case !pruning && o.Schedule != "":
 		return fmt.Errorf("llama: schedule %s given in mode %s, which prunes nothing (modes %s prune)", o.Schedule, mode, pruningModes)
 	case (o.KVPolicy == "" || o.KVPolicy == sdtp.KVNone) && o.KVBudget != 0:
@@ -281,6 +307,7 @@ func (o SDTPOptions) For(mode string) SDTPOptions {
 	o.Mode = mode
 	if !Prunes(mode) {
 		o.Schedule, o.KeepRatio, o.Layers, o.SpanKernel, o.SpanTrail, o.SpanTrailEnd, o.SpanEcho, o.SpanEchoHops = "", 0, nil, 0, 0, "", 0, 0
+		o.SpanEchoRank, o.SpanSentences = "", ""
 	}
 	if !UsesPredictors(mode) {
 		o.Predictors, o.ONNXProvider = "", ""
@@ -373,6 +400,10 @@ func (o SDTPOptions) validateSchedule() error {
 		return fmt.Errorf("llama: %w, or -1 for none", sdtp.ValidateSpanEcho(o.SpanEcho))
 	case o.SpanEchoHops < -1:
 		return fmt.Errorf("llama: span echo hops %d must be 0 (the schedule's), -1 (none) or a number of links", o.SpanEchoHops)
+	case o.SpanEchoRank != "" && o.SpanEchoRank != EchoRankFirst && o.SpanEchoRank != EchoRankShared:
+		return fmt.Errorf("llama: span echo rank %q: want %q, %q or \"\" (the schedule's)", o.SpanEchoRank, EchoRankFirst, EchoRankShared)
+	case o.SpanSentences != "" && o.SpanSentences != SentencesWhole && o.SpanSentences != SentencesTokens:
+		return fmt.Errorf("llama: span sentences %q: want %q, %q or \"\" (the schedule's)", o.SpanSentences, SentencesWhole, SentencesTokens)
 	}
 	return nil
 }
@@ -381,7 +412,8 @@ func (o SDTPOptions) validateSchedule() error {
 // schedule, else the paper's default): the preset's stages, unless
 // o.Layers or o.KeepRatio replace them (learned predictors: at a subset of
 // their layers), with the preset's spans unless o.SpanKernel,
-// o.SpanTrail, o.SpanTrailEnd, o.SpanEcho or o.SpanEchoHops replace them.
+// o.SpanTrail, o.SpanTrailEnd, o.SpanEcho, o.SpanEchoHops, o.SpanEchoRank
+// or o.SpanSentences replace them.
 func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdtp.Schedule, error) {
 	s := base
 	var err error
@@ -417,6 +449,17 @@ func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdt
 	}
 	if err := sdtp.ValidateEchoHops(s.SpanEchoHops, s.SpanEcho); err != nil {
 		return s, fmt.Errorf("llama: %w (give SpanEcho, or the retrieval schedule)", err)
+	}
+	s.SpanEchoFirst = preset.EchoFirst && s.SpanEcho > 0
+	if o.SpanEchoRank != "" {
+		if s.SpanEcho == 0 {
+			return s, fmt.Errorf("llama: span echo rank %q given without an echo to rank (give SpanEcho, or the retrieval schedule)", o.SpanEchoRank)
+		}
+		s.SpanEchoFirst = o.SpanEchoRank == EchoRankFirst
+	}
+	s.SpanSentences = preset.Sentences
+	if o.SpanSentences != "" {
+		s.SpanSentences = o.SpanSentences == SentencesWhole
 	}
 	return s, s.Validate(nLayer)
 }

@@ -311,6 +311,13 @@ func TestSchedulePresets(t *testing.T) {
 	assert.Zero(t, sched(SDTPOptions{Mode: ModeSDTP, SpanEcho: -1}).SpanEchoHops, "no echo, no hops")
 	assert.Zero(t, sched(SDTPOptions{Mode: ModeSDTP, SpanEchoHops: -1}).SpanEchoHops)
 	assert.Equal(t, 1, sched(SDTPOptions{Mode: ModeAttention, SpanEcho: 4, SpanEchoHops: 1}).SpanEchoHops)
+	s = sched(SDTPOptions{Mode: ModeSDTP})
+	assert.False(t, s.SpanEchoFirst || s.SpanSentences, "the retrieval preset shares echoes and keeps tokens one by one")
+	s = sched(SDTPOptions{Mode: ModeSDTP, SpanEchoRank: EchoRankFirst, SpanSentences: SentencesWhole})
+	assert.True(t, s.SpanEchoFirst && s.SpanSentences)
+	s = sched(SDTPOptions{Mode: ModeRandom, SpanSentences: SentencesWhole})
+	assert.True(t, s.SpanSentences, "whole sentences at the paper schedule")
+	assert.False(t, sched(SDTPOptions{Mode: ModeSDTP, SpanSentences: SentencesTokens, SpanEchoRank: EchoRankShared}).SpanSentences)
 	s = sched(SDTPOptions{Mode: ModeSDTP, Layers: []int{2, 4}})
 	assert.Equal(t, sdtp.Uniform([]int{2, 4}, sdtp.DefaultKeepRatio).KeepRatios, s.KeepRatios, "the user's layers")
 	assert.Equal(t, sdtp.RetrievalSpanTrail, s.SpanTrail, "with the preset's spans")
@@ -327,6 +334,11 @@ func TestSchedulePresets(t *testing.T) {
 		{Mode: ModeDense, SpanTrailEnd: "open"}:                     `span trail end "open" given in mode dense`,
 		{Mode: ModeAttention, SpanTrailEnd: TrailEndSentence}:       "without a trail to end",
 		{Mode: ModeSDTP, SpanTrail: -1, SpanTrailEnd: TrailEndOpen}: "without a trail to end",
+		{Mode: ModeSDTP, SpanEchoRank: "top"}:                       `span echo rank "top": want "first", "shared"`,
+		{Mode: ModeAttention, SpanEchoRank: EchoRankFirst}:          "without an echo to rank",
+		{Mode: ModeDense, SpanEchoRank: EchoRankShared}:             `span echo rank "shared" given in mode dense`,
+		{Mode: ModeSDTP, SpanSentences: "all"}:                      `span sentences "all": want "whole", "tokens"`,
+		{Mode: ModeLlamaCpp, SpanSentences: SentencesWhole}:         `span sentences "whole" given in mode llamacpp`,
 		{Mode: ModeLearned}:                                         "mode learned needs learned predictors",
 		{Mode: ModeRandom, Predictors: "x"}:                         "modes sdtp, learned and hybrid",
 	} {

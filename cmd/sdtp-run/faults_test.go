@@ -46,6 +46,8 @@ func TestRunRefusesExplicitEdgeValues(t *testing.T) {
 		"echo hops -1":            {[]string{"--span-echo-hops", "-1"}, "--span-echo-hops -1: want 0 (none)"},
 		"trail end, no trail":     {[]string{"--mode", "random", "--span-trail-sentence"}, "without a trail to end"},
 		"trail end, dense":        {[]string{"--mode", "dense", "--span-trail-sentence=false"}, `span trail end "open" given in mode dense`},
+		"echo first, no echo":     {[]string{"--mode", "random", "--span-echo-first"}, "without an echo to rank"},
+		"sentences, dense":        {[]string{"--mode", "dense", "--span-sentences"}, `span sentences "whole" given in mode dense`},
 		"schedule, dense":         {[]string{"--mode", "dense", "--schedule", "paper"}, "schedule paper given in mode dense"},
 		"schedule unknown":        {[]string{"--schedule", "fast"}, `unknown schedule "fast"`},
 		"schedule empty":          {[]string{"--schedule", ""}, `--schedule ""`},

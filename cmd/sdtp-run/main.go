@@ -66,6 +66,10 @@ type config struct {
 	spanEchoHops                 int // the same
 	spanTrailSentence            bool
 	spanTrailEnd                 string // llama.SDTPOptions.SpanTrailEnd: "" unless --span-trail-sentence was given
+	spanEchoFirst                bool
+	spanEchoRank                 string // llama.SDTPOptions.SpanEchoRank: "" unless --span-echo-first was given
+	spanSentences                bool
+	spanSentencesSetting         string // llama.SDTPOptions.SpanSentences: "" unless --span-sentences was given
 }
 
 // report is what --json prints.
@@ -125,6 +129,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the question repeats, their best score before each selection, so every copy of an asked-about phrase survives (0 = none; at least 2) (default: the schedule's: retrieval 5, paper none)")
 	fs.IntVar(&c.spanTrail, "span-trail", 0, "also lend each token's score to this many following live tokens before each selection, so a fact's value survives with the words that lead to it (0 = none) (default: the schedule's: retrieval 48, paper none)")
 	fs.IntVar(&c.spanEchoHops, "span-echo-hops", 0, "follow the facts that hold an echo through up to this many further facts sharing a rare 3-token name with them, and keep each fact of such a chain whole (0 = none; needs an echo) (default: the schedule's: retrieval 3, paper none)")
+	fs.BoolVar(&c.spanEchoFirst, "span-echo-first", false, "rank the tokens that end an echo above every other token before each selection (needs an echo); =false: at the best copy's score (default: the schedule's: off)")
+	fs.BoolVar(&c.spanSentences, "span-sentences", false, "keep or drop each sentence of at most 64 tokens whole, at its best token's score; =false: token by token (default: the schedule's: off)")
 	fs.BoolVar(&c.spanTrailSentence, "span-trail-sentence", false, "stop each trail at the end of its token's sentence (a token holding '.', '!', '?' or a newline); =false: trails run their whole length (default: the schedule's: retrieval true, paper false)")
 	fs.BoolVar(&c.explain, "explain", false, "print the prompt to stderr with pruned tokens dimmed by the stage that dropped them")
 	fs.StringVar(&c.explainHTML, "explain-html", "", "write the same view as a self-contained HTML page to `FILE`")
@@ -218,6 +224,12 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 	if fs.Changed("span-trail-sentence") {
 		c.spanTrailEnd = map[bool]string{true: llama.TrailEndSentence, false: llama.TrailEndOpen}[c.spanTrailSentence]
 	}
+	if fs.Changed("span-echo-first") {
+		c.spanEchoRank = map[bool]string{true: llama.EchoRankFirst, false: llama.EchoRankShared}[c.spanEchoFirst]
+	}
+	if fs.Changed("span-sentences") {
+		c.spanSentencesSetting = map[bool]string{true: llama.SentencesWhole, false: llama.SentencesTokens}[c.spanSentences]
+	}
 	if c.nPredict < 0 {
 		c.nPredict = 0 // the library's "until end of generation or a full context"
 	}
@@ -225,7 +237,8 @@ func (c *config) checkExplicit(fs *flag.FlagSet) error {
 	// trained layers and ratios, and the non-pruning modes see none.
 	c.keepRatioGiven = fs.Changed("keep-ratio")
 	c.pruningGiven = c.keepRatioGiven || fs.Changed("prune-layers") || fs.Changed("predictors") ||
-		fs.Changed("schedule") || fs.Changed("span") || fs.Changed("span-trail") || fs.Changed("span-trail-sentence") || fs.Changed("span-echo") || fs.Changed("span-echo-hops")
+		fs.Changed("schedule") || fs.Changed("span") || fs.Changed("span-trail") || fs.Changed("span-trail-sentence") || fs.Changed("span-echo") || fs.Changed("span-echo-hops") ||
+		fs.Changed("span-echo-first") || fs.Changed("span-sentences")
 	return nil
 }
 
@@ -315,7 +328,8 @@ func load(c config, stderr io.Writer) (*llama.LLama, error) {
 		defer bar.Finish()
 	}
 	sdtpOpts := llama.SDTPOptions{Mode: c.mode, Schedule: c.schedule, Layers: c.pruneLayers, Predictors: c.predictors, ONNXProvider: c.provider,
-		KVPolicy: c.kvPolicy, SpanKernel: c.span, SpanTrail: c.spanTrail, SpanTrailEnd: c.spanTrailEnd, SpanEcho: c.spanEcho, SpanEchoHops: c.spanEchoHops}
+		KVPolicy: c.kvPolicy, SpanKernel: c.span, SpanTrail: c.spanTrail, SpanTrailEnd: c.spanTrailEnd, SpanEcho: c.spanEcho, SpanEchoHops: c.spanEchoHops,
+		SpanEchoRank: c.spanEchoRank, SpanSentences: c.spanSentencesSetting}
 	if c.keepRatioGiven {
 		sdtpOpts.KeepRatio = c.keepRatio
 	}
