@@ -234,17 +234,8 @@ func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float3
 	if hops < 1 || gram < 2 || len(ends) != n {
 		return scores
 	}
-	// Sentences: [from[s], to[s]] inclusive; fact[s] if short and unprotected.
-	sent := make([]int, n)
-	var from, to []int
-	for t := range n {
-		if t == 0 || ends[t-1] {
-			from = append(from, t)
-			to = append(to, t)
-		}
-		s := len(from) - 1
-		sent[t], to[s] = s, t
-	}
+	sent, from, to := sentences(ends)
+	// fact[s] if short and unprotected.
 	fact := make([]bool, len(from))
 	for s := range from {
 		fact[s] = to[s]-from[s] < EchoHopMaxSentence && !Protected(from[s], n) && !Protected(to[s], n)
@@ -322,7 +313,7 @@ func ChainEchoes(tokens []int32, ends []bool, positions []int32, scores []float3
 // early layers can rank a sentence that states the question's own words
 // ("Hingle was a close friend of …") below filler at 4096 tokens, and
 // then sharing the best copy's score does not save it: that copy is
-// weak too (docs/HYBRID.md, "Whole sentences"). With ChainEchoes,
+// weak too (docs/HYBRID.md, "Whole sentences and echoes first"). With ChainEchoes,
 // PoolSpans and PoolSentences the raise reaches the echo's sentence and
 // what follows it.
 //
@@ -349,11 +340,12 @@ func EchoesFirst(tokens []int32, positions []int32, scores []float32, gram int) 
 // where ends is true, EndsSentence) takes the best score among the
 // sentence's unprotected live tokens. A cut that keeps 0.4 of a
 // 4096-token QA prompt otherwise leaves pieces of many sentences, and a
-// 0.5B instruct model answers from the pieces: in four of the five
-// HotpotQA answers that Qwen2.5-Coder-0.5B-Instruct lost to pruning the
-// sentence with the answer or the bridge entity was cut in the middle
-// (docs/HYBRID.md, "Whole sentences"). Longer sentences are prose and
-// keep their tokens' scores (the span kernel and trail apply to them).
+// 0.5B instruct model answers from the pieces: of the five HotpotQA
+// answers that Qwen2.5-Coder-0.5B-Instruct lost to pruning at 4096
+// tokens, two had the answer's sentence cut in the middle and one the
+// bridge sentence dropped (docs/HYBRID.md, "Whole sentences and echoes
+// first"). Longer sentences are prose and keep their tokens' scores (the
+// span kernel and trail apply to them).
 //
 // ends is per prompt token (len(ends) is the prompt's length); positions
 // (indices into it) and scores are parallel, in increasing position
@@ -363,22 +355,18 @@ func PoolSentences(ends []bool, positions []int32, scores []float32) []float32 {
 	if n == 0 {
 		return scores
 	}
+	sent, from, to := sentences(ends)
 	out := slices.Clone(scores)
 	for i := 0; i < len(positions); {
-		// Live tokens [i, j) of one sentence: no sentence ends between
-		// two neighbours.
-		start, j := int(positions[i]), i+1
-		for j < len(positions) && !endsBefore(ends, int(positions[j-1]), int(positions[j])) {
+		// Live tokens [i, j) of sentence s.
+		s, j := sent[positions[i]], i+1
+		for j < len(positions) && sent[positions[j]] == s {
 			j++
 		}
-		last := int(positions[j-1])
-		for last+1 < n && !ends[last] {
-			last++ // the sentence runs on through pruned tokens
-		}
-		if last-sentenceStart(ends, start) < EchoHopMaxSentence {
+		if to[s]-from[s] < EchoHopMaxSentence {
 			best, seen := float32(0), false
 			for k := i; k < j; k++ {
-				if p := int(positions[k]); !Protected(p, n) && (!seen || scores[k] > best) {
+				if !Protected(int(positions[k]), n) && (!seen || scores[k] > best) {
 					best, seen = scores[k], true
 				}
 			}
@@ -393,16 +381,18 @@ func PoolSentences(ends []bool, positions []int32, scores []float32) []float32 {
 	return out
 }
 
-// endsBefore says whether a sentence ends at one of the prompt tokens
-// [from, to): the token at to starts another sentence than from's.
-func endsBefore(ends []bool, from, to int) bool {
-	return slices.Contains(ends[from:to], true)
-}
-
-// sentenceStart is the first prompt token of the sentence holding pos.
-func sentenceStart(ends []bool, pos int) int {
-	for pos > 0 && !ends[pos-1] {
-		pos--
+// sentences splits a prompt at its sentence ends (ends is per prompt
+// token, EndsSentence): sentence s is the tokens [from[s], to[s]], and
+// sent[t] is the sentence of token t.
+func sentences(ends []bool) (sent, from, to []int) {
+	sent = make([]int, len(ends))
+	for t := range ends {
+		if t == 0 || ends[t-1] {
+			from = append(from, t)
+			to = append(to, t)
+		}
+		s := len(from) - 1
+		sent[t], to[s] = s, t
 	}
-	return pos
+	return sent, from, to
 }
