@@ -115,7 +115,8 @@ type SDTPOptions struct {
 	SpanEchoRank string
 	// SpanSentences says what the cut keeps: SentencesWhole (each sentence
 	// of at most sdtp.EchoHopMaxSentence tokens whole or not at all, at
-	// its best token's score, sdtp.PoolSentences) or SentencesTokens
+	// its best token's score, sdtp.PoolSentences, in a prompt whose last
+	// tokens ask a question, sdtp.AsksQuestion) or SentencesTokens
 	// (token by token). "" = the preset's (tokens). Pruning modes only.
 	SpanSentences string
 }

@@ -152,6 +152,7 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 	}
 	res.DroppedAt = make([]int, n)
 	ends := sentenceEnds(r, sched, seg)
+	wholeSentences := sched.SpanSentences && AsksQuestion(r.TokenPiece, seg)
 	var hidden, table []float32 // table: the segment's ContextTable, if the scorer reads it
 	for s, first := range starts {
 		last := r.NLayer()
@@ -212,7 +213,7 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 				stops = stopsAt(ends, rel)
 			}
 			scores = PoolSpans(rel, scores, stops, n, sched.SpanKernel, sched.SpanTrail)
-			if sched.SpanSentences {
+			if wholeSentences {
 				scores = PoolSentences(ends, rel, scores)
 			}
 		}

@@ -47,7 +47,9 @@ type Schedule struct {
 	SpanEchoFirst bool
 	// SpanSentences keeps or drops each sentence of at most
 	// EchoHopMaxSentence tokens whole, at its best token's score
-	// (PoolSentences), after the kernel and trail.
+	// (PoolSentences), after the kernel and trail, in a prompt that asks
+	// a question (AsksQuestion: a '?' among its last EchoWindow tokens);
+	// other prompts are pruned token by token.
 	SpanSentences bool
 }
 

@@ -487,6 +487,35 @@ func TestPrefillEchoHopsKeepAChain(t *testing.T) {
 
 func TestPrefillKeepsWholeSentencesEchoesFirst(t *testing.T) {
 	_, e := tinyEngine(t, testmodel.Llama())
+	toks := questionPrompt(t, e)
+	plain, whole := prefillPair(t, e, toks, 105, sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}, SpanEcho: 3},
+		func(s *sdtp.Schedule) { s.SpanSentences, s.SpanEchoFirst = true, true })
+	assert.Equal(t, 12, keptIn(whole.LivePositions[1], 100, 112), "the boosted token's sentence whole")
+	assert.Equal(t, 8, keptIn(whole.LivePositions[1], 200, 208), "the echo's sentence whole")
+	assert.Less(t, keptIn(plain.LivePositions[1], 100, 112)+keptIn(plain.LivePositions[1], 200, 208), 20,
+		"token by token, both sentences lose words")
+}
+
+// A prompt that asks no question (no '?' among its last tokens: a text
+// to continue) is pruned token by token even with whole sentences on.
+func TestPrefillKeepsWholeSentencesOnlyWhenAsked(t *testing.T) {
+	_, e := tinyEngine(t, testmodel.Llama())
+	toks := questionPrompt(t, e)
+	require.True(t, sdtp.AsksQuestion(e.TokenPiece, toks))
+	toks[385] = fullStop(t, e) // which is 7 8 9.
+	require.False(t, sdtp.AsksQuestion(e.TokenPiece, toks))
+	plain, whole := prefillPair(t, e, toks, 105, sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}},
+		func(s *sdtp.Schedule) { s.SpanSentences = true })
+	assert.Equal(t, plain.LivePositions, whole.LivePositions)
+	assert.Less(t, keptIn(whole.LivePositions[1], 100, 112), 12, "the boosted token's sentence loses words")
+}
+
+// questionPrompt is 400 tokens of the tiny vocabulary with three short
+// sentences, 100..111, 200..207 and 380..385, the last the question
+// "which is 7 8 9?" (within the protected tail 360..399), whose run 7 8 9
+// the sentence at 200 states; no other token ends a sentence.
+func questionPrompt(t *testing.T, e *bridge.Engine) []int32 {
+	t.Helper()
 	dot := fullStop(t, e)
 	toks := prompt(400) // protected: 0..3 and 360..399; the question is 368..399
 	for i, id := range toks {
@@ -494,28 +523,25 @@ func TestPrefillKeepsWholeSentencesEchoesFirst(t *testing.T) {
 			toks[i] = 361 // " are": no sentence ends but ours
 		}
 	}
-	for _, at := range []int{99, 111, 199, 207, 379, 385} {
-		toks[at] = dot // sentences 100..111 and 200..207
+	for _, at := range []int{99, 111, 199, 207, 379} {
+		toks[at] = dot
 	}
-	copy(toks[200:], []int32{567, 568, 569})           // the question's run, stated early
-	copy(toks[380:], []int32{550, 567, 568, 569, 552}) // which is 7 8 9?
+	copy(toks[200:], []int32{567, 568, 569})                               // the question's run, stated early
+	copy(toks[380:], []int32{550, 567, 568, 569, 552, pieceID(t, e, "?")}) // which is 7 8 9?
 	for _, id := range []int32{550, 552, 567, 568, 569} {
 		require.False(t, sdtp.EndsSentence(e.TokenPiece(id)), "token %d", id)
 	}
-	plain, whole := prefillPair(t, e, toks, 105, sdtp.Schedule{Layers: []int{1}, KeepRatios: []float64{0.3}, SpanEcho: 3},
-		func(s *sdtp.Schedule) { s.SpanSentences, s.SpanEchoFirst = true, true })
-	kept := func(live []int32, from, to int) (n int) {
-		for _, p := range live {
-			if int(p) >= from && int(p) < to {
-				n++
-			}
+	return toks
+}
+
+// keptIn counts the positions of live in [from, to).
+func keptIn(live []int32, from, to int) (n int) {
+	for _, p := range live {
+		if int(p) >= from && int(p) < to {
+			n++
 		}
-		return n
 	}
-	assert.Equal(t, 12, kept(whole.LivePositions[1], 100, 112), "the boosted token's sentence whole")
-	assert.Equal(t, 8, kept(whole.LivePositions[1], 200, 208), "the echo's sentence whole")
-	assert.Less(t, kept(plain.LivePositions[1], 100, 112)+kept(plain.LivePositions[1], 200, 208), 20,
-		"token by token, both sentences lose words")
+	return n
 }
 
 // A token id outside the vocabulary is an error of the prefill, not a
@@ -532,14 +558,17 @@ func TestPrefillRefusesATokenOutsideTheVocabulary(t *testing.T) {
 }
 
 // fullStop is the id of the tiny vocabulary's "." token.
-func fullStop(t *testing.T, e *bridge.Engine) int32 {
+func fullStop(t *testing.T, e *bridge.Engine) int32 { return pieceID(t, e, ".") }
+
+// pieceID is the id of the tiny vocabulary's token whose text is piece.
+func pieceID(t *testing.T, e *bridge.Engine, piece string) int32 {
 	t.Helper()
 	for id := range int32(e.NVocab()) {
-		if string(e.TokenPiece(id)) == "." {
+		if string(e.TokenPiece(id)) == piece {
 			return id
 		}
 	}
-	t.Fatal("the tiny vocabulary has no full stop")
+	t.Fatalf("the tiny vocabulary has no %q", piece)
 	return -1
 }
 

@@ -104,7 +104,9 @@ func (v variant) String() string {
 		s += " echoes first"
 	}
 	if v.sched.SpanSentences {
-		s += fmt.Sprintf(" whole sentences of at most %d", sdtp.EchoHopMaxSentence)
+		// "asked": records of whole sentences in every prompt (before
+		// sdtp.AsksQuestion) are not taken for this variant's.
+		s += fmt.Sprintf(" whole sentences of at most %d when asked", sdtp.EchoHopMaxSentence)
 	}
 	if v.kv != sdtp.KVNone {
 		s += fmt.Sprintf(" + %s at %v", v.kv, v.kvBudget)
