@@ -168,13 +168,17 @@ func runKey(tokens []int32, end, gram int) string {
 // sits, and the position where that window starts.
 func questionRuns(tokens []int32, gram int) (question int, asked map[string]bool) {
 	n := len(tokens)
-	question = n - min(EchoWindow, TailLen(n))
+	question = questionStart(n)
 	asked = map[string]bool{}
 	for end := max(question, gram-1); end < n; end++ {
 		asked[runKey(tokens, end, gram)] = true
 	}
 	return question, asked
 }
+
+// questionStart is where the question window of an n-token prompt
+// starts: its last EchoWindow tokens, within the protected tail.
+func questionStart(n int) int { return n - min(EchoWindow, TailLen(n)) }
 
 // ValidateEchoHops accepts 0 hops (off), or more with an echo (a run
 // length of at least 2) to start the chains from.
@@ -392,8 +396,7 @@ func PoolSentences(ends []bool, positions []int32, scores []float32) []float32 {
 //
 // piece is a token's text (Runner.TokenPiece).
 func AsksQuestion(piece func(int32) []byte, tokens []int32) bool {
-	n := len(tokens)
-	for _, t := range tokens[n-min(EchoWindow, TailLen(n)):] {
+	for _, t := range tokens[questionStart(len(tokens)):] {
 		if bytes.ContainsRune(piece(t), '?') {
 			return true
 		}
