@@ -111,13 +111,14 @@ type SDTPOptions struct {
 	// SpanEchoRank says where the tokens that end an echo rank:
 	// EchoRankFirst (above every other token, sdtp.EchoesFirst) or
 	// EchoRankShared (at the best copy's score only). "" = the preset's
-	// (shared). Refused where no echo runs.
+	// (retrieval: first; paper: shared). Refused where no echo runs.
 	SpanEchoRank string
 	// SpanSentences says what the cut keeps: SentencesWhole (each sentence
 	// of at most sdtp.EchoHopMaxSentence tokens whole or not at all, at
 	// its best token's score, sdtp.PoolSentences, in a prompt whose last
 	// tokens ask a question, sdtp.AsksQuestion) or SentencesTokens
-	// (token by token). "" = the preset's (tokens). Pruning modes only.
+	// (token by token). "" = the preset's (retrieval: whole; paper:
+	// tokens). Pruning modes only.
 	SpanSentences string
 }
 

@@ -100,7 +100,8 @@ func TestPresets(t *testing.T) {
 	s, err = Preset(ScheduleRetrieval, paper, 18)
 	require.NoError(t, err)
 	assert.Equal(t, retrieval, s)
-	assert.Equal(t, Spans{Kernel: RetrievalSpanKernel, Trail: RetrievalSpanTrail, Echo: RetrievalSpanEcho, TrailSentence: true, EchoHops: RetrievalEchoHops}, PresetSpans(ScheduleRetrieval))
+	assert.Equal(t, Spans{Kernel: RetrievalSpanKernel, Trail: RetrievalSpanTrail, Echo: RetrievalSpanEcho, TrailSentence: true, EchoHops: RetrievalEchoHops,
+		EchoFirst: true, Sentences: true}, PresetSpans(ScheduleRetrieval))
 	assert.Equal(t, Spans{}, PresetSpans(SchedulePaper))
 	assert.Equal(t, 5, s.SpanEcho, "the retrieval schedule shares echoes")
 	require.NoError(t, ValidatePreset(SchedulePaper))

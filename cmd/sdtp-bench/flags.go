@@ -113,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	})
 	fs.IntVar(&c.decodeTokens, "decode-tokens", 32, "greedy tokens decoded after each prefill (decode speed and parity)")
 	fs.StringVar(&c.predictors, "predictors", "", "learned predictors (DIR with predictors.json) for modes sdtp, learned and hybrid; default: heads inside the GGUF, MODEL.predictors/, the shipped set for the model (mode sdtp without any: question attention alone)")
-	fs.StringVar(&c.schedule, "schedule", "", "schedule preset of every pruning mode: paper (10 stages × 0.9, or learned predictors' trained ones) or retrieval (the same prefill work in one cut at 0.4 of the depth, span 7, trail 48 to the sentence's end, echo 5) (default: retrieval for sdtp, paper for the others)")
+	fs.StringVar(&c.schedule, "schedule", "", "schedule preset of every pruning mode: paper (10 stages × 0.9, or learned predictors' trained ones) or retrieval (the same prefill work in one cut at 0.4 of the depth, span 7, trail 48 to the sentence's end, echo 5 with 3 hops ranked first, whole sentences when asked) (default: retrieval for sdtp, paper for the others)")
 	fs.StringVar(&c.onnxProvider, "onnx-provider", "cpu", "ONNX Runtime execution provider: cpu, cuda, coreml, auto")
 	fs.BoolVar(&c.json, "json", false, "print the report as JSON")
 	fs.StringSliceVar(&c.kvPolicies, "kv-policy", []string{sdtp.KVNone},
@@ -124,8 +124,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.spanTrailSentence, "span-trail-sentence", false, "stop each trail at the end of its token's sentence (a token holding '.', '!', '?' or a newline) (default: the schedule's: retrieval true, paper false)")
 	fs.IntVar(&c.spanEcho, "span-echo", 0, "give the live tokens that end the same run of this many tokens, a run the question (the prompt's last 32 tokens) repeats, their best score before each selection (0 = none; at least 2) (default: the schedule's: retrieval 5, paper none)")
 	fs.IntVar(&c.spanEchoHops, "span-echo-hops", 0, "follow the facts that hold an echo through up to this many further facts sharing a rare 3-token name with them, and keep each fact of such a chain whole (0 = none; needs an echo) (default: the schedule's: retrieval 3, paper none)")
-	fs.BoolVar(&c.spanEchoFirst, "span-echo-first", false, "rank the tokens that end an echo above every other token before each selection (needs an echo) (default: the schedule's: off)")
-	fs.BoolVar(&c.spanSentences, "span-sentences", false, "keep or drop each sentence of at most 64 tokens whole, at its best token's score, before each selection, when the prompt's last 32 tokens ask a question (hold a '?') (default: the schedule's: off)")
+	fs.BoolVar(&c.spanEchoFirst, "span-echo-first", false, "rank the tokens that end an echo above every other token before each selection (needs an echo); =false: at the best copy's score (default: the schedule's: retrieval true, paper false)")
+	fs.BoolVar(&c.spanSentences, "span-sentences", false, "keep or drop each sentence of at most 64 tokens whole, at its best token's score, before each selection, when the prompt's last 32 tokens ask a question (hold a '?'); =false: token by token (default: the schedule's: retrieval true, paper false)")
 	fs.BoolVar(&c.quality, "quality", false, "measure continuation quality (ppl, KL and top-1 vs dense) on --text instead of speed")
 	fs.IntVar(&c.contextTokens, "context-tokens", 2048, "quality: context (prefill) length")
 	fs.IntVar(&c.contTokens, "continuation-tokens", 128, "quality: teacher-forced continuation length")
@@ -242,7 +242,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("--span-echo-hops: %w", sdtp.ValidateEchoHops(c.spanEchoHops, 0))
 	}
 	pruning := slices.ContainsFunc(c.modes, func(m string) bool { return m != "llamacpp" && m != "dense" })
-	for _, f := range []string{"span", "span-trail", "span-trail-sentence", "span-echo", "span-echo-hops", "schedule"} {
+	for _, f := range []string{"span", "span-trail", "span-trail-sentence", "span-echo", "span-echo-hops", "span-echo-first", "span-sentences", "schedule"} {
 		if fs.Changed(f) && !pruning {
 			return c, fmt.Errorf("--%s needs a pruning mode in --modes", f)
 		}

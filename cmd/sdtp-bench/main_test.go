@@ -104,7 +104,8 @@ func TestBenchLearnedPredictorModes(t *testing.T) {
 	assert.Equal(t, "hybrid/onnx", byMode["sdtp"].Scorer, "fused with the question attention")
 	// 2,4 @ 0.7 leaves 0.730 of the work on 6 layers; one cut at layer 2
 	// leaves (2 + 4r)/6: r = 0.595.
-	assert.Contains(t, rep.SDTPScorer, "fused with the question attention, at the retrieval schedule: keep 0.595 before layer 2, span 7, trail 48 (to the sentence's end), echo 5")
+	assert.Contains(t, rep.SDTPScorer, "fused with the question attention, at the retrieval schedule: keep 0.595 before layer 2, span 7, trail 48 (to the sentence's end), echo 5 ranked first, 3 echo hops")
+	assert.Contains(t, rep.SDTPScorer, "whole sentences of at most 64 tokens when the prompt asks a question")
 	assert.Equal(t, "gguf-heads", byMode["sdtp-gguf"].Scorer)
 
 	// --keep-ratios replaces the learned predictors' trained ratio, and
@@ -346,8 +347,17 @@ func TestBenchAccumulatedAttentionHybridAndSpans(t *testing.T) {
 	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
 		"--modes", "sdtp,attention", "--predictors", preds, "--span-echo-first", "--span-sentences", "--span-echo", "3")
 	require.Len(t, rep.Results, 2)
-	assert.Equal(t, "sdtp+echo3+echofirst+sentences", rep.Results[0].Mode)
+	assert.Equal(t, "sdtp+echo3", rep.Results[0].Mode, "the retrieval preset's own rank and sentences: nothing to name")
 	assert.Equal(t, "attention+echo3+echofirst+sentences", rep.Results[1].Mode)
+	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "sdtp", "--predictors", preds, "--span-echo-first=false", "--span-sentences=false")
+	require.Len(t, rep.Results, 1)
+	assert.Equal(t, "sdtp+echoshared+tokens", rep.Results[0].Mode)
+	// No echo: the preset's hops and rank go with it.
+	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",
+		"--modes", "sdtp", "--predictors", preds, "--span-echo", "0")
+	require.Len(t, rep.Results, 1)
+	assert.Equal(t, "sdtp+echo0+hops0+echoshared", rep.Results[0].Mode)
 	assert.ErrorContains(t, run(append(args, "--span-echo-first"), &stdout, &stderr), "--span-echo-first: mode attention has no echo to rank first")
 	// --schedule sets every pruning mode's preset.
 	rep = benchJSON(t, "--model", model, "--text", text, "--prompt-tokens", "200", "--repeat", "1", "--decode-tokens", "2",

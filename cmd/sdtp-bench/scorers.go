@@ -85,8 +85,16 @@ func (b *bench) sdtpMode(paper sdtp.Schedule, nLayer int) string {
 	if s.SpanTrailSentence {
 		trail += " (to the sentence's end)"
 	}
-	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before layer %d, span %d, trail %s, echo %d, %d echo hops (further links within 1/%d of the prompt)",
-		scorer, s.KeepRatios[0], s.Layers[0], s.SpanKernel, trail, s.SpanEcho, s.SpanEchoHops, sdtp.EchoHopMaxShare)
+	echo := fmt.Sprint(s.SpanEcho)
+	if s.SpanEchoFirst {
+		echo += " ranked first"
+	}
+	sentences := ""
+	if s.SpanSentences {
+		sentences = fmt.Sprintf(", whole sentences of at most %d tokens when the prompt asks a question", sdtp.EchoHopMaxSentence)
+	}
+	return fmt.Sprintf("%s, at the retrieval schedule: keep %.3f before layer %d, span %d, trail %s, echo %s, %d echo hops (further links within 1/%d of the prompt)%s",
+		scorer, s.KeepRatios[0], s.Layers[0], s.SpanKernel, trail, echo, s.SpanEchoHops, sdtp.EchoHopMaxShare, sentences)
 }
 
 // sdtpScorer says which learned predictors the learned modes prune with.

@@ -215,6 +215,9 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 		}
 		if b.cfg.spanEchoSet {
 			v.sched.SpanEcho = b.cfg.spanEcho
+			if v.sched.SpanEcho == 0 { // the preset's hops and rank go with its echo
+				v.sched.SpanEchoHops, v.sched.SpanEchoFirst = 0, false
+			}
 		}
 		if b.cfg.spanEchoHopsSet {
 			v.sched.SpanEchoHops = b.cfg.spanEchoHops
