@@ -444,15 +444,14 @@ func (o SDTPOptions) schedule(base sdtp.Schedule, nLayer int, learned bool) (sdt
 		}
 		s.SpanTrailSentence = o.SpanTrailEnd == TrailEndSentence
 	}
-	s.SpanEcho = spanSetting(o.SpanEcho, preset.Echo)
-	s.SpanEchoHops = spanSetting(o.SpanEchoHops, preset.EchoHops)
-	if o.SpanEchoHops == 0 && s.SpanEcho == 0 {
-		s.SpanEchoHops = 0 // the preset's hops went with its echo
+	s.SpanEchoHops, s.SpanEchoFirst = preset.EchoHops, preset.EchoFirst
+	s = s.WithEcho(spanSetting(o.SpanEcho, preset.Echo)) // no echo: the preset's hops and rank go too
+	if o.SpanEchoHops != 0 {
+		s.SpanEchoHops = spanSetting(o.SpanEchoHops, preset.EchoHops)
 	}
 	if err := sdtp.ValidateEchoHops(s.SpanEchoHops, s.SpanEcho); err != nil {
 		return s, fmt.Errorf("llama: %w (give SpanEcho, or the retrieval schedule)", err)
 	}
-	s.SpanEchoFirst = preset.EchoFirst && s.SpanEcho > 0
 	if o.SpanEchoRank != "" {
 		if s.SpanEcho == 0 {
 			return s, fmt.Errorf("llama: span echo rank %q given without an echo to rank (give SpanEcho, or the retrieval schedule)", o.SpanEchoRank)

@@ -60,6 +60,16 @@ func (s Schedule) WithSpans(sp Spans) Schedule {
 	return s
 }
 
+// WithEcho is s with span echo echo; with none (0) also without the echo
+// hops and the echo ranking, which start from an echo.
+func (s Schedule) WithEcho(echo int) Schedule {
+	s.SpanEcho = echo
+	if echo == 0 {
+		s.SpanEchoHops, s.SpanEchoFirst = 0, false
+	}
+	return s
+}
+
 // RetrievalCutDepth is where the retrieval schedule prunes, as a fraction
 // of the model's depth. GemFilter (arXiv 2409.17422) selects once at
 // layer 13–19 of 32 and FastKV (arXiv 2502.01068) at a middle layer: by

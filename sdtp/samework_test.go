@@ -104,6 +104,10 @@ func TestPresets(t *testing.T) {
 		EchoFirst: true, Sentences: true}, PresetSpans(ScheduleRetrieval))
 	assert.Equal(t, Spans{}, PresetSpans(SchedulePaper))
 	assert.Equal(t, 5, s.SpanEcho, "the retrieval schedule shares echoes")
+	assert.Equal(t, Spans{Kernel: RetrievalSpanKernel, Trail: RetrievalSpanTrail, TrailSentence: true, Sentences: true}, s.WithEcho(0).Spans(),
+		"no echo: no hops, nothing ranked first")
+	assert.Equal(t, Spans{Kernel: RetrievalSpanKernel, Trail: RetrievalSpanTrail, Echo: 3, TrailSentence: true, EchoHops: RetrievalEchoHops,
+		EchoFirst: true, Sentences: true}, s.WithEcho(3).Spans())
 	require.NoError(t, ValidatePreset(SchedulePaper))
 	assert.ErrorContains(t, ValidatePreset("fast"), `unknown schedule "fast"`)
 	_, err = Preset("", paper, 18)

@@ -214,10 +214,7 @@ func (b *bench) variants(nLayer int) ([]variant, error) {
 			v.sched.SpanTrail = b.cfg.spanTrail
 		}
 		if b.cfg.spanEchoSet {
-			v.sched.SpanEcho = b.cfg.spanEcho
-			if v.sched.SpanEcho == 0 { // the preset's hops and rank go with its echo
-				v.sched.SpanEchoHops, v.sched.SpanEchoFirst = 0, false
-			}
+			v.sched = v.sched.WithEcho(b.cfg.spanEcho) // no echo: the preset's hops and rank go too
 		}
 		if b.cfg.spanEchoHopsSet {
 			v.sched.SpanEchoHops = b.cfg.spanEchoHops
