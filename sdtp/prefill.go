@@ -151,8 +151,8 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		pos[i] = int32(from + i)
 	}
 	res.DroppedAt = make([]int, n)
-	ends := sentenceEnds(r, sched, seg)
 	wholeSentences := sched.SpanSentences && AsksQuestion(r.TokenPiece, seg)
+	ends := sentenceEnds(r, sched, seg, wholeSentences)
 	var hidden, table []float32 // table: the segment's ContextTable, if the scorer reads it
 	for s, first := range starts {
 		last := r.NLayer()
@@ -203,19 +203,7 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 			return res, fmt.Errorf("sdtp: scoring before layer %d: %w", last, err)
 		}
 		if len(scores) == len(rel) {
-			scores = ShareEchoes(seg, rel, scores, sched.SpanEcho)
-			if sched.SpanEchoFirst {
-				scores = EchoesFirst(seg, rel, scores, sched.SpanEcho)
-			}
-			scores = ChainEchoes(seg, ends, rel, scores, sched.SpanEcho, sched.SpanEchoHops)
-			var stops []bool // where trails stop, if they stop at sentences
-			if sched.SpanTrailSentence {
-				stops = stopsAt(ends, rel)
-			}
-			scores = PoolSpans(rel, scores, stops, n, sched.SpanKernel, sched.SpanTrail)
-			if wholeSentences {
-				scores = PoolSentences(ends, rel, scores)
-			}
+			scores = spanScores(sched, seg, ends, rel, scores, wholeSentences)
 		}
 		keep, err := Select(rel, scores, n, sched.KeepRatios[s])
 		if err != nil {
@@ -224,6 +212,29 @@ func Extend(ctx context.Context, r Runner, sc Scorer, sched Schedule, tokens []i
 		pos, hidden = gather(pos, out.Hidden, keep, r.NEmbd(), res.DroppedAt, from, s+1)
 	}
 	return res, nil
+}
+
+// spanScores applies sched's span rules to one stage's scores of the
+// live tokens at segment positions rel, in this order: echoes share their
+// best copy's score (and rank first, with SpanEchoFirst), echo hops reach
+// the facts the question leads to, the kernel and trail pool spans, and
+// each sentence is kept or dropped whole when wholeSentences (the prompt
+// asks a question). docs/HYBRID.md says why each is there.
+func spanScores(sched Schedule, seg []int32, ends []bool, rel []int32, scores []float32, wholeSentences bool) []float32 {
+	scores = ShareEchoes(seg, rel, scores, sched.SpanEcho)
+	if sched.SpanEchoFirst {
+		scores = EchoesFirst(seg, rel, scores, sched.SpanEcho)
+	}
+	scores = ChainEchoes(seg, ends, rel, scores, sched.SpanEcho, sched.SpanEchoHops)
+	var stops []bool // where trails stop, if they stop at sentences
+	if sched.SpanTrailSentence {
+		stops = stopsAt(ends, rel)
+	}
+	scores = PoolSpans(rel, scores, stops, len(seg), sched.SpanKernel, sched.SpanTrail)
+	if wholeSentences {
+		scores = PoolSentences(ends, rel, scores)
+	}
+	return scores
 }
 
 // segmentAttention keeps, of each layer's per-head attention over its
@@ -247,9 +258,10 @@ func segmentAttention(las []bridge.LayerAttention, live int) []bridge.LayerAtten
 
 // sentenceEnds says, per token of seg, whether it ends a sentence
 // (EndsSentence), for trails that stop there, echo hops and whole
-// sentences; nil when sched uses none of them.
-func sentenceEnds(r Runner, sched Schedule, seg []int32) []bool {
-	if (sched.SpanTrail == 0 || !sched.SpanTrailSentence) && sched.SpanEchoHops == 0 && !sched.SpanSentences {
+// sentences (wholeSentences: this prompt asks a question); nil when the
+// prompt uses none of them.
+func sentenceEnds(r Runner, sched Schedule, seg []int32, wholeSentences bool) []bool {
+	if (sched.SpanTrail == 0 || !sched.SpanTrailSentence) && sched.SpanEchoHops == 0 && !wholeSentences {
 		return nil
 	}
 	ends := make([]bool, len(seg))

@@ -71,6 +71,9 @@ func writeBenchmarks(dir string, runs []Run, meta Meta) error {
 	if err := sameDepths(runs); err != nil {
 		return err
 	}
+	if err := secondModelsSpeedOnly(runs); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Join(dir, PlotDir), 0o755); err != nil {
 		return err
 	}
@@ -84,7 +87,7 @@ func writeBenchmarks(dir string, runs []Run, meta Meta) error {
 		{"quality-ppl.png", "perplexity vs keep ratio", pplPlot},
 		{"passkey.png", "passkey accuracy vs keep ratio", passkeyPlot},
 	} {
-		p, err := pl.make(runs)
+		p, err := pl.make(byModel(runs)[0]) // the plots draw the first model's lines
 		if err != nil {
 			return fmt.Errorf("report: %s: %w", pl.file, err)
 		}
@@ -97,6 +100,41 @@ func writeBenchmarks(dir string, runs []Run, meta Meta) error {
 		images[pl.file] = fmt.Sprintf("![%s](%s/%s)\n\n", pl.alt, PlotDir, pl.file)
 	}
 	return os.WriteFile(filepath.Join(dir, "BENCHMARKS.md"), []byte(markdown(runs, meta, images)), 0o644)
+}
+
+// secondModelsSpeedOnly: BENCHMARKS.md is about the first run's model;
+// other models may add speed tables (the speed targets name more than one
+// model), not quality or accuracy tables that would read as the first's.
+func secondModelsSpeedOnly(runs []Run) error {
+	for _, run := range runs {
+		if run.ModelFile != runs[0].ModelFile && run.Kind != KindSpeed {
+			return fmt.Errorf("report: a %s run of %s beside runs of %s: only speed runs may measure another model", run.Kind, run.ModelFile, runs[0].ModelFile)
+		}
+	}
+	return nil
+}
+
+// otherModels names the models of groups, for prose.
+func otherModels(groups [][]Run) string {
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g[0].Model
+	}
+	return strings.Join(names, ", ")
+}
+
+// byModel splits runs by model file, in first-seen order.
+func byModel(runs []Run) [][]Run {
+	var groups [][]Run
+	for _, run := range runs {
+		i := slices.IndexFunc(groups, func(g []Run) bool { return g[0].ModelFile == run.ModelFile })
+		if i < 0 {
+			groups = append(groups, nil)
+			i = len(groups) - 1
+		}
+		groups[i] = append(groups[i], run)
+	}
+	return groups
 }
 
 // sameDepths: the passkey tables have one column per depth, so all
@@ -134,6 +172,9 @@ func markdown(runs []Run, meta Meta, images map[string]string) string {
 		{"paper schedule (the modes but sdtp)", fmt.Sprintf("keep %g of the live tokens before each of layers %s", first.DefaultKeepRatio, joinInts(first.DefaultPruneLayers, ", "))},
 		{"`sdtp` mode", first.SDTPScorer},
 	})
+	if models := byModel(runs); len(models) > 1 {
+		d.f("Every table is of this model but the prefill speed of %s, which has its own table.\n\n", otherModels(models[1:]))
+	}
 	d.f("A *sweep* runs each scorer at every keep ratio (the fraction of live tokens kept at each stage) " +
 		"and pruning-layer list given; `default` layers are the default schedule's, or the layers learned predictors were trained for. " +
 		"Whether pruning keeps answers (needle retrieval and document QA, 24+ prompts per cell with intervals) is `make fidelity`'s to show, in FIDELITY.md.\n\n")
@@ -190,7 +231,29 @@ func speed(d *doc, runs []Run, images map[string]string) {
 	d.f("## Prefill speed\n\n")
 	d.f("Modes interleaved run by run in one process; medians after a warm-up. `llamacpp` is stock `llama_decode`, " +
 		"`dense` our staged engine without pruning. FLOP ratio: dense prefill FLOPs / this mode's.\n\n")
+	models := byModel(runs)
+	speedTable(d, models[0])
+	d.f("%s", images["speedup.png"])
+	if img := images["kept-per-layer.png"]; img != "" {
+		d.f("%sModes that share a schedule keep the same number of tokens per layer (which ones differs), so their lines coincide.\n\n", img)
+	}
+	speedSweeps(d, models[0], "###")
+	for _, runs := range models[1:] {
+		m := runs[0]
+		d.f("### %s (`%s`)\n\n", m.Model, m.ModelFile)
+		d.f("Paper schedule: keep %g of the live tokens before each of layers %s. `sdtp` mode: %s.\n\n",
+			m.DefaultKeepRatio, joinInts(m.DefaultPruneLayers, ", "), m.SDTPScorer)
+		speedTable(d, runs)
+		speedSweeps(d, runs, "####")
+	}
+}
+
+// speedTable renders one model's default-schedule rows.
+func speedTable(d *doc, runs []Run) {
 	rows, used := defaults(runs)
+	if len(rows) == 0 {
+		return
+	}
 	var cells [][]string
 	for _, r := range rows {
 		cells = append(cells, []string{fmt.Sprint(r.PromptTokens), r.Label(), f(r.PrefillMS, 1), times(r.SpeedupVsLlamaCpp),
@@ -198,13 +261,13 @@ func speed(d *doc, runs []Run, images map[string]string) {
 	}
 	d.table("rlrrrrrrr", []string{"tokens", "mode", "prefill ms", "speedup vs llamacpp", "FLOP ratio", "tokens at last layer", "decode tok/s", "KV MiB", "predictor ms"}, cells)
 	d.commands(used)
-	d.f("%s", images["speedup.png"])
-	if img := images["kept-per-layer.png"]; img != "" {
-		d.f("%sModes that share a schedule keep the same number of tokens per layer (which ones differs), so their lines coincide.\n\n", img)
-	}
+}
+
+// speedSweeps renders one model's sweeps under headings of level.
+func speedSweeps(d *doc, runs []Run, level string) {
 	for _, run := range sweeps(runs) {
-		d.f("### Sweep\n\n")
-		cells = nil
+		d.f("%s Sweep\n\n", level)
+		var cells [][]string
 		for _, r := range run.Results {
 			cells = append(cells, []string{fmt.Sprint(r.PromptTokens), r.Label(), r.Layers(), f(r.KeepRatio, 2), f(r.PrefillMS, 1),
 				times(r.SpeedupVsLlamaCpp), times(r.FLOPRatioVsDense), fmt.Sprint(lastLayer(r))})

@@ -5,6 +5,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +153,36 @@ func TestWriteDrawsOnlyWhatWasMeasured(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join(dir, PlotDir))
 	require.NoError(t, err)
 	assert.Empty(t, entries)
+}
+
+// A speed run of a second model gets its own table, with the same modes
+// and lengths as the first model's (not merged into it); the plots and
+// the other sections stay the first model's.
+func TestWriteSecondModelSpeed(t *testing.T) {
+	dir := t.TempDir()
+	qwen := header(KindSpeed, "bin/sdtp-bench --json --model qwen --prompt-tokens 2048")
+	qwen.Model, qwen.ModelFile, qwen.SDTPScorer = "qwen2 0.5B", "q.gguf", "question attention"
+	qwen.DefaultPruneLayers = []int{3, 5}
+	qwen.Results = []Row{ref("llamacpp", 2048, 3000, 1), ref("dense", 2048, 3030, 0.99), speedRow("attention", 2048, 0.9, 1800, 1.667)}
+	require.NoError(t, Write(dir, append(syntheticRuns(), qwen), Meta{Commit: "x"}))
+	raw, err := os.ReadFile(filepath.Join(dir, "BENCHMARKS.md"))
+	require.NoError(t, err)
+	md := string(raw)
+	for _, want := range []string{
+		"| model | gemma3 270M (`m.gguf`) |",
+		"Every table is of this model but the prefill speed of qwen2 0.5B, which has its own table.",
+		"### qwen2 0.5B (`q.gguf`)\n\nPaper schedule: keep 0.9 of the live tokens before each of layers 3, 5. `sdtp` mode: question attention.",
+		"| 2048 | attention | 1800.0 | 1.67× |",
+		"| 2048 | attention | 625.0 | 1.60× |",
+		"bin/sdtp-bench --json --model qwen --prompt-tokens 2048\n",
+	} {
+		assert.Contains(t, md, want)
+	}
+	assert.Less(t, strings.Index(md, "| 2048 | attention | 625.0 |"), strings.Index(md, "### qwen2 0.5B"), "the first model's table comes first")
+
+	quality := syntheticRuns()[2]
+	quality.ModelFile = "q.gguf"
+	assert.ErrorContains(t, Write(t.TempDir(), append(syntheticRuns(), quality), Meta{}), "only speed runs may measure another model")
 }
 
 func TestWriteRejects(t *testing.T) {
