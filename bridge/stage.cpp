@@ -5,7 +5,6 @@
 #include "stage_graph.h"
 #include "kv.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -40,7 +39,6 @@ struct mask_input {
     ggml_tensor * f16;  // what flash attention reads
     int layer;          // a layer with these cells; layers with equal cells share the mask
     bool swa;
-    int64_t first;      // the cell of the mask's first column
 };
 
 } // namespace
@@ -159,51 +157,35 @@ struct sdtp_engine {
         head_ctx = 0;
     }
 
-    // mask returns the attention mask of layer il for this run over the
-    // cells [first, n_kv): row i lets query i (position pos[i]) see cells
-    // at positions <= pos[i], and with swa only those within the sliding
-    // window.
-    mask_input mask(ggml_context * ctx, int il, bool swa, int64_t n_kv, int n, int64_t first = 0) {
-        for (const auto & m : masks) {
-            if (m.swa == swa && m.first == first && cells[m.layer] == cells[il]) return m;
+    // mask returns the attention mask of layer il for this run: row i
+    // lets query i (position pos[i]) see cached cells at positions <=
+    // pos[i], and with swa only those within the sliding window.
+    mask_input & mask(ggml_context * ctx, int il, bool swa, int n_kv, int n) {
+        for (auto & m : masks) {
+            if (m.swa == swa && cells[m.layer] == cells[il]) return m;
         }
         mask_input m;
-        m.f32 = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_kv - first, n);
+        m.f32 = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, n_kv, n);
         ggml_set_input(m.f32);
         m.f16 = ggml_cast(ctx, m.f32, GGML_TYPE_F16);
         m.layer = il;
         m.swa = swa;
-        m.first = first;
         masks.push_back(m);
-        return m;
+        return masks.back();
     }
 
     void fill_mask(const mask_input & m) {
         const auto & cells = this->cells[m.layer];
-        const int64_t cols = m.f32->ne[0];
-        std::vector<float> data(cols * run_n, -INFINITY);
+        const int64_t n_kv = m.f32->ne[0];
+        std::vector<float> data(n_kv * run_n, -INFINITY);
         for (int i = 0; i < run_n; i++) {
             const llama_pos p1 = run_pos[i];
-            for (int64_t j = 0; j < cols; j++) {
-                const int64_t c = m.first + j;
+            for (int64_t c = 0; c < n_kv; c++) {
                 const llama_pos p0 = c < (int64_t) cells.size() ? cells[c] : run_pos[c - cells.size()];
-                if (sdtp_can_attend(hp, p0, p1, m.swa)) data[i * cols + j] = 0.0f;
+                if (sdtp_can_attend(hp, p0, p1, m.swa)) data[i * n_kv + c] = 0.0f;
             }
         }
         ggml_backend_tensor_set(m.f32, data.data(), 0, data.size() * sizeof(float));
-    }
-
-    // before_window counts the leading cached cells of sliding-window
-    // layer il that no query of this run sees: a cell masked for the
-    // run's earliest position is masked for every later one, under each
-    // llama_swa_type.
-    int64_t before_window(int il) const {
-        if (run_n == 0) return 0;
-        const llama_pos first_q = *std::min_element(run_pos, run_pos + run_n);
-        const auto & cs = cells[il];
-        int64_t c = 0;
-        while (c < (int64_t) cs.size() && cs[c] <= first_q && !sdtp_can_attend(hp, cs[c], first_q, true)) c++;
-        return c;
     }
 };
 
@@ -294,13 +276,9 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
     ggml_build_forward_expand(gf, ggml_cpy(ctx, ggml_reshape_2d(ctx, v, vc->ne[0], n),
                                            ggml_view_2d(ctx, vc, vc->ne[0], n, vc->nb[1], n_old * vc->nb[1])));
 
-    // The layer's cells from cell `first` on, as [hd, n_head_kv, cells].
-    auto cells_from = [&](ggml_tensor * cache, int64_t first) {
-        return ggml_view_3d(ctx, cache, hd, hp.n_head_kv(il), n_kv - first, ggml_row_size(cache->type, hd), cache->nb[1],
-                            first * cache->nb[1]);
-    };
-    ggml_tensor * K = cells_from(kc, 0);
-    const bool swa = hp.is_swa(il);
+    ggml_tensor * K = ggml_view_3d(ctx, kc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(kc->type, hd), kc->nb[1], 0);
+    ggml_tensor * V = ggml_view_3d(ctx, vc, hd, hp.n_head_kv(il), n_kv, ggml_row_size(vc->type, hd), vc->nb[1], 0);
+    const mask_input m = E.mask(ctx, il, hp.is_swa(il), n_kv, n); // a copy: mask() may grow E.masks
     const float softcap = hp.attn_soft_cap ? hp.f_attn_logit_softcapping : 0.0f;
 
     if (il == scorer_layer) {
@@ -312,23 +290,17 @@ ggml_tensor * stage_graph::attention(int il, ggml_tensor * q, ggml_tensor * k, g
                                  1.0f / float(scorer_win * q->ne[1]));
     }
     if (layer_attn_win > 0 && (!layer_attn_on || layer_attn_on[il - first_layer])) {
-        ggml_tensor * lm = E.mask(ctx, il, swa && layer_attn_swa == SDTP_SWA_OWN_MASK, n_kv, n).f32;
+        ggml_tensor * lm = layer_attn_swa == SDTP_SWA_OWN_MASK ? m.f32 : E.mask(ctx, il, false, n_kv, n).f32;
         layer_attn.push_back({il, sdtp_window_attention_heads(ctx, q, K, lm, layer_attn_win, layer_attn_sampled, layer_attn_stride,
                                                                     kq_scale, softcap)});
     }
     if (E.stats_mode != SDTP_ATTN_STATS_OFF) {
         // The attention this layer really pays (its own mask), for KV policies.
         const int win = E.stats_win > 0 ? std::min<int>(E.stats_win, n) : n;
-        stats.push_back({il, sdtp_window_attention(ctx, q, K, E.mask(ctx, il, swa, n_kv, n).f32, win, kq_scale, softcap)});
+        stats.push_back({il, sdtp_window_attention(ctx, q, K, m.f32, win, kq_scale, softcap)});
     }
-    // Flash attention skips masked cells one by one, which still costs a
-    // pass over every cell per query and head: on a sliding-window layer
-    // it reads from the first cell in the run's window (at 4096 tokens,
-    // most of the cells). Same cells in the same order: the same result.
-    const int64_t first = swa ? E.before_window(il) : 0;
-    ggml_tensor * cur = ggml_flash_attn_ext(ctx, ggml_permute(ctx, q, 0, 2, 1, 3), ggml_permute(ctx, cells_from(kc, first), 0, 2, 1, 3),
-                                            ggml_permute(ctx, cells_from(vc, first), 0, 2, 1, 3),
-                                            E.mask(ctx, il, swa, n_kv, n, first).f16, kq_scale, hp.f_max_alibi_bias, softcap);
+    ggml_tensor * cur = ggml_flash_attn_ext(ctx, ggml_permute(ctx, q, 0, 2, 1, 3), ggml_permute(ctx, K, 0, 2, 1, 3),
+                                            ggml_permute(ctx, V, 0, 2, 1, 3), m.f16, kq_scale, hp.f_max_alibi_bias, softcap);
     ggml_flash_attn_ext_set_prec(cur, GGML_PREC_F32);
     cur = ggml_reshape_2d(ctx, cur, cur->ne[0] * cur->ne[1], cur->ne[2] * cur->ne[3]);
     return linear(L.wo, L.bo, cur);
