@@ -142,11 +142,10 @@ fuzz: deps
 # bench: the measurements behind docs/BENCHMARKS.md on the default model,
 # with the prefill speed of SPEED_MODEL_2 beside it (the speed targets name
 # both), then the report (tables, plots, machine, commit, commands). The
-# default model's part took 23.8 min on the 2-core machine with 2 threads
-# (e8bcfe7, 2026-12-02); Qwen's speed runs add about 9 min by its prefill
-# times then (3 runs × 5 modes at 2K and 4K; not yet timed end to end).
-# On 2026-12-03 the same machine ran 2.4× slower (Gemma's speed run: 9.3
-# min against 3.8). Retrieval is not measured
+# whole run took 78 min on the 2-core machine with 2 threads (74.6 min of
+# benchmarks; 240b4b7, 2026-12-03, an Intel Xeon VM about 2.4× slower than
+# the AMD EPYC on which the default model's part took 23.8 min at e8bcfe7):
+# the default model's runs 51 min, Qwen's speed runs 23.5. Retrieval is not measured
 # here: a passkey check of a few prompts says nothing, and make fidelity
 # measures it with 24+ prompts per cell (docs/FIDELITY.md). Every mode
 # runs at its default schedule (sdtp: the retrieval schedule; the others: the paper's,

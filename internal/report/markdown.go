@@ -114,11 +114,12 @@ func secondModelsSpeedOnly(runs []Run) error {
 	return nil
 }
 
-// otherModels names the models of groups, for prose.
+// otherModels names the models of groups by file, for prose: llama.cpp's
+// description can mislead (it calls Qwen2.5 0.5B, with n_embd 896, "1B").
 func otherModels(groups [][]Run) string {
 	names := make([]string, len(groups))
 	for i, g := range groups {
-		names[i] = g[0].Model
+		names[i] = "`" + g[0].ModelFile + "`"
 	}
 	return strings.Join(names, ", ")
 }
@@ -240,7 +241,7 @@ func speed(d *doc, runs []Run, images map[string]string) {
 	speedSweeps(d, models[0], "###")
 	for _, runs := range models[1:] {
 		m := runs[0]
-		d.f("### %s (`%s`)\n\n", m.Model, m.ModelFile)
+		d.f("### `%s` (llama.cpp: %s)\n\n", m.ModelFile, m.Model)
 		d.f("Paper schedule: keep %g of the live tokens before each of layers %s. `sdtp` mode: %s.\n\n",
 			m.DefaultKeepRatio, joinInts(m.DefaultPruneLayers, ", "), m.SDTPScorer)
 		speedTable(d, runs)

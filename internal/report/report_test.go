@@ -170,15 +170,15 @@ func TestWriteSecondModelSpeed(t *testing.T) {
 	md := string(raw)
 	for _, want := range []string{
 		"| model | gemma3 270M (`m.gguf`) |",
-		"Every table is of this model but the prefill speed of qwen2 0.5B, which has its own table.",
-		"### qwen2 0.5B (`q.gguf`)\n\nPaper schedule: keep 0.9 of the live tokens before each of layers 3, 5. `sdtp` mode: question attention.",
+		"Every table is of this model but the prefill speed of `q.gguf`, which has its own table.",
+		"### `q.gguf` (llama.cpp: qwen2 0.5B)\n\nPaper schedule: keep 0.9 of the live tokens before each of layers 3, 5. `sdtp` mode: question attention.",
 		"| 2048 | attention | 1800.0 | 1.67× |",
 		"| 2048 | attention | 625.0 | 1.60× |",
 		"bin/sdtp-bench --json --model qwen --prompt-tokens 2048\n",
 	} {
 		assert.Contains(t, md, want)
 	}
-	assert.Less(t, strings.Index(md, "| 2048 | attention | 625.0 |"), strings.Index(md, "### qwen2 0.5B"), "the first model's table comes first")
+	assert.Less(t, strings.Index(md, "| 2048 | attention | 625.0 |"), strings.Index(md, "### `q.gguf`"), "the first model's table comes first")
 
 	quality := syntheticRuns()[2]
 	quality.ModelFile = "q.gguf"
