@@ -31,6 +31,7 @@ import (
 
 type config struct {
 	model, out, embed, cacheDir, report string
+	baseline                            string
 	data, tasks                         []string
 	format, haystack, qaData            string
 	answerLoss                          bool
@@ -84,6 +85,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.embed, "embed", "", "also write a copy of the model with the predictors inside (GGUF)")
 	fs.StringVar(&c.cacheDir, "cache", "", "calibration cache (default: under the go-sdtp cache dir, keyed by model and settings)")
 	fs.StringVar(&c.report, "report", "", "write the training figures as JSON here")
+	fs.StringVar(&c.baseline, "baseline", "", "also score the held-out sequences with the predictor set in this directory (e.g. the shipped one) at the stages it has, to compare on the same records and target")
 	fs.IntVarP(&c.threads, "threads", "t", 0, "CPU threads (0 or -1 = all cores, or SDTP_THREADS)")
 	fs.BoolVarP(&c.quiet, "quiet", "q", false, "no progress bars")
 	fs.IntVar(&c.fit.Epochs, "epochs", 2, "training epochs (the best held-out epoch is kept)")
@@ -97,7 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if err := cliflag.RefuseEmpty(fs, "model", "out", "embed", "cache", "report", "target", "states", "haystack", "qa-data"); err != nil {
+	if err := cliflag.RefuseEmpty(fs, "model", "out", "embed", "cache", "report", "baseline", "target", "states", "haystack", "qa-data"); err != nil {
 		return c, err
 	}
 	if err := checkTasks(c, fs.Changed); err != nil {
@@ -175,6 +177,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var base *baseline
+	if c.baseline != "" {
+		if base, err = openBaseline(c.baseline, sched, hash, m.NEmbd()); err != nil {
+			return err
+		}
+	}
 
 	seqs, err := loadSequences(m, c)
 	if err != nil {
@@ -229,6 +237,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if i == 0 {
 			mlps, rep.Stages = res.mlps, stages
 		}
+	}
+	if base != nil {
+		rep.Baseline = base.eval(valRecs, sched.Layers, m.NEmbd(), train.Target(c.target))
 	}
 	rep.TrainingSeconds = time.Since(fitStart).Seconds()
 	rep.TotalSeconds = time.Since(start).Seconds()
@@ -423,6 +434,8 @@ type report struct {
 	TrainingSeconds    float64         `json:"training_seconds"`
 	TotalSeconds       float64         `json:"total_seconds"`
 	Variants           []variantResult `json:"variants"`
+	// Baseline: --baseline's figures on the same held-out records.
+	Baseline *baselineResult `json:"baseline,omitempty"`
 	// Decomposition of the held-out |saliency| per stage (--compare).
 	Decomposition []train.Decomposition `json:"saliency_decomposition,omitempty"`
 	Stages        []stageReport         `json:"stages"`
@@ -450,6 +463,9 @@ func printReport(w io.Writer, r report) {
 			}
 			fmt.Fprintln(w)
 		}
+	}
+	if r.Baseline != nil {
+		r.Baseline.print(w, r.Layers)
 	}
 	if len(r.Decomposition) > 0 {
 		fmt.Fprintln(w, "held-out |saliency| = ‖x‖·‖∂L/∂x‖·|cos|: Spearman of |saliency| with ‖∂L/∂x‖ and with |cos|, and mean |cos| (×1000)")

@@ -188,6 +188,69 @@ func TestTrainWithAnswersAndTasks(t *testing.T) {
 	assert.Contains(t, stderr.String(), "(of 6, 0 with answers)")
 }
 
+// --baseline scores the held-out records with an existing set: a set
+// scores them as it did in its own run, stages it lacks show "-", and a set
+// of another model, or with no stage of the run, is refused before any
+// calibration.
+func TestTrainBaseline(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.gguf")
+	require.NoError(t, testmodel.Write(model, testmodel.Llama()))
+	data := filepath.Join(dir, "text.txt")
+	require.NoError(t, os.WriteFile(data, []byte(strings.Repeat("a red fox ran past seven old barns and one new mill by the river\n", 30)), 0o644))
+	trainRun := func(layers, out string, extra ...string) (report, string, error) {
+		rep := filepath.Join(dir, out+".json")
+		args := append([]string{"--model", model, "--data", data, "--samples", "4", "--val-samples", "2", "--max-len", "64", "--min-len", "32",
+			"--layers", layers, "--keep-ratio", "0.8", "--epochs", "2", "-q", "--threads", "1", "--cache", filepath.Join(dir, "cal-"+layers),
+			"-o", filepath.Join(dir, out), "--report", rep}, extra...)
+		var stdout, stderr bytes.Buffer
+		if err := run(args, &stdout, &stderr); err != nil {
+			return report{}, stderr.String(), err
+		}
+		var r report
+		raw, err := os.ReadFile(rep)
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(raw, &r))
+		return r, stdout.String(), nil
+	}
+	first, _, err := trainRun("1,2", "first")
+	require.NoError(t, err)
+	assert.Nil(t, first.Baseline)
+
+	second, stdout, err := trainRun("1,2", "second", "--baseline", filepath.Join(dir, "first"))
+	require.NoError(t, err)
+	require.NotNil(t, second.Baseline)
+	require.Len(t, second.Baseline.Stages, 2)
+	for s, st := range second.Baseline.Stages {
+		assert.Equal(t, []int{1, 2}[s], st.Layer)
+		assert.InDelta(t, first.Variants[0].Spearman[s], st.Spearman, 1e-12, "same records, same predictor, same figure")
+		assert.InDelta(t, first.Variants[0].Kendall[s], st.Kendall, 1e-12)
+	}
+	assert.Contains(t, stdout, "baseline s")
+
+	third, stdout, err := trainRun("2,3", "third", "--baseline", filepath.Join(dir, "first"))
+	require.NoError(t, err)
+	require.Len(t, third.Baseline.Stages, 1)
+	assert.Equal(t, 2, third.Baseline.Stages[0].Layer)
+	assert.Regexp(t, `baseline s +-?\d\.\d{3} +-\n`, stdout, "no predictor at layer 3")
+
+	_, stderr, err := trainRun("3", "fourth", "--baseline", filepath.Join(dir, "first"))
+	assert.ErrorContains(t, err, "prune before layers [1 2], none of this run's [3]")
+	assert.NotContains(t, stderr, "calibration cache", "refused before calibrating")
+
+	man := filepath.Join(dir, "first", onnx.ManifestName)
+	raw, err := os.ReadFile(man)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(raw, &m))
+	m["model"].(map[string]any)["embd_hash"] = strings.Repeat("ab", 32)
+	raw, err = json.Marshal(m)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(man, raw, 0o644))
+	_, _, err = trainRun("1,2", "fifth", "--baseline", filepath.Join(dir, "first"))
+	assert.ErrorContains(t, err, "are for another model")
+}
+
 func TestBadFlags(t *testing.T) {
 	for name, args := range map[string][]string{
 		"no data":       {"-o", "x"},
@@ -224,6 +287,7 @@ func TestTrainRefusesExplicitEdgeValues(t *testing.T) {
 		{"--threads", "-2", "--threads -2"},
 		{"--cache", "", `--cache ""`},
 		{"--embed", "", `--embed ""`},
+		{"--baseline", "", `--baseline ""`},
 		{"--max-answer", "0", "--max-answer 0"},
 		{"--task-samples", "3", "--task-samples applies to --tasks"},
 		{"--tasks", "needle", `unknown task "needle"`},

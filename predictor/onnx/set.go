@@ -75,15 +75,8 @@ func Load(dir string) (*Set, error) { return LoadWith(dir, Options{}) }
 
 // LoadWith is Load with a choice of execution provider.
 func LoadWith(dir string, o Options) (*Set, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	m, err := ReadManifest(dir)
 	if err != nil {
-		return nil, fmt.Errorf("onnx predictors: %w", err)
-	}
-	var m Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("onnx predictors: %s: %w", ManifestName, err)
-	}
-	if err := m.validate(); err != nil {
 		return nil, err
 	}
 	if err := Init(""); err != nil {
@@ -105,6 +98,21 @@ func LoadWith(dir string, o Options) (*Set, error) {
 		s.outputs = append(s.outputs, out)
 	}
 	return s, nil
+}
+
+// ReadManifest reads and checks dir/predictors.json without opening its
+// ONNX files. Errors: the file is missing or malformed, or describes
+// predictors this build cannot run (predictor.ErrMismatch).
+func ReadManifest(dir string) (Manifest, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return Manifest{}, fmt.Errorf("onnx predictors: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return Manifest{}, fmt.Errorf("onnx predictors: %s: %w", ManifestName, err)
+	}
+	return m, m.validate()
 }
 
 // LoadFor is Load plus a check that the predictors were trained for the
