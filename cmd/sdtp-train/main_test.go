@@ -22,15 +22,20 @@ import (
 	"github.com/go-sdtp/sdtp/sdtp/train"
 )
 
+// tinyModelAndText writes a tiny random-weight llama model and a text file
+// of text into a new temporary directory.
+func tinyModelAndText(t *testing.T, text string) (dir, model, data string) {
+	dir = t.TempDir()
+	model, data = filepath.Join(dir, "m.gguf"), filepath.Join(dir, "text.txt")
+	require.NoError(t, testmodel.Write(model, testmodel.Llama()))
+	require.NoError(t, os.WriteFile(data, []byte(text), 0o644))
+	return dir, model, data
+}
+
 // End to end on a tiny model: calibration, training, ONNX + manifest, the
 // GGUF with heads, and a resumed calibration that reuses its cache.
 func TestTrainTinyModelEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	model := filepath.Join(dir, "m.gguf")
-	require.NoError(t, testmodel.Write(model, testmodel.Llama()))
-	text := strings.Repeat("the quick brown fox jumps over the lazy dog while the cat sat on the mat\n", 40)
-	data := filepath.Join(dir, "text.txt")
-	require.NoError(t, os.WriteFile(data, []byte(text), 0o644))
+	dir, model, data := tinyModelAndText(t, strings.Repeat("the quick brown fox jumps over the lazy dog while the cat sat on the mat\n", 40))
 	cacheDir := filepath.Join(dir, "cal")
 	out, embedded, rep := filepath.Join(dir, "pred"), filepath.Join(dir, "m-sdtp.gguf"), filepath.Join(dir, "report.json")
 	args := []string{"--model", model, "--data", data, "--samples", "4", "--val-samples", "2", "--max-len", "64",
@@ -193,11 +198,7 @@ func TestTrainWithAnswersAndTasks(t *testing.T) {
 // of another model, or with no stage of the run, is refused before any
 // calibration.
 func TestTrainBaseline(t *testing.T) {
-	dir := t.TempDir()
-	model := filepath.Join(dir, "m.gguf")
-	require.NoError(t, testmodel.Write(model, testmodel.Llama()))
-	data := filepath.Join(dir, "text.txt")
-	require.NoError(t, os.WriteFile(data, []byte(strings.Repeat("a red fox ran past seven old barns and one new mill by the river\n", 30)), 0o644))
+	dir, model, data := tinyModelAndText(t, strings.Repeat("a red fox ran past seven old barns and one new mill by the river\n", 30))
 	trainRun := func(layers, out string, extra ...string) (report, string, error) {
 		rep := filepath.Join(dir, out+".json")
 		args := append([]string{"--model", model, "--data", data, "--samples", "4", "--val-samples", "2", "--max-len", "64", "--min-len", "32",
