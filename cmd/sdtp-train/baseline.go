@@ -36,16 +36,16 @@ type baseline struct {
 
 // openBaseline reads the predictors in dir at the layers of sched, before
 // calibration, so a wrong --baseline costs no calibration time. Errors:
-// dir is not a predictor set for the model with embedding hash modelHash
-// and width d, or has no predictor at any of sched's layers.
-func openBaseline(dir string, sched sdtp.Schedule, modelHash string, d int) (*baseline, error) {
+// dir is not a predictor set for the model (onnx.Manifest.CheckModel:
+// architecture arch, nLayer layers, width d, embedding hash modelHash), or
+// has no predictor at any of sched's layers.
+func openBaseline(dir string, sched sdtp.Schedule, arch string, nLayer, d int, modelHash string) (*baseline, error) {
 	man, err := onnx.ReadManifest(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--baseline: %w", err)
 	}
-	if man.Model.EmbdHash != modelHash || man.Model.NEmbd != d {
-		return nil, fmt.Errorf("--baseline: the predictors in %s are for another model (width %d, embedding hash %.12s; this one: %d, %.12s)",
-			dir, man.Model.NEmbd, man.Model.EmbdHash, d, modelHash)
+	if err := man.CheckModel(dir, arch, nLayer, d, func() (string, error) { return modelHash, nil }); err != nil {
+		return nil, fmt.Errorf("--baseline: %w", err)
 	}
 	b := &baseline{dir: dir, mlps: make([]*predictor.MLP, len(sched.Layers))}
 	found := false

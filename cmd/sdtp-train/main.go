@@ -155,7 +155,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer m.Free()
-	if _, ok := bridge.StagedArch(m); !ok {
+	arch, ok := bridge.StagedArch(m)
+	if !ok {
 		return fmt.Errorf("%s: architecture not supported by the staged engine, so its predictors could not be used", c.model)
 	}
 	ctx, err := m.NewContext(bridge.ContextParams{NCtx: c.maxLen + c.maxAnswer + 1, NBatch: 512, Threads: c.threads})
@@ -179,7 +180,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	var base *baseline
 	if c.baseline != "" {
-		if base, err = openBaseline(c.baseline, sched, hash, m.NEmbd()); err != nil {
+		if base, err = openBaseline(c.baseline, sched, arch, m.NLayer(), m.NEmbd(), hash); err != nil {
 			return err
 		}
 	}
@@ -253,7 +254,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if c.out != "" {
 		var man onnx.Manifest
 		man.Version = 1
-		man.Model.Arch, _ = bridge.StagedArch(m)
+		man.Model.Arch = arch
 		man.Model.NLayer, man.Model.NEmbd, man.Model.EmbdHash = m.NLayer(), m.NEmbd(), hash
 		man.Layers, man.KeepRatios = sched.Layers, sched.KeepRatios
 		man.HeadKeep, man.TailKeepFrac = sdtp.HeadKeep, sdtp.TailKeepFrac

@@ -249,7 +249,7 @@ func TestTrainBaseline(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(man, raw, 0o644))
 	_, _, err = trainRun("1,2", "fifth", "--baseline", filepath.Join(dir, "first"))
-	assert.ErrorContains(t, err, "are for another model")
+	assert.ErrorContains(t, err, "were trained for another model (embedding hash mismatch)")
 }
 
 func TestBadFlags(t *testing.T) {

@@ -123,20 +123,29 @@ func LoadFor(dir, modelPath, arch string, nLayer, nEmbd int, o Options) (*Set, e
 	if err != nil {
 		return nil, err
 	}
-	want := set.Manifest.Model
-	if want.Arch != arch || want.NLayer != nLayer || want.NEmbd != nEmbd {
+	if err := set.Manifest.CheckModel(dir, arch, nLayer, nEmbd, func() (string, error) { return predictor.EmbeddingHash(modelPath) }); err != nil {
 		set.Close()
-		return nil, fmt.Errorf("%w: onnx predictors in %s are for %s (%d layers, width %d), the model is %s (%d, %d)",
+		return nil, err
+	}
+	return set, nil
+}
+
+// CheckModel says whether the predictors in dir, which m describes, were
+// trained for a model of architecture arch, nLayer layers and width nEmbd
+// whose embedding hash (predictor.EmbeddingHash) hash returns; the hash is
+// asked for only when m has one. Errors wrap predictor.ErrMismatch.
+func (m Manifest) CheckModel(dir, arch string, nLayer, nEmbd int, hash func() (string, error)) error {
+	want := m.Model
+	if want.Arch != arch || want.NLayer != nLayer || want.NEmbd != nEmbd {
+		return fmt.Errorf("%w: onnx predictors in %s are for %s (%d layers, width %d), the model is %s (%d, %d)",
 			predictor.ErrMismatch, dir, want.Arch, want.NLayer, want.NEmbd, arch, nLayer, nEmbd)
 	}
 	if want.EmbdHash != "" {
-		hash, err := predictor.EmbeddingHash(modelPath)
-		if err != nil || hash != want.EmbdHash {
-			set.Close()
-			return nil, fmt.Errorf("%w: onnx predictors in %s were trained for another model (embedding hash mismatch)", predictor.ErrMismatch, dir)
+		if h, err := hash(); err != nil || h != want.EmbdHash {
+			return fmt.Errorf("%w: onnx predictors in %s were trained for another model (embedding hash mismatch)", predictor.ErrMismatch, dir)
 		}
 	}
-	return set, nil
+	return nil
 }
 
 func (m Manifest) validate() error {
