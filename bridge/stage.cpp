@@ -221,8 +221,11 @@ void stage_graph::qkv(int il, ggml_tensor * x, ggml_tensor ** q, ggml_tensor ** 
 }
 
 ggml_tensor * stage_graph::linear(ggml_tensor * w, ggml_tensor * b, ggml_tensor * x) const {
-    if (grad_mode && (w->type == GGML_TYPE_F16 || w->type == GGML_TYPE_BF16)) {
-        w = ggml_cast(ctx, w, GGML_TYPE_F32); // ggml's out_prod (the input gradient) lacks F16
+    if (grad_mode && w->type != GGML_TYPE_F32) {
+        // The input gradient is ggml's out_prod, which lacks F16 and, for
+        // quantized weights, dequantizes every weight row once per token:
+        // one F32 copy per graph costs its memory and saves that.
+        w = ggml_cast(ctx, w, GGML_TYPE_F32);
     }
     ggml_tensor * y = ggml_mul_mat(ctx, w, x);
     return b ? ggml_add(ctx, y, b) : y;

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 )
 
@@ -106,6 +107,50 @@ func EncodeBF16(s []float32) []byte {
 		binary.LittleEndian.PutUint16(b[2*i:], Float32ToBF16(v))
 	}
 	return b
+}
+
+// Q8_0Block is the number of values in one Q8_0 block: an F16 scale d
+// followed by 32 int8 quants q, each value being d·q (ggml's block_q8_0).
+const Q8_0Block = 32
+
+// EncodeQ8_0 quantizes s to Q8_0 as ggml's reference quantizer does (d =
+// max|x|/127, q = round(x/d)) and returns the bytes, 34 per block.
+// Errors: len(s) is not a multiple of Q8_0Block.
+func EncodeQ8_0(s []float32) ([]byte, error) {
+	if len(s)%Q8_0Block != 0 {
+		return nil, fmt.Errorf("gguf: Q8_0 needs a multiple of %d values, got %d", Q8_0Block, len(s))
+	}
+	b := make([]byte, 0, len(s)/Q8_0Block*(2+Q8_0Block))
+	for blk := s; len(blk) > 0; blk = blk[Q8_0Block:] {
+		amax := float32(0)
+		for _, v := range blk[:Q8_0Block] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		d := amax / 127
+		id := float32(0)
+		if d != 0 {
+			id = 1 / d
+		}
+		b = binary.LittleEndian.AppendUint16(b, Float32ToF16(d))
+		for _, v := range blk[:Q8_0Block] {
+			b = append(b, byte(int8(math.Round(float64(v*id)))))
+		}
+	}
+	return b, nil
+}
+
+// DecodeQ8_0 dequantizes Q8_0 data (whole blocks; a trailing partial
+// block is ignored) to float32.
+func DecodeQ8_0(b []byte) []float32 {
+	const size = 2 + Q8_0Block
+	out := make([]float32, 0, len(b)/size*Q8_0Block)
+	for ; len(b) >= size; b = b[size:] {
+		d := F16ToFloat32(binary.LittleEndian.Uint16(b))
+		for _, q := range b[2:size] {
+			out = append(out, d*float32(int8(q)))
+		}
+	}
+	return out
 }
 
 // DecodeF32 decodes little-endian F32 data (a trailing partial element is ignored).

@@ -75,3 +75,47 @@ func TestBF16(t *testing.T) {
 	assert.Equal(t, in, DecodeF16(EncodeF16(in)))
 	assert.Equal(t, in, DecodeF32(EncodeF32(in)))
 }
+
+// Q8_0 keeps integer blocks whose largest magnitude is 127 exactly (d = 1),
+// an all-zero block as zeros, and any block within half a step d of its
+// values, plus what storing d in F16 adds (up to 127·2⁻¹¹·d).
+func TestQ8_0(t *testing.T) {
+	ints := make([]float32, Q8_0Block)
+	for i := range ints {
+		ints[i] = float32(i*8 - 127 + i%3)
+	}
+	ints[5] = 127
+	zeros := make([]float32, Q8_0Block)
+	rng := rand.New(rand.NewPCG(3, 4))
+	noise := make([]float32, 4*Q8_0Block)
+	for i := range noise {
+		noise[i] = float32(rng.NormFloat64() * 0.05)
+	}
+	for name, v := range map[string][]float32{"integers": ints, "zeros": zeros, "noise": noise} {
+		b, err := EncodeQ8_0(v)
+		require.NoError(t, err, name)
+		require.Len(t, b, len(v)/Q8_0Block*34, name)
+		got := DecodeQ8_0(b)
+		require.Len(t, got, len(v), name)
+		for blk := 0; blk < len(v); blk += Q8_0Block {
+			amax := 0.0
+			for _, x := range v[blk : blk+Q8_0Block] {
+				amax = math.Max(amax, math.Abs(float64(x)))
+			}
+			step := float64(F16ToFloat32(Float32ToF16(float32(amax / 127))))
+			for i := blk; i < blk+Q8_0Block; i++ {
+				assert.InDelta(t, v[i], got[i], step*(0.5+127.0/2048)+1e-7, "%s[%d]", name, i)
+			}
+		}
+	}
+	assert.Equal(t, ints, DecodeQ8_0(must(EncodeQ8_0(ints))))
+	_, err := EncodeQ8_0(make([]float32, Q8_0Block+1))
+	assert.ErrorContains(t, err, "multiple of 32")
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

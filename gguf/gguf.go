@@ -188,7 +188,7 @@ func (f *File) TensorData(name string) ([]byte, error) {
 }
 
 // TensorFloat32s returns the named tensor's data converted to float32. It
-// supports F32, F16 and BF16 tensors.
+// supports F32, F16, BF16 and Q8_0 tensors.
 func (f *File) TensorFloat32s(name string) ([]float32, error) {
 	t, ok := f.Tensor(name)
 	if !ok {
@@ -205,6 +205,8 @@ func (f *File) TensorFloat32s(name string) ([]float32, error) {
 		return DecodeF16(data), nil
 	case GGMLTypeBF16:
 		return DecodeBF16(data), nil
+	case GGMLTypeQ8_0:
+		return DecodeQ8_0(data), nil
 	}
 	return nil, fmt.Errorf("gguf: tensor %q has type %s, cannot convert to float32", name, t.Type)
 }

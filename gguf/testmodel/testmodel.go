@@ -69,9 +69,10 @@ type Config struct {
 	// (default 0.05). Norm weights are 1.
 	WeightStd float64
 	Seed      uint64
-	// F16 stores the 2-D weight matrices as F16 instead of F32 (norm vectors
-	// stay F32, as llama.cpp's converter does).
-	F16 bool
+	// WeightType is the type of the 2-D weight matrices: F32 (the zero
+	// value), F16 or Q8_0 (norm vectors and biases stay F32, as llama.cpp's
+	// converter and quantizer leave them).
+	WeightType gguf.GGMLType
 }
 
 // Llama returns a 4-layer llama config: n_embd 64, 4 heads (head_dim 16),
@@ -227,9 +228,10 @@ func Build(cfg Config) (*gguf.Writer, error) {
 	a := cfg.Arch
 	u32 := func(v int) gguf.Value { return gguf.Uint32(uint32(v)) }
 
-	fileType := 0 // LLAMA_FTYPE_ALL_F32
-	if cfg.F16 {
-		fileType = 1 // LLAMA_FTYPE_MOSTLY_F16
+	// general.file_type: LLAMA_FTYPE_ALL_F32, _MOSTLY_F16, _MOSTLY_Q8_0.
+	fileType, ok := map[gguf.GGMLType]int{gguf.GGMLTypeF32: 0, gguf.GGMLTypeF16: 1, gguf.GGMLTypeQ8_0: 7}[cfg.WeightType]
+	if !ok {
+		return nil, fmt.Errorf("testmodel: weight type %s is not one of f32, f16, q8_0", cfg.WeightType)
 	}
 	w.Set("general.architecture", gguf.String(a))
 	w.Set("general.name", gguf.String(cfg.Name))
@@ -268,7 +270,7 @@ func Build(cfg Config) (*gguf.Writer, error) {
 		w.Set("tokenizer.chat_template", gguf.String(cfg.ChatTemplate))
 	}
 
-	g := &gen{w: w, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5d7b_6d6f_6465_6c00)), std: cfg.WeightStd, f16: cfg.F16}
+	g := &gen{w: w, rng: rand.New(rand.NewPCG(cfg.Seed, 0x5d7b_6d6f_6465_6c00)), std: cfg.WeightStd, typ: cfg.WeightType}
 	nVocab, nEmbd, nFF := uint64(vocab.Size()), uint64(cfg.NEmbd), uint64(cfg.NFF)
 	nQ := uint64(cfg.HeadDim * cfg.NHead)
 	nKV := uint64(cfg.HeadDim * cfg.NHeadKV)
@@ -321,7 +323,7 @@ type gen struct {
 	w   *gguf.Writer
 	rng *rand.Rand
 	std float64
-	f16 bool
+	typ gguf.GGMLType // of the matrices
 	err error
 }
 
@@ -330,11 +332,19 @@ func (g *gen) matrix(name string, cols, rows uint64) {
 	for i := range v {
 		v[i] = float32(g.rng.NormFloat64() * g.std)
 	}
-	if g.f16 {
-		g.add(name, gguf.GGMLTypeF16, []uint64{cols, rows}, gguf.EncodeF16(v))
-	} else {
-		g.add(name, gguf.GGMLTypeF32, []uint64{cols, rows}, gguf.EncodeF32(v))
+	var data []byte
+	switch g.typ {
+	case gguf.GGMLTypeF16:
+		data = gguf.EncodeF16(v)
+	case gguf.GGMLTypeQ8_0:
+		var err error
+		if data, err = gguf.EncodeQ8_0(v); err != nil && g.err == nil {
+			g.err = fmt.Errorf("testmodel: %s: %w", name, err)
+		}
+	default:
+		data = gguf.EncodeF32(v)
 	}
+	g.add(name, g.typ, []uint64{cols, rows}, data)
 }
 
 // vector writes a random F32 vector (biases).

@@ -173,23 +173,35 @@ func TestDeterministicAndSeeded(t *testing.T) {
 	assert.Equal(t, len(b1), len(b3))
 }
 
-func TestF16(t *testing.T) {
-	cfg := Gemma3()
-	cfg.F16 = true
-	f, _ := writeAndOpen(t, cfg)
-	ft, err := f.GetUint32("general.file_type")
-	require.NoError(t, err)
-	assert.Equal(t, uint32(1), ft)
-	for _, ti := range f.Tensors {
-		if len(ti.Dims) == 2 {
-			assert.Equal(t, gguf.GGMLTypeF16, ti.Type, ti.Name)
-		} else {
-			assert.Equal(t, gguf.GGMLTypeF32, ti.Type, ti.Name)
-		}
+// Matrices are stored in the asked type, vectors in F32, and read back as
+// the random weights they encode.
+func TestWeightTypes(t *testing.T) {
+	for _, tc := range []struct {
+		typ      gguf.GGMLType
+		fileType uint32
+	}{{gguf.GGMLTypeF16, 1}, {gguf.GGMLTypeQ8_0, 7}} {
+		t.Run(tc.typ.String(), func(t *testing.T) {
+			cfg := Gemma3()
+			cfg.WeightType = tc.typ
+			f, _ := writeAndOpen(t, cfg)
+			ft, err := f.GetUint32("general.file_type")
+			require.NoError(t, err)
+			assert.Equal(t, tc.fileType, ft)
+			for _, ti := range f.Tensors {
+				if len(ti.Dims) == 2 {
+					assert.Equal(t, tc.typ, ti.Type, ti.Name)
+				} else {
+					assert.Equal(t, gguf.GGMLTypeF32, ti.Type, ti.Name)
+				}
+			}
+			w, err := f.TensorFloat32s("token_embd.weight")
+			require.NoError(t, err)
+			assert.InDelta(t, cfg.WeightStd, stddev(w), cfg.WeightStd*0.1)
+		})
 	}
-	w, err := f.TensorFloat32s("token_embd.weight")
-	require.NoError(t, err)
-	assert.InDelta(t, cfg.WeightStd, stddev(w), cfg.WeightStd*0.1)
+	cfg := Gemma3()
+	cfg.WeightType = gguf.GGMLTypeQ4_K
+	assert.ErrorContains(t, Write(filepath.Join(t.TempDir(), "x"), cfg), "weight type")
 }
 
 func TestBadConfig(t *testing.T) {

@@ -73,7 +73,8 @@ func (c *Calibrator) LossFrom(seq Sequence) int {
 
 // Run calibrates one sequence: the gradient pass over prompt and answer,
 // then the prompt's dense and oracle-pruned prefills (causal attention: the
-// prompt's streams do not depend on the answer after it).
+// prompt's streams do not depend on the answer after it); a one-stage
+// schedule needs the dense prefill only.
 func (c *Calibrator) Run(seq Sequence) (Record, error) {
 	rec := Record{Tokens: seq.Prompt, Answer: seq.Answer, LossFrom: c.LossFrom(seq)}
 	g, err := c.gradient(rec)
@@ -86,11 +87,18 @@ func (c *Calibrator) Run(seq Sequence) (Record, error) {
 	if _, err := sdtp.Prefill(context.Background(), c.Engine, dense, keepAll, rec.Tokens, c.UBatch); err != nil {
 		return rec, fmt.Errorf("dense pass: %w", err)
 	}
+	rec.Hidden = dense.hidden
+	if len(c.Schedule.Layers) == 1 {
+		// The first stage sees the dense states; with no later stage the
+		// pruned pass would only repeat the dense one.
+		rec.PrunedPos, rec.PrunedHidden = dense.pos, dense.hidden
+		return rec, nil
+	}
 	oracle := &recorder{importance: rec.Saliency}
 	if _, err := sdtp.Prefill(context.Background(), c.Engine, oracle, c.Schedule, rec.Tokens, c.UBatch); err != nil {
 		return rec, fmt.Errorf("pruned pass: %w", err)
 	}
-	rec.Hidden, rec.PrunedPos, rec.PrunedHidden = dense.hidden, oracle.pos, oracle.hidden
+	rec.PrunedPos, rec.PrunedHidden = oracle.pos, oracle.hidden
 	return rec, nil
 }
 

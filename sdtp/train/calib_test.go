@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -92,6 +93,23 @@ func TestRecordIgnoresLastKeepRatio(t *testing.T) {
 	assert.Equal(t, base, run(0.8, 0.3), "the last stage's keep ratio changes nothing recorded")
 	other := run(0.5, 0.8)
 	assert.NotEqual(t, base.PrunedPos[1], other.PrunedPos[1], "an earlier stage's keep ratio changes what the last one scores")
+}
+
+// A one-stage calibration skips the oracle-pruned prefill: its record's
+// pruned states are what that prefill records, the dense ones.
+func TestOneStageRecordIsThePrunedPass(t *testing.T) {
+	m, _, g, eng := tinyLlama(t)
+	prompt := testmodel.RandomTokens(rand.New(rand.NewPCG(9, 10)), m.NVocab(), 40)
+	cal := Calibrator{Grad: g, Engine: eng, Schedule: sdtp.Uniform([]int{2}, 0.5), UBatch: 64, LossWindow: 0.1}
+	rec, err := cal.Run(Sequence{Prompt: prompt})
+	require.NoError(t, err)
+	oracle := &recorder{importance: rec.Saliency}
+	_, err = sdtp.Prefill(context.Background(), eng, oracle, cal.Schedule, prompt, 64)
+	require.NoError(t, err)
+	require.Len(t, oracle.pos, 1)
+	assert.Equal(t, oracle.pos, rec.PrunedPos)
+	assert.Equal(t, oracle.hidden, rec.PrunedHidden)
+	assert.Equal(t, rec.Hidden, rec.PrunedHidden)
 }
 
 // The calibration cache is keyed by what changes a record: the model, the
